@@ -1,0 +1,71 @@
+"""PCIe distance between two devices, classified as ``nvidia-smi topo -m`` does.
+
+The rules (docs/distances.md gives the reasoning and sources):
+
+* ``X``    the same device.
+* ``NV#``  GPU to GPU over # NVLinks (only when NVLink facts are known).
+* ``PIX``  both devices hang off the same PCIe switch (at most one switch crossed).
+* ``PXB``  they share a switch higher up: several switches, no host bridge.
+* ``PHB``  they share a host bridge (root complex) but no switch.
+* ``NODE`` different host bridges within one NUMA node.
+* ``SYS``  different NUMA nodes (the SMP interconnect or, on NPS>1 AMD parts,
+           the inter-quadrant fabric), or locality unknown on either side.
+
+Lower rank is nearer; the planner sorts on :func:`rank`.
+"""
+
+from __future__ import annotations
+
+from pinctl.model import Gpu, PciAddress, PciInfo
+
+LEVELS = ("X", "NV", "PIX", "PXB", "PHB", "NODE", "SYS")
+
+
+def pci_level(a: PciInfo, b: PciInfo) -> str:
+    """The nvidia-smi level between two PCI devices (no NVLink)."""
+    if a.address == b.address:
+        return "X"
+    common = [s for s in a.switches if s in b.switches]
+    if common:
+        first = common[0]
+        if a.switches.index(first) == 0 and b.switches.index(first) == 0:
+            return "PIX"
+        return "PXB"
+    if a.host_bridge is not None and a.host_bridge == b.host_bridge:
+        return "PHB"
+    if a.numa_node is not None and a.numa_node == b.numa_node:
+        return "NODE"
+    return "SYS"
+
+
+def nvlink_count(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress]) -> int:
+    """Links between two GPUs: direct links, or through NVSwitches (as NVML reports).
+
+    With NVSwitch every GPU's links end on switches (peers that are not GPUs), so
+    two GPUs that both reach the fabric talk over the smaller of their link counts.
+    """
+    direct = sum(link.links for link in a.nvlinks if link.peer == b.pci.address)
+    if direct:
+        return direct
+    a_fabric = sum(link.links for link in a.nvlinks if link.peer not in gpu_addresses)
+    b_fabric = sum(link.links for link in b.nvlinks if link.peer not in gpu_addresses)
+    return min(a_fabric, b_fabric)
+
+
+def gpu_level(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress] = frozenset()) -> str:
+    """Level between two GPUs: NV# when NVLink-connected, else the PCIe level.
+
+    *gpu_addresses* (all GPUs of the node) lets NVSwitch peers be told from GPU peers.
+    """
+    if a.pci.address == b.pci.address:
+        return "X"
+    n = nvlink_count(a, b, gpu_addresses or frozenset({a.pci.address, b.pci.address}))
+    if n:
+        return f"NV{n}"
+    return pci_level(a.pci, b.pci)
+
+
+def rank(level: str) -> int:
+    """Sort key: nearer is smaller; NV# of any count sorts as NV."""
+    key = "NV" if level.startswith("NV") else level
+    return LEVELS.index(key)

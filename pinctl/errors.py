@@ -1,0 +1,43 @@
+"""One exception tree for pinctl; the CLI maps each class to an exit code.
+
+Nothing below the CLI prints or exits: library code raises one of these and the
+CLI turns it into a one-line message (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+
+class PinctlError(Exception):
+    """Base class: a problem the user can act on, reported as one line."""
+
+    exit_code = 1
+
+
+class UsageError(PinctlError):
+    """Bad option values: malformed CPU lists, unknown GPUs or NICs, empty selections."""
+
+    exit_code = 2
+
+
+class TopologyError(PinctlError):
+    """A topology source that is missing, unreadable, malformed or crashes libhwloc."""
+
+    exit_code = 3
+
+
+class PlanError(PinctlError):
+    """A plan that cannot be made, or a plan file that is invalid or untrusted."""
+
+    exit_code = 4
+
+
+class ProcessError(PinctlError):
+    """A process that vanished, or that we may not touch (EPERM)."""
+
+    exit_code = 5
+
+
+class BindError(PinctlError):
+    """A binding the user asked for did not take (or took only partly)."""
+
+    exit_code = 6

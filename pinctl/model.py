@@ -1,0 +1,259 @@
+"""The node model: plain frozen values that every layer above discovery reads.
+
+Discovery sources (live hwloc, hwloc XML, NCCL topology XML, a gathered sysfs
+tree, NVML) each fill the same model, so the planner, the renderers and the
+doctor never know where a fact came from. Identifiers are OS numbers (CPU and
+NUMA ``os_index``) and parsed PCI addresses, never hwloc's logical indexes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pinctl.errors import UsageError
+
+_PCI_RE = re.compile(
+    r"^(?:(?P<domain>[0-9a-fA-F]{1,8}):)?(?P<bus>[0-9a-fA-F]{1,2}):(?P<dev>[0-9a-fA-F]{1,2})\.(?P<fn>[0-7])$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class PciAddress:
+    """A PCI function address; NVML writes ``00000000:3B:00.0``, sysfs ``0000:3b:00.0``."""
+
+    domain: int
+    bus: int
+    dev: int
+    fn: int
+
+    @classmethod
+    def parse(cls, text: str) -> PciAddress:
+        m = _PCI_RE.match(text.strip())
+        if m is None:
+            raise UsageError(f"malformed PCI address {text!r}")
+        return cls(
+            int(m["domain"] or "0", 16), int(m["bus"], 16), int(m["dev"], 16), int(m["fn"])
+        )
+
+    def __str__(self) -> str:
+        return f"{self.domain:04x}:{self.bus:02x}:{self.dev:02x}.{self.fn}"
+
+
+@dataclass(frozen=True)
+class PciLink:
+    """PCIe link state; speeds in GT/s per lane, as sysfs and lspci report them."""
+
+    speed_gts: float | None = None
+    width: int | None = None
+    max_speed_gts: float | None = None
+    max_width: int | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """Trained below capability (slower or narrower than the maximum)."""
+        slow = self.speed_gts is not None and self.max_speed_gts is not None and self.speed_gts < self.max_speed_gts
+        narrow = self.width is not None and self.max_width is not None and self.width < self.max_width
+        return slow or narrow
+
+
+@dataclass(frozen=True)
+class PciInfo:
+    """Where a PCI device sits: its id, its link, its bridges and its CPU locality.
+
+    ``switches`` names the PCIe switches between the device and its host bridge,
+    nearest first (one id per switch, whatever the source's bridge layout);
+    ``bridges`` is the raw bridge chain, nearest first, for display.
+    ``numa_node`` is None when locality is unknown (VMs, numa_node -1).
+    """
+
+    address: PciAddress
+    class_id: int = 0
+    vendor_id: int = 0
+    device_id: int = 0
+    link: PciLink = field(default_factory=PciLink)
+    bridges: tuple[PciAddress, ...] = ()
+    switches: tuple[str, ...] = ()
+    host_bridge: str | None = None
+    numa_node: int | None = None
+    local_cpus: frozenset[int] = frozenset()
+    package: int | None = None
+
+
+@dataclass(frozen=True)
+class Package:
+    os_index: int
+    cpus: frozenset[int]
+
+
+@dataclass(frozen=True)
+class NumaNode:
+    """A NUMA domain. ``kind`` says what its memory is: dram, gpu, hbm, cxl, nvm."""
+
+    os_index: int
+    cpus: frozenset[int]
+    memory_bytes: int | None = None
+    kind: str = "dram"
+    package: int | None = None
+
+    @property
+    def cpuless(self) -> bool:
+        return not self.cpus
+
+
+@dataclass(frozen=True)
+class Core:
+    """A physical core: its hardware threads (SMT siblings) as OS CPU numbers, sorted."""
+
+    pus: tuple[int, ...]
+    package: int | None = None
+    numa_node: int | None = None
+    l3: int | None = None
+
+
+@dataclass(frozen=True)
+class CacheGroup:
+    """CPUs sharing one last-level (L3) cache; ``index`` is a stable id within the node."""
+
+    index: int
+    cpus: frozenset[int]
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class NvLink:
+    """An NVLink connection to a peer (GPU or NVSwitch) by PCI address, with link count."""
+
+    peer: PciAddress
+    links: int
+
+
+GpuVendor = Literal["nvidia", "amd", "intel", "other"]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """An accelerator. ``index`` is PCI bus order among GPUs (NVML's order)."""
+
+    index: int
+    pci: PciInfo
+    vendor: GpuVendor = "other"
+    name: str | None = None
+    uuid: str | None = None
+    memory_bytes: int | None = None
+    nvlinks: tuple[NvLink, ...] = ()
+    memory_numa_node: int | None = None
+    os_names: tuple[str, ...] = ()
+
+    @property
+    def numa_node(self) -> int | None:
+        return self.pci.numa_node
+
+
+NicKind = Literal["infiniband", "roce", "efa", "slingshot", "ethernet", "other"]
+
+
+@dataclass(frozen=True)
+class NicPort:
+    """One port of an RDMA device (or the single port of a plain NIC).
+
+    ``state`` uses the verbs names (ACTIVE, DOWN, INIT, ARMED) when known;
+    ``link_layer`` is InfiniBand or Ethernet; ``rate_gbps`` the effective rate.
+    """
+
+    number: int
+    state: str | None = None
+    phys_state: str | None = None
+    link_layer: str | None = None
+    rate_gbps: float | None = None
+    netdev: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "ACTIVE" and self.phys_state in (None, "LinkUp")
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A network device: an RDMA HCA (mlx5_N, efa, cxi) or a plain NIC (not RDMA)."""
+
+    name: str
+    kind: NicKind
+    rdma: bool
+    pci: PciInfo | None
+    ports: tuple[NicPort, ...] = ()
+    netdevs: tuple[str, ...] = ()
+
+    @property
+    def numa_node(self) -> int | None:
+        return self.pci.numa_node if self.pci else None
+
+    @property
+    def primary_port(self) -> NicPort | None:
+        """The port a plan would use: the first active one, else the first."""
+        for port in self.ports:
+            if port.active:
+                return port
+        return self.ports[0] if self.ports else None
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A block device on PCI (NVMe namespace or controller)."""
+
+    name: str
+    pci: PciInfo | None
+    model: str | None = None
+    size_bytes: int | None = None
+
+    @property
+    def numa_node(self) -> int | None:
+        return self.pci.numa_node if self.pci else None
+
+
+@dataclass(frozen=True)
+class Node:
+    """Everything pinctl knows about one machine.
+
+    ``allowed_cpus`` is the cpuset the caller may use (cgroup / affinity); it may
+    be smaller than the union of all CPUs. ``numa_distances`` is keyed by OS index
+    pairs, None when the source had no matrix. ``notes`` carries degradations
+    (no NVML, unknown locality, facts a source could not provide).
+    """
+
+    hostname: str
+    source: str
+    packages: tuple[Package, ...]
+    numa_nodes: tuple[NumaNode, ...]
+    cores: tuple[Core, ...]
+    l3_groups: tuple[CacheGroup, ...]
+    allowed_cpus: frozenset[int]
+    gpus: tuple[Gpu, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    storage: tuple[Storage, ...] = ()
+    numa_distances: tuple[tuple[int, int, int], ...] | None = None
+    notes: tuple[str, ...] = ()
+    smt_known: bool = True
+
+    @property
+    def cpus(self) -> frozenset[int]:
+        out: set[int] = set()
+        for core in self.cores:
+            out.update(core.pus)
+        return frozenset(out)
+
+    def numa(self, os_index: int) -> NumaNode | None:
+        for n in self.numa_nodes:
+            if n.os_index == os_index:
+                return n
+        return None
+
+    def distance(self, a: int, b: int) -> int | None:
+        """NUMA distance (ACPI SLIT units, 10 = local) or None when unknown."""
+        if self.numa_distances is None:
+            return None
+        for x, y, d in self.numa_distances:
+            if x == a and y == b:
+                return d
+        return None

@@ -1,0 +1,88 @@
+"""The one reader of /sys and /proc, with a settable root.
+
+Every file-based fact (IB port state, NVMe model, PCI link speed, IRQ
+affinity, kernel settings) is read through a :class:`Sysfs`, so tests point it
+at a tree under fixtures/ and ``--root`` points it at a gathered tree from
+another node (the layout hwloc-gather-topology produces). Reads never raise for
+missing files: a fact that is not there is None, and the caller decides whether
+that matters. Permission problems are told apart, because the doctor reports
+them as "skipped: needs root" rather than as a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class NeedsRoot(Exception):
+    """A file exists but this user may not read it."""
+
+
+@dataclass(frozen=True)
+class Sysfs:
+    root: str = "/"
+
+    def path(self, rel: str) -> str:
+        """Join *rel* (an absolute system path such as /sys/class/net) under the root."""
+        return os.path.join(self.root, rel.lstrip("/"))
+
+    @property
+    def is_live(self) -> bool:
+        return os.path.realpath(self.root) == "/"
+
+    def read(self, rel: str, *, strict_perm: bool = False) -> str | None:
+        """The stripped text of a file, or None when absent or unreadable.
+
+        With *strict_perm*, an unreadable existing file raises :class:`NeedsRoot`.
+        """
+        try:
+            with open(self.path(rel), encoding="utf-8", errors="replace") as f:
+                return f.read().strip()
+        except PermissionError:
+            if strict_perm:
+                raise NeedsRoot(rel) from None
+            return None
+        except OSError:
+            return None
+
+    def read_int(self, rel: str, base: int = 10) -> int | None:
+        text = self.read(rel)
+        if text is None:
+            return None
+        try:
+            return int(text, base)
+        except ValueError:
+            return None
+
+    def listdir(self, rel: str) -> list[str]:
+        """Sorted entries of a directory; empty when it is absent."""
+        try:
+            return sorted(os.listdir(self.path(rel)))
+        except OSError:
+            return []
+
+    def exists(self, rel: str) -> bool:
+        return os.path.exists(self.path(rel))
+
+    def link_name(self, rel: str) -> str | None:
+        """The last component of a symlink's target (e.g. a device's driver), or None."""
+        try:
+            return os.path.basename(os.readlink(self.path(rel)))
+        except OSError:
+            return None
+
+    def resolve(self, rel: str) -> str | None:
+        """The symlink-resolved path of *rel*, relative to the root (starting with /).
+
+        Used to find a class device's PCI parent (``/sys/class/infiniband/mlx5_0/device``).
+        Absolute link targets in a gathered tree are re-rooted.
+        """
+        full = self.path(rel)
+        if not os.path.lexists(full):
+            return None
+        real = os.path.realpath(full)
+        root = os.path.realpath(self.root)
+        if root != "/" and real.startswith(root + os.sep):
+            return real[len(root):]
+        return real
