@@ -1,0 +1,42 @@
+"""``pinctl show`` and ``pinctl snapshot``: discover the node and print or save it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from pinctl.cli.options import source_options
+
+
+@click.command()
+@source_options
+@click.option("--json", "as_json", is_flag=True, help="Print the model as JSON (schema pinctl.node/v1).")
+@click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU names, UUIDs, NVLink).")
+def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -> int:
+    """Show the node: NUMA domains, cores, GPUs, NICs, storage and their distances."""
+    from pinctl.discover.node import discover
+
+    node = discover(topology=topology, root=root, nvml=not no_nvml)
+    if as_json:
+        from pinctl.nodejson import node_to_dict
+
+        sys.stdout.write(json.dumps(node_to_dict(node), indent=2) + "\n")
+        return 0
+    from pinctl.render import draw
+    from pinctl.showview import show_items
+
+    draw(show_items(node))
+    return 0
+
+
+@click.command()
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="File to write.")
+def snapshot(output: str) -> int:
+    """Write this machine's topology (I/O devices included) as hwloc XML."""
+    from pinctl.discover.hwloc import export_xml
+
+    export_xml(output)
+    click.echo(f"wrote {output}", err=True)
+    return 0

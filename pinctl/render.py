@@ -1,0 +1,93 @@
+"""Terminal output: titled tables, drawn with rich on a TTY and as plain text otherwise.
+
+Views (what to show) are built as plain :class:`Table` values by pure code;
+this module only draws them, so the same view is rich on a terminal and
+greppable, colourless text in a pipe or with NO_COLOR set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    footer: tuple[str, ...] = field(default=())
+
+
+def use_rich(stream: TextIO) -> bool:
+    """Rich output only for a terminal, and never when NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def draw(items: list[Table | str], stream: TextIO | None = None) -> None:
+    """Draw a sequence of tables and free-standing lines."""
+    out = stream or sys.stdout
+    if use_rich(out):
+        _draw_rich(items, out)
+    else:
+        out.write(plain(items))
+
+
+def plain(items: list[Table | str]) -> str:
+    """Plain text: a title line, space-aligned columns, no colour or box characters."""
+    chunks: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            chunks.append(item + "\n")
+            continue
+        lines = [item.title]
+        widths = [len(h) for h in item.headers]
+        for row in item.rows:
+            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(item.headers, widths, strict=True)).rstrip())
+        for row in item.rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.extend(item.footer)
+        chunks.append("\n".join(lines) + "\n\n")
+    return "".join(chunks).rstrip("\n") + "\n"
+
+
+_LEVEL_STYLE = {
+    "X": "dim",
+    "PIX": "bold green",
+    "PXB": "green",
+    "PHB": "yellow",
+    "NODE": "yellow",
+    "SYS": "red",
+    "?": "dim",
+}
+
+
+def _draw_rich(items: list[Table | str], out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False)
+    for item in items:
+        if isinstance(item, str):
+            console.print(Text(item))
+            continue
+        table = RichTable(title=item.title, title_justify="left", title_style="bold")
+        for h in item.headers:
+            table.add_column(h, overflow="fold")
+        for row in item.rows:
+            cells = []
+            for c in row:
+                style = _LEVEL_STYLE.get(c) or ("cyan" if c.startswith("NV") and c[2:].isdigit() else "")
+                cells.append(Text(c, style=style))
+            table.add_row(*cells)
+        console.print(table)
+        for line in item.footer:
+            console.print(Text(line, style="dim"))
+        console.print()
