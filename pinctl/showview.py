@@ -37,8 +37,8 @@ def summary_line(node: Node) -> str:
     return (
         f"{node.hostname}: {len(node.packages)} package{'s' if len(node.packages) != 1 else ''}, {numa}, "
         f"{len(node.cores)} cores, {len(node.cpus)} CPUs ({smt}), {len(node.l3_groups)} L3 groups, "
-        f"allowed {allowed}{restricted}; {len(node.gpus)} GPUs, {rdma} RDMA NICs, "
-        f"{len(node.nics) - rdma} other NICs, {len(node.storage)} storage  [{node.source}]"
+        f"allowed {allowed}{restricted}; {_n(len(node.gpus), 'GPU')}, {_n(rdma, 'RDMA NIC')}, "
+        f"{_n(len(node.nics) - rdma, 'other NIC')}, {len(node.storage)} storage  [{node.source}]"
     )
 
 
@@ -48,6 +48,18 @@ def _devices_on(node: Node, numa: NumaNode) -> str:
     names += [n.name for n in node.nics if n.numa_node == numa.os_index]
     names += [s.name for s in node.storage if s.numa_node == numa.os_index]
     return ", ".join(names) or "-"
+
+
+def _allowed(cpus: frozenset[int], allowed: frozenset[int]) -> str:
+    if not cpus:
+        return "-"
+    if allowed == cpus:
+        return "all"
+    return format_list(allowed) if allowed else "none"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def numa_table(node: Node) -> Table:
@@ -61,7 +73,7 @@ def numa_table(node: Node) -> Table:
                 "-" if n.package is None else str(n.package),
                 n.kind + (" (CPU-less)" if n.cpuless else ""),
                 format_list(n.cpus) or "-",
-                format_list(allowed) if allowed != n.cpus else ("all" if n.cpus else "-"),
+                _allowed(n.cpus, allowed),
                 str(l3),
                 human_bytes(n.memory_bytes),
                 _devices_on(node, n),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def source_options(f: F) -> F:
+def source_options[F: Callable[..., Any]](f: F) -> F:
     """Where the topology comes from: a file, a gathered tree, or (default) this machine."""
     f = click.option(
         "--root",
