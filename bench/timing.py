@@ -1,0 +1,38 @@
+"""Shared timing for the bench scripts: median wall time of a command, as a ratio.
+
+Benchmarks compare pinctl with what users would otherwise run (``python -c pass``
+of the same interpreter, numactl, taskset), so every number is printed beside
+its baseline; absolute milliseconds on a 2-core CI box mean little.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+
+def median_ms(argv: Sequence[str], runs: int = 15, env: dict[str, str] | None = None) -> float:
+    """Median wall time of running *argv* to completion, in milliseconds (one warm-up run)."""
+    subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def baseline_ms(runs: int = 15) -> float:
+    """``python -c pass`` in this interpreter: the floor any Python tool pays."""
+    return median_ms([sys.executable, "-c", "pass"], runs)
+
+
+def report(rows: list[tuple[str, float]], base: float) -> None:
+    """Print name, milliseconds and ratio to the baseline, aligned."""
+    width = max(len(name) for name, _ in rows)
+    print(f"{'python -c pass':<{width}}  {base:8.1f} ms  1.00x")
+    for name, ms in rows:
+        print(f"{name:<{width}}  {ms:8.1f} ms  {ms / base:5.2f}x")
