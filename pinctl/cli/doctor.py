@@ -1,0 +1,156 @@
+"""``pinctl doctor``: run the node health checks, print them, exit 0/1/2 for schedulers.
+
+Exit codes follow health-check conventions (Slurm HealthCheckProgram scripts,
+node-problem-detector plugins): 0 healthy, 1 warnings, 2 failures; ``--strict``
+turns warnings into 2. A failed discovery is a finding, not an error, so the
+file-based kernel checks still run on a node whose topology cannot be read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from pinctl.cli.options import source_options
+from pinctl.cpuset import parse_list
+from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select, summarize, summary_line
+from pinctl.doctor.finding import Finding
+from pinctl.errors import PinctlError
+from pinctl.model import Node
+from pinctl.sysfs import Sysfs
+
+if TYPE_CHECKING:
+    from pinctl.planfile import PlanFile
+
+
+def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node | None, str | None]:
+    try:
+        discover = importlib.import_module("pinctl.discover.node").discover
+    except (ImportError, AttributeError) as exc:
+        return None, f"discovery not available ({exc})"
+    try:
+        # a topology file names its machine; --root then only feeds the file-based checks
+        node = discover(topology=topology, root=None if topology else root, nvml=root is None and not topology)
+        assert isinstance(node, Node)
+        return node, None
+    except PinctlError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a health check must still report the rest; --debug shows the traceback
+        if debug:
+            raise
+        return None, f"discovery crashed: {type(exc).__name__}: {exc}"
+
+
+def _plan(path: str | None) -> PlanFile | None:
+    if path is None:
+        return None
+    from pinctl.planfile import load_plan_file
+
+    return load_plan_file(path)
+
+
+def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve: str | None,
+                  plan: str | None, need_node: bool, debug: bool = False) -> DoctorContext:
+    """Gather what the selected checks need (skipping discovery or NVML when none need it)."""
+    node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
+    health = None
+    note = "NVML not queried"
+    if root is not None:
+        note = "--root given: NVML facts exist only on the live node"
+    elif not nvml:
+        note = "--no-nvml given"
+    else:
+        from pinctl.discover.nvml_health import NvmlUnavailable, query_health
+
+        result = query_health()
+        if isinstance(result, NvmlUnavailable):
+            note = f"no NVML: {result.reason}"
+        else:
+            health = result
+    housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
+    loaded = _plan(plan)
+    job_cpus = frozenset().union(*(r.cpus for r in loaded.ranks)) if loaded is not None else None
+    return DoctorContext(sysfs=Sysfs(root or "/"), node=node, health=health, nvml_note=note,
+                         discovery_error=error, housekeeping=housekeeping, job_cpus=job_cpus, plan=loaded)
+
+
+def _use_rich() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _print_rich(findings: list[Finding], verbose: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pinctl.doctor.report import ordered
+
+    style = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for col in ("level", "check", "subject", "finding"):
+        table.add_column(col)
+    area = None
+    for f in ordered(findings):
+        if area is not None and f.area != area:
+            table.add_section()
+        area = f.area
+        text = f.summary
+        if verbose or f.level in ("warn", "fail"):
+            text += "".join(f"\n  {e}" for e in f.evidence)
+            if f.remedy and f.level != "ok":
+                text += f"\n  fix: {f.remedy}"
+        table.add_row(f"[{style[f.level]}]{f.level}[/]", f.check, f.subject, text, end_section=False)
+    console = Console()
+    console.print(table)
+    console.print(summary_line(summarize(findings)), highlight=False)
+
+
+@click.command()
+@source_options
+@click.option("--json", "as_json", is_flag=True, help="Print findings and summary as JSON.")
+@click.option("--only", metavar="IDS", help="Run only these checks (ids or areas: rdma,kernel.thp-defrag).")
+@click.option("--skip", metavar="IDS", help="Skip these checks (ids or areas).")
+@click.option("--strict", is_flag=True, help="Exit 2 on warnings too.")
+@click.option("--reserve", metavar="CPUS", help="Housekeeping CPUs the plan reserves (compared with isolcpus).")
+@click.option("--plan", "plan", metavar="FILE", help="A plan file: its CPUs are the job CPUs.")
+@click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU health checks are skipped).")
+@click.option("--list", "list_checks", is_flag=True, help="List check ids and exit.")
+@click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding, not only problems.")
+@click.pass_context
+def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: bool, only: str | None,
+           skip: str | None, strict: bool, reserve: str | None, plan: str | None, no_nvml: bool,
+           list_checks: bool, verbose: bool) -> int:
+    """Find topology problems that silently slow this GPU node down.
+
+    Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures.
+    """
+    if list_checks:
+        for c in CHECKS:
+            click.echo(f"{c.id:<24} {c.title}")
+        return 0
+    checks = select(only, skip)
+    if root is not None and not os.path.isdir(root):
+        from pinctl.errors import UsageError
+
+        raise UsageError(f"--root {root!r} is not a directory")
+    need_node = any(c.needs_node for c in checks)
+    need_nvml = any(c.area in ("gpu", "procs") for c in checks)
+    debug = bool((ctx.find_root().obj or {}).get("debug"))
+    context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
+                            plan=plan, need_node=need_node, debug=debug)
+    findings = run_checks(context, checks, debug=debug)
+    if as_json:
+        from pinctl.doctor.report import to_json_value
+
+        click.echo(json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True))
+    elif _use_rich():
+        _print_rich(findings, verbose)
+    else:
+        from pinctl.doctor.report import plain_lines
+
+        click.echo("\n".join(plain_lines(findings, verbose=verbose)))
+    return exit_code(findings, strict=strict)

@@ -1,0 +1,120 @@
+"""``pinctl doctor``: the topology minutiae that silently slow a GPU node down.
+
+Each check is a small function ``(DoctorContext) -> list[Finding]`` registered
+here under a stable id (``area.name``); ids are what ``--only``/``--skip``,
+the JSON output and docs/doctor.md agree on. The runner turns a check's
+permission error into "skipped: needs root" so a health check run as an
+ordinary user degrades instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pinctl.doctor import gpu, irq, kernel, node, numa, pcie, procs, rdma
+from pinctl.doctor.finding import LEVELS, DoctorContext, Finding, needs_root
+from pinctl.errors import UsageError
+from pinctl.sysfs import NeedsRoot
+
+__all__ = ["CHECKS", "DoctorContext", "Finding", "exit_code", "run_checks", "select", "summarize"]
+
+CheckFn = Callable[[DoctorContext], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    fn: CheckFn
+    needs_node: bool = True  # False: runs on files or NVML alone, so discovery can be skipped
+
+    @property
+    def area(self) -> str:
+        return self.id.partition(".")[0]
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(node.CHECK, "topology discovery worked", node.discovery),
+    Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded),
+    Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
+    Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
+    Check(rdma.IMBALANCE, "GPUs spread evenly over RDMA NICs", rdma.nic_imbalance),
+    Check(numa.UNKNOWN, "GPU/NIC NUMA locality known", numa.unknown_locality),
+    Check(numa.MEMORYLESS, "NUMA nodes with CPUs have memory", numa.memoryless_node),
+    Check(numa.CPULESS, "CPU-less NUMA nodes are memory tiers", numa.cpuless_node),
+    Check(kernel.NUMA_BALANCING, "automatic NUMA balancing off", kernel.numa_balancing, needs_node=False),
+    Check(kernel.THP_DEFRAG, "THP defrag not 'always'", kernel.thp_defrag, needs_node=False),
+    Check(kernel.GOVERNOR, "CPU governor 'performance'", kernel.cpufreq_governor, needs_node=False),
+    Check(kernel.OFFLINE, "no offline CPUs", kernel.offline_cpus, needs_node=False),
+    Check(kernel.ISOLCPUS, "isolated CPUs vs housekeeping", kernel.isolcpus, needs_node=False),
+    Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa),
+    Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False),
+    Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False),
+    Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False),
+    Check(gpu.NVLINK, "expected NVLinks active", gpu.nvlink_missing),
+    Check(gpu.REPLAY, "no PCIe replays", gpu.pcie_replay, needs_node=False),
+    Check(procs.CHECK, "GPU processes pinned near their GPU", procs.mis_pinned),
+)
+
+
+def _parse_ids(spec: str, option: str) -> set[str]:
+    """``rdma,kernel.thp-defrag`` -> check ids; an area name selects all its checks."""
+    ids = {c.id for c in CHECKS}
+    areas = {c.area for c in CHECKS}
+    out: set[str] = set()
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        if token in ids:
+            out.add(token)
+        elif token.rstrip(".") in areas:
+            out.update(c.id for c in CHECKS if c.area == token.rstrip("."))
+        else:
+            raise UsageError(f"{option}: unknown check {token!r} (areas: {', '.join(sorted(areas))}; "
+                             "ids: pinctl doctor --list)")
+    return out
+
+
+def select(only: str | None = None, skip: str | None = None) -> tuple[Check, ...]:
+    """The checks to run, in registry order."""
+    chosen = _parse_ids(only, "--only") if only else {c.id for c in CHECKS}
+    if skip:
+        chosen -= _parse_ids(skip, "--skip")
+    return tuple(c for c in CHECKS if c.id in chosen)
+
+
+def run_checks(ctx: DoctorContext, checks: Iterable[Check] = CHECKS, *, debug: bool = False) -> list[Finding]:
+    """Run each check; a permission error becomes "needs root", a bug "skipped" (raised with *debug*)."""
+    out: list[Finding] = []
+    for check in checks:
+        try:
+            out.extend(check.fn(ctx))
+        except NeedsRoot as exc:
+            out.append(needs_root(check.id, str(exc)))
+        except Exception as exc:
+            if debug:
+                raise
+            out.append(Finding(check.id, "skipped", "pinctl", f"internal error: {type(exc).__name__}: {exc}",
+                               remedy="report this with `pinctl --debug doctor` output"))
+    return out
+
+
+def summarize(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = Counter(f.level for f in findings)
+    return {level: counts.get(level, 0) for level in LEVELS}
+
+
+def summary_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[level]} {level}" for level in LEVELS)
+
+
+def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
+    """0 all ok/skipped, 1 warnings (2 with *strict*), 2 failures."""
+    levels = {f.level for f in findings}
+    if "fail" in levels:
+        return 2
+    if "warn" in levels:
+        return 2 if strict else 1
+    return 0

@@ -1,0 +1,86 @@
+"""What a doctor check sees (the context) and what it says (findings).
+
+Checks are pure over their context except for reads through ``ctx.sysfs``, so
+tests point the reader at a fake tree and hand in a small Node. Every finding
+carries the exact facts it was drawn from (``path = value``) so an operator can
+verify it by hand, and a remedy so they know what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pinctl.model import Node
+from pinctl.sysfs import Sysfs
+
+if TYPE_CHECKING:
+    from pinctl.discover.nvml_health import NvmlHealth
+    from pinctl.planfile import PlanFile
+
+Level = Literal["ok", "warn", "fail", "skipped"]
+LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skipped")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict of one check about one subject (a device, a file, the node)."""
+
+    check: str
+    level: Level
+    subject: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+    remedy: str | None = None
+
+    @property
+    def area(self) -> str:
+        return self.check.partition(".")[0]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "check": self.check,
+            "level": self.level,
+            "subject": self.subject,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "remedy": self.remedy,
+        }
+
+
+@dataclass(frozen=True)
+class DoctorContext:
+    """Everything a check may look at.
+
+    ``node`` is None when discovery failed (``discovery_error`` says why);
+    ``health`` is None without NVML (``nvml_note`` says why). ``housekeeping``
+    come from ``--reserve``, ``job_cpus`` and ``plan`` from ``--plan``; None means not given.
+    """
+
+    sysfs: Sysfs
+    node: Node | None = None
+    health: NvmlHealth | None = None
+    nvml_note: str = "NVML not queried"
+    discovery_error: str | None = None
+    housekeeping: frozenset[int] | None = None
+    job_cpus: frozenset[int] | None = None
+    plan: PlanFile | None = None
+
+
+def ok(check: str, subject: str, summary: str, *evidence: str) -> Finding:
+    return Finding(check, "ok", subject, summary, tuple(evidence))
+
+
+def skipped(check: str, reason: str, subject: str = "node") -> Finding:
+    return Finding(check, "skipped", subject, reason)
+
+
+def needs_root(check: str, path: str) -> Finding:
+    """The verdict for a file we may not read: not a failure, just not checkable here."""
+    return Finding(check, "skipped", path, "needs root", (f"{path}: permission denied",),
+                   "run pinctl doctor as root")
+
+
+def no_node(ctx: DoctorContext, check: str) -> Finding:
+    why = ctx.discovery_error or "no topology"
+    return skipped(check, f"no topology ({why})")

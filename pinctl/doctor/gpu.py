@@ -1,0 +1,149 @@
+"""GPU health from NVML: persistence mode, lost GPUs, memory retirement, NVLink links, PCIe replays."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pinctl.discover.nvml_health import GpuHealth, NvmlHealth
+from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+
+PERSISTENCE = "gpu.persistence-mode"
+LOST = "gpu.lost"
+MEMORY = "gpu.memory-retirement"
+NVLINK = "gpu.nvlink-missing"
+REPLAY = "gpu.pcie-replay"
+
+
+def _label(g: GpuHealth) -> str:
+    return f"GPU {g.index} ({g.pci_bus_id})" if g.pci_bus_id else f"GPU {g.index}"
+
+
+def _health(ctx: DoctorContext, check: str) -> NvmlHealth | Finding:
+    if ctx.health is None:
+        return skipped(check, ctx.nvml_note)
+    if not ctx.health.gpus:
+        return skipped(check, "NVML reports no GPUs")
+    return ctx.health
+
+
+def persistence_mode(ctx: DoctorContext) -> list[Finding]:
+    h = _health(ctx, PERSISTENCE)
+    if isinstance(h, Finding):
+        return [h]
+    off = [g for g in h.gpus if g.persistence_mode is False]
+    known = [g for g in h.gpus if g.persistence_mode is not None]
+    if not known:
+        return [skipped(PERSISTENCE, "persistence mode not reported (not supported or GPUs lost)")]
+    out = [Finding(
+        PERSISTENCE, "warn", _label(g), "persistence mode is off",
+        (f"nvmlDeviceGetPersistenceMode(GPU {g.index}) = disabled",),
+        "run nvidia-persistenced (systemctl enable --now nvidia-persistenced): without it the driver "
+        "tears down and re-initialises the GPU for every job, adding seconds to each start",
+    ) for g in off]
+    return out or [ok(PERSISTENCE, "node", f"persistence mode on for {len(known)} GPUs")]
+
+
+def _nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
+    """PCI functions of NVIDIA display/3D class bound to the nvidia driver."""
+    out = []
+    for addr in ctx.sysfs.listdir("/sys/bus/pci/devices"):
+        base = f"/sys/bus/pci/devices/{addr}"
+        if ctx.sysfs.read(f"{base}/vendor") != "0x10de":
+            continue
+        if not (ctx.sysfs.read(f"{base}/class") or "").startswith("0x03"):
+            continue
+        if ctx.sysfs.link_name(f"{base}/driver") == "nvidia":
+            out.append(addr)
+    return out
+
+
+def lost(ctx: DoctorContext) -> list[Finding]:
+    h = ctx.health
+    if h is None:
+        return [skipped(LOST, ctx.nvml_note)]
+    out = [Finding(
+        LOST, "fail", f"GPU {g.index}", f"NVML cannot open the GPU: {g.error}",
+        (f"nvmlDeviceGetHandleByIndex({g.index}) -> {g.error}",),
+        "check `dmesg` for Xid 79 (fallen off the bus) or 48/63/64 (memory); drain the node and "
+        "reset the GPU (nvidia-smi -r) or reboot; replace it if it recurs",
+    ) for g in h.gpus if g.lost]
+    bound = _nvidia_pci_gpus(ctx)
+    if len(bound) > len(h.gpus):
+        out.append(Finding(
+            LOST, "fail", "node", f"{len(bound)} GPUs bound to the nvidia driver, NVML sees {len(h.gpus)}",
+            (f"/sys/bus/pci/devices/*: {len(bound)} NVIDIA display devices with driver nvidia",
+             f"nvmlDeviceGetCount() = {len(h.gpus)}"),
+            "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
+        ))
+    if not out and not h.gpus:
+        return [skipped(LOST, "NVML reports no GPUs")]
+    return out or [ok(LOST, "node", f"{len(h.gpus)} GPUs answer NVML")]
+
+
+def memory_retirement(ctx: DoctorContext) -> list[Finding]:
+    h = _health(ctx, MEMORY)
+    if isinstance(h, Finding):
+        return [h]
+    out: list[Finding] = []
+    known = 0
+    for g in h.gpus:
+        facts = (g.retired_pages_pending, g.remap_pending, g.remap_failure)
+        if all(f is None for f in facts):
+            continue
+        known += 1
+        ev = (f"GPU {g.index}: retired pages pending = {g.retired_pages_pending}, "
+              f"row remap pending = {g.remap_pending}, row remap failure = {g.remap_failure}",)
+        if g.remap_failure:
+            out.append(Finding(MEMORY, "fail", _label(g), "row remapping failed: uncorrectable memory", ev,
+                               "drain the node and have the GPU replaced (RMA)"))
+        elif g.remap_pending or g.retired_pages_pending:
+            out.append(Finding(MEMORY, "warn", _label(g), "memory retirement pending until the GPU resets",
+                               ev, "drain the node and reset the GPU (nvidia-smi -r) or reboot"))
+    if known == 0:
+        return [skipped(MEMORY, "page retirement / row remapping not reported by these GPUs")]
+    return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {known} GPUs")]
+
+
+def nvlink_missing(ctx: DoctorContext) -> list[Finding]:
+    """Fewer active links than expected: the topology's count, else the best GPU of the same model."""
+    h = _health(ctx, NVLINK)
+    if isinstance(h, Finding):
+        return [h]
+    healthy = [g for g in h.gpus if not g.lost]
+    if not any(g.nvlinks for g in healthy):
+        return [skipped(NVLINK, "no NVLink on these GPUs")]
+    expected_by_model: dict[str | None, int] = defaultdict(int)
+    for g in healthy:
+        expected_by_model[g.name] = max(expected_by_model[g.name], g.active_nvlinks)
+    topo = {}
+    if ctx.node is not None:
+        topo = {gpu.pci.address: sum(link.links for link in gpu.nvlinks) for gpu in ctx.node.gpus}
+    out: list[Finding] = []
+    for g in healthy:
+        expected = max(expected_by_model[g.name], topo.get(g.pci_bus_id, 0) if g.pci_bus_id else 0)
+        if g.active_nvlinks < expected:
+            down = [i for i, active in g.nvlinks if not active]
+            out.append(Finding(
+                NVLINK, "warn", _label(g), f"{g.active_nvlinks} of {expected} NVLinks active",
+                (f"nvmlDeviceGetNvLinkState(GPU {g.index}, link) inactive for links {down}",),
+                "check `nvidia-smi nvlink -s` and the fabric manager (NVSwitch systems: "
+                "systemctl status nvidia-fabricmanager); reseat or service the baseboard if links stay down",
+            ))
+    return out or [ok(NVLINK, "node", f"all {len(healthy)} GPUs have their expected NVLinks active")]
+
+
+def pcie_replay(ctx: DoctorContext) -> list[Finding]:
+    h = _health(ctx, REPLAY)
+    if isinstance(h, Finding):
+        return [h]
+    known = [g for g in h.gpus if g.pcie_replay_counter is not None]
+    if not known:
+        return [skipped(REPLAY, "PCIe replay counter not reported")]
+    out = [Finding(
+        REPLAY, "warn", _label(g),
+        f"{g.pcie_replay_counter} PCIe replays (cumulative since the driver loaded, not a rate)",
+        (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
+        "replays mean link-level CRC errors being retried: compare again later; a growing count "
+        "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
+    ) for g in known if (g.pcie_replay_counter or 0) > 0]
+    return out or [ok(REPLAY, "node", f"no PCIe replays on {len(known)} GPUs")]

@@ -1,0 +1,118 @@
+"""PCIe links trained below capability, for GPUs, RDMA NICs, NVMe and the bridges above them.
+
+A link that came up narrower (x8 instead of x16) or slower (Gen3 instead of
+Gen5) after a bad reseat, a dirty connector or a BIOS setting halves the
+bandwidth silently. The capability of a link is the smaller of both ends'
+maxima (a Gen5 GPU in a Gen4 slot is not degraded), as lspci's "(downgraded)"
+mark does; the partner of a function is one of its chain neighbours, so the
+smallest neighbour maximum is used (never a false alarm, may miss a few).
+GPUs lower their link *speed* when idle to save power, so a GPU link that is
+only slower (not narrower) is noted, not warned about.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
+from pinctl.model import PciAddress, PciInfo
+
+CHECK = "pcie.link-degraded"
+_NUM = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)")
+
+
+def _speed(text: str | None) -> float | None:
+    """``16.0 GT/s PCIe`` / ``8 GT/s`` -> GT/s; ``Unknown`` -> None."""
+    m = _NUM.match(text or "")
+    return float(m.group(1)) if m else None
+
+
+def _width(text: str | None) -> int | None:
+    return int(text) if text and text.strip().isdigit() and int(text) > 0 else None
+
+
+class _Link:
+    def __init__(self, speed: float | None, max_speed: float | None, width: int | None,
+                 max_width: int | None, evidence: tuple[str, ...]) -> None:
+        self.speed, self.max_speed, self.width, self.max_width = speed, max_speed, width, max_width
+        self.evidence = evidence
+
+
+def _read(ctx: DoctorContext, addr: PciAddress) -> _Link | None:
+    base = f"/sys/bus/pci/devices/{addr}"
+    names = ("current_link_speed", "max_link_speed", "current_link_width", "max_link_width")
+    values = {n: ctx.sysfs.read(f"{base}/{n}", strict_perm=True) for n in names}
+    if all(v is None for v in values.values()):
+        return None
+    evidence = tuple(f"{base}/{n} = {v}" for n, v in values.items() if v is not None)
+    return _Link(_speed(values["current_link_speed"]), _speed(values["max_link_speed"]),
+                 _width(values["current_link_width"]), _width(values["max_link_width"]), evidence)
+
+
+def _from_model(pci: PciInfo) -> _Link | None:
+    lk = pci.link
+    if lk.speed_gts is None and lk.width is None:
+        return None
+    ev = (f"{pci.address} (topology): {lk.speed_gts} GT/s x{lk.width}, max {lk.max_speed_gts} GT/s "
+          f"x{lk.max_width}",)
+    return _Link(lk.speed_gts, lk.max_speed_gts, lk.width, lk.max_width, ev)
+
+
+def _cap(own: float | int | None, partners: list[float | int | None]) -> float | int | None:
+    known = [p for p in partners if p is not None]
+    if own is None:
+        return None
+    return min([own, *known]) if known else own
+
+
+def link_degraded(ctx: DoctorContext) -> list[Finding]:
+    if ctx.node is None:
+        return [no_node(ctx, CHECK)]
+    node = ctx.node
+    devices: list[tuple[str, PciInfo, bool]] = []
+    devices += [(f"GPU {g.index}", g.pci, True) for g in node.gpus]
+    devices += [(f"NIC {n.name}", n.pci, False) for n in node.nics if n.rdma and n.pci]
+    devices += [(f"NVMe {s.name}", s.pci, False) for s in node.storage if s.pci]
+    if not devices:
+        return [skipped(CHECK, "no GPUs, RDMA NICs or NVMe in the topology")]
+    out: list[Finding] = []
+    seen: set[PciAddress] = set()
+    checked = 0
+    for label, pci, is_gpu in devices:
+        chain = [pci.address, *pci.bridges]
+        links = [_read(ctx, a) for a in chain]
+        if links[0] is None:
+            links[0] = _from_model(pci)
+        for i, addr in enumerate(chain):
+            link = links[i]
+            if link is None or addr in seen:
+                continue
+            seen.add(addr)
+            checked += 1
+            neighbours = [links[j] for j in (i - 1, i + 1) if 0 <= j < len(links)]
+            partners = [n for n in neighbours if n is not None]
+            cap_speed = _cap(link.max_speed, [p.max_speed for p in partners])
+            cap_width = _cap(link.max_width, [p.max_width for p in partners])
+            slow = link.speed is not None and cap_speed is not None and link.speed < cap_speed
+            narrow = link.width is not None and cap_width is not None and link.width < cap_width
+            subject = f"{label} ({addr})" if i == 0 else f"bridge {addr} above {label}"
+            idle_gpu_link = is_gpu and i <= 1
+            if narrow or (slow and not idle_gpu_link):
+                what = " and ".join(
+                    w for w, bad in ((f"x{link.width} of x{cap_width}", narrow),
+                                     (f"{link.speed:g} of {cap_speed:g} GT/s" if slow else "", slow)) if bad
+                )
+                out.append(Finding(
+                    CHECK, "warn", subject, f"link trained at {what}", link.evidence,
+                    "reseat the card/cable or check the slot and BIOS PCIe settings; "
+                    "compare with `lspci -vv` LnkCap/LnkSta",
+                ))
+            elif slow:
+                out.append(ok(CHECK, subject,
+                              f"link at {link.speed:g} of {cap_speed:g} GT/s: GPUs lower link speed "
+                              "when idle; recheck under load", *link.evidence))
+    if checked == 0:
+        return [skipped(CHECK, "no PCIe link files (current_link_speed/width) for these devices")]
+    if not out:
+        out.append(ok(CHECK, "node", f"{checked} PCIe links at full speed and width"))
+    return out

@@ -1,0 +1,56 @@
+"""Processes on GPUs pinned badly: what ``pinctl check --gpu-procs`` finds, as doctor findings.
+
+The NVML process list (pinctl.discover.nvml_procs), the /proc facts and the
+verdicts (pinctl.procchecks) belong to ``pinctl check``; this module only
+adapts them, so there is one parser and one judgement. Without a plan the
+verdicts are what needs no plan (GPU processes sharing CPUs); with ``--plan``
+they include CPUs and memory outside each rank's plan.
+"""
+
+from __future__ import annotations
+
+from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+
+CHECK = "procs.mis-pinned"
+_GONE = "process does not exist"  # exited between the NVML query and /proc: not a finding
+
+
+def mis_pinned(ctx: DoctorContext) -> list[Finding]:
+    if not ctx.sysfs.is_live:
+        return [skipped(CHECK, "--root given: processes exist only on the live node")]
+    if ctx.health is None:
+        return [skipped(CHECK, ctx.nvml_note)]
+    try:
+        from pinctl.discover.nvml_procs import gpu_processes
+        from pinctl.procchecks import evaluate, gather
+        from pinctl.procinfo import node_cpus, online_nodes
+    except ImportError as exc:
+        return [skipped(CHECK, f"not available: {exc}")]
+    per_gpu, note = gpu_processes()
+    if per_gpu is None:
+        return [skipped(CHECK, note or "NVML process query failed")]
+    found: dict[int, list[int]] = {}
+    for g in per_gpu:
+        for pid in g.pids:
+            found.setdefault(pid, []).append(g.index)
+    if not found:
+        return [skipped(CHECK, "no processes on the GPUs")]
+    facts = [gather(pid, gpus=tuple(gpus), sysfs=ctx.sysfs) for pid, gpus in sorted(found.items())]
+    if ctx.node is not None:
+        cpus = {n.os_index: n.cpus for n in ctx.node.numa_nodes}
+    else:
+        cpus = {n: node_cpus(ctx.sysfs, n) or frozenset() for n in online_nodes(ctx.sysfs)}
+    issues = evaluate(facts, ctx.plan, cpus)
+    out: list[Finding] = []
+    for f in facts:
+        problems = [p for p in issues.get(f.pid, []) if p != _GONE]
+        if f.exists and problems:
+            out.append(Finding(
+                CHECK, "warn", f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
+                problems[0], tuple(problems),
+                "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
+                "`pinctl check --gpu-procs` shows the details",
+            ))
+    live = sum(1 for f in facts if f.exists)
+    plan_note = "against the plan" if ctx.plan is not None else "no plan given: only CPU sharing is judged"
+    return out or [ok(CHECK, "node", f"{live} GPU processes pinned apart ({plan_note})")]

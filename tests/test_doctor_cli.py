@@ -1,0 +1,199 @@
+"""``pinctl doctor`` as an operator or a scheduler health check uses it: exit codes, JSON, selection."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from doctor_nodes import FIXTURES
+from test_doctor_gpu import FakeGpu, fake_pynvml
+
+from pinctl.cli import run
+from pinctl.doctor import CHECKS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = run(["doctor", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_healthy_tree_exits_0_with_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--only", "kernel,rdma.port-down")
+    assert rc == 0
+    assert out.rstrip().splitlines()[-1] == "6 ok, 0 warn, 0 fail, 0 skipped"
+    assert "[kernel]" in out and "[rdma]" in out and "\x1b[" not in out
+
+
+def test_warnings_exit_1_and_2_with_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--root", str(FIXTURES / "bad"), "--only", "kernel")
+    rc, out, _ = doctor(capsys, *args)
+    assert rc == 1
+    assert "WARN    kernel.thp-defrag" in out and "fix: " in out
+    rc, _, _ = doctor(capsys, *args, "--strict")
+    assert rc == 2
+
+
+def test_failure_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("0000:18:00.0"), FakeGpu("x", lost=True)]))
+    rc, out, _ = doctor(capsys, "--only", "gpu.lost,gpu.persistence-mode")
+    assert rc == 2
+    assert "FAIL    gpu.lost" in out and "GPU is lost" in out
+
+
+def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--json", "--skip", "procs")
+    data = json.loads(out)
+    assert data["schema"] == "pinctl.doctor/v1"
+    assert set(data["summary"]) == {"ok", "warn", "fail", "skipped"}
+    levels = [f["level"] for f in data["findings"]]
+    assert data["summary"]["warn"] == levels.count("warn") and sum(data["summary"].values()) == len(levels)
+    assert data["exit_code"] == rc
+    first = data["findings"][0]
+    assert set(first) == {"check", "level", "subject", "summary", "evidence", "remedy"}
+    assert isinstance(first["evidence"], list)
+    checks = {f["check"] for f in data["findings"]}
+    assert {"kernel.numa-balancing", "rdma.port-down"} <= checks and "procs.mis-pinned" not in checks
+    # NVML is never asked about a gathered tree
+    gpu = [f for f in data["findings"] if f["check"] == "gpu.lost"]
+    assert gpu[0]["level"] == "skipped" and "--root" in gpu[0]["summary"]
+
+
+def test_only_and_skip_by_area_and_id(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "rdma")
+    assert {f["check"] for f in json.loads(out)["findings"]} == {
+        "rdma.port-down", "rdma.no-gdr-path", "rdma.nic-imbalance"}
+    _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "kernel",
+                       "--skip", "kernel.isolcpus,kernel.thp-defrag")
+    assert {f["check"] for f in json.loads(out)["findings"]} == {
+        "kernel.numa-balancing", "kernel.cpufreq-governor", "kernel.offline-cpus"}
+
+
+def test_unknown_check_id_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = doctor(capsys, "--only", "kernel,bogus")
+    assert rc == 2 and out == ""
+    assert err.startswith("pinctl: error: --only: unknown check 'bogus'") and err.count("\n") == 1
+
+
+def test_reserve_against_isolcpus(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.isolcpus", "--reserve", "0-1")
+    assert rc == 1 and "housekeeping CPUs are isolated" in out
+    rc, _, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.isolcpus", "--reserve", "2-3")
+    assert rc == 0
+
+
+def test_root_tree_runs_every_check_without_crashing(capsys: pytest.CaptureFixture[str]) -> None:
+    for case in ("good", "bad", "vm", "dgx"):
+        rc, out, err = doctor(capsys, "--root", str(FIXTURES / case), "--json")
+        data = json.loads(out)
+        assert rc in (0, 1, 2) and err == ""
+        assert {f["check"] for f in data["findings"]} == {c.id for c in CHECKS}
+        assert not any("internal error" in f["summary"] for f in data["findings"])
+
+
+def test_list_names_every_check(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = doctor(capsys, "--list")
+    assert rc == 0 and [line.split()[0] for line in out.splitlines()] == [c.id for c in CHECKS]
+
+
+def test_rich_table_on_a_tty(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pinctl.cli.doctor as cli_doctor
+
+    monkeypatch.setattr(cli_doctor, "_use_rich", lambda: True)
+    rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.thp-defrag")
+    assert rc == 1 and "kernel.thp-defrag" in out and "┃" in out
+    assert "0 ok, 1 warn, 0 fail, 0 skipped" in out
+
+
+def test_live_machine_run_is_quick() -> None:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pinctl", "doctor"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode in (0, 1, 2), proc.stderr
+    assert "ok," in proc.stdout.splitlines()[-1] and "Traceback" not in proc.stderr
+    assert time.monotonic() - start < 20
+
+
+# Runs the doctor in a child that drops to an unprivileged user after its imports (the
+# interpreter may live where that user cannot read), so the mode-000 file is really unreadable.
+_UNPRIVILEGED = """
+import json, os, sys
+import pinctl.cli, pinctl.cli.doctor, pinctl.doctor.report, pinctl.discover.nvml_health
+from pinctl.cli import run
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+sys.exit(run(sys.argv[1:]))
+"""
+
+
+def test_unreadable_file_is_skipped_needs_root() -> None:
+    with tempfile.TemporaryDirectory() as top:
+        os.chmod(top, 0o755)
+        tree = Path(top) / "tree"
+        shutil.copytree(FIXTURES / "bad", tree)
+        (tree / "proc/sys/kernel/numa_balancing").chmod(0)
+        proc = subprocess.run(
+            [sys.executable, "-c", _UNPRIVILEGED, "doctor", "--root", str(tree), "--json",
+             "--only", "kernel.numa-balancing,kernel.thp-defrag"],
+            capture_output=True, text=True, timeout=60, cwd=REPO,
+        )
+        if proc.returncode not in (0, 1, 2):
+            pytest.skip(f"unprivileged run failed: {proc.stderr[-300:]}")
+        findings = {f["check"]: f for f in json.loads(proc.stdout)["findings"]}
+        assert findings["kernel.numa-balancing"]["level"] == "skipped"
+        assert findings["kernel.numa-balancing"]["summary"] == "needs root"
+        assert findings["kernel.thp-defrag"]["level"] == "warn"  # the readable file is still checked
+
+
+def test_generator_reproduces_the_committed_trees(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(REPO / "fixtures" / "gen_doctor.py"), str(tmp_path)], check=True)
+
+    def same(a: Path, b: Path) -> None:
+        cmp = filecmp.dircmp(a, b)
+        assert not cmp.left_only and not cmp.right_only, (a, cmp.left_only, cmp.right_only)
+        _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+        assert not mismatch and not errors, (a, mismatch, errors)
+        for sub in cmp.common_dirs:
+            same(a / sub, b / sub)
+
+    same(tmp_path, FIXTURES)
+
+
+def test_every_check_has_a_docs_section_with_a_source() -> None:
+    text = (REPO / "docs" / "doctor.md").read_text(encoding="utf-8")
+    sections = {s.split("\n", 1)[0].strip(): s for s in text.split("\n## ")[1:]}
+    for c in CHECKS:
+        assert c.id in sections, f"docs/doctor.md lacks a section for {c.id}"
+        if c.id not in ("node.discovery", "procs.mis-pinned"):
+            assert "https://" in sections[c.id], f"{c.id} section cites no source"
+
+
+def test_gathered_tree_with_a_topology_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The DGX H100 model from its hwloc XML, the file facts from the matching doctor tree."""
+    hwloc = REPO / "fixtures" / "hwloc"
+    if not (hwloc / "dgx-h100.xml").is_file() or not (hwloc / "dgx-h100-portdown.xml").is_file():
+        pytest.skip("fixtures/hwloc DGX files not generated")
+    root = str(FIXTURES / "dgx")
+    rc, out, _ = doctor(capsys, "--root", root, "--topology", str(hwloc / "dgx-h100.xml"), "--json")
+    data = json.loads(out)
+    if any(f["check"] == "node.discovery" and f["level"] != "ok" for f in data["findings"]):
+        pytest.skip("topology discovery not available here")
+    assert rc == 0 and data["summary"]["warn"] == data["summary"]["fail"] == 0
+    ran = {f["check"] for f in data["findings"] if f["level"] == "ok"}
+    assert {"pcie.link-degraded", "rdma.no-gdr-path", "irq.remote-numa", "numa.unknown-locality"} <= ran
+    # GPU 3's own NIC is down in this model: it now reaches a NIC only across the socket's root complexes
+    rc, out, _ = doctor(capsys, "--root", root, "--topology", str(hwloc / "dgx-h100-portdown.xml"), "--json",
+                        "--only", "rdma.no-gdr-path")
+    (finding,) = json.loads(out)["findings"]
+    assert rc == 1 and finding["subject"] == "GPU 3 (0000:61:00.0)" and "NODE" in finding["summary"]
+    assert any("without an active port" in e for e in finding["evidence"])
