@@ -1,0 +1,68 @@
+"""The hwloc source: the live system, an hwloc XML file or a gathered sysfs tree, as a Node.
+
+The public face of the pyhwloc adapter. Files are checked first
+(:mod:`pinctl.discover.xmlcheck`), then libhwloc loads and the tree is converted
+in a forked child (:mod:`pinctl.discover.hwloc_load`), so neither a bad file nor a
+libhwloc crash can take pinctl down: each becomes a one-line TopologyError.
+pyhwloc is imported only when one of these functions is called.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from pinctl.errors import TopologyError
+
+if TYPE_CHECKING:
+    from pinctl.model import Node
+
+
+def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
+    """Discover a Node with hwloc.
+
+    With neither argument: the live system (allowed_cpus = cgroup cpuset and this
+    process's affinity). *xml_path*: an hwloc XML v2/v3 file (``lstopo --of xml``,
+    ``pinctl snapshot``); hwloc 1.x XML is refused with the command that converts
+    it. *fsroot*: a tree gathered by hwloc-gather-topology (its ``sys`` and
+    ``proc`` under one folder).
+    """
+    from pinctl.discover import hwloc_load
+    from pinctl.discover.xmlcheck import check_hwloc_xml
+
+    if xml_path is not None and fsroot is not None:
+        raise TopologyError("give either an hwloc XML file or a gathered sysfs tree, not both")
+    if xml_path is not None:
+        checked = check_hwloc_xml(xml_path)
+        src = hwloc_load.Source(
+            kind="xml", what=xml_path, label=f"hwloc-xml:{xml_path}", xml_text=checked.text, notes=checked.repairs
+        )
+    elif fsroot is not None:
+        src = hwloc_load.Source(kind="fsroot", what=fsroot, label=f"sysfs:{fsroot}", fsroot=_check_fsroot(fsroot))
+    else:
+        src = hwloc_load.Source(kind="live", what="the live system", label="live")
+    return hwloc_load.load_node(src)
+
+
+def _check_fsroot(fsroot: str) -> str:
+    """The absolute root of a gathered tree; libhwloc would silently read nothing from a wrong one."""
+    from pinctl.sysfs import Sysfs
+
+    if not os.path.isdir(fsroot):
+        raise TopologyError(f"gathered sysfs tree not found: {fsroot} is not a directory")
+    root = os.path.abspath(fsroot)
+    if not Sysfs(root).exists("/sys/devices/system/cpu"):
+        raise TopologyError(f"{fsroot} is not a gathered sysfs tree (no sys/devices/system/cpu under it)")
+    return root
+
+
+def export_xml(path: str) -> None:
+    """Write the live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
+    from pinctl.discover.hwloc_load import export_live_xml
+
+    text = export_live_xml()
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise TopologyError(f"cannot write topology snapshot {path}: {e.strerror or e}") from None
