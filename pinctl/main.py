@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
             rc = try_fast_launch(args[1:])
             if rc is not None:
                 return rc
+    elif args[:1] == ["pin"]:  # plain `pin PID... --cpus LIST` re-pins without click too (pinctl/fastpin.py)
+        from pinctl.fastpin import try_fast_pin
+
+        rc = try_fast_pin(args[1:])
+        if rc is not None:
+            return rc
     from pinctl.cli import run
 
     return run(args)

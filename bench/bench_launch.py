@@ -1,0 +1,83 @@
+"""How long ``pinctl launch --plan P -- /bin/true`` takes from start to exec, beside numactl, taskset, python.
+
+Usage: python bench/bench_launch.py [--runs N]. Prints the median wall time of N runs
+of each command (interleaved, so drift hits all alike) and its ratio to a bare
+``python -c pass`` of the same interpreter; the goal is launch within 3x of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_once(argv: list[str]) -> float:
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ)
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
+    return elapsed
+
+
+def write_plan(directory: str) -> str:
+    cpu = min(os.sched_getaffinity(0))
+    plan = {
+        "schema": "pinctl.plan/v1",
+        "node": {"hostname": os.uname().nodename, "source": "bench", "fingerprint": "bench"},
+        "options": {},
+        "ranks": [{"local_rank": 0, "gpu": None, "numa_node": 0, "cpus": [cpu], "cpulist": str(cpu), "mems": [0],
+                   "mem_policy": "bind", "nics": [], "storage": [],
+                   "env": {"LOCAL_RANK": "0", "OMP_NUM_THREADS": "1"}}],
+        "warnings": [],
+    }  # fmt: skip
+    path = Path(directory) / "plan.json"
+    path.write_text(json.dumps(plan, indent=2))
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    python = sys.executable
+    true = shutil.which("true") or "/bin/true"
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = write_plan(tmp)
+        script = Path(python).with_name("pinctl")
+        commands: dict[str, list[str]] = {"python -c pass": [python, "-c", "pass"]}
+        if script.exists():
+            commands["pinctl launch --plan P -- true"] = [str(script), "launch", "--plan", plan, "--local-rank", "0",
+                                                          "--", true]  # fmt: skip
+        commands["python -m pinctl launch --plan P -- true"] = [
+            python, "-m", "pinctl", "launch", "--plan", plan, "--local-rank", "0", "--", true,
+        ]  # fmt: skip
+        commands["pinctl launch -C 0 -- true (click path)"] = [python, "-m", "pinctl", "launch", "-C", "0", "--", true]
+        if shutil.which("numactl"):
+            commands["numactl --physcpubind=0 true"] = [shutil.which("numactl") or "", "--physcpubind=0", true]
+        if shutil.which("taskset"):
+            commands["taskset -c 0 true"] = [shutil.which("taskset") or "", "-c", "0", true]
+        commands["true"] = [true]
+        for argv in commands.values():  # warm the page cache
+            run_once(argv)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, argv in commands.items():
+                samples[name].append(run_once(argv))
+    base = statistics.median(samples["python -c pass"])
+    print(f"{'command':45} {'median ms':>10} {'x python -c pass':>17}")
+    for name, times in samples.items():
+        med = statistics.median(times)
+        print(f"{name:45} {med * 1000:10.2f} {med / base:17.2f}")
+
+
+if __name__ == "__main__":
+    main()

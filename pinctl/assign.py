@@ -1,0 +1,183 @@
+"""Device assignment: which NICs and which storage each GPU (or CPU-only rank) uses.
+
+Nearest-first per GPU overloads one HCA when several GPUs tie on it (two GPUs
+on a switch with one NIC, or every GPU at SYS on a VM). So this is solved as a
+transportation problem: minimum total PCIe distance, each consumer taking K
+distinct devices, each device serving at most ceil(K * consumers / devices).
+It is a small min-cost flow (successive shortest paths, Dijkstra with
+potentials): exact, and fast at 16 GPUs x 16 NICs. Ties are broken
+deterministically: among all optimal assignments, GPU 0 gets the lowest-named
+devices it can, then GPU 1, and so on (the tie costs are weighted so that they
+never outweigh a distance step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pinctl.distance import pci_level, rank
+from pinctl.model import Nic, NicPort, PciInfo
+
+# Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
+# "eth" (RoCE) and "other" (unknown link layer on an unknown kind).
+_FABRIC_KINDS = ("efa", "slingshot")
+
+
+@dataclass(frozen=True)
+class NicCandidate:
+    """A usable RDMA NIC and the port a plan would use (None: the NIC reported no ports)."""
+
+    nic: Nic
+    port: NicPort | None
+
+
+def port_class(nic: Nic, port: NicPort | None) -> str:
+    """The link-layer class of a NIC port: ib, eth or other."""
+    if nic.kind in _FABRIC_KINDS:
+        return "ib"
+    layer = (port.link_layer or "").lower() if port else ""
+    if layer == "infiniband":
+        return "ib"
+    if layer == "ethernet":
+        return "eth"
+    return {"infiniband": "ib", "roce": "eth"}.get(nic.kind, "other")
+
+
+def _port_choices(nic: Nic) -> list[tuple[NicPort | None, bool]]:
+    """Usable ports, active ones first: (port, state_known). Down ports never appear."""
+    if not nic.ports:
+        return [(None, False)]
+    active = [(p, True) for p in nic.ports if p.active]
+    unknown = [(p, False) for p in nic.ports if p.state is None]
+    return active + unknown
+
+
+def usable_nics(nics: Sequence[Nic], link_layer: str) -> tuple[list[NicCandidate], list[str]]:
+    """RDMA NICs with a usable port, filtered by *link_layer* (ib, eth, any); warnings alongside."""
+    warnings: list[str] = []
+    rdma = sorted((n for n in nics if n.rdma), key=lambda n: n.name)
+
+    def pick(allowed: tuple[str, ...]) -> list[tuple[NicCandidate, bool]]:
+        out = []
+        for nic in rdma:
+            for port, known in _port_choices(nic):
+                if port_class(nic, port) in allowed:
+                    out.append((NicCandidate(nic, port), known))
+                    break
+        return out
+
+    wanted = {"ib": ("ib",), "eth": ("eth",), "any": ("ib", "eth", "other")}[link_layer]
+    chosen = pick(wanted)
+    if not chosen and link_layer == "ib":
+        chosen = pick(("ib", "eth", "other"))
+        if chosen:
+            warnings.append("no usable InfiniBand NIC: falling back to the other RDMA NICs (RoCE or unknown)")
+    if not chosen and rdma:
+        what = {"ib": "RDMA", "eth": "RoCE", "any": "RDMA"}[link_layer]
+        warnings.append(f"no usable {what} NIC (every port down or filtered by --nic-link-layer): no NIC assigned")
+    for cand, known in chosen:
+        if not known:
+            where = f"port {cand.port.number}" if cand.port else "its port"
+            warnings.append(f"NIC {cand.nic.name}: state of {where} is unknown; assuming it is usable")
+    return [c for c, _ in chosen], warnings
+
+
+def level_between(a: PciInfo | None, b: PciInfo | None) -> str:
+    """PCIe level between two devices; SYS when either has no PCI facts."""
+    if a is None or b is None:
+        return "SYS"
+    return pci_level(a, b)
+
+
+def assign(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]]:
+    """Choose *per_consumer* distinct suppliers for each consumer: minimum total distance, balanced.
+
+    *levels[i][j]* is the distance level (X, PIX, ... SYS) from consumer i to
+    supplier j; suppliers are given in tie-break order (by name). Each supplier
+    serves at most ceil(per_consumer * consumers / suppliers). Returns, per
+    consumer, the chosen supplier indexes sorted by (distance, index).
+    """
+    g = len(levels)
+    n = len(levels[0]) if g else 0
+    k = min(per_consumer, n)
+    if g == 0 or n == 0 or k <= 0:
+        return [[] for _ in range(g)]
+    cap = -(-k * g // n)
+    base = k * n + 1
+    weight = [base ** (g - 1 - i) for i in range(g)]
+    scale = base**g
+    cost = [[rank(levels[i][j]) * scale + j * weight[i] for j in range(n)] for i in range(g)]
+    chosen = _min_cost_flow(cost, k, cap)
+    return [sorted(row, key=lambda j: (rank(levels[i][j]), j)) for i, row in enumerate(chosen)]
+
+
+def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[int]]:
+    """Successive shortest paths on source -> consumers -> suppliers -> sink (dense, small)."""
+    g, n = len(cost), len(cost[0])
+    size = g + n + 2
+    src, sink = 0, g + n + 1
+    # Residual graph as adjacency lists of edge ids; edge arrays hold to, capacity, cost.
+    to: list[int] = []
+    capa: list[int] = []
+    ecost: list[int] = []
+    adj: list[list[int]] = [[] for _ in range(size)]
+
+    def edge(u: int, v: int, c: int, w: int) -> None:
+        adj[u].append(len(to))
+        to.append(v)
+        capa.append(c)
+        ecost.append(w)
+        adj[v].append(len(to))
+        to.append(u)
+        capa.append(0)
+        ecost.append(-w)
+
+    for i in range(g):
+        edge(src, 1 + i, demand, 0)
+    pair_edge: dict[tuple[int, int], int] = {}
+    for i in range(g):
+        for j in range(n):
+            pair_edge[(i, j)] = len(to)
+            edge(1 + i, 1 + g + j, 1, cost[i][j])
+    for j in range(n):
+        edge(1 + g + j, sink, cap, 0)
+
+    potential = [0] * size
+    for _ in range(g * demand):
+        dist: list[int | None] = [None] * size
+        prev_edge = [-1] * size
+        dist[src] = 0
+        done = [False] * size
+        while True:
+            u, best = -1, None
+            for v in range(size):
+                dv = dist[v]
+                if not done[v] and dv is not None and (best is None or dv < best):
+                    u, best = v, dv
+            if u < 0 or best is None:
+                break
+            done[u] = True
+            for e in adj[u]:
+                if capa[e] <= 0:
+                    continue
+                v = to[e]
+                nd = best + ecost[e] + potential[u] - potential[v]
+                dv = dist[v]
+                if dv is None or nd < dv:
+                    dist[v] = nd
+                    prev_edge[v] = e
+        d_sink = dist[sink]
+        if d_sink is None:
+            break  # cannot happen with cap * suppliers >= demand * consumers
+        for v in range(size):
+            dv = dist[v]
+            if dv is not None:
+                potential[v] += dv
+        v = sink
+        while v != src:
+            e = prev_edge[v]
+            capa[e] -= 1
+            capa[e ^ 1] += 1
+            v = to[e ^ 1]
+    return [[j for j in range(n) if capa[pair_edge[(i, j)]] == 0] for i in range(g)]

@@ -1,0 +1,153 @@
+"""``pinctl launch``: bind this process as the plan (or numactl-style options) says, then exec the command.
+
+The common form ``launch --plan FILE -- CMD`` never reaches this module: pinctl/main.py
+hands it to pinctl/fastlaunch.py before click loads. This command covers the rest:
+computing the plan, numactl-style overrides, and one bound child per rank
+(``--nproc-per-node``), torchrun style.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from pinctl.act import Binding, Child, run_children
+from pinctl.cli.plansource import obtain_plan, plan_options, plan_options_given
+from pinctl.errors import UsageError
+from pinctl.fastlaunch import run_spec
+from pinctl.launchspec import (
+    LaunchSpec,
+    binding_for_rank,
+    build_env,
+    describe,
+    spec_for_rank,
+    summary,
+)
+from pinctl.overrides import Overrides, apply_overrides
+from pinctl.planfile import PlanFile
+from pinctl.rankenv import detect_local_rank
+
+
+def _warn(message: str) -> None:
+    click.echo(f"pinctl: warning: {message}", err=True)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@plan_options
+@click.option("--local-rank", type=click.IntRange(0, 4095), default=None, help="This process's rank (else from env).")
+@click.option("-C", "--physcpubind", metavar="CPUS", default=None, help="Run on these CPUs (numactl syntax, 'all').")
+@click.option("-N", "--cpunodebind", metavar="NODES", default=None, help="Run on the CPUs of these NUMA nodes.")
+@click.option("-m", "--membind", metavar="NODES", default=None, help="Allocate memory only on these nodes.")
+@click.option("--preferred", metavar="NODE", default=None, help="Allocate on this node first.")
+@click.option("-i", "--interleave", metavar="NODES", default=None, help="Interleave memory over these nodes.")
+@click.option("-l", "--localalloc", is_flag=True, help="Allocate on the node of the running CPU.")
+@click.option(
+    "--nproc-per-node", metavar="N|all", default=None, help="Start N bound children (all: one per plan rank)."
+)
+@click.option("--nnodes", type=click.IntRange(1, 1 << 20), default=1, show_default=True)
+@click.option("--node-rank", type=click.IntRange(0, 1 << 20), default=None, help="Default SLURM_NODEID, GROUP_RANK, 0.")
+@click.option(
+    "--grace", type=click.FloatRange(0, 3600), default=10.0, show_default=True, help="Seconds before SIGKILL."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Say on stderr which rank and binding were used.")
+@click.option("--dry-run", is_flag=True, help="Print the binding, environment and numactl equivalent; run nothing.")
+@click.option("--force", is_flag=True, help="Run even when the plan is foreign or the binding did not take.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> int:
+    """Bind CPUs and memory for one rank (or start one bound child per rank), then run COMMAND.
+
+    \b
+    pinctl launch --plan plan.json -- python train.py     (rank from LOCAL_RANK, SLURM_LOCALID, ...)
+    pinctl launch -C 0-13 -m 0 -- ./bench                 (numactl style, no plan)
+    pinctl launch --nproc-per-node all -- python train.py (torchrun style)
+    """
+    base_env = dict(os.environ)  # before discovery: pyhwloc sets HWLOC_PLUGINS_PATH in os.environ
+    overrides = Overrides(
+        physcpubind=params["physcpubind"],
+        cpunodebind=params["cpunodebind"],
+        membind=params["membind"],
+        preferred=params["preferred"],
+        interleave=params["interleave"],
+        localalloc=params["localalloc"],
+    )
+    nproc = params["nproc_per_node"]
+    use_plan = bool(params["plan_file"]) or plan_options_given(ctx) or not overrides.given
+    plan = obtain_plan(params, force=params["force"], warn=_warn) if use_plan else None
+
+    if nproc is None:
+        if plan is not None:
+            index, source = detect_local_rank(base_env, params["local_rank"], len(plan.ranks))
+            rank = plan.rank(index)
+            assert rank is not None
+            spec = spec_for_rank(rank, command, source)
+            spec = LaunchSpec(apply_overrides(spec.binding, overrides), spec.env, spec.argv, index, source)
+        else:
+            spec = LaunchSpec(apply_overrides(Binding(), overrides), (), command)
+        return run_spec(spec, base_env, verbose=params["verbose"], dry_run=params["dry_run"], force=params["force"])
+
+    specs = _group_specs(plan, overrides, command, nproc, params, base_env)
+    if params["dry_run"]:
+        for spec in specs:
+            click.echo(f"[local rank {spec.local_rank}]")
+            for line in describe(spec):
+                click.echo(f"  {line}")
+        return 0
+    if params["verbose"]:
+        for spec in specs:
+            _warn_verbose(summary(spec))
+    children = [Child(spec.argv, tuple(build_env(base_env, spec.env).items()), spec.binding) for spec in specs]
+    return run_children(children, grace=params["grace"], force=params["force"])
+
+
+def _warn_verbose(line: str) -> None:
+    click.echo(f"pinctl: {line}", err=True)
+
+
+def _group_specs(
+    plan: PlanFile | None,
+    overrides: Overrides,
+    command: tuple[str, ...],
+    nproc_text: str,
+    params: dict[str, Any],
+    env: dict[str, str],
+) -> list[LaunchSpec]:
+    """One spec per local rank, with the torchrun variables (LOCAL_RANK, RANK, LOCAL_WORLD_SIZE, WORLD_SIZE)."""
+    if nproc_text == "all":
+        if plan is None:
+            raise UsageError("--nproc-per-node all needs a plan (one child per plan rank)")
+        nproc = len(plan.ranks)
+    elif nproc_text.isdigit() and 1 <= int(nproc_text) <= 4096:
+        nproc = int(nproc_text)
+    else:
+        raise UsageError(f"--nproc-per-node {nproc_text!r}: expected a count 1-4096 or 'all'")
+    if plan is not None and nproc > len(plan.ranks):
+        raise UsageError(f"--nproc-per-node {nproc} but the plan has only {len(plan.ranks)} ranks")
+    node_rank = params["node_rank"]
+    if node_rank is None:
+        text = env.get("SLURM_NODEID") or env.get("GROUP_RANK") or "0"
+        if not text.isdigit():
+            raise UsageError(f"node rank {text!r} from SLURM_NODEID/GROUP_RANK is not a number")
+        node_rank = int(text)
+    nnodes = params["nnodes"]
+    if node_rank >= nnodes:
+        raise UsageError(f"node rank {node_rank} is out of range for --nnodes {nnodes}")
+    specs: list[LaunchSpec] = []
+    for local in range(nproc):
+        if plan is not None:
+            rank = plan.rank(local)
+            assert rank is not None
+            binding, rank_env = binding_for_rank(rank), dict(rank.env)
+        else:
+            binding, rank_env = Binding(), {}
+        rank_env.update(
+            LOCAL_RANK=str(local),
+            RANK=str(node_rank * nproc + local),
+            LOCAL_WORLD_SIZE=str(nproc),
+            WORLD_SIZE=str(nproc * nnodes),
+        )
+        binding = apply_overrides(binding, overrides)
+        specs.append(LaunchSpec(binding, tuple(sorted(rank_env.items())), command, local, "--nproc-per-node"))
+    return specs

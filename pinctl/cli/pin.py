@@ -1,0 +1,110 @@
+"""``pinctl pin``: re-pin running processes, every thread (``taskset -a -p``), optionally migrating memory.
+
+Another process's memory *policy* cannot be set from outside (set_mempolicy acts
+on the calling thread only), so ``--mems`` names the nodes that ``--migrate`` moves
+pages to (``migratepages(8)``); it is refused without ``--migrate``. The plain
+``--cpus`` form runs without click (pinctl/fastpin.py); this command adds the
+plan-based forms --rank, --gpu and --auto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pinctl.cli.plansource import gpu_cpus, obtain_plan, plan_options
+from pinctl.errors import TopologyError, UsageError
+from pinctl.fastpin import Target, cpus_option, mems_option, nodes_of, pin_targets
+from pinctl.sysfs import Sysfs
+
+
+def _warn(message: str) -> None:
+    click.echo(f"pinctl: warning: {message}", err=True)
+
+
+@click.command()
+@click.argument("pids", nargs=-1)
+@click.option("--cpus", "-c", "cpus_text", metavar="LIST", default=None, help="Pin to these CPUs.")
+@click.option("--rank", type=click.IntRange(0, 4095), default=None, help="Pin to this local rank's CPUs in the plan.")
+@click.option("--gpu", type=click.IntRange(0, 4095), default=None, help="Pin to the CPUs of this GPU's ranks.")
+@click.option("--auto", is_flag=True, help="Find each GPU's processes with NVML and pin them to that GPU's CPUs.")
+@click.option("--mems", metavar="NODES", default=None, help="Target memory nodes for --migrate.")
+@click.option("--migrate", is_flag=True, help="Move the processes' pages to the target nodes (migrate_pages).")
+@click.option("--force", is_flag=True, help="Use a plan made for another node.")
+@plan_options
+def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
+    """Pin every thread of each PID to a CPU set (--cpus, or a plan's --rank / --gpu), like taskset -a -p.
+
+    \b
+    pinctl pin 4242 --cpus 0-13            every thread of 4242 onto CPUs 0-13
+    pinctl pin 4242 --gpu 3 --migrate      onto GPU 3's CPUs, pages moved to its node
+    pinctl pin --auto                      each GPU's processes (NVML) onto that GPU's CPUs
+    """
+    fs = Sysfs()
+    modes = [
+        n for n, v in (("--cpus", cpus_text), ("--rank", params["rank"]), ("--gpu", params["gpu"])) if v is not None
+    ]
+    if params["auto"]:
+        modes.append("--auto")
+    if len(modes) != 1:
+        raise UsageError("give exactly one of --cpus, --rank, --gpu or --auto")
+    if params["mems"] is not None and not params["migrate"]:
+        raise UsageError("--mems only names the nodes for --migrate: another process's memory policy cannot be set")
+    if params["auto"]:
+        if pids:
+            raise UsageError("--auto finds the processes itself: give no PID")
+        targets = _auto_targets(params)
+    else:
+        if not pids:
+            raise UsageError("give at least one PID")
+        numbers = [_pid(p) for p in pids]
+        cpus, mems = _target(cpus_text, params, fs)
+        targets = [(pid, cpus, mems) for pid in numbers]
+    if params["mems"] is not None:
+        wanted = mems_option(params["mems"], fs)
+        targets = [(pid, cpus, wanted) for pid, cpus, _ in targets]
+    return pin_targets(targets, migrate=params["migrate"], fs=fs)
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise UsageError(f"{text!r} is not a process id")
+    return int(text)
+
+
+def _target(cpus_text: str | None, params: dict[str, Any], fs: Sysfs) -> tuple[frozenset[int], frozenset[int]]:
+    if cpus_text is not None:
+        cpus = cpus_option(cpus_text, fs)
+        return cpus, nodes_of(cpus, fs)
+    plan = obtain_plan(params, force=params["force"], warn=_warn)
+    if params["rank"] is not None:
+        rank = plan.rank(params["rank"])
+        if rank is None:
+            raise UsageError(f"the plan has no local rank {params['rank']} (ranks 0-{len(plan.ranks) - 1})")
+        return rank.cpus, rank.mems or nodes_of(rank.cpus, fs)
+    cpus, mems = gpu_cpus(plan, params["gpu"])
+    return cpus, mems or nodes_of(cpus, fs)
+
+
+def _auto_targets(params: dict[str, Any]) -> list[Target]:
+    """Each process NVML sees on a GPU, with the CPUs of that GPU's ranks (the union when it uses several)."""
+    from pinctl.discover.nvml_procs import gpu_processes
+
+    per_gpu, note = gpu_processes()
+    if per_gpu is None:
+        raise TopologyError(f"pin --auto needs NVML: {note}")
+    plan = obtain_plan(params, force=params["force"], warn=_warn)
+    by_bus = {r.gpu_bus_id: r.gpu_index for r in plan.ranks if r.gpu_bus_id and r.gpu_index is not None}
+    wanted: dict[int, tuple[set[int], set[int]]] = {}
+    for gpu in per_gpu:
+        if not gpu.pids:
+            continue
+        cpus, mems = gpu_cpus(plan, by_bus.get(gpu.pci_bus_id or "", gpu.index))
+        for pid in gpu.pids:
+            acc = wanted.setdefault(pid, (set(), set()))
+            acc[0].update(cpus)
+            acc[1].update(mems)
+    if not wanted:
+        click.echo("no process is using a GPU")
+    return [(pid, frozenset(c), frozenset(m)) for pid, (c, m) in sorted(wanted.items())]

@@ -1,0 +1,124 @@
+"""Which CPU NUMA domain each rank lives in, and which memory nodes its policy names (pure).
+
+A GPU's ranks go to the GPU's NUMA node when it has usable cores. CPU-less nodes
+(GPU memory, HBM, CXL) are never CPU domains: a GPU reported on one, or on a node
+whose CPUs are all reserved or outside the cpuset, gets the nearest CPU node by
+the NUMA distance matrix (then same package, then lowest index). GPUs with
+unknown locality (VMs) are spread round-robin. A node with more ranks than
+usable cores sends its last ranks to the nearest node with room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pinctl.cpuset import format_list
+from pinctl.model import Gpu, Node
+from pinctl.placement import CoreSlot, Domain
+
+
+def cpu_domains(node: Node, cores: Sequence[CoreSlot]) -> dict[Domain, list[CoreSlot]]:
+    """Usable cores grouped by NUMA node, domains and cores in topology order."""
+    out: dict[Domain, list[CoreSlot]] = {}
+    for c in cores:
+        out.setdefault(c.numa, []).append(c)
+    return out
+
+
+def numa_package(node: Node, numa: int) -> int | None:
+    n = node.numa(numa)
+    if n is None:
+        return None
+    if n.package is not None:
+        return n.package
+    for p in node.packages:
+        if n.cpus & p.cpus:
+            return p.os_index
+    return None
+
+
+def nearest(node: Node, src: int, candidates: Iterable[Domain]) -> list[Domain]:
+    """Candidates sorted nearest first: NUMA distance, then same package, then lowest index."""
+    pkg = numa_package(node, src)
+    inf = 1 << 30
+
+    def key(d: Domain) -> tuple[int, int, int]:
+        if d is None:
+            return (inf, 1, -1)
+        dist = node.distance(src, d)
+        same = 0 if pkg is not None and numa_package(node, d) == pkg else 1
+        return (inf if dist is None else dist, same, d)
+
+    return sorted(candidates, key=key)
+
+
+def assign_domains(
+    node: Node, rank_gpu: Sequence[Gpu | None], domains: dict[Domain, list[CoreSlot]], warnings: list[str]
+) -> list[Domain]:
+    """The CPU domain of each GPU rank (ranks of one GPU are consecutive in *rank_gpu*)."""
+    order = list(domains)
+    load: dict[Domain, int] = dict.fromkeys(order, 0)
+    gpu_dom: dict[int, Domain] = {}
+    unknown: list[Gpu] = []
+    gpus: list[Gpu] = []
+    for g in rank_gpu:
+        if g is not None and all(g.index != x.index for x in gpus):
+            gpus.append(g)
+    procs = {g.index: sum(1 for x in rank_gpu if x is not None and x.index == g.index) for g in gpus}
+    for g in gpus:
+        numa = g.numa_node
+        node_numa = None if numa is None else node.numa(numa)
+        if numa is None or node_numa is None:
+            unknown.append(g)
+            continue
+        if numa in domains:
+            dom: Domain = numa
+        else:
+            dom = nearest(node, numa, order)[0]
+            why = "is CPU-less" if node_numa.cpuless else "has no usable CPUs (allowed minus reserved)"
+            warnings.append(f"GPU {g.index}: its NUMA node {numa} {why}; using the nearest CPU node {dom}")
+        gpu_dom[g.index] = dom
+        load[dom] += procs[g.index]
+    if unknown:
+        for g in unknown:
+            dom = min(order, key=lambda d: (load[d], order.index(d)))
+            gpu_dom[g.index] = dom
+            load[dom] += procs[g.index]
+        warnings.append(
+            f"NUMA locality of GPU {format_list(g.index for g in unknown)} is unknown (a VM?): "
+            "spreading them round-robin over the NUMA nodes"
+        )
+    rank_domain: list[Domain] = [gpu_dom[g.index] if g is not None else order[0] for g in rank_gpu]
+    _relieve(node, rank_domain, domains, warnings)
+    return rank_domain
+
+
+def _relieve(node: Node, rank_domain: list[Domain], domains: dict[Domain, list[CoreSlot]], warnings: list[str]) -> None:
+    """Move the last ranks of an overfull domain to the nearest domain with free cores."""
+    for dom in list(domains):
+        members = [i for i, d in enumerate(rank_domain) if d == dom]
+        excess = len(members) - len(domains[dom])
+        for i in reversed(members[len(members) - excess :] if excess > 0 else []):
+            room = [d for d in domains if d != dom and rank_domain.count(d) < len(domains[d])]
+            target = nearest(node, dom, room)[0] if dom is not None else room[0]
+            rank_domain[i] = target
+            warnings.append(
+                f"rank {i}: NUMA node {dom} has {len(domains[dom])} usable cores for {len(members)} ranks; "
+                f"using the nearest node with room, {target}"
+            )
+
+
+def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple[str, tuple[int, ...]]:
+    """The memory policy and its node list for a rank whose CPUs are in *dom*."""
+    if policy in ("local", "none"):
+        return policy, ()
+    if dom is None:
+        warnings.append(f"no NUMA facts for this node: memory policy {policy} dropped (none)")
+        return "none", ()
+    if policy == "interleave":
+        pkg = numa_package(node, dom)
+        if pkg is not None:
+            same = [n.os_index for n in node.numa_nodes if n.cpus and numa_package(node, n.os_index) == pkg]
+            if same:
+                return policy, tuple(sorted(same))
+    return policy, (dom,)

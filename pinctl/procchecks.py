@@ -1,0 +1,175 @@
+"""``check``'s facts and verdicts: what a process really runs on, and what is off compared with the plan.
+
+Facts are read from /proc (``gather``); the verdicts (``evaluate``) are a pure
+function of facts, plan and node CPU lists, so tests can feed them by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinctl.cpuset import format_list
+from pinctl.planfile import PlanFile, RankPlan
+from pinctl.procinfo import (
+    MemPolicy,
+    read_environ,
+    read_numa_maps,
+    read_status,
+    summarize_policies,
+    thread_affinities,
+)
+from pinctl.rankenv import rank_from_env
+from pinctl.sysfs import Sysfs
+
+
+@dataclass(frozen=True)
+class ProcFacts:
+    """One process as /proc shows it; ``policies`` None when numa_maps is unreadable."""
+
+    pid: int
+    exists: bool
+    name: str = ""
+    cpus_allowed: frozenset[int] = frozenset()
+    mems_allowed: frozenset[int] = frozenset()
+    threads: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    policies: tuple[MemPolicy, ...] | None = None
+    local_rank: int | None = None
+    rank_source: str | None = None
+    gpus: tuple[int, ...] = ()
+
+    @property
+    def cpus(self) -> frozenset[int]:
+        """Every CPU any thread may run on."""
+        out: set[int] = set()
+        for cpus in self.threads.values():
+            out |= cpus
+        return frozenset(out) if out else self.cpus_allowed
+
+
+def gather(pid: int, *, gpus: tuple[int, ...] = (), sysfs: Sysfs | None = None) -> ProcFacts:
+    fs = sysfs or Sysfs()
+    status = read_status(fs, pid)
+    if status is None:
+        return ProcFacts(pid, exists=False, gpus=gpus)
+    env = read_environ(fs, pid)
+    found = rank_from_env(env) if env is not None else None
+    maps = read_numa_maps(fs, pid)
+    return ProcFacts(
+        pid=pid,
+        exists=True,
+        name=status.name,
+        cpus_allowed=status.cpus_allowed,
+        mems_allowed=status.mems_allowed,
+        threads=thread_affinities(fs, pid),
+        policies=tuple(p for _, p in maps) if maps is not None else None,
+        local_rank=found[0] if found else None,
+        rank_source=found[1] if found else None,
+        gpus=gpus,
+    )
+
+
+def expected_for(facts: ProcFacts, plan: PlanFile | None) -> tuple[RankPlan, ...]:
+    """The plan ranks a process should follow: by its LOCAL_RANK-style variable, else by the GPUs it uses."""
+    if plan is None:
+        return ()
+    if facts.local_rank is not None:
+        rank = plan.rank(facts.local_rank)
+        return (rank,) if rank is not None else ()
+    out: list[RankPlan] = []
+    for gpu in facts.gpus:
+        out += [r for r in plan.ranks_for_gpu(gpu) if r not in out]
+    return tuple(out)
+
+
+def _bound_policies(policies: Sequence[MemPolicy]) -> dict[str, frozenset[int]]:
+    """Policies that name nodes (bind, prefer, interleave), by their text."""
+    return {str(p): p.nodes for p in policies if p.nodes}
+
+
+def evaluate(
+    facts: Sequence[ProcFacts],
+    plan: PlanFile | None,
+    node_cpus: Mapping[int, frozenset[int]],
+) -> dict[int, list[str]]:
+    """Problems per PID: CPUs outside the rank's (and its GPU's NUMA node), ranks sharing CPUs, remote memory."""
+    issues: dict[int, list[str]] = {f.pid: [] for f in facts}
+    for f in facts:
+        out = issues[f.pid]
+        if not f.exists:
+            out.append("process does not exist")
+            continue
+        expected = expected_for(f, plan)
+        if plan is not None and f.local_rank is not None and not expected:
+            out.append(f"local rank {f.local_rank} ({f.rank_source}) is not in the plan")
+        if not expected:
+            continue
+        want_cpus = frozenset().union(*(r.cpus for r in expected))
+        outside = f.cpus - want_cpus
+        if outside:
+            out.append(f"runs on CPUs {format_list(outside)} outside its rank's CPUs {format_list(want_cpus)}")
+        homes = {r.numa_node for r in expected if r.numa_node is not None}
+        home_cpus = frozenset().union(*(node_cpus.get(n, frozenset()) for n in homes))
+        if homes and home_cpus and f.cpus - home_cpus:
+            out.append(f"CPUs {format_list(f.cpus - home_cpus)} are outside its GPU's NUMA node {format_list(homes)}")
+        if f.policies is not None:
+            want_mems = frozenset().union(*(r.mems for r in expected))
+            for text, nodes in sorted(_bound_policies(f.policies).items()):
+                remote = nodes - want_mems - homes
+                if remote:
+                    home = format_list(homes or want_mems)
+                    out.append(f"memory {text} uses node {format_list(remote)}, rank's node is {home}")
+            policies = {r.mem_policy for r in expected}
+            if "bind" in policies and want_mems and not any(p.mode == "bind" for p in f.policies):
+                out.append(f"memory is not bound (plan: bind {format_list(want_mems)})")
+    ranked = [f for f in facts if f.exists and (f.local_rank is not None or f.gpus)]
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1 :]:
+            if a.local_rank is not None and a.local_rank == b.local_rank:
+                issues[a.pid].append(f"has the same local rank {a.local_rank} as process {b.pid}")
+                issues[b.pid].append(f"has the same local rank {b.local_rank} as process {a.pid}")
+            shared = a.cpus & b.cpus
+            if shared:
+                issues[a.pid].append(f"shares CPUs {format_list(shared)} with process {b.pid}")
+                issues[b.pid].append(f"shares CPUs {format_list(shared)} with process {a.pid}")
+    return issues
+
+
+def thread_groups(f: ProcFacts) -> dict[str, int]:
+    """How many threads run on each CPU list (one entry when all threads agree)."""
+    groups: dict[str, int] = {}
+    for cpus in f.threads.values():
+        key = format_list(cpus)
+        groups[key] = groups.get(key, 0) + 1
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]))
+
+
+def to_dict(f: ProcFacts, issues: list[str], plan: PlanFile | None) -> dict[str, Any]:
+    """One process in ``check --json`` (pinctl.check/v1)."""
+    expected = expected_for(f, plan)
+    return {
+        "pid": f.pid,
+        "exists": f.exists,
+        "name": f.name,
+        "local_rank": f.local_rank,
+        "rank_source": f.rank_source,
+        "gpus": list(f.gpus),
+        "cpus": sorted(f.cpus) if f.exists else [],
+        "cpulist": format_list(f.cpus) if f.exists else "",
+        "threads": thread_groups(f),
+        "mems_allowed": sorted(f.mems_allowed),
+        "mem_policies": summarize_policies([(0, p) for p in f.policies]) if f.policies is not None else None,
+        "expected": [
+            {
+                "local_rank": r.local_rank,
+                "cpulist": format_list(r.cpus),
+                "numa_node": r.numa_node,
+                "mem_policy": r.mem_policy,
+                "mems": sorted(r.mems),
+            }
+            for r in expected
+        ],
+        "issues": issues,
+        "ok": not issues,
+    }

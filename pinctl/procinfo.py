@@ -1,0 +1,176 @@
+"""What /proc says about a process: allowed CPUs and memory nodes, threads, NUMA policy, environment.
+
+Pure parsers (``parse_status``, ``parse_numa_maps``, ``parse_environ``) plus thin
+reads through :class:`pinctl.sysfs.Sysfs`, so tests can feed text and the
+``launch`` fast path stays cheap (no psutil: it costs ~30 ms to import).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pinctl.cpuset import format_list, parse_list
+from pinctl.errors import UsageError
+from pinctl.sysfs import Sysfs
+
+# numa_maps policy names that contain a space (kernel mm/mempolicy.c policy_modes[]).
+_MULTIWORD_POLICIES = ("prefer (many)", "weighted interleave")
+
+
+@dataclass(frozen=True)
+class ProcStatus:
+    """The fields of /proc/PID/status that say where a task may run and allocate."""
+
+    pid: int
+    name: str
+    cpus_allowed: frozenset[int]
+    mems_allowed: frozenset[int]
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class MemPolicy:
+    """One mapping's policy from numa_maps: ``bind:0-1`` -> ("bind", {0, 1}); ``default`` -> ("default", {})."""
+
+    mode: str
+    nodes: frozenset[int] = frozenset()
+    flags: str = ""
+
+    def __str__(self) -> str:
+        text = self.mode + (f"={self.flags}" if self.flags else "")
+        if self.nodes:
+            text += ":" + format_list(self.nodes)
+        return text
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """``Key:\\tvalue`` lines of /proc/PID/status as a dict."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def status_from_text(pid: int, text: str) -> ProcStatus:
+    fields = parse_status(text)
+    threads = fields.get("Threads", "")
+    return ProcStatus(
+        pid=pid,
+        name=fields.get("Name", ""),
+        cpus_allowed=parse_list(fields.get("Cpus_allowed_list", ""), what="Cpus_allowed_list"),
+        mems_allowed=parse_list(fields.get("Mems_allowed_list", ""), what="Mems_allowed_list"),
+        threads=int(threads) if threads.isdigit() else None,
+    )
+
+
+def parse_policy(token: str) -> MemPolicy:
+    """One numa_maps policy token: ``bind:0``, ``prefer=static:1``, ``interleave:0-3``, ``local``."""
+    head, _, nodes = token.partition(":")
+    mode, _, flags = head.partition("=")
+    return MemPolicy(mode=mode, nodes=parse_list(nodes, what="numa_maps node list"), flags=flags)
+
+
+def parse_numa_maps(text: str) -> list[tuple[int, MemPolicy]]:
+    """(start address, policy) for every mapping line of /proc/PID/numa_maps (proc(5))."""
+    out: list[tuple[int, MemPolicy]] = []
+    for line in text.splitlines():
+        addr, _, rest = line.partition(" ")
+        try:
+            start = int(addr, 16)
+        except ValueError:
+            continue
+        for name in _MULTIWORD_POLICIES:
+            if rest.startswith(name):
+                token_text = name + rest[len(name) :].split(" ", 1)[0]
+                break
+        else:
+            token_text = rest.split(" ", 1)[0]
+        try:
+            out.append((start, parse_policy(token_text)))
+        except UsageError:  # a policy syntax this parser does not know: skip the line
+            continue
+    return out
+
+
+def summarize_policies(maps: list[tuple[int, MemPolicy]]) -> dict[str, int]:
+    """How many mappings carry each policy, e.g. ``{"bind:0": 40, "default": 2}``."""
+    counts: dict[str, int] = {}
+    for _, pol in maps:
+        key = str(pol)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def parse_environ(data: bytes) -> dict[str, str]:
+    """/proc/PID/environ: NUL-separated ``KEY=value`` entries."""
+    out: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key:
+            out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return out
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def read_status(sysfs: Sysfs, pid: int | str) -> ProcStatus | None:
+    """/proc/PID/status (``pid`` may be ``self`` or ``PID/task/TID``); None when the task is gone."""
+    text = sysfs.read(f"/proc/{pid}/status")
+    if text is None:
+        return None
+    num = int(str(pid).rsplit("/", 1)[-1]) if str(pid).rsplit("/", 1)[-1].isdigit() else 0
+    return status_from_text(num, text)
+
+
+def task_ids(sysfs: Sysfs, pid: int) -> list[int]:
+    """The thread ids of a process (empty when it is gone)."""
+    return [int(t) for t in sysfs.listdir(f"/proc/{pid}/task") if t.isdigit()]
+
+
+def thread_affinities(sysfs: Sysfs, pid: int) -> dict[int, frozenset[int]]:
+    """Each thread's Cpus_allowed_list; threads that exit meanwhile are left out."""
+    out: dict[int, frozenset[int]] = {}
+    for tid in task_ids(sysfs, pid):
+        st = read_status(sysfs, f"{pid}/task/{tid}")
+        if st is not None:
+            out[tid] = st.cpus_allowed
+    return out
+
+
+def read_numa_maps(sysfs: Sysfs, pid: int) -> list[tuple[int, MemPolicy]] | None:
+    """Policies of a process's mappings; None when unreadable (gone, or another user's process)."""
+    text = sysfs.read(f"/proc/{pid}/numa_maps")
+    return None if text is None else parse_numa_maps(text)
+
+
+def read_environ(sysfs: Sysfs, pid: int) -> dict[str, str] | None:
+    """A process's initial environment, or None when unreadable (another user's process)."""
+    try:
+        with open(sysfs.path(f"/proc/{pid}/environ"), "rb") as f:
+            return parse_environ(f.read())
+    except OSError:
+        return None
+
+
+def online_nodes(sysfs: Sysfs) -> frozenset[int]:
+    """NUMA nodes that exist (/sys/devices/system/node/online; node0 when the kernel has no NUMA)."""
+    text = sysfs.read("/sys/devices/system/node/online")
+    if text:
+        return parse_list(text, what="online node list")
+    nodes = [n[4:] for n in sysfs.listdir("/sys/devices/system/node") if n.startswith("node")]
+    return frozenset(int(n) for n in nodes if n.isdigit()) or frozenset({0})
+
+
+def node_cpus(sysfs: Sysfs, node: int) -> frozenset[int] | None:
+    """CPUs of one NUMA node from sysfs, None when the node does not exist."""
+    text = sysfs.read(f"/sys/devices/system/node/node{node}/cpulist")
+    if text is None:
+        return None
+    return parse_list(text, what=f"node{node} cpulist")
+
+
+def pid_exists(sysfs: Sysfs, pid: int) -> bool:
+    return sysfs.exists(f"/proc/{pid}")

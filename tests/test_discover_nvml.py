@@ -1,0 +1,189 @@
+"""NVML: the join by PCI address, a fake pynvml for the query, and the real no-driver path."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pinctl.discover.nvml import NvmlGpu, NvmlResult, apply_nvml, query_nvml
+from pinctl.model import Gpu, Node, NvLink, PciAddress, PciInfo
+
+A = PciAddress.parse
+
+
+def node_with(*addrs: str) -> Node:
+    gpus = tuple(Gpu(i, PciInfo(A(a), numa_node=i)) for i, a in enumerate(addrs))
+    return Node("n", "t", (), (), (), (), frozenset(), gpus=gpus)
+
+
+def test_apply_joins_by_pci_address_not_index() -> None:
+    node = node_with("0000:1b:00.0", "0000:43:00.0")
+    # NVML lists them the other way round (e.g. a different enumeration order).
+    result = NvmlResult(
+        "550.54",
+        (
+            NvmlGpu(0, A("00000000:43:00.0"), uuid="GPU-b", name="NVIDIA H100 80GB HBM3", memory_bytes=80 << 30),
+            NvmlGpu(1, A("00000000:1B:00.0"), uuid="GPU-a", name="NVIDIA H100 80GB HBM3", memory_bytes=80 << 30),
+        ),
+    )
+    out = apply_nvml(node, result)
+    assert [(str(g.pci.address), g.uuid, g.index) for g in out.gpus] == [
+        ("0000:1b:00.0", "GPU-a", 0),
+        ("0000:43:00.0", "GPU-b", 1),
+    ]
+    assert out.gpus[0].numa_node == 0  # locality from the topology is kept
+    assert all(g.vendor == "nvidia" and g.memory_bytes == 80 << 30 for g in out.gpus)
+
+
+def test_apply_adds_gpus_only_nvml_knows_with_a_note() -> None:
+    node = node_with("0000:43:00.0")
+    result = NvmlResult(None, (NvmlGpu(0, A("0000:1b:00.0"), uuid="GPU-x"), NvmlGpu(1, A("0000:43:00.0"))))
+    out = apply_nvml(node, result)
+    assert [str(g.pci.address) for g in out.gpus] == ["0000:1b:00.0", "0000:43:00.0"]
+    assert out.gpus[0].numa_node is None
+    assert any("0000:1b:00.0" in n and "NVML" in n for n in out.notes)
+
+
+def test_apply_keeps_topology_facts_nvml_lacks() -> None:
+    link = NvLink(A("0000:43:00.0"), 4)
+    base = node_with("0000:1b:00.0")
+    gpu = Gpu(0, base.gpus[0].pci, name="hwloc-name", nvlinks=(link,))
+    node = Node("n", "t", (), (), (), (), frozenset(), gpus=(gpu,))
+    out = apply_nvml(node, NvmlResult(None, (NvmlGpu(0, A("0000:1b:00.0"), nvlinks=None),)))
+    assert out.gpus[0].name == "hwloc-name"
+    assert out.gpus[0].nvlinks == (link,)
+
+
+# --- a fake pynvml ---------------------------------------------------------------------------
+
+
+class FakeNVMLError(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+@dataclass
+class FakePci:
+    busId: bytes  # NVML's field name
+
+
+@dataclass
+class FakeMemory:
+    total: int
+
+
+NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND, INVALID_ARGUMENT = 3, 4, 9, 12, 2
+
+
+def fake_pynvml(*, init_error: int | None = None, gpus: list[dict[str, Any]] | None = None) -> types.ModuleType:
+    """A module with pynvml's names: constants, NVMLError, and the calls query_nvml makes."""
+    m = types.ModuleType("pynvml")
+    devices = gpus or []
+    calls: list[str] = []
+    m.calls = calls  # type: ignore[attr-defined]
+    m.NVMLError = FakeNVMLError  # type: ignore[attr-defined]
+    m.NVML_NVLINK_MAX_LINKS = 18  # type: ignore[attr-defined]
+    m.NVML_ERROR_LIBRARY_NOT_FOUND = LIBRARY_NOT_FOUND  # type: ignore[attr-defined]
+    m.NVML_ERROR_DRIVER_NOT_LOADED = DRIVER_NOT_LOADED  # type: ignore[attr-defined]
+    m.NVML_ERROR_NO_PERMISSION = NO_PERMISSION  # type: ignore[attr-defined]
+
+    def init() -> None:
+        calls.append("init")
+        if init_error is not None:
+            raise FakeNVMLError(init_error)
+
+    def field(h: int, key: str) -> Any:
+        value = devices[h].get(key)
+        if isinstance(value, int) and key != "memory":
+            raise FakeNVMLError(value)
+        return value
+
+    def link_state(h: int, link: int) -> int:
+        links = devices[h].get("links")
+        if links is None:
+            raise FakeNVMLError(NOT_SUPPORTED)
+        if link >= len(links):
+            raise FakeNVMLError(INVALID_ARGUMENT)
+        return 1 if links[link] else 0
+
+    def remote(h: int, link: int) -> FakePci:
+        return FakePci(devices[h]["links"][link])
+
+    def handle(i: int) -> int:
+        if devices[i].get("lost"):
+            raise FakeNVMLError(15)
+        return i
+
+    m.nvmlInit = init  # type: ignore[attr-defined]
+    m.nvmlShutdown = lambda: calls.append("shutdown")  # type: ignore[attr-defined]
+    m.nvmlSystemGetDriverVersion = lambda: "550.54.15"  # type: ignore[attr-defined]
+    m.nvmlDeviceGetCount = lambda: len(devices)  # type: ignore[attr-defined]
+    m.nvmlDeviceGetHandleByIndex = handle  # type: ignore[attr-defined]
+    m.nvmlDeviceGetPciInfo = lambda h: FakePci(devices[h]["bus"])  # type: ignore[attr-defined]
+    m.nvmlDeviceGetUUID = lambda h: field(h, "uuid")  # type: ignore[attr-defined]
+    m.nvmlDeviceGetName = lambda h: field(h, "name")  # type: ignore[attr-defined]
+    m.nvmlDeviceGetMemoryInfo = lambda h: FakeMemory(devices[h]["memory"])  # type: ignore[attr-defined]
+    m.nvmlDeviceGetNvLinkState = link_state  # type: ignore[attr-defined]
+    m.nvmlDeviceGetNvLinkRemotePciInfo = remote  # type: ignore[attr-defined]
+    return m
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [(LIBRARY_NOT_FOUND, "libnvidia-ml.so.1 not found"), (DRIVER_NOT_LOADED, "driver not loaded"),
+     (NO_PERMISSION, "no permission")],
+)
+def test_query_without_library_or_driver(monkeypatch: pytest.MonkeyPatch, code: int, why: str) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error=code))
+    result, reason = query_nvml()
+    assert result is None
+    assert reason is not None and why in reason and "NVLink unknown" in reason
+
+
+def test_query_reads_devices_and_counts_nvlinks_per_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    switch_a, switch_b = b"00000000:05:00.0", b"00000000:06:00.0"
+    fake = fake_pynvml(
+        gpus=[
+            {"bus": b"00000000:1B:00.0", "uuid": b"GPU-1", "name": b"NVIDIA H100 80GB HBM3", "memory": 85520809984,
+             "links": [switch_a, switch_a, switch_b, None]},
+            # An old board: name unsupported, no NVLink at all.
+            {"bus": b"00000000:43:00.0", "uuid": "GPU-2", "name": NOT_SUPPORTED, "memory": 16 << 30, "links": None},
+            {"lost": True},
+        ]
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    result, reason = query_nvml()
+    assert reason is None and result is not None
+    assert result.driver_version == "550.54.15"
+    g0, g1, g2 = result.gpus
+    assert g0.pci == A("0000:1b:00.0") and g0.uuid == "GPU-1" and g0.name == "NVIDIA H100 80GB HBM3"
+    assert g0.nvlinks == (NvLink(A("0000:05:00.0"), 2), NvLink(A("0000:06:00.0"), 1))
+    assert g0.memory_bytes == 85520809984
+    assert g1.name is None and g1.uuid == "GPU-2" and g1.nvlinks is None
+    assert g2.pci is None
+    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
+    joined = apply_nvml(node_with("0000:1b:00.0", "0000:43:00.0"), result)
+    assert any("could not read GPU(s) 2" in n for n in joined.notes)
+
+
+def test_query_on_this_machine_without_a_driver_is_fast() -> None:
+    """Where no NVIDIA driver is installed, NVML reports that in well under a second."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libnvidia-ml.so.1")
+        pytest.skip("this machine has libnvidia-ml.so.1")
+    except OSError:
+        pass
+    start = time.perf_counter()
+    result, reason = query_nvml()
+    elapsed = time.perf_counter() - start
+    assert result is None
+    assert reason is not None and "libnvidia-ml.so.1 not found" in reason
+    assert elapsed < 1.0

@@ -1,0 +1,351 @@
+"""``pinctl launch`` run for real: the binding shows in /proc of the exec'd command."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
+
+from pinctl.errors import UsageError
+from pinctl.fastlaunch import FastArgs, parse_fast_args
+from pinctl.procinfo import parse_numa_maps, parse_status
+from pinctl.rankenv import detect_local_rank
+
+needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
+LAST = ALL_CPUS[-1]
+
+
+def _status(text: str) -> dict[str, str]:
+    return parse_status(text)
+
+
+def _policies(numa_maps: str) -> set[str]:
+    return {str(p) for _, p in parse_numa_maps(numa_maps)}
+
+
+@pytest.fixture
+def plan_path(tmp_path: Path) -> str:
+    ranks = [rank(0, [ALL_CPUS[0]]), rank(1, [LAST], mem_policy="interleave")]
+    return write_plan(tmp_path / "plan.json", plan_dict(ranks))
+
+
+# --- numactl-style, no plan --------------------------------------------------------------------
+
+
+def test_physcpubind_shows_in_the_commands_status() -> None:
+    res = pinctl("launch", "-C", str(LAST), "--", "cat", "/proc/self/status")
+    assert res.returncode == 0, res.stderr
+    assert _status(res.stdout)["Cpus_allowed_list"] == str(LAST)
+
+
+def test_membind_shows_in_numa_maps() -> None:
+    res = pinctl("launch", "-C", str(LAST), "--membind", "0", "--", "cat", "/proc/self/numa_maps")
+    assert res.returncode == 0, res.stderr
+    assert _policies(res.stdout) == {"bind:0"}
+
+
+@pytest.mark.parametrize(
+    ("options", "policy"),
+    [(["--preferred", "0"], "prefer:0"), (["-i", "all"], "interleave:0"), (["-l"], "local"), (["-m", "0"], "bind:0")],
+)
+def test_memory_policy_options(options: list[str], policy: str) -> None:
+    res = pinctl("launch", *options, "--", "cat", "/proc/self/numa_maps")
+    assert res.returncode == 0, res.stderr
+    assert _policies(res.stdout) == {policy}
+
+
+def test_cpunodebind_uses_the_nodes_cpus() -> None:
+    node0 = Path("/sys/devices/system/node/node0/cpulist").read_text().strip()
+    res = pinctl("launch", "-N", "0", "--", "cat", "/proc/self/status")
+    assert res.returncode == 0, res.stderr
+    assert _status(res.stdout)["Cpus_allowed_list"] == node0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-C", "4000"], "not in the allowed cpuset"),
+        (["-C", "0-x"], "malformed"),
+        (["-m", "63"], "not in the allowed mems"),
+        (["-N", "63"], "not in the online nodes"),
+        (["-m", "0", "-i", "0"], "one memory policy"),
+        (["-C", "0", "-N", "0"], "not both"),
+    ],
+)
+def test_bad_override_is_a_one_line_usage_error(options: list[str], message: str) -> None:
+    res = pinctl("launch", *options, "--", "true")
+    assert res.returncode == UsageError.exit_code
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_numactl_line_from_dry_run_binds_the_same(tmp_path: Path) -> None:
+    if shutil.which("numactl") is None:
+        pytest.skip("numactl is not installed")
+    marker = tmp_path / "ran"
+    dry = pinctl("launch", "-C", str(LAST), "-m", "0", "--dry-run", "--", "touch", str(marker))
+    assert dry.returncode == 0 and not marker.exists()
+    line = next(x for x in dry.stdout.splitlines() if x.startswith("numactl: ")).removeprefix("numactl: ")
+    argv = shlex.split(line)
+    argv[-2:] = ["cat", "/proc/self/status"]
+    via_numactl = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    via_pinctl = pinctl("launch", "-C", str(LAST), "-m", "0", "--", "cat", "/proc/self/status").stdout
+    assert _status(via_numactl)["Cpus_allowed_list"] == _status(via_pinctl)["Cpus_allowed_list"] == str(LAST)
+
+
+# --- the process: same PID, exit codes, signals --------------------------------------------------
+
+
+def test_exec_keeps_the_pid(plan_path: str) -> None:
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "pinctl", "launch", "--plan", plan_path, "--local-rank", "0", "--", "sh", "-c", "echo $$"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert int(out) == proc.pid
+
+
+def test_exit_status_passes_through(plan_path: str) -> None:
+    assert pinctl("launch", "--plan", plan_path, "--local-rank", "0", "--", "sh", "-c", "exit 7").returncode == 7
+    assert pinctl("launch", "-l", "--", "sh", "-c", "exit 9").returncode == 9
+
+
+def test_signal_death_is_the_commands_own(plan_path: str) -> None:
+    res = pinctl("launch", "--plan", plan_path, "--local-rank", "0", "--", "sh", "-c", "kill -TERM $$")
+    assert res.returncode == -signal.SIGTERM
+
+
+def test_missing_command_is_127() -> None:
+    res = pinctl("launch", "-l", "--", "no-such-command-pinctl")
+    assert res.returncode == 127
+    assert "no-such-command-pinctl" in res.stderr
+
+
+# --- plan files: the fast path ---------------------------------------------------------------------
+
+
+def test_rank_from_env_picks_cpus_policy_and_environment(plan_path: str) -> None:
+    script = "grep Cpus_allowed_list /proc/self/status; head -1 /proc/self/numa_maps; echo $OMP_NUM_THREADS"
+    res = pinctl("launch", "--plan", plan_path, "-v", "--", "sh", "-c", script, env={"SLURM_LOCALID": "1"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[-1] == str(LAST)
+    assert "interleave:0" in lines[1]
+    assert lines[2] == "1"
+    assert "local rank 1 (from SLURM_LOCALID)" in res.stderr
+
+
+def test_local_rank_option_beats_env(plan_path: str) -> None:
+    res = pinctl(
+        "launch",
+        "--plan",
+        plan_path,
+        "--local-rank",
+        "0",
+        "--",
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+        env={"LOCAL_RANK": "1"},
+    )
+    assert res.stdout.split()[-1] == str(ALL_CPUS[0])
+
+
+def test_missing_or_out_of_range_rank_is_a_clear_error(plan_path: str) -> None:
+    res = pinctl("launch", "--plan", plan_path, "--", "true")
+    assert res.returncode == 2
+    assert "LOCAL_RANK" in res.stderr and "SLURM_LOCALID" in res.stderr and "FLUX_TASK_LOCAL_ID" in res.stderr
+    res = pinctl("launch", "--plan", plan_path, "--", "true", env={"LOCAL_RANK": "5"})
+    assert res.returncode == 2
+    assert "local rank 5 (from LOCAL_RANK) is out of range" in res.stderr
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(plan_path: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    res = pinctl("launch", "--plan", plan_path, "--local-rank", "1", "--dry-run", "--", "touch", str(marker))
+    assert res.returncode == 0
+    assert not marker.exists()
+    assert f"cpus: {LAST}" in res.stdout
+    assert "memory policy: interleave 0" in res.stdout
+    assert f"numactl --physcpubind={LAST} --interleave=0 -- touch" in res.stdout
+
+
+def test_fast_path_imports_nothing_heavy(plan_path: str) -> None:
+    res = subprocess.run(
+        [
+            PYTHON,
+            "-X",
+            "importtime",
+            "-m",
+            "pinctl",
+            "launch",
+            "--plan",
+            plan_path,
+            "--local-rank",
+            "0",
+            "--dry-run",
+            "--",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    modules = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "pinctl.fastlaunch" in modules and "pinctl.planfile" in modules
+    heavy = {m.split(".")[0] for m in modules} & {"click", "rich", "pyhwloc", "pynvml", "psutil", "jsonschema"}
+    assert heavy == set()
+
+
+def test_fast_arg_parser_forms() -> None:
+    assert parse_fast_args(["--plan", "p", "--local-rank=1", "-v", "--", "a", "b"]) == FastArgs(
+        "p", ("a", "b"), 1, verbose=True
+    )
+    assert parse_fast_args(["--plan=p", "--dry-run", "--force", "--", "a"]) == FastArgs(
+        "p", ("a",), None, dry_run=True, force=True
+    )
+    assert parse_fast_args(["--plan", "p", "-C", "1", "--", "a"]) is None  # click handles overrides
+    assert parse_fast_args(["--plan", "p", "--"]) is None  # no command: click says so
+    assert parse_fast_args(["--plan", "p", "a"]) is None  # no "--"
+    assert parse_fast_args(["--local-rank", "x", "--plan", "p", "--", "a"]) is None
+
+
+def test_rank_variables_order() -> None:
+    assert detect_local_rank({"SLURM_LOCALID": "1", "LOCAL_RANK": "0"}, None, 2) == (0, "LOCAL_RANK")
+    assert detect_local_rank({"OMPI_COMM_WORLD_LOCAL_RANK": "1"}, None, 2) == (1, "OMPI_COMM_WORLD_LOCAL_RANK")
+    assert detect_local_rank({"LOCAL_RANK": "0"}, 1, 2) == (1, "--local-rank")
+    with pytest.raises(UsageError, match="not a local rank"):
+        detect_local_rank({"PALS_LOCAL_RANKID": "one"}, None, 2)
+
+
+# --- one bound child per rank ---------------------------------------------------------------------
+
+
+def test_nproc_per_node_sets_rank_variables_and_binds_each(plan_path: str, tmp_path: Path) -> None:
+    script = (
+        f'out={tmp_path}/r$LOCAL_RANK; echo "$LOCAL_RANK $RANK $LOCAL_WORLD_SIZE $WORLD_SIZE" > $out; '
+        "grep Cpus_allowed_list /proc/self/status >> $out"
+    )
+    res = pinctl(
+        "launch",
+        "--plan",
+        plan_path,
+        "--nproc-per-node",
+        "all",
+        "--nnodes",
+        "2",
+        "--node-rank",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        script,
+    )
+    assert res.returncode == 0, res.stderr
+    r0 = (tmp_path / "r0").read_text().splitlines()
+    r1 = (tmp_path / "r1").read_text().splitlines()
+    assert r0[0] == "0 2 2 4" and r1[0] == "1 3 2 4"
+    assert r0[1].split()[-1] == str(ALL_CPUS[0])
+    assert r1[1].split()[-1] == str(LAST)
+
+
+def test_nproc_per_node_failing_child_stops_the_rest() -> None:
+    start = time.monotonic()
+    res = pinctl(
+        "launch",
+        "-l",
+        "--nproc-per-node",
+        "3",
+        "--grace",
+        "5",
+        "--",
+        "sh",
+        "-c",
+        '[ "$LOCAL_RANK" = 1 ] && exit 5; sleep 60',
+    )
+    assert res.returncode == 5
+    assert time.monotonic() - start < 30
+
+
+@needs_two
+def test_nproc_per_node_forwards_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "pinctl",
+            "launch",
+            "-l",
+            "--nproc-per-node",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            f"echo $$ > {tmp_path}/pid$LOCAL_RANK; exec sleep 60",
+        ],
+    )
+    try:
+        assert wait_for(
+            lambda: all((tmp_path / f"pid{i}").exists() and (tmp_path / f"pid{i}").read_text() for i in range(2))
+        )
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        for i in range(2):
+            assert not os.path.exists(f"/proc/{int((tmp_path / f'pid{i}').read_text())}/status")
+    finally:
+        proc.kill()
+
+
+# --- a plan computed now (the planner's path) -------------------------------------------------------
+
+
+def _planner() -> tuple[object, object]:
+    plan_mod = pytest.importorskip("pinctl.plan")
+    export = pytest.importorskip("pinctl.export")
+    from pinctl.discover.node import discover
+
+    plan = plan_mod.make_plan(discover(), plan_mod.PlanRequest(ranks=len(ALL_CPUS)))
+    return plan, export
+
+
+def test_computed_plan_binds_as_the_planner_says_and_leaks_no_hwloc_env() -> None:
+    plan, _ = _planner()
+    want = plan.ranks[-1]
+    res = pinctl(
+        "launch",
+        "--ranks",
+        str(len(ALL_CPUS)),
+        "--local-rank",
+        str(want.local_rank),
+        "--",
+        "sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status; env",
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[-1] == want.cpulist
+    if "HWLOC_PLUGINS_PATH" not in os.environ:
+        assert not any(line.startswith("HWLOC_PLUGINS_PATH=") for line in lines)
+    assert f"LOCAL_RANK={want.local_rank}" in lines
+
+
+def test_planner_json_launches_on_the_fast_path(tmp_path: Path) -> None:
+    plan, export = _planner()
+    path = tmp_path / "plan.json"
+    path.write_text(export.plan_to_json(plan))
+    res = pinctl(
+        "launch", "--plan", str(path), "--", "grep", "Cpus_allowed_list", "/proc/self/status", env={"LOCAL_RANK": "0"}
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-1] == plan.ranks[0].cpulist

@@ -1,0 +1,156 @@
+"""``pinctl pin`` on real processes: every thread, partial failures named, EPERM, vanished PIDs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from act_helpers import (
+    ALL_CPUS,
+    PYTHON,
+    SPAWNER_SRC,
+    THREADS_SRC,
+    TWO_CPUS,
+    pinctl,
+    plan_dict,
+    python_proc,
+    rank,
+    run_as_nobody,
+    task_cpulists,
+    write_plan,
+)
+
+from pinctl.cpuset import format_list
+from pinctl.errors import ProcessError, UsageError
+from pinctl.fastpin import FastPinArgs, parse_fast_pin
+
+needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
+ALL = format_list(ALL_CPUS)
+LAST = ALL_CPUS[-1]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@needs_two
+def test_repin_500_threads_and_back() -> None:
+    with python_proc(THREADS_SRC, "500") as proc:
+        res = pinctl("pin", str(proc.pid), "--cpus", str(LAST))
+        assert res.returncode == 0, res.stderr
+        assert "501 threads pinned" in res.stdout
+        assert set(task_cpulists(proc.pid).values()) == {str(LAST)}
+        res = pinctl("pin", str(proc.pid), "-c", ALL)
+        assert res.returncode == 0, res.stderr
+        assert set(task_cpulists(proc.pid).values()) == {ALL}
+
+
+@needs_two
+def test_threads_spawning_during_pin_end_up_pinned() -> None:
+    with python_proc(SPAWNER_SRC) as proc:
+        time.sleep(0.5)
+        res = pinctl("pin", str(proc.pid), "--cpus", str(LAST))
+        assert res.returncode == 0, res.stderr
+        time.sleep(0.3)
+        assert set(task_cpulists(proc.pid).values()) == {str(LAST)}
+
+
+def test_vanished_pid_is_named_and_the_others_still_pinned() -> None:
+    gone = _dead_pid()
+    with subprocess.Popen(["sleep", "30"]) as live:
+        try:
+            res = pinctl("pin", str(live.pid), str(gone), "--cpus", str(ALL_CPUS[0]))
+            assert res.returncode == ProcessError.exit_code
+            assert f"process {gone} does not exist" in res.stderr
+            assert set(task_cpulists(live.pid).values()) == {str(ALL_CPUS[0])}
+        finally:
+            live.kill()
+
+
+def test_eperm_is_named_when_unprivileged() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges")
+    import pinctl.act
+    import pinctl.fastpin
+    import pinctl.main
+    import pinctl.procinfo  # loaded before the child loses access to the interpreter's files
+
+    with subprocess.Popen(["sleep", "30"]) as target:
+        try:
+            before = task_cpulists(target.pid)
+            code, err = run_as_nobody(lambda: pinctl.main.main(["pin", str(target.pid), "--cpus", str(LAST)]))
+            assert code == ProcessError.exit_code, err
+            assert f"process {target.pid}" in err and "EPERM" in err and "not pinned" in err
+            assert task_cpulists(target.pid) == before
+        finally:
+            target.kill()
+
+
+def test_pin_by_plan_rank(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "p.json", plan_dict([rank(0, [ALL_CPUS[0]]), rank(1, [LAST])]))
+    with subprocess.Popen(["sleep", "30"]) as target:
+        try:
+            res = pinctl("pin", str(target.pid), "--rank", "1", "--plan", plan)
+            assert res.returncode == 0, res.stderr
+            assert set(task_cpulists(target.pid).values()) == {str(LAST)}
+            res = pinctl("pin", str(target.pid), "--gpu", "0", "--plan", plan)
+            assert res.returncode == UsageError.exit_code
+            assert "no rank on GPU 0" in res.stderr
+        finally:
+            target.kill()
+
+
+def test_migrate_reports_pages_not_moved() -> None:
+    with subprocess.Popen(["sleep", "30"]) as target:
+        try:
+            res = pinctl("pin", str(target.pid), "--cpus", ALL, "--migrate", "--mems", "0")
+            assert res.returncode == 0, res.stderr
+            assert "pages migrated to node 0;" in res.stdout and "could not be moved" in res.stdout
+        finally:
+            target.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cpus", "0", "--mems", "0"], "only names the nodes for --migrate"),
+        (["--cpus", "4000"], "not online"),
+        (["--cpus", "0", "--rank", "0"], "exactly one of"),
+        ([], "exactly one of"),
+    ],
+)
+def test_bad_pin_options_are_usage_errors(args: list[str], message: str) -> None:
+    res = pinctl("pin", str(os.getpid()), *args)
+    assert res.returncode == UsageError.exit_code
+    assert message in res.stderr
+
+
+def test_auto_without_nvml_says_so() -> None:
+    from pinctl.discover.nvml_procs import gpu_processes
+
+    if gpu_processes()[0] is not None:
+        pytest.skip("NVML is available here")
+    res = pinctl("pin", "--auto")
+    assert res.returncode != 0
+    assert "NVML" in res.stderr
+
+
+def test_fast_pin_form_skips_click() -> None:
+    assert parse_fast_pin(["12", "13", "--cpus", "0-1"]) == FastPinArgs((12, 13), "0-1")
+    assert parse_fast_pin(["12", "-c=1", "--migrate", "--mems", "0"]) == FastPinArgs((12,), "1", "0", True)
+    assert parse_fast_pin(["12", "--rank", "1"]) is None
+    assert parse_fast_pin(["--cpus", "1"]) is None
+    res = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "pinctl", "pin", str(os.getpid()), "--cpus", ALL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    modules = {line.split("|")[-1].strip().split(".")[0] for line in res.stderr.splitlines() if "|" in line}
+    assert modules & {"click", "rich", "pyhwloc", "pynvml", "psutil"} == set()

@@ -1,0 +1,277 @@
+"""The plan file is untrusted: what the validator lets through, and what it refuses."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from act_helpers import pinctl, plan_dict, rank, write_plan
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pinctl.errors import PlanError
+from pinctl.planfile import (
+    MAX_FILE_BYTES,
+    check_live_node,
+    env_key_allowed,
+    load_plan_file,
+    parse_plan_text,
+    validate_plan,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json"
+
+
+def test_valid_plan_keeps_what_acting_needs() -> None:
+    plan = validate_plan(plan_dict([rank(0, [0, 1], mem_policy="interleave"), rank(1, [1])]))
+    assert plan.hostname == os.uname().nodename
+    r0 = plan.rank(0)
+    assert r0 is not None
+    assert r0.cpus == {0, 1}
+    assert r0.mem_policy == "interleave"
+    assert dict(r0.env) == {"LOCAL_RANK": "0", "OMP_NUM_THREADS": "2"}
+    assert plan.rank(2) is None
+
+
+@pytest.mark.parametrize(
+    "key", ["NCCL_IB_HCA", "UCX_NET_DEVICES", "OMP_NUM_THREADS", "PINCTL_RANK", "CUDA_VISIBLE_DEVICES", "LOCAL_RANK"]
+)
+def test_allowlisted_env_keys(key: str) -> None:
+    assert env_key_allowed(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "BASH_ENV",
+        "NCCL_",
+        "nccl_debug",
+        "NCCL DEBUG",
+        "NCCL_X=Y",
+        "HOME",
+        "IFS",
+        "CUDA_VISIBLE_DEVICES_X",
+    ],
+)
+def test_env_keys_outside_the_allowlist_are_refused(key: str) -> None:
+    bad = plan_dict()
+    bad["ranks"][0]["env"][key] = "/tmp/evil.so"
+    with pytest.raises(PlanError, match="not allowed"):
+        validate_plan(bad)
+
+
+def _mutate(path: str, value: Any) -> dict[str, Any]:
+    """A copy of the good plan with one place (dotted path, ints index lists) set to *value*."""
+    obj = plan_dict()
+    target: Any = obj
+    parts = path.split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    last = parts[-1]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return obj
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("schema", "pinctl.plan/v2", "is not 'pinctl.plan/v1'"),
+        ("schema", 1, "is not"),
+        ("ranks.0.cpus", [70000], "out of range"),
+        ("ranks.0.cpus", [-1], "out of range"),
+        ("ranks.0.cpus", [10**30], "out of range"),
+        ("ranks.0.cpus", [True], "expected an integer"),
+        ("ranks.0.cpus", [0.5], "expected an integer"),
+        ("ranks.0.cpus", "0-1", "expected a list"),
+        ("ranks.0.cpus", [], "empty"),
+        ("ranks.0.cpus", [0, 0], "duplicate"),
+        ("ranks.0.cpulist", "0-3", "does not match"),
+        ("ranks.0.mems", [70000], "out of range"),
+        ("ranks.0.mems", [], "needs at least one node"),
+        ("ranks.0.mem_policy", "steal", "is not one of"),
+        ("ranks.0.local_rank", "0", "expected an integer"),
+        ("ranks.0.local_rank", 5, "does not match local_rank 5"),
+        ("ranks.0.env", ["LOCAL_RANK"], "expected an object"),
+        ("ranks.0.env.OMP_NUM_THREADS", 4, "expected a string"),
+        ("ranks.0.env.OMP_NUM_THREADS", "4\x00LD_PRELOAD=x", "NUL"),
+        ("ranks.0.env.OMP_NUM_THREADS", "x" * 5000, "longer than"),
+        ("ranks.0.env.LOCAL_RANK", "1", "does not match local_rank"),
+        ("ranks.0.gpu", 3, "expected an object"),
+        ("ranks.0.nics", "mlx5_0", "expected a list"),
+        ("ranks.0.shell", "rm -rf /", "unknown key"),
+        ("ranks.0.env", _DELETE, "missing key 'env'"),
+        ("node.fingerprint", None, "expected a string"),
+        ("node", _DELETE, "missing key 'node'"),
+        ("ranks", [], "no ranks"),
+        ("ranks", {"0": {}}, "expected a list"),
+        ("extra", 1, "unknown key"),
+    ],
+)
+def test_malformed_plans_are_refused_with_the_place_named(path: str, value: Any, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        validate_plan(_mutate(path, value))
+
+
+def test_duplicate_or_gapped_local_ranks_are_refused() -> None:
+    with pytest.raises(PlanError, match="appears twice"):
+        validate_plan(plan_dict([rank(0, [0]), rank(0, [1])]))
+    with pytest.raises(PlanError, match="local ranks must be 0-1"):
+        validate_plan(plan_dict([rank(0, [0]), rank(2, [1])]))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schema": "pinctl.plan/v1", "schema": "x"}', "duplicate key"),
+        ('{"a": NaN}', "not valid JSON"),
+        ("{", "not valid JSON"),
+        ("[" * 100000 + "]" * 100000, "not valid JSON"),
+        ("[]", "expected an object"),
+    ],
+)
+def test_bad_json_is_refused(text: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        parse_plan_text(text)
+
+
+def test_oversized_and_missing_files_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (MAX_FILE_BYTES + 1))
+    with pytest.raises(PlanError, match="larger than"):
+        load_plan_file(str(big))
+    with pytest.raises(PlanError, match="cannot read"):
+        load_plan_file(str(tmp_path / "absent.json"))
+
+
+def test_live_node_check_names_foreign_facts() -> None:
+    ok = validate_plan(plan_dict())
+    assert check_live_node(ok, ok.rank(0)) == []
+    foreign = validate_plan(plan_dict([rank(0, [4000], mems=[7])], hostname="gpu-node-17"))
+    problems = " | ".join(check_live_node(foreign, foreign.rank(0)))
+    assert "gpu-node-17" in problems
+    assert "4000" in problems and "do not exist here" in problems
+    assert "7" in problems and "not online" in problems
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=20,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_any_json_value_gives_a_plan_or_a_plan_error(value: Any) -> None:
+    with contextlib.suppress(PlanError):
+        validate_plan(value)
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None)
+def test_a_valid_plan_with_one_field_replaced_never_crashes(data: st.DataObject) -> None:
+    obj = plan_dict()
+    r0 = obj["ranks"][0]
+    key = data.draw(st.sampled_from(sorted(r0)))
+    r0[key] = data.draw(st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=3))
+    with contextlib.suppress(PlanError):
+        validate_plan(obj)
+
+
+# --- the schema file, when the planner's author has written it -----------------------------------
+
+
+def _schema() -> Any:
+    if not SCHEMA_PATH.exists():
+        pytest.skip("pinctl/schemas/plan-v1.json not written yet")
+    jsonschema = pytest.importorskip("jsonschema")
+    return jsonschema, json.loads(SCHEMA_PATH.read_text())
+
+
+def test_hand_written_plans_meet_the_json_schema() -> None:
+    jsonschema, schema = _schema()
+    jsonschema.validate(plan_dict(), schema)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("schema", "pinctl.plan/v2"),
+        ("ranks.0.cpus", [True]),
+        ("ranks.0.cpus", "0-1"),
+        ("ranks.0.mem_policy", "steal"),
+        ("ranks.0.env.OMP_NUM_THREADS", 4),
+        ("ranks.0.local_rank", "0"),
+        ("ranks.0.env", _DELETE),
+    ],
+)
+def test_what_the_validator_refuses_the_schema_refuses_too(path: str, value: Any) -> None:
+    jsonschema, schema = _schema()
+    bad = _mutate(path, value)
+    with pytest.raises(PlanError):
+        validate_plan(copy.deepcopy(bad))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+# --- through the command line ---------------------------------------------------------------------
+
+
+def test_launch_refuses_an_ld_preload_plan_and_runs_nothing(tmp_path: Path) -> None:
+    bad = plan_dict()
+    bad["ranks"][0]["env"]["LD_PRELOAD"] = "/tmp/evil.so"
+    marker = tmp_path / "ran"
+    res = pinctl(
+        "launch", "--plan", write_plan(tmp_path / "p.json", bad), "--local-rank", "0", "--", "touch", str(marker)
+    )
+    assert res.returncode == 4
+    assert "LD_PRELOAD" in res.stderr and "not allowed" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not marker.exists()
+
+
+def test_launch_refuses_a_foreign_plan_unless_forced(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "p.json", plan_dict(hostname="another-node"))
+    res = pinctl("launch", "--plan", path, "--local-rank", "0", "--", "true")
+    assert res.returncode == 4
+    assert "another-node" in res.stderr and "--force" in res.stderr
+    forced = pinctl("launch", "--plan", path, "--local-rank", "0", "--force", "--", "true")
+    assert forced.returncode == 0
+    assert "warning" in forced.stderr and "another-node" in forced.stderr
+
+
+def test_foreign_fingerprint_is_refused_where_it_is_computed(tmp_path: Path) -> None:
+    pytest.importorskip("pinctl.plan")
+    path = write_plan(tmp_path / "p.json", plan_dict(fingerprint="ffffffffffffffff"))
+    res = pinctl("pin", str(os.getpid()), "--rank", "0", "--plan", path)
+    assert res.returncode == 4
+    assert "fingerprint ffffffffffffffff is not this node's" in res.stderr
+    # The launch fast path checks hostname, CPUs and nodes only (no discovery): same host, so it runs.
+    assert pinctl("launch", "--plan", path, "--local-rank", "0", "--", "true").returncode == 0
+
+
+def test_planner_output_meets_the_validator() -> None:
+    plan_mod = pytest.importorskip("pinctl.plan")
+    export = pytest.importorskip("pinctl.export")
+    from pinctl.discover.node import discover
+
+    node = discover()
+    plan = plan_mod.make_plan(node, plan_mod.PlanRequest(ranks=2))
+    parsed = parse_plan_text(export.plan_to_json(plan))
+    assert parsed.fingerprint == plan_mod.fingerprint(node)
+    assert [r.cpus for r in parsed.ranks] == [frozenset(r.cpus) for r in plan.ranks]
