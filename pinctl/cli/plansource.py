@@ -8,6 +8,7 @@ the acting commands never see two shapes of plan.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -105,28 +106,28 @@ def _fingerprint_problems(plan: PlanFile, warn: Callable[[str], None]) -> list[s
 def compute_plan(params: dict[str, Any]) -> PlanFile:
     """Discover the node and plan with H4's planner, then validate the exported dict like a file."""
     try:
-        from pinctl.plan import PlanRequest, make_plan
+        from pinctl.plan import PlanRequest, make_plan, parse_visible_devices, select_gpus
     except ImportError as exc:
         raise PlanError(f"the planner is not available ({exc}); give --plan FILE") from None
     plan_to_dict = _exporter()
-    gpus_text = params.get("gpus")
-    gpus = None
-    if gpus_text and gpus_text.strip() != "all":
-        gpus = tuple(sorted(parse_list(gpus_text, what="--gpus list")))
-    reserve = parse_list(params.get("reserve") or "", what="--reserve CPU list")
+    node = _discover(params.get("topology"), params.get("root"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     request = PlanRequest(
-        gpus=gpus,
+        gpus=select_gpus(node, params.get("gpus") or "all"),
         procs_per_gpu=params.get("procs_per_gpu", 1),
         ranks=params.get("ranks"),
-        reserve=reserve,
+        reserve=parse_list(params.get("reserve") or "", what="--reserve CPU list"),
         reserve_per_numa=params.get("reserve_per_numa", 0),
         smt=params.get("smt", "all"),
         mem_policy=params.get("mem_policy", "bind"),
         nic_link_layer=params.get("nic_link_layer", "ib"),
         nics_per_gpu=params.get("nics_per_gpu", 1),
         isolate_gpus=bool(params.get("isolate_gpus")),
+        # Only for this machine: a topology file or gathered tree is not what CUDA_VISIBLE_DEVICES indexes.
+        visible_devices=parse_visible_devices(visible)
+        if visible is not None and not (params.get("topology") or params.get("root"))
+        else None,
     )
-    node = _discover(params.get("topology"), params.get("root"))
     plan = make_plan(node, request)
     # Round-trip through JSON so a computed plan meets exactly the checks a plan file does.
     try:
