@@ -65,6 +65,7 @@ def test_p4d_two_gpus_share_one_efa() -> None:
     node = load_nccl_xml(corpus("aws-p4d-24xl.nccl.xml"))
     assert len(node.gpus) == 8
     assert [n.kind for n in node.nics] == ["efa"] * 4
+    assert [n.name for n in node.nics][:2] == ["rdma@0000:10:1b.0", "rdma@0000:20:1b.0"]  # no <net>: named by PCI
     efa0 = next(n for n in node.nics if n.pci is not None and n.pci.address == PciAddress.parse("0000:10:1b.0"))
     sharing = [str(g.pci.address) for g in node.gpus if efa0.pci and pci_level(g.pci, efa0.pci) == "PIX"]
     assert sharing == ["0000:10:1c.0", "0000:10:1d.0"]

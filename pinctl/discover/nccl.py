@@ -143,7 +143,7 @@ def _build(path: str, root: ET.Element) -> Node:
     if acc.nics:
         notes.append("NCCL topology file: NIC port states unknown (the format does not record them)")
     if acc.unnamed_nics:
-        notes.append("NCCL topology file: NICs without a <net> name are named by PCI address")
+        notes.append("NCCL topology file: NICs without a <net> name are named by PCI address (rdma@ADDR)")
     if any(n.pci is None for n in acc.nics):
         notes.append("NCCL topology file: some NICs have no PCI device, so their locality is unknown")
     if acc.ignored:
@@ -231,7 +231,9 @@ def _walk_pci(elem: ET.Element, where: _Where, acc: _Acc) -> None:
         if not nics:
             acc.unnamed_nics += 1
             kind = _pci_nic_kind(class_id, vendor, device) or "other"
-            nics = [Nic(name=str(address), kind=kind, rdma=kind != "ethernet", pci=info)]
+            rdma = kind not in ("ethernet", "other")
+            # Named like the hwloc source's unnamed devices (rdma@ADDR), so both sort in PCI order.
+            nics = [Nic(name=f"{'rdma' if rdma else 'nic'}@{address}", kind=kind, rdma=rdma, pci=info)]
         acc.nics.extend(nics)
     else:
         acc.ignored.append(str(address))
