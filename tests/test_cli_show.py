@@ -1,0 +1,171 @@
+"""`pinctl show` end to end: every fixture and real capture, JSON contract, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pinctl.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"))
+SHARED = ROOT.parent / "shared" / "topologies"
+
+
+def shared(pattern: str) -> list[Path]:
+    return sorted(SHARED.glob(pattern)) if SHARED.is_dir() else []
+
+
+READABLE = [p for p in shared("*.xml") if not p.name.endswith(".hwloc1.xml")]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def check_contract(data: dict) -> None:  # type: ignore[type-arg]
+    """The keys and invariants other tools rely on (docs/show-json.md)."""
+    assert data["schema"] == "pinctl.node/v1"
+    numa_ids = [n["os_index"] for n in data["numa_nodes"]]
+    assert len(set(numa_ids)) == len(numa_ids)
+    all_cpus: set[int] = set()
+    for n in data["numa_nodes"]:
+        assert all(isinstance(c, int) for c in n["cpus"])
+        assert not (set(n["cpus"]) & all_cpus), "a CPU in two NUMA nodes"
+        all_cpus |= set(n["cpus"])
+        assert n["cpuless"] == (n["cpus"] == [])
+    assert set(data["allowed_cpus"]) <= set(data["cpus"]) == all_cpus
+    buses = [g["pci_bus_id"] for g in data["gpus"]]
+    assert buses == sorted(buses), "GPU index must follow PCI bus order"
+    assert [g["index"] for g in data["gpus"]] == list(range(len(buses)))
+    for dev in data["gpus"] + [n for n in data["nics"] if n["pci_bus_id"]] + data["storage"]:
+        assert dev["numa_node"] is None or dev["numa_node"] in numa_ids
+        if dev["pci_bus_id"]:
+            domain, bus, rest = dev["pci_bus_id"].split(":")
+            assert len(domain) == 4 and len(bus) == 2 and rest[2] == "."
+    for nic in data["nics"]:
+        assert set(nic) >= {"name", "pci_bus_id", "numa_node", "link_layer", "state"}
+    m = data["distances"]
+    assert len(m["matrix"]) == len(data["gpus"])
+    for i, row in enumerate(m["matrix"]):
+        assert len(row) == len(m["columns"]) and row[i] == "X"
+
+
+@pytest.mark.parametrize("path", FIXTURES + READABLE, ids=lambda p: p.name)
+def test_show_json_on_every_topology(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "show", "--json", "--topology", str(path))
+    assert rc == 0, err
+    check_contract(json.loads(out))
+
+
+@pytest.mark.parametrize("path", FIXTURES + READABLE, ids=lambda p: p.name)
+def test_show_plain_on_every_topology(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "show", "--topology", str(path))
+    assert rc == 0, err
+    assert "NUMA domains" in out and "\x1b[" not in out
+    data = json.loads(run(capsys, "show", "--json", "--topology", str(path))[1])
+    for gpu in data["gpus"]:
+        assert f"GPU{gpu['index']}" in out
+
+
+def test_dgx_fixture_as_a_user_reads_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # Documented in fixtures/gen_hwloc.py: GPU0..7 are PIX to mlx5_0,3,4,5,6,9,10,11; mlx5_5 is down.
+    rc, out, _ = run(capsys, "show", "--json", "--topology", str(ROOT / "fixtures/hwloc/dgx-h100-portdown.xml"))
+    data = json.loads(out)
+    cols = data["distances"]["columns"]
+    pix = [[c for c, lvl in zip(cols, row, strict=True) if lvl == "PIX" and c.startswith("mlx5")]
+           for row in data["distances"]["matrix"]]
+    assert pix == [["mlx5_0"], ["mlx5_3"], ["mlx5_4"], ["mlx5_5"], ["mlx5_6"], ["mlx5_9"], ["mlx5_10"], ["mlx5_11"]]
+    states = {n["name"]: n["state"] for n in data["nics"]}
+    assert states["mlx5_5"] == "DOWN" and states["mlx5_0"] == "ACTIVE"
+    layers = {n["name"]: n["link_layer"] for n in data["nics"]}
+    assert layers["mlx5_1"] == "Ethernet" and layers["mlx5_0"] == "InfiniBand"
+    assert [g["numa_node"] for g in data["gpus"]] == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("path", shared("*.hwloc1.xml"), ids=lambda p: p.name)
+def test_hwloc1_files_get_a_conversion_hint(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "show", "--topology", str(path))
+    assert rc == 3 and out == ""
+    assert err.count("\n") == 1 and "lstopo" in err and "hwloc 1.x" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no such file"),
+        (b"", "empty"),
+        (b"<topology><object", "malformed"),
+        (b"\x00\x01garbage", "not valid xml"),
+        (b"<html><body/></html>", "neither hwloc"),
+    ],
+)
+def test_bad_topology_files_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, words: str
+) -> None:
+    path = tmp_path / "topo.xml"
+    if content is not None:
+        path.write_bytes(content)
+    rc, out, err = run(capsys, "show", "--topology", str(path))
+    assert rc != 0 and out == ""
+    assert err.startswith("pinctl: error:") and err.count("\n") == 1, err
+    assert words in err.lower() and path.name in err
+
+
+def test_bad_root_and_conflicting_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "show", "--root", str(tmp_path / "nowhere"))
+    assert rc != 0 and err.count("\n") == 1 and "Traceback" not in err
+    rc, _, err = run(capsys, "show", "--root", str(tmp_path), "--topology", str(FIXTURES[0]))
+    assert rc != 0 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("tarball", shared("*.tar.bz2"), ids=lambda p: p.name)
+def test_show_on_gathered_trees(tarball: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (top,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    rc, out, err = run(capsys, "show", "--json", "--root", str(top))
+    assert rc == 0, err
+    data = json.loads(out)
+    check_contract(data)
+    assert data["source"] == f"sysfs:{top}"
+
+
+def test_live_show_matches_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "show", "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    check_contract(data)
+    assert set(data["allowed_cpus"]) == os.sched_getaffinity(0)
+    online = Path("/sys/devices/system/node").glob("node[0-9]*")
+    assert sorted(n["os_index"] for n in data["numa_nodes"]) == sorted(int(p.name[4:]) for p in online)
+    if not Path("/dev/nvidiactl").exists():
+        assert any("NVML" in note for note in data["notes"])
+
+
+def test_snapshot_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "snap.xml"
+    rc, _, err = run(capsys, "snapshot", "-o", str(out_file))
+    assert rc == 0, err
+    live = json.loads(run(capsys, "show", "--json", "--no-nvml")[1])
+    saved = json.loads(run(capsys, "show", "--json", "--topology", str(out_file))[1])
+    for key in ("cpus", "numa_nodes", "cores", "l3_groups", "packages"):
+        assert saved[key] == live[key]
+    assert [d["pci_bus_id"] for d in saved["storage"]] == [d["pci_bus_id"] for d in live["storage"]]
+
+
+def test_console_script_and_module_entry_points() -> None:
+    exe = Path(sys.executable).with_name("pinctl")
+    for argv in ([str(exe)], [sys.executable, "-m", "pinctl"]):
+        proc = subprocess.run([*argv, "show", "--json", "--no-nvml"], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["schema"] == "pinctl.node/v1"
+        assert "Traceback" not in proc.stderr
