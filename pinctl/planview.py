@@ -1,0 +1,28 @@
+"""The plan as a table (one row per rank), drawn by pinctl.render: rich on a TTY, plain otherwise."""
+
+from __future__ import annotations
+
+from pinctl.plan import Plan
+from pinctl.render import Table
+
+HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
+
+
+def plan_table(plan: Plan) -> list[Table | str]:
+    rows = []
+    for r in plan.ranks:
+        mem = r.mem_policy + (f" {','.join(map(str, r.mems))}" if r.mems else "")
+        rows.append(
+            (
+                str(r.local_rank),
+                "-" if r.gpu is None else f"{r.gpu.index} {r.gpu.pci_bus_id}",
+                "-" if r.numa_node is None else str(r.numa_node),
+                r.cpulist,
+                str(len(r.cores)),
+                mem,
+                ", ".join(f"{n.name}:{n.port or 1} ({n.distance})" for n in r.nics) or "-",
+                ", ".join(f"{s.name} ({s.distance})" for s in r.storage) or "-",
+            )
+        )
+    title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
+    return [Table(title, HEADERS, tuple(rows))]
