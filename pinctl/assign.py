@@ -7,12 +7,13 @@ distinct devices, each device serving at most ceil(K * consumers / devices).
 It is a small min-cost flow (successive shortest paths, Dijkstra with
 potentials): exact, and fast at 16 GPUs x 16 NICs. Ties are broken
 deterministically: among all optimal assignments, GPU 0 gets the lowest-named
-devices it can, then GPU 1, and so on (the tie costs are weighted so that they
-never outweigh a distance step).
+devices it can (natural order: mlx5_2 before mlx5_10), then GPU 1, and so on
+(the tie costs are weighted so that they never outweigh a distance step).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,11 @@ class NicCandidate:
     port: NicPort | None
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort names as people count: mlx5_2 before mlx5_10."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
 def port_class(nic: Nic, port: NicPort | None) -> str:
     """The link-layer class of a NIC port: ib, eth or other."""
     if nic.kind in _FABRIC_KINDS:
@@ -48,15 +54,15 @@ def _port_choices(nic: Nic) -> list[tuple[NicPort | None, bool]]:
     """Usable ports, active ones first: (port, state_known). Down ports never appear."""
     if not nic.ports:
         return [(None, False)]
-    active = [(p, True) for p in nic.ports if p.active]
-    unknown = [(p, False) for p in nic.ports if p.state is None]
+    active: list[tuple[NicPort | None, bool]] = [(p, True) for p in nic.ports if p.active]
+    unknown: list[tuple[NicPort | None, bool]] = [(p, False) for p in nic.ports if p.state is None]
     return active + unknown
 
 
 def usable_nics(nics: Sequence[Nic], link_layer: str) -> tuple[list[NicCandidate], list[str]]:
     """RDMA NICs with a usable port, filtered by *link_layer* (ib, eth, any); warnings alongside."""
     warnings: list[str] = []
-    rdma = sorted((n for n in nics if n.rdma), key=lambda n: n.name)
+    rdma = sorted((n for n in nics if n.rdma), key=lambda n: natural_key(n.name))
 
     def pick(allowed: tuple[str, ...]) -> list[tuple[NicCandidate, bool]]:
         out = []
@@ -76,10 +82,9 @@ def usable_nics(nics: Sequence[Nic], link_layer: str) -> tuple[list[NicCandidate
     if not chosen and rdma:
         what = {"ib": "RDMA", "eth": "RoCE", "any": "RDMA"}[link_layer]
         warnings.append(f"no usable {what} NIC (every port down or filtered by --nic-link-layer): no NIC assigned")
-    for cand, known in chosen:
-        if not known:
-            where = f"port {cand.port.number}" if cand.port else "its port"
-            warnings.append(f"NIC {cand.nic.name}: state of {where} is unknown; assuming it is usable")
+    unknown = [c.nic.name for c, known in chosen if not known]
+    if unknown:
+        warnings.append(f"port state unknown for NIC {', '.join(unknown)}: assuming usable (check with ibstat)")
     return [c for c, _ in chosen], warnings
 
 
@@ -110,6 +115,31 @@ def assign(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]
     cost = [[rank(levels[i][j]) * scale + j * weight[i] for j in range(n)] for i in range(g)]
     chosen = _min_cost_flow(cost, k, cap)
     return [sorted(row, key=lambda j: (rank(levels[i][j]), j)) for i, row in enumerate(chosen)]
+
+
+def spread(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]]:
+    """Cheap balanced choice for many alike consumers (CPU-only ranks): nearest tier, round-robin.
+
+    Consumers with the same nearest suppliers take them in turn, so N ranks on a
+    NUMA node with two local NICs alternate between them; the rest fill up from
+    the next nearest. Linear time where :func:`assign`'s flow would be quadratic.
+    """
+    turn: dict[tuple[int, ...], int] = {}
+    out: list[list[int]] = []
+    for row in levels:
+        order = sorted(range(len(row)), key=lambda j: (rank(row[j]), j))
+        k = min(per_consumer, len(order))
+        if k <= 0:
+            out.append([])
+            continue
+        best = rank(row[order[0]])
+        tier = tuple(j for j in order if rank(row[j]) == best)
+        start = turn.get(tier, 0)
+        turn[tier] = start + k
+        rotated = [tier[(start + x) % len(tier)] for x in range(len(tier))]
+        picked = (rotated + [j for j in order if j not in tier])[:k]
+        out.append(sorted(picked, key=lambda j: (rank(row[j]), j)))
+    return out
 
 
 def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[int]]:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pinctl.assign import NicCandidate, assign, level_between, usable_nics
+from pinctl.assign import NicCandidate, assign, level_between, natural_key, spread, usable_nics
 from pinctl.cpuset import format_list, parse_list
 from pinctl.domains import assign_domains, cpu_domains, mems_for
 from pinctl.errors import UsageError
@@ -125,7 +125,7 @@ def fingerprint(node: Node) -> str:
 
 def select_gpus(node: Node, text: str) -> tuple[int, ...] | None:
     """Parse ``--gpus``: ``all``, indexes and ranges (0-3,6) or PCI bus ids (0000:1b:00.0)."""
-    if text.strip() in ("", "all"):
+    if text.strip() == "all":
         return None
     by_addr = {g.pci.address: g.index for g in node.gpus}
     out: set[int] = set()
@@ -244,12 +244,11 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
             runs[i] = run
 
     nic_map, storage_map = _devices(node, request, gpus, rank_gpu, rank_domain, warnings)
-    if request.ranks is None and not request.isolate_gpus:
-        if any(g is not None and g.index != i for i, g in enumerate(rank_gpu)):
-            warnings.append(
-                "LOCAL_RANK does not equal the GPU index for every rank: use --isolate-gpus, or select "
-                "each rank's GPU from the plan, not from LOCAL_RANK"
-            )
+    if not request.isolate_gpus and any(g is not None and g.index != i for i, g in enumerate(rank_gpu)):
+        warnings.append(
+            "LOCAL_RANK does not equal the GPU index for every rank: use --isolate-gpus, or select "
+            "each rank's GPU from the plan, not from LOCAL_RANK"
+        )
 
     ranks: list[RankPlan] = []
     for i, gpu in enumerate(rank_gpu):
@@ -308,7 +307,7 @@ def _devices(
         warnings.extend(w)
         if cands and request.nics_per_gpu > len(cands):
             warnings.append(f"--nics-per-gpu {request.nics_per_gpu} but only {len(cands)} usable NICs")
-    disks = sorted(node.storage, key=lambda s: s.name)
+    disks = sorted(node.storage, key=lambda s: natural_key(s.name))
     if gpus:
         keys = [g.index for g in gpus]
         nic_levels = [[level_between(g.pci, c.nic.pci) for c in cands] for g in gpus]
@@ -317,14 +316,14 @@ def _devices(
         keys = list(range(len(rank_gpu)))
         nic_levels = [[_numa_level(dom, c.nic.numa_node) for c in cands] for dom in rank_domain]
         disk_levels = [[_numa_level(dom, d.numa_node) for d in disks] for dom in rank_domain]
+    # GPUs: exact min-cost assignment under a load cap; CPU-only ranks (many, alike): round-robin per tier.
+    solve = assign if gpus else spread
     if cands:
-        for key, levels, chosen in zip(keys, nic_levels, assign(nic_levels, request.nics_per_gpu), strict=True):
+        for key, levels, chosen in zip(keys, nic_levels, solve(nic_levels, request.nics_per_gpu), strict=True):
             nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)
     if disks:
-        for key, levels, chosen in zip(keys, disk_levels, assign(disk_levels, 1), strict=True):
-            storage_map[key] = tuple(
-                StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen
-            )
+        for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
+            storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
     return nic_map, storage_map
 
 

@@ -71,10 +71,7 @@ class Layout:
 def _cpu_number(layout: Layout, pkg: int, local_core: int, thread: int) -> int:
     """OS CPU number: thread siblings are total_cores apart (Linux x86 habit)."""
     per_pkg = layout.total_cores // layout.packages
-    if layout.interleaved:
-        core_no = local_core * layout.packages + pkg
-    else:
-        core_no = pkg * per_pkg + local_core
+    core_no = local_core * layout.packages + pkg if layout.interleaved else pkg * per_pkg + local_core
     return core_no + thread * layout.total_cores
 
 

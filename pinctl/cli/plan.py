@@ -27,26 +27,50 @@ def schema_text() -> str:
     return files("pinctl").joinpath("schemas/plan-v1.json").read_text(encoding="utf-8")
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command()
 @source_options
 @click.option("--gpus", default=None, metavar="LIST|all", help="GPUs to plan for: indexes (0-3,6) or PCI bus ids.")
 @click.option("--procs-per-gpu", type=int, default=1, show_default=True, help="Ranks per GPU.")
 @click.option("--ranks", type=int, default=None, help="CPU-only ranks (a node without GPUs, or ignoring them).")
 @click.option("--reserve", default=None, metavar="CPULIST", help="CPUs kept out of every rank (housekeeping).")
 @click.option(
-    "--reserve-per-numa", type=int, default=0, show_default=True, metavar="N",
+    "--reserve-per-numa",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="N",
     help="Reserve the first N whole cores of each NUMA node.",
 )
-@click.option("--smt", type=click.Choice(["all", "one-per-core"]), default="all", show_default=True,
-              help="Give ranks every hardware thread of a core, or only its lowest-numbered one.")
-@click.option("--mem-policy", type=click.Choice(["bind", "preferred", "interleave", "local", "none"]),
-              default="bind", show_default=True, help="Memory policy per rank (nodes local to its CPUs).")
-@click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True,
-              help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any.")
+@click.option(
+    "--smt",
+    type=click.Choice(["all", "one-per-core"]),
+    default="all",
+    show_default=True,
+    help="Give ranks every hardware thread of a core, or only its lowest-numbered one.",
+)
+@click.option(
+    "--mem-policy",
+    type=click.Choice(["bind", "preferred", "interleave", "local", "none"]),
+    default="bind",
+    show_default=True,
+    help="Memory policy per rank (nodes local to its CPUs).",
+)
+@click.option(
+    "--nic-link-layer",
+    type=click.Choice(["ib", "eth", "any"]),
+    default="ib",
+    show_default=True,
+    help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any.",
+)
 @click.option("--nics-per-gpu", type=int, default=1, show_default=True, help="Distinct NICs per GPU (multi-rail).")
 @click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output form (default: table on a terminal, json otherwise).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output form (default: table on a terminal, json otherwise).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
 @click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v1) and exit.")
@@ -114,12 +138,10 @@ def plan(
     else:
         from pinctl import export
 
-        text = {
-            "json": export.plan_to_json,
-            "env": export.plan_to_env,
-            "slurm": export.plan_to_slurm,
-            "numactl": lambda p: export.plan_to_numactl(p, command),
-        }[fmt](result)
+        if fmt == "numactl":
+            text = export.plan_to_numactl(result, command)
+        else:
+            text = {"json": export.plan_to_json, "env": export.plan_to_env, "slurm": export.plan_to_slurm}[fmt](result)
         _write(text, output)
         for w in result.warnings:
             click.echo(f"pinctl: warning: {w}", err=True)

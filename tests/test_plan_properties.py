@@ -1,0 +1,376 @@
+"""Property tests: the planner's placement rules hold on random valid nodes (tests/strategies.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from strategies import build_node, layouts, nodes
+
+from pinctl.assign import assign
+from pinctl.distance import rank as level_rank
+from pinctl.errors import UsageError
+from pinctl.export import plan_to_dict, plan_to_json
+from pinctl.model import Node
+from pinctl.plan import Plan, PlanRequest, make_plan
+from pinctl.planfile import validate_plan
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def requests(draw: st.DrawFn, node: Node) -> PlanRequest:
+    cpus = sorted(node.cpus)
+    reserve = frozenset(draw(st.sets(st.sampled_from(cpus), max_size=3))) if draw(st.booleans()) else frozenset()
+    return PlanRequest(
+        procs_per_gpu=draw(st.integers(1, 3)),
+        reserve=reserve,
+        reserve_per_numa=draw(st.integers(0, 1)),
+        smt=draw(st.sampled_from(["all", "one-per-core"])),
+        mem_policy=draw(st.sampled_from(["bind", "preferred", "interleave", "local", "none"])),
+        nic_link_layer=draw(st.sampled_from(["ib", "eth", "any"])),
+        nics_per_gpu=draw(st.integers(0, 2)),
+        isolate_gpus=draw(st.booleans()),
+    )
+
+
+@st.composite
+def planned(draw: st.DrawFn) -> tuple[Node, PlanRequest, Plan]:
+    node = draw(nodes())
+    request = draw(requests(node))
+    try:
+        plan = make_plan(node, request)
+    except UsageError as exc:
+        assert "usable cores" in str(exc)  # the only refusal for a valid request: too many ranks
+        assume(False)
+        raise
+    return node, request, plan
+
+
+def reserved_cpus(node: Node, request: PlanRequest) -> set[int]:
+    """Independent statement of the reservation rule: --reserve plus the N lowest-numbered cores per node."""
+    out = set(request.reserve)
+    by_numa: dict[int | None, list[tuple[int, ...]]] = defaultdict(list)
+    for core in node.cores:
+        if node.allowed_cpus.intersection(core.pus):
+            by_numa[core.numa_node].append(core.pus)
+    for pus_list in by_numa.values():
+        for pus in sorted(pus_list, key=min)[: request.reserve_per_numa]:
+            out.update(pus)
+    return out
+
+
+def usable_pus(node: Node, request: PlanRequest) -> set[int]:
+    return set(node.allowed_cpus) - reserved_cpus(node, request)
+
+
+def core_of(node: Node) -> dict[int, tuple[int, ...]]:
+    return {pu: core.pus for core in node.cores for pu in core.pus}
+
+
+def usable_cores_by_numa(node: Node, request: PlanRequest) -> dict[int | None, int]:
+    usable = usable_pus(node, request)
+    out: Counter[int | None] = Counter()
+    for core in node.cores:
+        if usable.intersection(core.pus):
+            out[core.numa_node] += 1
+    return dict(out)
+
+
+@FAST
+@given(planned())
+def test_cpu_sets_disjoint_nonempty_and_allowed(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    usable = usable_pus(node, request)
+    seen: set[int] = set()
+    for r in plan.ranks:
+        assert r.cpus, f"rank {r.local_rank} has no CPUs"
+        assert set(r.cpus) <= usable
+        assert not seen & set(r.cpus), f"rank {r.local_rank} overlaps an earlier rank"
+        seen |= set(r.cpus)
+
+
+@FAST
+@given(planned())
+def test_whole_cores_and_smt_mode(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    usable = usable_pus(node, request)
+    cores = core_of(node)
+    for r in plan.ranks:
+        touched = {cores[pu] for pu in r.cpus}
+        assert len(touched) == len(r.cores) == int(dict(r.env)["OMP_NUM_THREADS"])
+        for pus in touched:
+            mine = [p for p in pus if p in r.cpus]
+            avail = [p for p in pus if p in usable]
+            if request.smt == "all":
+                assert mine == avail, f"rank {r.local_rank} has part of core {pus}"
+            else:
+                assert mine == avail[:1], f"rank {r.local_rank} must hold only the lowest PU of {pus}"
+
+
+@FAST
+@given(planned())
+def test_rank_cpus_in_one_cpu_numa_node(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, _, plan = case
+    for r in plan.ranks:
+        assert r.numa_node is not None
+        numa = node.numa(r.numa_node)
+        assert numa is not None and not numa.cpuless, "a CPU-less node is never a CPU domain"
+        assert set(r.cpus) <= numa.cpus
+        for m in r.mems:
+            mem_node = node.numa(m)
+            assert mem_node is not None and not mem_node.cpuless
+
+
+@FAST
+@given(planned())
+def test_local_numa_whenever_room(case: tuple[Node, PlanRequest, Plan]) -> None:
+    """Each node hosts as many of its own GPUs' ranks as it has usable cores (all of them if room)."""
+    node, request, plan = case
+    capacity = usable_cores_by_numa(node, request)
+    wanted: Counter[int] = Counter()
+    local: Counter[int] = Counter()
+    for r in plan.ranks:
+        assert r.gpu is not None
+        home = next(g for g in node.gpus if g.index == r.gpu.index).numa_node
+        if home is None or capacity.get(home, 0) == 0:
+            continue
+        wanted[home] += 1
+        local[home] += r.numa_node == home
+    for home, n in wanted.items():
+        assert local[home] == min(n, capacity[home]), f"node {home}: {local[home]} of {n} ranks local"
+    if any(min(n, capacity[h]) < n for h, n in wanted.items()):
+        assert any("usable cores for" in w for w in plan.warnings)
+
+
+@FAST
+@given(planned())
+def test_balanced_within_a_node(case: tuple[Node, PlanRequest, Plan]) -> None:
+    _, _, plan = case
+    sizes: dict[int | None, list[int]] = defaultdict(list)
+    for r in plan.ranks:
+        sizes[r.numa_node].append(len(r.cores))
+    for node_sizes in sizes.values():
+        assert max(node_sizes) - min(node_sizes) <= 1
+
+
+@FAST
+@given(planned())
+def test_no_l3_straddle_when_counts_allow(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    usable = usable_pus(node, request)
+    core_l3 = {core.pus: core.l3 for core in node.cores}
+    cores = core_of(node)
+    per_l3: dict[int | None, Counter[int | None]] = defaultdict(Counter)
+    for core in node.cores:
+        if usable.intersection(core.pus):
+            per_l3[core.numa_node][core.l3] += 1
+    by_numa: dict[int | None, list[set[int | None]]] = defaultdict(list)
+    for r in plan.ranks:
+        by_numa[r.numa_node].append({core_l3[cores[pu]] for pu in r.cpus})
+    for numa, groups_of_ranks in by_numa.items():
+        counts = per_l3[numa]
+        k, g = len(groups_of_ranks), len(counts)
+        if len(set(counts.values())) != 1 or not (g % k == 0 or k % g == 0):
+            continue
+        for rank_groups in groups_of_ranks:
+            if len(rank_groups) > 1:
+                # a rank over several groups must hold them whole
+                held = sum(counts[x] for x in rank_groups)
+                assert held == (g // k) * next(iter(counts.values()))
+
+
+@FAST
+@given(planned())
+def test_never_a_down_port_and_nic_distinct(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    by_name = {n.name: n for n in node.nics}
+    for r in plan.ranks:
+        names = [n.name for n in r.nics]
+        assert len(names) == len(set(names))
+        assert len(names) <= request.nics_per_gpu
+        for use in r.nics:
+            nic = by_name[use.name]
+            assert nic.rdma
+            if use.port is not None:
+                port = next(p for p in nic.ports if p.number == use.port)
+                assert port.active or port.state is None, f"{use.name} port {use.port} is {port.state}"
+            else:
+                assert not nic.ports
+        hca = dict(r.env).get("NCCL_IB_HCA")
+        if hca is not None:
+            assert hca.startswith("=")
+
+
+def usable_rdma(node: Node) -> list[str]:
+    out = []
+    for nic in node.nics:
+        if nic.rdma and (not nic.ports or any(p.active or p.state is None for p in nic.ports)):
+            out.append(nic.name)
+    return out
+
+
+@FAST
+@given(nodes(), st.integers(1, 2), st.integers(1, 2))
+def test_nic_load_capped_and_balanced(node: Node, k: int, procs: int) -> None:
+    try:
+        plan = make_plan(node, PlanRequest(nic_link_layer="any", nics_per_gpu=k, procs_per_gpu=procs))
+    except UsageError:
+        assume(False)
+        raise
+    cands = usable_rdma(node)
+    gpu_nics = {r.gpu.index: tuple(n.name for n in r.nics) for r in plan.ranks if r.gpu}
+    if not cands:
+        assert all(not v for v in gpu_nics.values())
+        return
+    kk = min(k, len(cands))
+    cap = math.ceil(kk * len(gpu_nics) / len(cands))
+    load = Counter(name for names in gpu_nics.values() for name in names)
+    assert all(len(v) == kk for v in gpu_nics.values())
+    assert max(load.values()) <= cap
+    # procs of one GPU share its NICs
+    for r in plan.ranks:
+        assert r.gpu is not None and tuple(n.name for n in r.nics) == gpu_nics[r.gpu.index]
+
+
+LEVELS = ["PIX", "PXB", "PHB", "NODE", "SYS"]
+
+
+def brute_force(levels: list[list[str]], k: int) -> int:
+    g, n = len(levels), len(levels[0])
+    cap = math.ceil(k * g / n)
+    best = None
+    for choice in itertools.product(itertools.combinations(range(n), k), repeat=g):
+        load = Counter(j for row in choice for j in row)
+        if max(load.values()) > cap:
+            continue
+        total = sum(level_rank(levels[i][j]) for i, row in enumerate(choice) for j in row)
+        best = total if best is None else min(best, total)
+    assert best is not None
+    return best
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 2), st.data())
+def test_assignment_is_optimal(g: int, n: int, k: int, data: st.DataObject) -> None:
+    k = min(k, n)
+    levels = [[data.draw(st.sampled_from(LEVELS)) for _ in range(n)] for _ in range(g)]
+    chosen = assign(levels, k)
+    cap = math.ceil(k * g / n)
+    assert all(len(row) == k == len(set(row)) for row in chosen)
+    assert max(Counter(j for row in chosen for j in row).values()) <= cap
+    total = sum(level_rank(levels[i][j]) for i, row in enumerate(chosen) for j in row)
+    assert total == brute_force(levels, k)
+
+
+@FAST
+@given(planned())
+def test_deterministic_and_schema_valid(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    text = plan_to_json(plan)
+    assert plan_to_json(make_plan(node, request)) == text
+    obj = json.loads(text)
+    VALIDATOR.validate(obj)
+    validate_plan(obj)  # launch/pin's validator accepts what the planner writes
+    assert text == json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n"
+
+
+@FAST
+@given(planned())
+def test_independent_of_input_order(case: tuple[Node, PlanRequest, Plan]) -> None:
+    """Cores, NUMA nodes and NICs listed in another order give the same plan (topology order, not input)."""
+    node, request, plan = case
+    from dataclasses import replace
+
+    shuffled = replace(
+        node,
+        cores=tuple(reversed(node.cores)),
+        numa_nodes=tuple(reversed(node.numa_nodes)),
+        nics=tuple(reversed(node.nics)),
+        storage=tuple(reversed(node.storage)),
+        l3_groups=tuple(reversed(node.l3_groups)),
+    )
+    assert plan_to_json(make_plan(shuffled, request)) == plan_to_json(plan)
+
+
+@FAST
+@given(planned())
+def test_memory_policy(case: tuple[Node, PlanRequest, Plan]) -> None:
+    node, request, plan = case
+    for r in plan.ranks:
+        assert r.mem_policy == request.mem_policy
+        if request.mem_policy in ("bind", "preferred"):
+            assert r.mems == (r.numa_node,)
+        elif request.mem_policy == "interleave":
+            assert r.numa_node in r.mems
+            pkgs = {node.numa(m).package for m in r.mems}  # type: ignore[union-attr]
+            assert len(pkgs) == 1
+        else:
+            assert r.mems == ()
+
+
+@FAST
+@given(planned())
+def test_env_keys_and_isolation(case: tuple[Node, PlanRequest, Plan]) -> None:
+    _, request, plan = case
+    for r in plan.ranks:
+        env = dict(r.env)
+        assert env["LOCAL_RANK"] == str(r.local_rank)
+        assert env["OMP_PLACES"] == "cores" and env["OMP_PROC_BIND"] == "close"
+        for key in env:
+            prefix = key.split("_")[0]
+            assert key in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK") or prefix in ("NCCL", "UCX", "OMP", "PINCTL")
+        assert ("CUDA_VISIBLE_DEVICES" in env) == request.isolate_gpus
+        if request.isolate_gpus:
+            assert r.gpu is not None and env["CUDA_VISIBLE_DEVICES"] in (r.gpu.uuid, str(r.gpu.index))
+
+
+@FAST
+@given(layouts(with_gpus=False), st.integers(1, 40))
+def test_cpu_only_ranks_spread_over_nodes(layout: object, n: int) -> None:
+    node = build_node(layout)  # type: ignore[arg-type]
+    request = PlanRequest(ranks=n)
+    capacity = usable_cores_by_numa(node, request)
+    if n > sum(capacity.values()):
+        with pytest.raises(UsageError, match="usable cores"):
+            make_plan(node, request)
+        return
+    plan = make_plan(node, request)
+    assert [r.local_rank for r in plan.ranks] == list(range(n))
+    per_node = Counter(r.numa_node for r in plan.ranks)
+    for numa, count in per_node.items():
+        assert count <= capacity[numa]
+    # proportional to capacity: no node is more than one rank above its share of a package's ranks
+    total = sum(capacity.values())
+    if len({node.numa(x).package for x in capacity}) == 1:  # type: ignore[union-attr]
+        for numa, cap in capacity.items():
+            assert abs(per_node.get(numa, 0) - n * cap / total) < 1 + 1e-9
+
+
+@FAST
+@given(layouts(max_gpus=6))
+def test_unknown_locality_round_robin(layout: object) -> None:
+    from dataclasses import replace
+
+    lay = replace(layout, gpus=tuple(None for _ in layout.gpus), disallowed=frozenset())  # type: ignore[type-var]
+    node = build_node(lay)
+    try:
+        plan = make_plan(node, PlanRequest())
+    except UsageError:
+        assume(False)
+        raise
+    per_node = Counter(r.numa_node for r in plan.ranks)
+    cpu_nodes = [n.os_index for n in node.numa_nodes if n.cpus]
+    counts = [per_node.get(x, 0) for x in cpu_nodes]
+    if len(plan.ranks) <= min(usable_cores_by_numa(node, PlanRequest()).values()):
+        assert max(counts) - min(counts) <= 1
+    assert any("unknown" in w for w in plan.warnings)
