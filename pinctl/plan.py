@@ -17,9 +17,10 @@ from typing import Literal
 
 from pinctl.assign import NicCandidate, assign, level_between, natural_key, spread, usable_nics
 from pinctl.cpuset import format_list, parse_list
+from pinctl.distance import rank
 from pinctl.domains import assign_domains, cpu_domains, mems_for
 from pinctl.errors import UsageError
-from pinctl.model import Gpu, Node, PciAddress
+from pinctl.model import Gpu, Nic, Node, PciAddress
 from pinctl.placement import (
     CoreSlot,
     Domain,
@@ -321,10 +322,46 @@ def _devices(
     if cands:
         for key, levels, chosen in zip(keys, nic_levels, solve(nic_levels, request.nics_per_gpu), strict=True):
             nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)
+        if gpus:
+            warnings.extend(_nic_warnings(node, gpus, nic_map))
     if disks:
         for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
     return nic_map, storage_map
+
+
+def _nic_warnings(node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
+    """Say when a GPU's NIC is farther than the nearest RDMA NIC it has, and why."""
+    out: list[str] = []
+    rdma = [n for n in node.nics if n.rdma and n.pci is not None]
+    for gpu in gpus:
+        used = nic_map.get(gpu.index, ())
+        if not used or not rdma:
+            continue
+        got = max(rank(u.distance) for u in used)
+        best = min(rank(level_between(gpu.pci, n.pci)) for n in rdma)
+        in_use = {u.name for u in used}
+        nearer = [n for n in rdma if n.name not in in_use and rank(level_between(gpu.pci, n.pci)) < got]
+        names = ", ".join(u.name for u in used)
+        level = used[-1].distance if len(used) == 1 else "/".join(u.distance for u in used)
+        if nearer:
+            why = "; ".join(f"{n.name} {_unused_reason(n)}" for n in nearer)
+            out.append(f"GPU {gpu.index} uses {names} ({level}) although nearer NICs exist: {why}")
+        elif best >= rank("PHB"):
+            out.append(f"GPU {gpu.index}: no RDMA NIC shares a PCIe switch with it; {names} is {level} "
+                       "(GPUDirect RDMA traffic crosses the host bridge or the CPU interconnect)")
+    return out
+
+
+def _unused_reason(nic: Nic) -> str:
+    port = nic.primary_port
+    if port is not None and port.state not in (None, "ACTIVE"):
+        return f"port {port.number} is {port.state}"
+    if port is not None and port.phys_state not in (None, "LinkUp"):
+        return f"port {port.number} is {port.phys_state}"
+    if port is not None and port.link_layer:
+        return f"is {port.link_layer} (see --nic-link-layer) or serves other GPUs"
+    return "serves other GPUs (NIC load is balanced)"
 
 
 def _numa_level(dom: Domain, numa: int | None) -> str:

@@ -285,6 +285,13 @@ def test_dgx_h100_down_port_avoided() -> None:
     for r, s in zip(p.ranks, slices, strict=True):
         if s[2] != down:
             assert r.nics[0].name == s[2]
+    # The GPU that lost its PIX HCA is told why it got a farther one; the others are not.
+    (victim,) = [i for i, s in enumerate(slices) if s[2] == down]
+    about = [w for w in p.warnings if w.startswith("GPU ")]
+    assert about == [f"GPU {victim} uses {p.ranks[victim].nics[0].name} ({p.ranks[victim].nics[0].distance}) "
+                     f"although nearer NICs exist: {down} port 1 is DOWN"]
+    assert not [w for w in make_plan(_discover(FIXTURES / "dgx-h100.xml"), PlanRequest()).warnings
+                if w.startswith("GPU ")]
 
 
 def test_cloud_vm_spreads_and_warns() -> None:
