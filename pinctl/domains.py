@@ -80,8 +80,10 @@ def assign_domains(
         gpu_dom[g.index] = dom
         load[dom] += procs[g.index]
     if unknown:
+        cap = {d: len(domains[d]) for d in order}
         for g in unknown:
-            dom = min(order, key=lambda d: (load[d], order.index(d)))
+            # Fill where there is room first, so ranks with known locality keep their own node.
+            dom = min(order, key=lambda d: (load[d] + procs[g.index] > cap[d], load[d], order.index(d)))
             gpu_dom[g.index] = dom
             load[dom] += procs[g.index]
         warnings.append(
@@ -89,15 +91,31 @@ def assign_domains(
             "spreading them round-robin over the NUMA nodes"
         )
     rank_domain: list[Domain] = [gpu_dom[g.index] if g is not None else order[0] for g in rank_gpu]
-    _relieve(node, rank_domain, domains, warnings)
+    unknown_ids = {g.index for g in unknown}
+    # Ranks placed away from their own node (unknown locality, or a CPU-less home) yield first.
+    movable = {
+        i for i, g in enumerate(rank_gpu)
+        if g is not None and (g.index in unknown_ids or g.numa_node != rank_domain[i])
+    }
+    _relieve(node, rank_domain, domains, warnings, movable)
     return rank_domain
 
 
-def _relieve(node: Node, rank_domain: list[Domain], domains: dict[Domain, list[CoreSlot]], warnings: list[str]) -> None:
-    """Move the last ranks of an overfull domain to the nearest domain with free cores."""
+def _relieve(
+    node: Node,
+    rank_domain: list[Domain],
+    domains: dict[Domain, list[CoreSlot]],
+    warnings: list[str],
+    movable: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """Move ranks of an overfull domain to the nearest domain with free cores.
+
+    Ranks in *movable* (GPU locality unknown: no node is theirs) go first, then the last ranks.
+    """
     for dom in list(domains):
         members = [i for i, d in enumerate(rank_domain) if d == dom]
         excess = len(members) - len(domains[dom])
+        members.sort(key=lambda i: (i in movable, i))
         for i in reversed(members[len(members) - excess :] if excess > 0 else []):
             room = [d for d in domains if d != dom and rank_domain.count(d) < len(domains[d])]
             target = nearest(node, dom, room)[0] if dom is not None else room[0]

@@ -333,7 +333,7 @@ def _devices(
 def _nic_warnings(node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
     """Say when a GPU's NIC is farther than the nearest RDMA NIC it has, and why."""
     out: list[str] = []
-    rdma = [n for n in node.nics if n.rdma and n.pci is not None]
+    rdma = sorted((n for n in node.nics if n.rdma and n.pci is not None), key=lambda n: natural_key(n.name))
     for gpu in gpus:
         used = nic_map.get(gpu.index, ())
         if not used or not rdma:

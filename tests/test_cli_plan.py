@@ -102,7 +102,7 @@ def test_cuda_visible_devices_live_only(monkeypatch: pytest.MonkeyPatch, capsys:
     [
         (["--gpus", "9"], "no GPU 9"),
         (["--gpus", "0000:ee:00.0"], "no GPU at PCI address"),
-        (["--procs-per-gpu", "0"], "at least 1"),
+        (["--procs-per-gpu", "0"], "--procs-per-gpu': 0 is not in the range 1<=x<=64"),
         (["--reserve", "1-x"], "malformed --reserve"),
         (["--ranks", "500"], "usable cores"),
         (["--procs-per-gpu", "3"], "usable cores"),

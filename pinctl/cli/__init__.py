@@ -77,8 +77,13 @@ def run(args: list[str]) -> int:
     except click.exceptions.Abort:
         click.echo("pinctl: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        # One line, like every other error: the usage banner hides the message in scripts' logs.
+        hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        click.echo(f"pinctl: error: {exc.format_message()}{hint}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"pinctl: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

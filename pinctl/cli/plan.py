@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 
-from pinctl.cli.options import source_options
+from pinctl.cli.plansource import build_request, planning_options
 from pinctl.errors import UsageError
 
 FORMATS = ("table", "json", "env", "numactl", "slurm")
@@ -28,42 +27,7 @@ def schema_text() -> str:
 
 
 @click.command()
-@source_options
-@click.option("--gpus", default=None, metavar="LIST|all", help="GPUs to plan for: indexes (0-3,6) or PCI bus ids.")
-@click.option("--procs-per-gpu", type=int, default=1, show_default=True, help="Ranks per GPU.")
-@click.option("--ranks", type=int, default=None, help="CPU-only ranks (a node without GPUs, or ignoring them).")
-@click.option("--reserve", default=None, metavar="CPULIST", help="CPUs kept out of every rank (housekeeping).")
-@click.option(
-    "--reserve-per-numa",
-    type=int,
-    default=0,
-    show_default=True,
-    metavar="N",
-    help="Reserve the first N whole cores of each NUMA node.",
-)
-@click.option(
-    "--smt",
-    type=click.Choice(["all", "one-per-core"]),
-    default="all",
-    show_default=True,
-    help="Give ranks every hardware thread of a core, or only its lowest-numbered one.",
-)
-@click.option(
-    "--mem-policy",
-    type=click.Choice(["bind", "preferred", "interleave", "local", "none"]),
-    default="bind",
-    show_default=True,
-    help="Memory policy per rank (nodes local to its CPUs).",
-)
-@click.option(
-    "--nic-link-layer",
-    type=click.Choice(["ib", "eth", "any"]),
-    default="ib",
-    show_default=True,
-    help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any.",
-)
-@click.option("--nics-per-gpu", type=int, default=1, show_default=True, help="Distinct NICs per GPU (multi-rail).")
-@click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU.")
+@planning_options
 @click.option(
     "--format",
     "fmt",
@@ -110,28 +74,14 @@ def plan(
     if command and fmt != "numactl":
         raise UsageError("a COMMAND is only used with --format numactl")
 
-    from pinctl.cpuset import parse_list
-    from pinctl.plan import PlanRequest, make_plan, parse_visible_devices, select_gpus
+    from pinctl.plan import make_plan
 
-    reserved = parse_list(reserve or "", what="--reserve CPU list")
     node = _discover(topology, root)
-    visible = None
-    live = topology is None and root is None
-    if live and "CUDA_VISIBLE_DEVICES" in os.environ:
-        visible = parse_visible_devices(os.environ["CUDA_VISIBLE_DEVICES"])
-    request = PlanRequest(
-        gpus=select_gpus(node, gpus) if gpus is not None else None,
-        procs_per_gpu=procs_per_gpu,
-        ranks=ranks,
-        reserve=reserved,
-        reserve_per_numa=reserve_per_numa,
-        smt=smt,  # type: ignore[arg-type]
-        mem_policy=mem_policy,
-        nic_link_layer=nic_link_layer,  # type: ignore[arg-type]
-        nics_per_gpu=nics_per_gpu,
-        isolate_gpus=isolate_gpus,
-        visible_devices=visible,
-    )
+    request = build_request(node, {
+        "topology": topology, "root": root, "gpus": gpus, "procs_per_gpu": procs_per_gpu, "ranks": ranks,
+        "reserve": reserve, "reserve_per_numa": reserve_per_numa, "smt": smt, "mem_policy": mem_policy,
+        "nic_link_layer": nic_link_layer, "nics_per_gpu": nics_per_gpu, "isolate_gpus": isolate_gpus,
+    })
     result = make_plan(node, request)
     if fmt == "table":
         _table(result, output)

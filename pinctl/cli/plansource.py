@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,10 @@ from pinctl.cli.options import source_options
 from pinctl.cpuset import parse_list
 from pinctl.errors import PinctlError, PlanError, UsageError
 from pinctl.planfile import PlanFile, check_live_node, load_plan_file, refuse_foreign, validate_plan
+
+if TYPE_CHECKING:
+    from pinctl.model import Node
+    from pinctl.plan import PlanRequest
 
 PLAN_OPTION_NAMES = (
     "topology",
@@ -35,29 +39,62 @@ PLAN_OPTION_NAMES = (
 )
 
 
-def plan_options[F: Callable[..., Any]](f: F) -> F:
-    """--plan FILE, or the options of ``pinctl plan`` to compute one (same names, same meaning)."""
+def planning_options[F: Callable[..., Any]](f: F) -> F:
+    """The options that shape a plan, shared by plan, launch, pin and check (same names, same meaning)."""
     opts = [
-        click.option("--plan", "plan_file", metavar="FILE", default=None, help="A plan file (pinctl plan --json)."),
-        click.option("--gpus", default=None, metavar="LIST|all", help="GPUs to plan for (default all)."),
-        click.option("--procs-per-gpu", type=click.IntRange(1, 64), default=1, show_default=True),
-        click.option("--ranks", type=click.IntRange(1, 4096), default=None, help="Ranks on a node without GPUs."),
-        click.option("--reserve", default=None, metavar="LIST", help="CPUs to keep out of every rank."),
-        click.option("--reserve-per-numa", type=click.IntRange(0, 1024), default=0, show_default=True),
-        click.option("--smt", type=click.Choice(["all", "one-per-core"]), default="all", show_default=True),
-        click.option(
-            "--mem-policy",
-            type=click.Choice(["bind", "preferred", "interleave", "local", "none"]),
-            default="bind",
-            show_default=True,
-        ),
-        click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True),
-        click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True),
+        click.option("--gpus", default=None, metavar="LIST|all",
+                     help="GPUs to plan for: indexes (0-3,6) or PCI bus ids."),
+        click.option("--procs-per-gpu", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
+                     help="Ranks per GPU (they split the GPU's share of cores)."),
+        click.option("--ranks", type=click.IntRange(1, 4096), default=None, metavar="N",
+                     help="CPU-only ranks (a node without GPUs, or ignoring them)."),
+        click.option("--reserve", default=None, metavar="CPULIST", help="CPUs kept out of every rank (housekeeping)."),
+        click.option("--reserve-per-numa", type=click.IntRange(0, 1024), default=0, show_default=True, metavar="N",
+                     help="Reserve the first N whole cores of each NUMA node."),
+        click.option("--smt", type=click.Choice(["all", "one-per-core"]), default="all", show_default=True,
+                     help="Give ranks every hardware thread of a core, or only its lowest-numbered one."),
+        click.option("--mem-policy", type=click.Choice(["bind", "preferred", "interleave", "local", "none"]),
+                     default="bind", show_default=True, help="Memory policy per rank (nodes local to its CPUs)."),
+        click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True,
+                     help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any."),
+        click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True, metavar="K",
+                     help="Distinct NICs per GPU (multi-rail)."),
         click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return source_options(f)
+
+
+def plan_options[F: Callable[..., Any]](f: F) -> F:
+    """--plan FILE, or the options of ``pinctl plan`` to compute one."""
+    f = planning_options(f)
+    return click.option(
+        "--plan", "plan_file", metavar="FILE", default=None, help="A plan file (pinctl plan --json)."
+    )(f)
+
+
+def build_request(node: Node, params: dict[str, Any]) -> PlanRequest:
+    """The PlanRequest for the typed options; CUDA_VISIBLE_DEVICES counts only for this machine."""
+    from pinctl.plan import PlanRequest, parse_visible_devices, select_gpus
+
+    gpus = params.get("gpus")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    # A topology file or gathered tree is not what CUDA_VISIBLE_DEVICES indexes.
+    live = not (params.get("topology") or params.get("root"))
+    return PlanRequest(
+        gpus=select_gpus(node, gpus) if gpus is not None else None,
+        procs_per_gpu=params.get("procs_per_gpu", 1),
+        ranks=params.get("ranks"),
+        reserve=parse_list(params.get("reserve") or "", what="--reserve CPU list"),
+        reserve_per_numa=params.get("reserve_per_numa", 0),
+        smt=params.get("smt", "all"),
+        mem_policy=params.get("mem_policy", "bind"),
+        nic_link_layer=params.get("nic_link_layer", "ib"),
+        nics_per_gpu=params.get("nics_per_gpu", 1),
+        isolate_gpus=bool(params.get("isolate_gpus")),
+        visible_devices=parse_visible_devices(visible) if visible is not None and live else None,
+    )
 
 
 def plan_options_given(ctx: click.Context, *, include_plan_file: bool = True) -> bool:
@@ -91,11 +128,11 @@ def _discover(topology: str | None, root: str | None) -> Any:
 
 def _fingerprint_problems(plan: PlanFile, warn: Callable[[str], None]) -> list[str]:
     """The full check the fast path skips: the live node's fingerprint against the plan's."""
-    try:
-        from pinctl.plan import fingerprint
+    from pinctl.plan import fingerprint
 
+    try:
         live = fingerprint(_discover(None, None))
-    except (ImportError, PinctlError) as exc:
+    except PinctlError as exc:
         warn(f"cannot compute this node's fingerprint ({exc}); checked hostname, CPUs and nodes only")
         return []
     if live != plan.fingerprint:
@@ -104,31 +141,12 @@ def _fingerprint_problems(plan: PlanFile, warn: Callable[[str], None]) -> list[s
 
 
 def compute_plan(params: dict[str, Any]) -> PlanFile:
-    """Discover the node and plan with H4's planner, then validate the exported dict like a file."""
-    try:
-        from pinctl.plan import PlanRequest, make_plan, parse_visible_devices, select_gpus
-    except ImportError as exc:
-        raise PlanError(f"the planner is not available ({exc}); give --plan FILE") from None
-    plan_to_dict = _exporter()
+    """Discover the node and plan, then validate the exported dict exactly like a plan file."""
+    from pinctl.export import plan_to_dict
+    from pinctl.plan import make_plan
+
     node = _discover(params.get("topology"), params.get("root"))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    request = PlanRequest(
-        gpus=select_gpus(node, params.get("gpus") or "all"),
-        procs_per_gpu=params.get("procs_per_gpu", 1),
-        ranks=params.get("ranks"),
-        reserve=parse_list(params.get("reserve") or "", what="--reserve CPU list"),
-        reserve_per_numa=params.get("reserve_per_numa", 0),
-        smt=params.get("smt", "all"),
-        mem_policy=params.get("mem_policy", "bind"),
-        nic_link_layer=params.get("nic_link_layer", "ib"),
-        nics_per_gpu=params.get("nics_per_gpu", 1),
-        isolate_gpus=bool(params.get("isolate_gpus")),
-        # Only for this machine: a topology file or gathered tree is not what CUDA_VISIBLE_DEVICES indexes.
-        visible_devices=parse_visible_devices(visible)
-        if visible is not None and not (params.get("topology") or params.get("root"))
-        else None,
-    )
-    plan = make_plan(node, request)
+    plan = make_plan(node, build_request(node, params))
     # Round-trip through JSON so a computed plan meets exactly the checks a plan file does.
     try:
         obj = json.loads(json.dumps(plan_to_dict(plan)))
@@ -138,20 +156,6 @@ def compute_plan(params: dict[str, Any]) -> PlanFile:
         return validate_plan(obj)
     except PlanError as exc:
         raise PlanError(f"computed plan: {exc}") from None
-
-
-def _exporter() -> Callable[[Any], dict[str, Any]]:
-    """plan_to_dict from pinctl.export (the contract's home for it), else from pinctl.plan."""
-    import importlib
-
-    for module in ("pinctl.export", "pinctl.plan"):
-        try:
-            fn = getattr(importlib.import_module(module), "plan_to_dict", None)
-        except ImportError:
-            continue
-        if fn is not None:
-            return fn  # type: ignore[no-any-return]
-    raise PlanError("the plan exporter (plan_to_dict) is not available; give --plan FILE")
 
 
 def gpu_cpus(plan: PlanFile, gpu: int) -> tuple[frozenset[int], frozenset[int]]:
