@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import baseline_ms, median_ms, report  # noqa: E402
+from timing import baseline_ms, median_ms, report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -78,7 +78,7 @@ def test_show_plain_on_every_topology(path: Path, capsys: pytest.CaptureFixture[
 
 def test_dgx_fixture_as_a_user_reads_it(capsys: pytest.CaptureFixture[str]) -> None:
     # Documented in fixtures/gen_hwloc.py: GPU0..7 are PIX to mlx5_0,3,4,5,6,9,10,11; mlx5_5 is down.
-    rc, out, _ = run(capsys, "show", "--json", "--topology", str(ROOT / "fixtures/hwloc/dgx-h100-portdown.xml"))
+    _, out, _ = run(capsys, "show", "--json", "--topology", str(ROOT / "fixtures/hwloc/dgx-h100-portdown.xml"))
     data = json.loads(out)
     cols = data["distances"]["columns"]
     pix = [[c for c, lvl in zip(cols, row, strict=True) if lvl == "PIX" and c.startswith("mlx5")]

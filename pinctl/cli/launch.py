@@ -46,8 +46,14 @@ def _warn(message: str) -> None:
 @click.option(
     "--nproc-per-node", metavar="N|all", default=None, help="Start N bound children (all: one per plan rank)."
 )
-@click.option("--nnodes", type=click.IntRange(1, 1 << 20), default=1, show_default=True)
-@click.option("--node-rank", type=click.IntRange(0, 1 << 20), default=None, help="Default SLURM_NODEID, GROUP_RANK, 0.")
+@click.option("--nnodes", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
+              help="Nodes in the job (WORLD_SIZE = nnodes x nproc-per-node).")
+@click.option(
+    "--node-rank",
+    type=click.IntRange(0, 1 << 20),
+    default=None,
+    help="This node's index (RANK offset); default SLURM_NODEID, GROUP_RANK, else 0.",
+)
 @click.option(
     "--grace", type=click.FloatRange(0, 3600), default=10.0, show_default=True, help="Seconds before SIGKILL."
 )
