@@ -34,6 +34,11 @@ MAX_STRING = 4096
 MAX_LIST = 1024  # nics, storage, warnings
 ENV_PREFIXES = ("NCCL_", "UCX_", "OMP_", "PINCTL_")
 ENV_KEYS = frozenset({"CUDA_VISIBLE_DEVICES", "LOCAL_RANK"})
+# Inside the allowed prefixes some variables load code or write files: NCCL_NET_PLUGIN,
+# NCCL_TUNER_PLUGIN and NCCL_PROFILER_PLUGIN dlopen a library, NCCL_CONF_FILE sets further
+# variables, NCCL_DEBUG_FILE writes anywhere, OMP_TOOL_LIBRARIES (OpenMP 5 OMPT) dlopens,
+# UCX_MODULE_DIR picks the directory UCX loads its modules from. A plan never needs them.
+ENV_DENY_PARTS = ("PLUGIN", "LIBRAR", "MODULE_DIR", "CONF_FILE", "DEBUG_FILE", "_PATH", "OMP_TOOL")
 MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _TOP_KEYS = {"schema", "node", "options", "ranks", "warnings"}
@@ -87,6 +92,8 @@ def _plain_key(key: str) -> bool:
 
 
 def env_key_allowed(key: str) -> bool:
+    if any(part in key for part in ENV_DENY_PARTS):
+        return False
     return key in ENV_KEYS or any(key.startswith(p) and len(key) > len(p) for p in ENV_PREFIXES)
 
 
