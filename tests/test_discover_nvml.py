@@ -1,4 +1,4 @@
-"""NVML: the join by PCI address, a fake pynvml for the query, and the real no-driver path."""
+"""NVML: the join by PCI address, a fake pynvml for the queries, and the real no-driver path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from pinctl.discover.nvml import NvmlGpu, NvmlResult, apply_nvml, query_nvml
+from pinctl.discover.nvml import (
+    GpuProcesses,
+    NvmlGpu,
+    NvmlHealth,
+    NvmlResult,
+    NvmlUnavailable,
+    apply_nvml,
+    gpu_processes,
+    query_health,
+    query_nvml,
+)
 from pinctl.model import Gpu, Node, NvLink, PciAddress, PciInfo
 
 A = PciAddress.parse
@@ -81,8 +91,10 @@ class FakeMemory:
 NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND, INVALID_ARGUMENT = 3, 4, 9, 12, 2
 
 
-def fake_pynvml(*, init_error: int | None = None, gpus: list[dict[str, Any]] | None = None) -> types.ModuleType:
-    """A module with pynvml's names: constants, NVMLError, and the calls query_nvml makes."""
+def fake_pynvml(
+    *, init_error: int | None = None, count_error: int | None = None, gpus: list[dict[str, Any]] | None = None
+) -> types.ModuleType:
+    """A module with pynvml's names: constants, NVMLError, and the calls the queries make."""
     m = types.ModuleType("pynvml")
     devices = gpus or []
     calls: list[str] = []
@@ -115,6 +127,17 @@ def fake_pynvml(*, init_error: int | None = None, gpus: list[dict[str, Any]] | N
     def remote(h: int, link: int) -> FakePci:
         return FakePci(devices[h]["links"][link])
 
+    def count() -> int:
+        if count_error is not None:
+            raise FakeNVMLError(count_error)
+        return len(devices)
+
+    def procs(h: int, key: str) -> list[types.SimpleNamespace]:
+        value = devices[h].get(key, [])
+        if isinstance(value, int):
+            raise FakeNVMLError(value)
+        return [types.SimpleNamespace(pid=p) for p in value]
+
     def handle(i: int) -> int:
         if devices[i].get("lost"):
             raise FakeNVMLError(15)
@@ -123,7 +146,7 @@ def fake_pynvml(*, init_error: int | None = None, gpus: list[dict[str, Any]] | N
     m.nvmlInit = init  # type: ignore[attr-defined]
     m.nvmlShutdown = lambda: calls.append("shutdown")  # type: ignore[attr-defined]
     m.nvmlSystemGetDriverVersion = lambda: "550.54.15"  # type: ignore[attr-defined]
-    m.nvmlDeviceGetCount = lambda: len(devices)  # type: ignore[attr-defined]
+    m.nvmlDeviceGetCount = count  # type: ignore[attr-defined]
     m.nvmlDeviceGetHandleByIndex = handle  # type: ignore[attr-defined]
     m.nvmlDeviceGetPciInfo = lambda h: FakePci(devices[h]["bus"])  # type: ignore[attr-defined]
     m.nvmlDeviceGetUUID = lambda h: field(h, "uuid")  # type: ignore[attr-defined]
@@ -131,6 +154,8 @@ def fake_pynvml(*, init_error: int | None = None, gpus: list[dict[str, Any]] | N
     m.nvmlDeviceGetMemoryInfo = lambda h: FakeMemory(devices[h]["memory"])  # type: ignore[attr-defined]
     m.nvmlDeviceGetNvLinkState = link_state  # type: ignore[attr-defined]
     m.nvmlDeviceGetNvLinkRemotePciInfo = remote  # type: ignore[attr-defined]
+    m.nvmlDeviceGetComputeRunningProcesses = lambda h: procs(h, "compute")  # type: ignore[attr-defined]
+    m.nvmlDeviceGetGraphicsRunningProcesses = lambda h: procs(h, "graphics")  # type: ignore[attr-defined]
     return m
 
 
@@ -170,6 +195,65 @@ def test_query_reads_devices_and_counts_nvlinks_per_peer(monkeypatch: pytest.Mon
     assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
     joined = apply_nvml(node_with("0000:1b:00.0", "0000:43:00.0"), result)
     assert any("could not read GPU(s) 2" in n for n in joined.notes)
+
+
+def test_gpu_processes_per_gpu_in_sysfs_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml(
+        gpus=[
+            {"bus": b"00000000:1B:00.0", "compute": [30, 10], "graphics": [10, 20]},
+            {"bus": b"00000000:43:00.0", "compute": [40], "graphics": NOT_SUPPORTED},  # that query adds nothing
+            {"lost": True},
+        ]
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    per_gpu, note = gpu_processes()
+    assert note is None
+    assert per_gpu == (
+        GpuProcesses(0, "0000:1b:00.0", (10, 20, 30)),
+        GpuProcesses(1, "0000:43:00.0", (40,)),
+        GpuProcesses(2, None, ()),
+    )
+    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
+
+
+def test_gpu_processes_on_a_pynvml_without_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml(gpus=[{"bus": b"00000000:1B:00.0", "compute": [7], "graphics": [8]}])
+    del fake.nvmlDeviceGetGraphicsRunningProcesses  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_processes() == ((GpuProcesses(0, "0000:1b:00.0", (7,)),), None)
+
+
+def _reason(answer: Any) -> str | None:
+    """The "why not" of any of the three queries, whatever its shape."""
+    if isinstance(answer, NvmlUnavailable):
+        return answer.reason
+    if isinstance(answer, NvmlHealth):
+        return None
+    result, reason = answer
+    assert result is None or reason is None
+    return None if result is not None else reason  # type: ignore[no-any-return]
+
+
+QUERIES = [query_nvml, query_health, gpu_processes]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_every_query_says_why_in_one_wording(monkeypatch: pytest.MonkeyPatch, query: Any) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error=DRIVER_NOT_LOADED))
+    reason = _reason(query())
+    assert reason is not None and reason.startswith("NVML not available: NVIDIA driver not loaded")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # the package is not installed
+    reason = _reason(query())
+    assert reason is not None and reason.startswith("NVML not available: the nvidia-ml-py package")
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_a_failing_count_is_a_reason_and_nvml_is_shut_down(monkeypatch: pytest.MonkeyPatch, query: Any) -> None:
+    fake = fake_pynvml(count_error=NO_PERMISSION)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    reason = _reason(query())
+    assert reason is not None and "cannot count GPUs (no permission to use NVML)" in reason
+    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
 
 
 def test_query_on_this_machine_without_a_driver_is_fast() -> None:

@@ -1,4 +1,4 @@
-"""nvml_health against a fake pynvml, and the gpu.* checks on its answers."""
+"""query_health against a fake pynvml, and the gpu.* checks on its answers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from doctor_nodes import ctx, levels, small_node
 
-from pinctl.discover import nvml_health
-from pinctl.discover.nvml_health import GpuHealth, NvmlHealth, NvmlUnavailable
+from pinctl.discover import nvml
+from pinctl.discover.nvml import GpuHealth, NvmlHealth, NvmlUnavailable
 from pinctl.doctor import gpu
 from pinctl.model import NvLink, PciAddress
 
@@ -42,6 +42,7 @@ def fake_pynvml(gpus: list[FakeGpu], *, init_error: bool = False) -> types.Modul
     m.NVMLError = FakeNVMLError  # type: ignore[attr-defined]
     m.NVML_FEATURE_ENABLED = 1  # type: ignore[attr-defined]
     m.NVML_NVLINK_MAX_LINKS = 6  # type: ignore[attr-defined]
+    m.NVML_ERROR_DRIVER_NOT_LOADED = 9  # type: ignore[attr-defined]
 
     def value(v: Any) -> Any:
         if isinstance(v, Exception):
@@ -86,7 +87,7 @@ def fake_pynvml(gpus: list[FakeGpu], *, init_error: bool = False) -> types.Modul
 
 def query(monkeypatch: pytest.MonkeyPatch, gpus: list[FakeGpu], **kw: bool) -> NvmlHealth | NvmlUnavailable:
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(gpus, **kw))
-    return nvml_health.query_health()
+    return nvml.query_health()
 
 
 def test_query_health_reads_every_field(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,11 +112,25 @@ def test_query_health_unsupported_fields_are_none(monkeypatch: pytest.MonkeyPatc
     assert g.nvlinks == ()
 
 
+def test_query_health_on_an_old_pynvml_leaves_missing_queries_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml([FakeGpu("0000:18:00.0")])
+    del fake.nvmlDeviceGetRemappedRows  # type: ignore[attr-defined]
+    del fake.nvmlDeviceGetPcieReplayCounter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    h = nvml.query_health()
+    assert isinstance(h, NvmlHealth)
+    g = h.gpus[0]
+    assert (g.remap_pending, g.remap_failure, g.pcie_replay_counter) == (None, None, None)
+    assert g.persistence_mode is True  # what this pynvml has is still read
+
+
 def test_query_health_without_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     h = query(monkeypatch, [], init_error=True)
-    assert isinstance(h, NvmlUnavailable) and "init failed" in h.reason
+    assert isinstance(h, NvmlUnavailable)
+    assert h.reason == "NVML not available: NVIDIA driver not loaded"
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
-    assert isinstance(nvml_health.query_health(), NvmlUnavailable)
+    h = nvml.query_health()
+    assert isinstance(h, NvmlUnavailable) and "nvidia-ml-py package is not installed" in h.reason
 
 
 def health(*gpus: GpuHealth) -> NvmlHealth:

@@ -68,11 +68,11 @@ def _targets(pids: tuple[str, ...], gpu_procs: bool, fs: Sysfs) -> list[tuple[in
                 raise UsageError(f"{p!r} is not a process id")
         return [(int(p), ()) for p in dict.fromkeys(pids)]
     if gpu_procs:
-        from pinctl.discover.nvml_procs import gpu_processes
+        from pinctl.discover.nvml import gpu_processes
 
         per_gpu, note = gpu_processes()
         if per_gpu is None:
-            raise TopologyError(f"check --gpu-procs needs NVML: {note}")
+            raise TopologyError(f"check --gpu-procs: {note}")
         found: dict[int, list[int]] = {}
         for g in per_gpu:
             for pid in g.pids:

@@ -65,11 +65,11 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
     elif not nvml:
         note = "--no-nvml given"
     else:
-        from pinctl.discover.nvml_health import NvmlUnavailable, query_health
+        from pinctl.discover.nvml import NvmlUnavailable, query_health
 
         result = query_health()
         if isinstance(result, NvmlUnavailable):
-            note = f"no NVML: {result.reason}"
+            note = result.reason  # "NVML not available: ...", the one wording of every NVML query
         else:
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None

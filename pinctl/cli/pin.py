@@ -89,11 +89,11 @@ def _target(cpus_text: str | None, params: dict[str, Any], fs: Sysfs) -> tuple[f
 
 def _auto_targets(params: dict[str, Any]) -> list[Target]:
     """Each process NVML sees on a GPU, with the CPUs of that GPU's ranks (the union when it uses several)."""
-    from pinctl.discover.nvml_procs import gpu_processes
+    from pinctl.discover.nvml import gpu_processes
 
     per_gpu, note = gpu_processes()
     if per_gpu is None:
-        raise TopologyError(f"pin --auto needs NVML: {note}")
+        raise TopologyError(f"pin --auto: {note}")
     plan = obtain_plan(params, force=params["force"], warn=_warn)
     by_bus = {r.gpu_bus_id: r.gpu_index for r in plan.ranks if r.gpu_bus_id and r.gpu_index is not None}
     wanted: dict[int, tuple[set[int], set[int]]] = {}

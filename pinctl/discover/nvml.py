@@ -1,12 +1,21 @@
-"""GPU identity and NVLink facts from NVML, and their join onto the model.
+"""Everything pinctl asks NVML, and the join of its topology facts onto the model.
 
-The only topology module that imports pynvml, and only inside :func:`query_nvml`
-(it costs ~34 ms). Like nvitop, every query has a "not known" answer: an NVMLError
-(not supported, no permission, GPU lost) leaves that field None, and a missing
-library or driver makes :func:`query_nvml` return ``(None, reason)`` at once
-(nvmlInit fails in a few ms when libnvidia-ml.so.1 is absent). :func:`apply_nvml`
-is pure and joins on PCI addresses, never on indexes: NVML's order and
-CUDA_VISIBLE_DEVICES's need not match the model's.
+The only module that imports pynvml (nvitop's rule), and only inside a query
+(it costs ~34 ms). Three queries share one session (:func:`_session`: import,
+nvmlInit, count, nvmlShutdown) and one safe call (:func:`_call`), so every
+query has a "not known" answer: an NVMLError (not supported, no permission,
+GPU lost) or a function this pynvml lacks leaves that field None, and a
+missing library or driver gives one reason, "NVML not available: ...", at once
+(nvmlInit fails in a few ms when libnvidia-ml.so.1 is absent). Nothing here
+raises on NVML's account. Only frozen values leave: no handle escapes.
+
+- :func:`query_nvml`: GPU identity and NVLink peers, for discovery;
+  :func:`apply_nvml` (pure) joins them on PCI addresses, never on indexes:
+  NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
+- :func:`query_health`: persistence mode, lost GPUs, page retirement / row
+  remapping, PCIe replays, NVLink states, for ``pinctl doctor``.
+- :func:`gpu_processes`: the PIDs on each GPU, for ``pin --auto``,
+  ``check --gpu-procs`` and the doctor's ``procs`` check.
 """
 
 from __future__ import annotations
@@ -14,12 +23,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from pinctl.errors import UsageError
 from pinctl.model import Gpu, Node, NvLink, PciAddress, PciInfo
 
-T = TypeVar("T")
+_TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
+
+
+# --- frozen answers -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,121 @@ class NvmlGpu:
 class NvmlResult:
     driver_version: str | None
     gpus: tuple[NvmlGpu, ...]
+
+
+@dataclass(frozen=True)
+class GpuHealth:
+    """One GPU as NVML sees it now. ``lost`` when no handle could be had (e.g. GPU_IS_LOST).
+
+    ``nvlinks`` holds ``(link index, active)`` for each link NVML knows on this board;
+    links whose state query fails (absent on this board) are not listed.
+    """
+
+    index: int
+    pci_bus_id: PciAddress | None = None
+    name: str | None = None
+    uuid: str | None = None
+    lost: bool = False
+    error: str | None = None
+    persistence_mode: bool | None = None
+    pcie_replay_counter: int | None = None
+    nvlinks: tuple[tuple[int, bool], ...] = ()
+    retired_pages_pending: bool | None = None
+    remap_pending: bool | None = None
+    remap_failure: bool | None = None
+
+    @property
+    def active_nvlinks(self) -> int:
+        return sum(1 for _, active in self.nvlinks if active)
+
+
+@dataclass(frozen=True)
+class NvmlHealth:
+    driver_version: str | None
+    gpus: tuple[GpuHealth, ...]
+
+
+@dataclass(frozen=True)
+class NvmlUnavailable:
+    """Why there is no health data (no library, no driver, init failed)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class GpuProcesses:
+    """The compute and graphics processes on one GPU; ``pci_bus_id`` in sysfs form (0000:3b:00.0)."""
+
+    index: int
+    pci_bus_id: str | None
+    pids: tuple[int, ...]
+
+
+# --- the one session, the one safe call, the one bus-id parser ------------------------------
+
+
+def unavailable(why: str) -> str:
+    """The one wording of "NVML cannot be used", shared by every query and its callers."""
+    return f"NVML not available: {why}"
+
+
+def _why(nvml: Any, err: Exception) -> str:
+    value = getattr(err, "value", None)
+    if value == getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", object()):
+        return "libnvidia-ml.so.1 not found"
+    if value == getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", object()):
+        return "NVIDIA driver not loaded"
+    if value == getattr(nvml, "NVML_ERROR_NO_PERMISSION", object()):
+        return "no permission to use NVML"
+    return str(err) or type(err).__name__
+
+
+def _session[T](query: Callable[[Any, int], T]) -> tuple[T | None, str | None]:
+    """``query(pynvml, gpu_count)`` between nvmlInit and nvmlShutdown: ``(answer, None)`` or ``(None, reason)``.
+
+    An NVMLError the query lets through ends it with a reason too: callers never see one.
+    """
+    try:
+        import pynvml as nvml
+    except ImportError:
+        return None, unavailable("the nvidia-ml-py package is not installed")
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as e:
+        return None, unavailable(_why(nvml, e))
+    except OSError as e:  # a broken library file that dlopen rejects
+        return None, unavailable(str(e))
+    try:
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+        except nvml.NVMLError as e:
+            return None, unavailable(f"cannot count GPUs ({_why(nvml, e)})")
+        try:
+            return query(nvml, count), None
+        except nvml.NVMLError as e:
+            return None, f"NVML query failed: {_why(nvml, e)}"
+    finally:
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
+
+
+def _call(nvml: Any, name: str, *args: Any) -> Any:
+    """``pynvml.<name>(*args)``, or None when it fails or this pynvml has no such function."""
+    fn = getattr(nvml, name, None)
+    if fn is None:
+        return None
+    try:
+        return fn(*args)
+    except nvml.NVMLError:
+        return None
+
+
+def _handle(nvml: Any, index: int) -> tuple[Any, str | None]:
+    """``(handle, None)``, or ``(None, NVML's words)`` for a GPU that is lost or not ours to read."""
+    try:
+        return nvml.nvmlDeviceGetHandleByIndex(index), None
+    except nvml.NVMLError as e:
+        return None, _why(nvml, e)
 
 
 def _text(value: Any) -> str | None:
@@ -59,15 +186,21 @@ def _bus_id(pci_info: Any) -> PciAddress | None:
         return None
 
 
-def _why(nvml: Any, err: Exception) -> str:
-    value = getattr(err, "value", None)
-    if value == getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", object()):
-        return "libnvidia-ml.so.1 not found"
-    if value == getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", object()):
-        return "NVIDIA driver not loaded"
-    if value == getattr(nvml, "NVML_ERROR_NO_PERMISSION", object()):
-        return "no permission to use NVML"
-    return str(err) or type(err).__name__
+def _enabled(nvml: Any, value: Any) -> bool | None:
+    return None if value is None else int(value) == int(getattr(nvml, "NVML_FEATURE_ENABLED", 1))
+
+
+def _link_states(nvml: Any, handle: Any) -> list[tuple[int, bool]]:
+    """``(link, active)`` for each link that answers; links past the board's count do not."""
+    out = []
+    for link in range(int(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18))):
+        state = _enabled(nvml, _call(nvml, "nvmlDeviceGetNvLinkState", handle, link))
+        if state is not None:
+            out.append((link, state))
+    return out
+
+
+# --- topology facts -------------------------------------------------------------------------
 
 
 def query_nvml() -> tuple[NvmlResult | None, str | None]:
@@ -76,76 +209,45 @@ def query_nvml() -> tuple[NvmlResult | None, str | None]:
     The reason reads like "NVML not available: libnvidia-ml.so.1 not found; GPU
     names/UUIDs/NVLink unknown", ready to be a Node note.
     """
-    try:
-        import pynvml as nvml
-    except ImportError:
-        return None, _unavailable("the nvidia-ml-py package is not installed")
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as e:
-        return None, _unavailable(_why(nvml, e))
-    except OSError as e:  # a broken library file that dlopen rejects
-        return None, _unavailable(str(e))
-    try:
-        return _collect(nvml), None
-    finally:
-        with contextlib.suppress(nvml.NVMLError):
-            nvml.nvmlShutdown()
+    result, reason = _session(_collect_topology)
+    return result, None if reason is None else reason + _TOPOLOGY_UNKNOWN
 
 
-def _unavailable(why: str) -> str:
-    return f"NVML not available: {why}; GPU names/UUIDs/NVLink unknown"
-
-
-def _collect(nvml: Any) -> NvmlResult:
-    def call(fn: Callable[..., T], *args: Any) -> T | None:
-        try:
-            return fn(*args)
-        except nvml.NVMLError:
-            return None
-
-    count = call(nvml.nvmlDeviceGetCount) or 0
+def _collect_topology(nvml: Any, count: int) -> NvmlResult:
     gpus = []
     for i in range(count):
-        handle = call(nvml.nvmlDeviceGetHandleByIndex, i)
+        handle, _ = _handle(nvml, i)
         if handle is None:  # GPU lost / no permission: keep the index so the gap is visible
             gpus.append(NvmlGpu(index=i, pci=None))
             continue
-        memory = call(nvml.nvmlDeviceGetMemoryInfo, handle)
-        total = getattr(memory, "total", None)
+        total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", handle), "total", None)
         gpus.append(
             NvmlGpu(
                 index=i,
-                pci=_bus_id(call(nvml.nvmlDeviceGetPciInfo, handle)),
-                uuid=_text(call(nvml.nvmlDeviceGetUUID, handle)),
-                name=_text(call(nvml.nvmlDeviceGetName, handle)),
+                pci=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
+                uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
+                name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
                 memory_bytes=int(total) if total is not None else None,
-                nvlinks=_nvlinks(nvml, call, handle),
+                nvlinks=_nvlinks(nvml, handle),
             )
         )
-    return NvmlResult(driver_version=_text(call(nvml.nvmlSystemGetDriverVersion)), gpus=tuple(gpus))
+    return NvmlResult(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))
 
 
-def _nvlinks(nvml: Any, call: Callable[..., Any], handle: Any) -> tuple[NvLink, ...] | None:
+def _nvlinks(nvml: Any, handle: Any) -> tuple[NvLink, ...] | None:
     """Active links counted per peer PCI address (a GPU, or an NVSwitch on HGX boards).
 
-    Links past the board's count answer INVALID_ARGUMENT and boards without NVLink
-    NOT_SUPPORTED; if no link answers at all the facts are unknown (None), not "none".
+    Boards without NVLink answer NOT_SUPPORTED for every link: if no link answers
+    at all the facts are unknown (None), not "none".
     """
-    answered = False
+    states = _link_states(nvml, handle)
+    if not states:
+        return None
     peers: dict[PciAddress, int] = {}
-    for link in range(int(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18))):
-        state = call(nvml.nvmlDeviceGetNvLinkState, handle, link)
-        if state is None:
-            continue
-        answered = True
-        if not state:
-            continue
-        peer = _bus_id(call(nvml.nvmlDeviceGetNvLinkRemotePciInfo, handle, link))
+    for link, active in states:
+        peer = _bus_id(_call(nvml, "nvmlDeviceGetNvLinkRemotePciInfo", handle, link)) if active else None
         if peer is not None:
             peers[peer] = peers.get(peer, 0) + 1
-    if not answered:
-        return None
     return tuple(NvLink(peer=p, links=n) for p, n in sorted(peers.items()))
 
 
@@ -191,3 +293,64 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
         notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
     ordered = sorted(gpus, key=lambda g: g.pci.address)
     return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+
+
+# --- health, for doctor ---------------------------------------------------------------------
+
+
+def query_health() -> NvmlHealth | NvmlUnavailable:
+    """Ask NVML about every GPU; never raises."""
+    result, reason = _session(_collect_health)
+    return result if result is not None else NvmlUnavailable(reason or unavailable("no answer"))
+
+
+def _collect_health(nvml: Any, count: int) -> NvmlHealth:
+    gpus = tuple(_gpu_health(nvml, i) for i in range(count))
+    return NvmlHealth(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=gpus)
+
+
+def _gpu_health(nvml: Any, index: int) -> GpuHealth:
+    handle, error = _handle(nvml, index)
+    if handle is None:
+        return GpuHealth(index=index, lost=True, error=error)
+    replay = _call(nvml, "nvmlDeviceGetPcieReplayCounter", handle)
+    remap = _call(nvml, "nvmlDeviceGetRemappedRows", handle)  # (corrected, uncorrected, pending, failure)
+    return GpuHealth(
+        index=index,
+        pci_bus_id=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
+        name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
+        uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
+        persistence_mode=_enabled(nvml, _call(nvml, "nvmlDeviceGetPersistenceMode", handle)),
+        pcie_replay_counter=None if replay is None else int(replay),
+        nvlinks=tuple(_link_states(nvml, handle)),
+        retired_pages_pending=_enabled(nvml, _call(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)),
+        remap_pending=None if remap is None else bool(remap[2]),
+        remap_failure=None if remap is None else bool(remap[3]),
+    )
+
+
+# --- processes, for pin --auto / check --gpu-procs / doctor ----------------------------------
+
+_PROCESS_QUERIES = ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses")
+
+
+def gpu_processes() -> tuple[tuple[GpuProcesses, ...] | None, str | None]:
+    """(per-GPU processes, None) or (None, why NVML could not tell).
+
+    A query a GPU does not support (NOT_SUPPORTED, or absent from this pynvml)
+    adds no PIDs; a lost GPU is listed with no address and no PIDs.
+    """
+    return _session(_collect_processes)
+
+
+def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
+    out = []
+    for index in range(count):
+        handle, _ = _handle(nvml, index)
+        if handle is None:
+            out.append(GpuProcesses(index, None, ()))
+            continue
+        bus = _bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle))
+        pids = {int(p.pid) for query in _PROCESS_QUERIES for p in _call(nvml, query, handle) or ()}
+        out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids))))
+    return tuple(out)

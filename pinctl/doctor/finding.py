@@ -15,7 +15,7 @@ from pinctl.model import Node
 from pinctl.sysfs import Sysfs
 
 if TYPE_CHECKING:
-    from pinctl.discover.nvml_health import NvmlHealth
+    from pinctl.discover.nvml import NvmlHealth
     from pinctl.planfile import PlanFile
 
 Level = Literal["ok", "warn", "fail", "skipped"]

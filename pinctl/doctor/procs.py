@@ -1,6 +1,6 @@
 """Processes on GPUs pinned badly: what ``pinctl check --gpu-procs`` finds, as doctor findings.
 
-The NVML process list (pinctl.discover.nvml_procs), the /proc facts and the
+The NVML process list (pinctl.discover.nvml), the /proc facts and the
 verdicts (pinctl.procchecks) belong to ``pinctl check``; this module only
 adapts them, so there is one parser and one judgement. Without a plan the
 verdicts are what needs no plan (GPU processes sharing CPUs); with ``--plan``
@@ -21,7 +21,7 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     if ctx.health is None:
         return [skipped(CHECK, ctx.nvml_note)]
     try:
-        from pinctl.discover.nvml_procs import gpu_processes
+        from pinctl.discover.nvml import gpu_processes
         from pinctl.procchecks import evaluate, gather
         from pinctl.procinfo import node_cpus, online_nodes
     except ImportError as exc:
