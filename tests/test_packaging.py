@@ -1,0 +1,24 @@
+"""pyproject lists every package (discovery is off because fixtures/ holds sysfs symlink loops)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_directory_is_listed() -> None:
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(p.parent.relative_to(REPO).parts)
+        for p in (REPO / "pinctl").rglob("*")
+        if p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    }
+    assert on_disk == listed
+
+
+def test_plan_schema_ships_with_the_package() -> None:
+    from importlib.resources import files
+
+    assert files("pinctl").joinpath("schemas/plan-v1.json").is_file()
