@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from pyhwloc.hwobject import ObjOsdevType, OsDevice
 
-from pinctl.model import Nic, NicKind, NicPort, PciInfo
+from pinctl.discover.nickind import HPE_CRAY, IB_CLASSES, rdma_kind
+from pinctl.model import Nic, NicPort, PciInfo
 
 # Verbs port states (ibv_port_state); hwloc writes the number.
 _PORT_STATES = {"0": "NOP", "1": "DOWN", "2": "INIT", "3": "ARMED", "4": "ACTIVE", "5": "ACTIVE_DEFER"}
 _PORT_INFO = re.compile(r"^Port(\d+)(State|LID|LinkLayer)$")
-_IB_CLASSES = frozenset({0x0C06, 0x0207})  # serial-bus InfiniBand, network InfiniBand controller
 
 
 def _is_openfabrics(o: OsDevice) -> bool:
@@ -42,15 +42,15 @@ def nics_of(info: PciInfo, osdevs: Sequence[OsDevice]) -> list[Nic]:
         out = []
         for f in fabrics:
             ports = _rdma_ports(f, nets, info.class_id)
-            out.append(Nic(f.name or f"rdma@{info.address}", _rdma_kind(info, ports), True, info, ports, netnames))
+            out.append(Nic(f.name or f"rdma@{info.address}", rdma_kind(info, ports), True, info, ports, netnames))
         return out
     base = info.class_id >> 8
-    if info.vendor_id == 0x17DB and base == 0x02:  # HPE Slingshot (cxi): RDMA without a verbs device
+    if info.vendor_id == HPE_CRAY and base == 0x02:  # HPE Slingshot (cxi): RDMA without a verbs device
         name = netnames[0] if netnames else f"slingshot@{info.address}"
         return [Nic(name, "slingshot", True, info, _plain_ports(nets, None), netnames)]
     if not nets:
         return []
-    if info.class_id in _IB_CLASSES:
+    if info.class_id in IB_CLASSES:
         return [Nic(netnames[0], "infiniband", True, info, _plain_ports(nets, "InfiniBand"), netnames)]
     if base == 0x02:
         return [Nic(netnames[0], "ethernet", False, info, _plain_ports(nets, "Ethernet"), netnames)]
@@ -100,21 +100,10 @@ def _guess_link_layer(lid: str | None, netdev: str | None, nets: Sequence[OsDevi
         return "InfiniBand"
     if any(n.startswith("ib") for n in names if n):
         return "InfiniBand"
-    if class_id in _IB_CLASSES:
+    if class_id in IB_CLASSES:
         return "InfiniBand"
     if names and (class_id == 0x0200 or lid_value == 0):
         return "Ethernet"
     return None
 
 
-def _rdma_kind(info: PciInfo, ports: Sequence[NicPort]) -> NicKind:
-    if info.vendor_id == 0x1D0F and info.device_id & 0xFFF0 == 0xEFA0:
-        return "efa"
-    if info.vendor_id == 0x17DB:
-        return "slingshot"
-    layer = next((p.link_layer for p in ports if p.link_layer), None)
-    if layer == "InfiniBand":
-        return "infiniband"
-    if layer == "Ethernet":
-        return "roce"
-    return "infiniband" if info.class_id in _IB_CLASSES else "other"

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
+from pinctl.discover.nickind import is_efa
 from pinctl.errors import TopologyError, UsageError
 from pinctl.model import (
     Core,
@@ -37,7 +38,6 @@ _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
 _SPEED_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
 _VENDORS: dict[int, GpuVendor] = {0x10DE: "nvidia", 0x1002: "amd", 0x8086: "intel"}
-_AMAZON = 0x1D0F
 
 
 def sniff_topology_file(path: str) -> str:
@@ -226,7 +226,7 @@ def _walk_pci(elem: ET.Element, where: _Where, acc: _Acc) -> None:
     nic_elem = elem.find("nic")
     if (class_id is not None and class_id >> 16 == 0x03) or gpu_elem is not None:
         acc.gpus.append(Gpu(index=0, pci=info, vendor=_gpu_vendor(vendor), nvlinks=_nvlinks(gpu_elem)))
-    elif (class_id is not None and class_id >> 16 == 0x02) or nic_elem is not None or vendor == _AMAZON:
+    elif (class_id is not None and class_id >> 16 == 0x02) or nic_elem is not None or is_efa(vendor, device):
         nics = _nics_from(nic_elem, info, kind_hint=_pci_nic_kind(class_id, vendor, device))
         if not nics:
             acc.unnamed_nics += 1
@@ -261,7 +261,7 @@ def _nvlinks(gpu: ET.Element | None) -> tuple[NvLink, ...]:
 
 def _pci_nic_kind(class_id: int | None, vendor: int, device: int) -> NicKind | None:
     """The kind the PCI ids alone prove: EFA (1d0f:efa*), InfiniBand (0x0207), else unknown."""
-    if vendor == _AMAZON and device >> 4 == 0xEFA:
+    if is_efa(vendor, device):
         return "efa"
     if class_id is not None and class_id >> 8 == 0x0207:
         return "infiniband"

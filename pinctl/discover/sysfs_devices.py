@@ -16,6 +16,7 @@ import re
 from dataclasses import replace
 
 from pinctl.cpuset import parse_list
+from pinctl.discover.nickind import rdma_kind
 from pinctl.errors import UsageError
 from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
 from pinctl.sysfs import Sysfs
@@ -228,20 +229,6 @@ def _rdma_ports(sysfs: Sysfs, dev: str, netdevs: tuple[str, ...]) -> tuple[NicPo
     return tuple(ports)
 
 
-def _rdma_kind(driver: str | None, info: PciInfo | None, ports: tuple[NicPort, ...]) -> NicKind:
-    vendor, device = (info.vendor_id, info.device_id) if info is not None else (0, 0)
-    if driver == "efa" or (vendor == 0x1D0F and device >> 4 == 0xEFA):
-        return "efa"
-    if (driver is not None and driver.startswith("cxi")) or vendor == 0x17DB:
-        return "slingshot"
-    layer = next((p.link_layer for p in ports if p.link_layer), None)
-    if layer == "InfiniBand":
-        return "infiniband"
-    if layer == "Ethernet":
-        return "roce"
-    return "other"
-
-
 def _merge_nic(nics: list[Nic], new: Nic) -> list[Nic]:
     """Put *new* in place of the model's entry with its name, else of an RDMA entry on its PCI address."""
     for i, old in enumerate(nics):
@@ -275,7 +262,7 @@ def _rdma_nic(sysfs: Sysfs, cls: str, dev: str, aliases: dict[str, str]) -> Nic:
     port_netdevs = tuple(p.netdev for p in ports if p.netdev)
     netdevs = tuple(dict.fromkeys((*port_netdevs, *pci_netdevs)))
     info = pci_info_from_sysfs(sysfs, address, aliases) if address is not None else None
-    kind: NicKind = "slingshot" if cls == _CXI else _rdma_kind(driver, info, ports)
+    kind: NicKind = "slingshot" if cls == _CXI else rdma_kind(info, ports, driver)
     return Nic(name=dev, kind=kind, rdma=True, pci=info, ports=ports, netdevs=netdevs)
 
 
