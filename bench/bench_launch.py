@@ -14,18 +14,10 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def run_once(argv: list[str]) -> float:
-    start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ)
-    _, status = os.waitpid(pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
-    return elapsed
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import run_once
 
 
 def write_plan(directory: str) -> str:

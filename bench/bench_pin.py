@@ -14,6 +14,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import run_once
 
 THREADS_SRC = """
 import sys, threading, time
@@ -23,16 +27,6 @@ for _ in range(int(sys.argv[1])):
 print("ready", flush=True)
 time.sleep(600)
 """
-
-
-def run_once(argv: list[str]) -> float:
-    start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ)
-    _, status = os.waitpid(pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
-    return elapsed
 
 
 def main() -> None:

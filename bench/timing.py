@@ -7,11 +7,26 @@ its baseline; absolute milliseconds on a 2-core CI box mean little.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+
+
+def run_once(argv: list[str]) -> float:
+    """Seconds to spawn *argv* (a path, no PATH search, no shell) and reap it; exits on failure.
+
+    posix_spawn keeps the harness's own overhead out of launches of a few milliseconds.
+    """
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ)
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
+    return elapsed
 
 
 def median_ms(argv: Sequence[str], runs: int = 15, env: dict[str, str] | None = None) -> float:
