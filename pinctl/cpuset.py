@@ -9,6 +9,7 @@ error message for bad input. Pure functions: no I/O, cheap to import (the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from pinctl.errors import UsageError
@@ -20,9 +21,10 @@ MAX_CPU = 1 << 16
 def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] | None = None) -> frozenset[int]:
     """Parse a list such as ``0-3,8,10-15:2`` (kernel cpulist syntax, numactl style).
 
-    ``all`` expands to *all_values* when given. Strides (``a-b:s``) follow the
-    kernel's bitmap_parselist; ``!``-negation and relative ``+`` forms of numactl
-    are deliberately not accepted: they depend on the caller's own cpuset.
+    ``all`` expands to *all_values* when given. Strides (``a-b:s``) are util-linux's
+    (``taskset --cpu-list 0-10:2``), not the kernel's ``a-b:used/group`` form;
+    ``!``-negation and relative ``+`` forms of numactl are deliberately not
+    accepted: they depend on the caller's own cpuset.
     """
     raw = text.strip()
     if raw == "":
@@ -77,6 +79,21 @@ def format_list(values: Iterable[int]) -> str:
         parts.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
         i = j + 1
     return ",".join(parts)
+
+
+def format_compact(values: Iterable[int]) -> str:
+    """For people: like :func:`format_list`, but an even stride reads ``0-62:2`` (taskset syntax).
+
+    Socket-interleaved numbering (even CPUs on socket 0) is unreadable as 32 single
+    numbers; machine-readable outputs keep :func:`format_list`.
+    """
+    items = sorted(set(values))
+    plain = format_list(items)
+    if len(items) > 2:
+        step = items[1] - items[0]
+        if step > 1 and all(b - a == step for a, b in itertools.pairwise(items)):
+            return f"{items[0]}-{items[-1]}:{step}"
+    return plain
 
 
 def parse_mask(text: str, *, what: str = "CPU mask") -> frozenset[int]:

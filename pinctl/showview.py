@@ -7,7 +7,7 @@ PCIe placement, and the GPU x device distance matrix that decides placement.
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list
+from pinctl.cpuset import format_compact, format_list
 from pinctl.model import Node, NumaNode, PciInfo, PciLink
 from pinctl.nodejson import device_columns, distance_matrix
 from pinctl.render import Table
@@ -55,7 +55,7 @@ def _allowed(cpus: frozenset[int], allowed: frozenset[int]) -> str:
         return "-"
     if allowed == cpus:
         return "all"
-    return format_list(allowed) if allowed else "none"
+    return format_compact(allowed) if allowed else "none"
 
 
 def _n(count: int, word: str) -> str:
@@ -72,7 +72,7 @@ def numa_table(node: Node) -> Table:
                 str(n.os_index),
                 "-" if n.package is None else str(n.package),
                 n.kind + (" (CPU-less)" if n.cpuless else ""),
-                format_list(n.cpus) or "-",
+                format_compact(n.cpus) or "-",
                 _allowed(n.cpus, allowed),
                 str(l3),
                 human_bytes(n.memory_bytes),
@@ -141,7 +141,7 @@ def matrix_table(node: Node) -> Table:
     rows = []
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
-        affinity = format_list(local) if local else "?"
+        affinity = format_compact(local) if local else "?"
         numa = "?" if gpu.numa_node is None else str(gpu.numa_node)
         rows.append((f"GPU{gpu.index}", *cells, affinity, numa))
     legend = (

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinctl.cpuset import format_list, format_mask, parse_list, parse_mask
+from pinctl.cpuset import format_compact, format_list, format_mask, parse_list, parse_mask
 from pinctl.errors import UsageError
 
 
@@ -60,3 +60,16 @@ def test_list_round_trip(cpus: frozenset[int]) -> None:
 @given(st.frozensets(st.integers(min_value=0, max_value=1023), max_size=100))
 def test_mask_round_trip(cpus: frozenset[int]) -> None:
     assert parse_mask(format_mask(cpus)) == cpus
+
+
+def test_compact_form_for_interleaved_numbering() -> None:
+    evens = set(range(0, 64, 2))
+    assert format_compact(evens) == "0-62:2"
+    assert parse_list(format_compact(evens)) == evens
+    assert format_compact({0, 1, 2, 3, 112}) == "0-3,112"
+    assert format_compact({4, 8}) == "4,8"
+
+
+@given(st.frozensets(st.integers(min_value=0, max_value=512), max_size=100))
+def test_compact_round_trip(cpus: frozenset[int]) -> None:
+    assert parse_list(format_compact(cpus)) == cpus
