@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from pinctl.cpuset import format_list, parse_list
-from pinctl.errors import PlanError
+from pinctl.errors import PlanError, UsageError
 from pinctl.procinfo import online_nodes, read_status
 from pinctl.sysfs import Sysfs
 
@@ -308,9 +308,10 @@ def check_live_node(plan: PlanFile, rank: RankPlan | None, *, sysfs: Sysfs | Non
     """Cheap checks that a plan was made for this node: one line per reason it was not (empty = fine).
 
     The fingerprint needs discovery (hwloc, NVML), too slow for ``launch --plan``; this
-    checks what sysfs tells at once: the hostname, that every CPU of the plan exists here
-    and every memory node is online, and that the launched rank's CPUs and nodes are in
-    this process's allowed cpuset and mems (Cpus_allowed_list, Mems_allowed_list).
+    checks what sysfs tells at once: the hostname, that every CPU of the plan exists here,
+    every memory node is online and every rank's CPUs lie in its NUMA node, and that the
+    launched rank's CPUs and nodes are in this process's allowed cpuset and mems
+    (Cpus_allowed_list, Mems_allowed_list).
     """
     fs = sysfs or Sysfs()
     problems: list[str] = []
@@ -327,6 +328,7 @@ def check_live_node(plan: PlanFile, rank: RankPlan | None, *, sysfs: Sysfs | Non
     extra_nodes = set().union(*(r.mems for r in plan.ranks)) - nodes
     if extra_nodes:
         problems.append(f"NUMA nodes {format_list(extra_nodes)} of the plan are not online here")
+    problems += _numa_layout_problems(plan, fs)
     if rank is not None:
         me = read_status(fs, "self")
         if me is not None:
@@ -342,6 +344,28 @@ def check_live_node(plan: PlanFile, rank: RankPlan | None, *, sysfs: Sysfs | Non
                     f"rank {rank.local_rank}'s memory nodes {format_list(outside_mems)} are outside the "
                     f"allowed mems {format_list(me.mems_allowed)}"
                 )
+    return problems
+
+
+def _numa_layout_problems(plan: PlanFile, fs: Sysfs) -> list[str]:
+    """Each rank's CPUs must lie in its NUMA node here: a same-named node with another
+    CPU numbering (BIOS change, other hardware) would otherwise be bound across sockets."""
+    problems: list[str] = []
+    node_cpus: dict[int, frozenset[int] | None] = {}
+    for r in plan.ranks:
+        if r.numa_node is None or not r.cpus:
+            continue
+        if r.numa_node not in node_cpus:
+            text = fs.read(f"/sys/devices/system/node/node{r.numa_node}/cpulist")
+            try:
+                node_cpus[r.numa_node] = parse_list(text, what="node cpulist") if text is not None else None
+            except UsageError:
+                node_cpus[r.numa_node] = None
+        here = node_cpus[r.numa_node]
+        if here is not None and not r.cpus <= here:
+            problems.append(
+                f"rank {r.local_rank}'s CPUs {format_list(r.cpus - here)} are not on NUMA node {r.numa_node} here"
+            )
     return problems
 
 

@@ -176,6 +176,25 @@ def test_live_node_check_names_foreign_facts() -> None:
     assert "7" in problems and "not online" in problems
 
 
+def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
+    """Same hostname, CPUs that exist, but on another NUMA node here (a BIOS that interleaves)."""
+    from pinctl.sysfs import Sysfs
+
+    for path, text in {
+        "sys/devices/system/cpu/present": "0-3",
+        "sys/devices/system/node/online": "0-1",
+        "sys/devices/system/node/node0/cpulist": "0,2",
+        "sys/devices/system/node/node1/cpulist": "1,3",
+    }.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text + "\n")
+    contiguous = validate_plan(plan_dict([rank(0, [0, 1]), rank(1, [2, 3], numa_node=1, mems=[1])]))
+    problems = check_live_node(contiguous, None, sysfs=Sysfs(str(tmp_path)))
+    assert problems == ["rank 0's CPUs 1 are not on NUMA node 0 here", "rank 1's CPUs 2 are not on NUMA node 1 here"]
+    interleaved = validate_plan(plan_dict([rank(0, [0, 2]), rank(1, [1, 3], numa_node=1, mems=[1])]))
+    assert check_live_node(interleaved, None, sysfs=Sysfs(str(tmp_path))) == []
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
