@@ -9,6 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from pinctl.main import main
@@ -31,8 +32,12 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
+SCHEMA = json.loads((ROOT / "pinctl" / "schemas" / "node-v1.json").read_text())
+
+
 def check_contract(data: dict) -> None:  # type: ignore[type-arg]
-    """The keys and invariants other tools rely on (docs/show-json.md)."""
+    """The keys and invariants other tools rely on (docs/show-json.md, pinctl/schemas/node-v1.json)."""
+    jsonschema.validate(data, SCHEMA)
     assert data["schema"] == "pinctl.node/v1"
     numa_ids = [n["os_index"] for n in data["numa_nodes"]]
     assert len(set(numa_ids)) == len(numa_ids)
@@ -169,3 +174,17 @@ def test_console_script_and_module_entry_points() -> None:
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["schema"] == "pinctl.node/v1"
         assert "Traceback" not in proc.stderr
+
+
+def test_schema_rejects_what_tools_could_not_rely_on(capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads(run(capsys, "show", "--json", "--topology", str(FIXTURES[0]))[1])
+    for mutate in (
+        lambda d: d["gpus"][0].update(pci_bus_id="1b:00.0"),  # short form
+        lambda d: d["numa_nodes"][0].update(cpus="0-3"),  # a string, not OS numbers
+        lambda d: d["nics"][0].update(kind="fibrechannel"),
+        lambda d: d.pop("allowed_cpus"),
+    ):
+        bad = json.loads(json.dumps(data))
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
