@@ -84,7 +84,10 @@ def usable_nics(nics: Sequence[Nic], link_layer: str) -> tuple[list[NicCandidate
         warnings.append(f"no usable {what} NIC (every port down or filtered by --nic-link-layer): no NIC assigned")
     unknown = [c.nic.name for c, known in chosen if not known]
     if unknown:
-        warnings.append(f"port state unknown for NIC {', '.join(unknown)}: assuming usable (check with ibstat)")
+        warnings.append(
+            f"port state unknown for NIC {', '.join(unknown)}: assuming usable "
+            "(check ibstat, fi_info -p efa or cxi_stat on the node)"
+        )
     return [c for c, _ in chosen], warnings
 
 

@@ -323,14 +323,22 @@ def _devices(
         for key, levels, chosen in zip(keys, nic_levels, solve(nic_levels, request.nics_per_gpu), strict=True):
             nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)
         if gpus:
-            warnings.extend(_nic_warnings(node, gpus, nic_map))
+            warnings.extend(_nic_warnings(node, gpus, nic_map, frozenset(c.nic.name for c in cands)))
+        unnamed = sorted({u.name for uses in nic_map.values() for u in uses if "@" in u.name}, key=natural_key)
+        if unnamed:
+            warnings.append(
+                f"NIC {', '.join(unnamed)}: the topology gives no verbs device name, so NCCL_IB_HCA and "
+                "UCX_NET_DEVICES are not set for it (plan on the node itself to get mlx5_N names)"
+            )
     if disks:
         for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
     return nic_map, storage_map
 
 
-def _nic_warnings(node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
+def _nic_warnings(
+    node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, ...]], candidates: frozenset[str]
+) -> list[str]:
     """Say when a GPU's NIC is farther than the nearest RDMA NIC it has, and why."""
     out: list[str] = []
     rdma = sorted((n for n in node.nics if n.rdma and n.pci is not None), key=lambda n: natural_key(n.name))
@@ -345,7 +353,7 @@ def _nic_warnings(node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, 
         names = ", ".join(u.name for u in used)
         level = used[-1].distance if len(used) == 1 else "/".join(u.distance for u in used)
         if nearer:
-            why = "; ".join(f"{n.name} {_unused_reason(n)}" for n in nearer)
+            why = "; ".join(f"{n.name} {_unused_reason(n, candidates)}" for n in nearer)
             out.append(f"GPU {gpu.index} uses {names} ({level}) although nearer NICs exist: {why}")
         elif best >= rank("PHB"):
             out.append(f"GPU {gpu.index}: no RDMA NIC shares a PCIe switch with it; {names} is {level} "
@@ -353,14 +361,16 @@ def _nic_warnings(node: Node, gpus: list[Gpu], nic_map: dict[int, tuple[NicUse, 
     return out
 
 
-def _unused_reason(nic: Nic) -> str:
+def _unused_reason(nic: Nic, candidates: frozenset[str]) -> str:
+    """Why a nearer NIC was not taken: its port, the --nic-link-layer filter, or the load cap."""
     port = nic.primary_port
     if port is not None and port.state not in (None, "ACTIVE"):
         return f"port {port.number} is {port.state}"
     if port is not None and port.phys_state not in (None, "LinkUp"):
         return f"port {port.number} is {port.phys_state}"
-    if port is not None and port.link_layer:
-        return f"is {port.link_layer} (see --nic-link-layer) or serves other GPUs"
+    if nic.name not in candidates:
+        layer = port.link_layer if port is not None and port.link_layer else nic.kind
+        return f"is {layer}, excluded by --nic-link-layer"
     return "serves other GPUs (NIC load is balanced)"
 
 
@@ -395,7 +405,9 @@ def _env(
         "OMP_PLACES": "cores",
         "OMP_PROC_BIND": "close",
     }
-    verbs = [n for n in nics if n.kind in _VERBS_KINDS]
+    # A name with '@' was made up by pinctl (the source knew the PCI address, not the verbs
+    # device name): NCCL and UCX would match nothing, so such NICs set no variable.
+    verbs = [n for n in nics if n.kind in _VERBS_KINDS and "@" not in n.name]
     if verbs:
         # The '=' prefix makes NCCL match names exactly (mlx5_1 must not also select mlx5_10).
         env["NCCL_IB_HCA"] = "=" + ",".join(n.name if n.port is None else f"{n.name}:{n.port}" for n in verbs)

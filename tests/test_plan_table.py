@@ -401,3 +401,24 @@ def test_assignment_fast_on_big_nodes(ngpus: int, nnics: int) -> None:
     assert time.perf_counter() - t0 < 1.0
     load = Counter(n.name for r in p.ranks for n in r.nics)
     assert max(load.values()) <= -(-2 * ngpus // nnics)
+
+
+def test_made_up_nic_names_never_reach_nccl() -> None:
+    """NCCL files without <net name> give NICs pinctl names itself (rdma@ADDR): no env for them."""
+    path = SHARED / "azure-ndv5.nccl.xml"
+    if not path.exists():
+        pytest.skip("shared topologies not available")
+    p = make_plan(_discover(path), PlanRequest())
+    assert all(r.nics and "@" in r.nics[0].name for r in p.ranks)
+    for r in p.ranks:
+        assert "NCCL_IB_HCA" not in dict(r.env) and "UCX_NET_DEVICES" not in dict(r.env)
+    assert any("no verbs device name" in w for w in p.warnings)
+
+
+def test_nic_warning_names_the_real_reason() -> None:
+    node = _discover(FIXTURES / "dgx-h100.xml")
+    p = make_plan(node, PlanRequest(gpus=(0, 1, 2, 3), nics_per_gpu=2))
+    text = " ".join(p.warnings)
+    assert "mlx5_1 is Ethernet, excluded by --nic-link-layer" in text  # a RoCE storage NIC
+    assert "mlx5_3 serves other GPUs (NIC load is balanced)" in text  # GPU1's own HCA
+    assert "InfiniBand, excluded" not in text
