@@ -111,6 +111,7 @@ def test_hwloc1_files_get_a_conversion_hint(path: Path, capsys: pytest.CaptureFi
         (b"<topology><object", "malformed"),
         (b"\x00\x01garbage", "not valid xml"),
         (b"<html><body/></html>", "neither hwloc"),
+        (b"<system version=\"1\"></system>", "describes no cpus"),
     ],
 )
 def test_bad_topology_files_are_one_line_errors(

@@ -14,7 +14,7 @@ import pinctl.discover.sysfs_devices as sysfs_mod
 from pinctl.discover.node import discover, normalize
 from pinctl.discover.nvml import NvmlGpu, NvmlResult
 from pinctl.errors import TopologyError, UsageError
-from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, Storage
+from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGIES = ROOT.parent / "shared" / "topologies"
@@ -24,7 +24,7 @@ A = PciAddress.parse
 def small_node(source: str = "fake") -> Node:
     gpus = (Gpu(0, PciInfo(A("0000:43:00.0"))), Gpu(1, PciInfo(A("0000:1b:00.0"))))
     nics = (Nic("mlx5_1", "infiniband", True, None), Nic("eno1", "ethernet", False, None))
-    return Node("h", source, (), (), (), (), frozenset({0, 1}), gpus=gpus, nics=nics)
+    return Node("h", source, (), (), (Core((0,)), Core((1,))), (), frozenset({0, 1}), gpus=gpus, nics=nics)
 
 
 class Calls:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pinctl.errors import UsageError
+from pinctl.errors import TopologyError, UsageError
 from pinctl.model import Node
 
 
@@ -43,7 +43,14 @@ def discover(*, topology: str | None = None, root: str | None = None, nvml: bool
 
 
 def normalize(node: Node) -> Node:
-    """GPUs re-indexed in PCI order (NVML's order); NICs and storage sorted by name."""
+    """GPUs re-indexed in PCI order (NVML's order); NICs and storage sorted by name.
+
+    A source that yields nothing at all (``<system></system>``, a stripped XML) is not a
+    node: every later step would report on nothing, so it is an error here. NCCL files
+    whose ``<cpu>`` elements carry no affinity (AWS ships such) still name NUMA nodes.
+    """
+    if not (node.cpus or node.numa_nodes or node.gpus or node.nics or node.storage):
+        raise TopologyError(f"{node.source}: the topology describes no CPUs, NUMA nodes or devices")
     gpus = sorted(node.gpus, key=lambda g: g.pci.address)
     return replace(
         node,
