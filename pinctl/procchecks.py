@@ -121,7 +121,9 @@ def evaluate(
                     home = format_list(homes or want_mems)
                     out.append(f"memory {text} uses node {format_list(remote)}, rank's node is {home}")
             policies = {r.mem_policy for r in expected}
-            if "bind" in policies and want_mems and not any(p.mode == "bind" for p in f.policies):
+            # Binding to every node the process may use anyway (one-node machines) changes nothing.
+            no_op = bool(f.mems_allowed) and f.mems_allowed <= want_mems
+            if "bind" in policies and want_mems and not no_op and not any(p.mode == "bind" for p in f.policies):
                 out.append(f"memory is not bound (plan: bind {format_list(want_mems)})")
     ranked = [f for f in facts if f.exists and (f.local_rank is not None or f.gpus)]
     for i, a in enumerate(ranked):

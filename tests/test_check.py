@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,12 @@ def test_remote_memory_and_cpus_outside_the_gpus_node_are_off() -> None:
 def test_unbound_memory_is_off_when_the_plan_binds() -> None:
     issues = evaluate([_facts(10, {0, 1}, "default", local_rank=0)], PLAN, NODES)[10]
     assert issues == ["memory is not bound (plan: bind 0)"]
+
+
+def test_unbound_memory_is_fine_when_binding_would_change_nothing() -> None:
+    """A process that may only use the plan's node (a one-node machine, a cpuset.mems) is as good as bound."""
+    confined = replace(_facts(10, {0, 1}, "default", local_rank=0), mems_allowed=frozenset({0}))
+    assert evaluate([confined], PLAN, NODES)[10] == []
 
 
 def test_gpu_processes_are_matched_by_gpu_and_sharing_is_found() -> None:
