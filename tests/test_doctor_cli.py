@@ -197,3 +197,19 @@ def test_gathered_tree_with_a_topology_file(capsys: pytest.CaptureFixture[str]) 
     (finding,) = json.loads(out)["findings"]
     assert rc == 1 and finding["subject"] == "GPU 3 (0000:61:00.0)" and "NODE" in finding["summary"]
     assert any("without an active port" in e for e in finding["evidence"])
+
+
+def test_topology_and_root_of_different_machines_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    """Findings would name one node's devices with another node's link speeds and IRQs."""
+    from pinctl.main import main
+
+    root = Path(__file__).resolve().parents[1] / "fixtures"
+    rc = main(["doctor", "--root", str(root / "doctor" / "bad"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
+               "--no-nvml", "--only", "node", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 2
+    (finding,) = data["findings"]
+    assert finding["level"] == "fail" and "different machines" in finding["summary"]
+    rc = main(["doctor", "--root", str(root / "doctor" / "dgx"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
+               "--no-nvml", "--only", "node", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["findings"][0]["level"] == "ok"

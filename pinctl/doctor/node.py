@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pinctl.cpuset import format_list, parse_list
 from pinctl.doctor.finding import DoctorContext, Finding, ok
+from pinctl.errors import UsageError
 
 CHECK = "node.discovery"
 
@@ -15,5 +17,37 @@ def discovery(ctx: DoctorContext) -> list[Finding]:
             "run `pinctl show --debug` to see why; device checks are skipped until discovery works",
         )]
     n = ctx.node
+    mismatch = _mismatch(ctx)
+    if mismatch:
+        return [Finding(
+            CHECK, "fail", "topology", "the topology and the /sys tree describe different machines",
+            tuple(mismatch),
+            "give --topology and --root from the same node (or only --root: it is discovered from the tree)",
+        )]
     return [ok(CHECK, "topology", f"{n.source}: {len(n.numa_nodes)} NUMA nodes, {len(n.cpus)} CPUs, "
                f"{len(n.gpus)} GPUs, {len(n.nics)} NICs, {len(n.storage)} storage devices")]
+
+
+def _mismatch(ctx: DoctorContext) -> list[str]:
+    """Facts where the model and the files the checks read disagree (e.g. --topology of node A, --root of B).
+
+    Findings would otherwise name node A's devices with node B's link speeds and IRQs.
+    """
+    n = ctx.node
+    assert n is not None
+    out: list[str] = []
+    if n.source == "live" or n.source.startswith("sysfs:"):
+        return out  # the model was read from these very files (offline CPUs may differ; that is kernel.offline-cpus)
+    present = ctx.sysfs.read("/sys/devices/system/cpu/present")
+    if present and n.cpus:
+        try:
+            cpus = parse_list(present, what="present CPU list")
+        except UsageError:
+            cpus = None
+        if cpus is not None and cpus != n.cpus:
+            out.append(f"/sys/devices/system/cpu/present = {present}; {n.source} has CPUs {format_list(n.cpus)}")
+    if ctx.sysfs.exists("/sys/bus/pci/devices"):
+        missing = [str(g.pci.address) for g in n.gpus if not ctx.sysfs.exists(f"/sys/bus/pci/devices/{g.pci.address}")]
+        if missing:
+            out.append(f"GPUs {', '.join(missing)} of {n.source} are not in /sys/bus/pci/devices")
+    return out
