@@ -203,7 +203,7 @@ def test_hwloc1_error_says_how_to_convert() -> None:
         check_hwloc_xml_bytes(b'<?xml version="1.0"?><topology><object type="Machine"/></topology>', "OLD.xml")
     assert one_line_error(e) == (
         "OLD.xml: hwloc 1.x XML cannot be read by hwloc 3; convert it with hwloc 2.x: "
-        "lstopo-no-graphics --input OLD.xml --of xml NEW.xml"
+        "lstopo-no-graphics --input OLD.xml --whole-io --of xml NEW.xml"
     )
 
 

@@ -117,7 +117,7 @@ def test_hwloc1_files_are_refused_with_the_conversion_command(name: str) -> None
     msg = str(e.value)
     assert "\n" not in msg
     assert "hwloc 1.x XML cannot be read by hwloc 3" in msg
-    assert f"lstopo-no-graphics --input {SHARED / name} --of xml NEW.xml" in msg
+    assert f"lstopo-no-graphics --input {SHARED / name} --whole-io --of xml NEW.xml" in msg
 
 
 def test_hwloc1_twins_load_from_their_conversion() -> None:

@@ -58,7 +58,7 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
         click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True,
                      help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any."),
         click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True, metavar="K",
-                     help="Distinct NICs per GPU (multi-rail)."),
+                     help="Distinct NICs per GPU (multi-rail); 0 plans no NICs (and sets no NCCL/UCX variables)."),
         click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU."),
     ]
     for opt in reversed(opts):

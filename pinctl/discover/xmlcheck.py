@@ -68,7 +68,7 @@ def check_hwloc_xml_bytes(data: bytes, label: str) -> CheckedXml:
         # hwloc 1.x wrote no version attribute on <topology>.
         raise TopologyError(
             f"{label}: hwloc 1.x XML cannot be read by hwloc 3; convert it with hwloc 2.x: "
-            f"lstopo-no-graphics --input {label} --of xml NEW.xml"
+            f"lstopo-no-graphics --input {label} --whole-io --of xml NEW.xml"
         )
     if version.split(".")[0] not in _SUPPORTED_MAJORS:
         raise TopologyError(f"{label}: unsupported hwloc XML version {version!r} (pinctl reads 2.x and 3.x)")
