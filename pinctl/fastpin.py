@@ -24,6 +24,7 @@ class FastPinArgs:
     cpus: str
     mems: str | None = None
     migrate: bool = False
+    force: bool = False
 
 
 def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
@@ -31,6 +32,7 @@ def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
     pids: list[int] = []
     values: dict[str, str] = {}
     migrate = False
+    force = False
     i = 0
     while i < len(args):
         arg = args[i]
@@ -45,6 +47,8 @@ def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
                 return None
         elif arg == "--migrate":
             migrate = True
+        elif arg == "--force":
+            force = True
         elif arg.isdigit():
             pids.append(int(arg))
         else:
@@ -52,7 +56,7 @@ def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
         i += 1
     if "c" not in values or not pids:
         return None
-    return FastPinArgs(tuple(pids), values["c"], values.get("m"), migrate)
+    return FastPinArgs(tuple(pids), values["c"], values.get("m"), migrate, force)
 
 
 def try_fast_pin(args: list[str]) -> int | None:
@@ -68,7 +72,8 @@ def try_fast_pin(args: list[str]) -> int | None:
             raise UsageError("0 is not a process id")
         cpus = cpus_option(parsed.cpus, fs)
         mems = mems_option(parsed.mems, fs) if parsed.mems is not None else nodes_of(cpus, fs)
-        return pin_targets([(pid, cpus, mems) for pid in parsed.pids], migrate=parsed.migrate, fs=fs)
+        targets = [(pid, cpus, mems) for pid in parsed.pids]
+        return pin_targets(targets, migrate=parsed.migrate, fs=fs, force=parsed.force)
     except PinctlError as exc:
         print(f"pinctl: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -105,14 +110,41 @@ def nodes_of(cpus: frozenset[int], fs: Sysfs) -> frozenset[int]:
     return frozenset(n for n in online_nodes(fs) if (node_cpus(fs, n) or frozenset()) & cpus)
 
 
-def pin_targets(targets: Sequence[Target], *, migrate: bool, fs: Sysfs) -> int:
-    """Pin every thread of each target, print one line per process, raise for what was not pinned."""
+PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
+
+
+def system_process(pid: int, fs: Sysfs) -> str | None:
+    """Why *pid* must not be re-pinned by accident (init, a kernel thread), or None.
+
+    taskset would do it as root; a typo in a PID list should not move init or kworkers.
+    """
+    if pid == 1:
+        return "is init"
+    stat = fs.read(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # after the ')' come state, ppid, pgrp, session, tty_nr, tpgid, flags (proc(5))
+    if len(fields) > 6 and fields[6].isdigit() and int(fields[6]) & PF_KTHREAD:
+        return "is a kernel thread"
+    return None
+
+
+def pin_targets(targets: Sequence[Target], *, migrate: bool, fs: Sysfs, force: bool = False) -> int:
+    """Pin every thread of each target, print one line per process, raise for what was not pinned.
+
+    Init and kernel threads are refused (named in the error) unless *force*.
+    """
     from pinctl.act import migrate_pages, pin_threads
     from pinctl.procinfo import online_nodes, read_status
 
     failures: list[str] = []
     narrowed: list[str] = []
     for pid, cpus, mems in targets:
+        why = None if force else system_process(pid, fs)
+        if why is not None:
+            failures.append(f"process {pid} {why}: not pinned (--force to pin it anyway)")
+            continue
         result = pin_threads(pid, cpus, sysfs=fs)
         if result.missing:
             failures.append(f"process {pid} does not exist")

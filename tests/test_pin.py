@@ -154,3 +154,21 @@ def test_fast_pin_form_skips_click() -> None:
     assert res.returncode == 0, res.stderr
     modules = {line.split("|")[-1].strip().split(".")[0] for line in res.stderr.splitlines() if "|" in line}
     assert modules & {"click", "rich", "pyhwloc", "pynvml", "psutil"} == set()
+
+
+def test_init_and_kernel_threads_are_refused_without_force(tmp_path: Path) -> None:
+    from pinctl.fastpin import system_process
+    from pinctl.sysfs import Sysfs
+
+    (tmp_path / "proc" / "2").mkdir(parents=True)
+    (tmp_path / "proc" / "2" / "stat").write_text("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0\n")
+    (tmp_path / "proc" / "77").mkdir()
+    (tmp_path / "proc" / "77" / "stat").write_text("77 (my (odd) app) S 1 77 77 0 -1 4194560 0 0 0 0\n")
+    fs = Sysfs(str(tmp_path))
+    assert system_process(1, fs) == "is init"
+    assert system_process(2, fs) == "is a kernel thread"
+    assert system_process(77, fs) is None  # a user process, whatever its name holds
+    before = os.sched_getaffinity(1)
+    res = pinctl("pin", "1", "--cpus", str(LAST))
+    assert res.returncode != 0 and "process 1 is init" in res.stderr and "--force" in res.stderr
+    assert os.sched_getaffinity(1) == before

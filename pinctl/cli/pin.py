@@ -31,7 +31,7 @@ def _warn(message: str) -> None:
 @click.option("--auto", is_flag=True, help="Find each GPU's processes with NVML and pin them to that GPU's CPUs.")
 @click.option("--mems", metavar="NODES", default=None, help="Target memory nodes for --migrate.")
 @click.option("--migrate", is_flag=True, help="Move the processes' pages to the target nodes (migrate_pages).")
-@click.option("--force", is_flag=True, help="Use a plan made for another node.")
+@click.option("--force", is_flag=True, help="Use a plan made for another node; pin init or kernel threads too.")
 @plan_options
 def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     """Pin every thread of each PID to a CPU set (--cpus, or a plan's --rank / --gpu), like taskset -a -p.
@@ -64,7 +64,7 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     if params["mems"] is not None:
         wanted = mems_option(params["mems"], fs)
         targets = [(pid, cpus, wanted) for pid, cpus, _ in targets]
-    return pin_targets(targets, migrate=params["migrate"], fs=fs)
+    return pin_targets(targets, migrate=params["migrate"], fs=fs, force=params["force"])
 
 
 def _pid(text: str) -> int:
