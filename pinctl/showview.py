@@ -36,7 +36,7 @@ def summary_line(node: Node) -> str:
     rdma = sum(1 for n in node.nics if n.rdma)
     return (
         f"{node.hostname}: {len(node.packages)} package{'s' if len(node.packages) != 1 else ''}, {numa}, "
-        f"{len(node.cores)} cores, {len(node.cpus)} CPUs ({smt}), {len(node.l3_groups)} L3 groups, "
+        f"{_n(len(node.cores), 'core')}, {len(node.cpus)} CPUs ({smt}), {_n(len(node.l3_groups), 'L3 group')}, "
         f"allowed {allowed}{restricted}; {_n(len(node.gpus), 'GPU')}, {_n(rdma, 'RDMA NIC')}, "
         f"{_n(len(node.nics) - rdma, 'other NIC')}, {len(node.storage)} storage  [{node.source}]"
     )
