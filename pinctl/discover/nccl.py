@@ -11,12 +11,12 @@ caches and no port states: those stay unknown and the Node's notes say so.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
 from pinctl.discover.nickind import is_efa
+from pinctl.discover.sysfs_devices import parse_link_speed
 from pinctl.errors import TopologyError, UsageError
 from pinctl.model import (
     Core,
@@ -36,7 +36,6 @@ from pinctl.model import (
 
 _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
-_SPEED_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
 _VENDORS: dict[int, GpuVendor] = {0x10DE: "nvidia", 0x1002: "amd", 0x8086: "intel"}
 
 
@@ -189,8 +188,7 @@ def _link(elem: ET.Element) -> PciLink:
     NCCL copies sysfs max_link_speed/max_link_width into these attributes, so the
     values fill both the current and the maximum fields (nothing says it trained lower).
     """
-    m = _SPEED_RE.match(elem.get("link_speed", ""))
-    speed = float(m.group(1)) if m else None
+    speed = parse_link_speed(elem.get("link_speed"))
     width_text = elem.get("link_width", "").strip()
     width = int(width_text) if width_text.isdigit() and int(width_text) > 0 else None
     return PciLink(speed_gts=speed, width=width, max_speed_gts=speed, max_width=width)

@@ -12,21 +12,11 @@ only slower (not narrower) is noted, not warned about.
 
 from __future__ import annotations
 
-import re
-
+from pinctl.discover.sysfs_devices import parse_link_speed
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.model import PciAddress, PciInfo
 
 CHECK = "pcie.link-degraded"
-_NUM = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)")
-
-
-def _speed(text: str | None) -> float | None:
-    """``16.0 GT/s PCIe`` / ``8 GT/s`` -> GT/s; ``Unknown`` -> None."""
-    m = _NUM.match(text or "")
-    return float(m.group(1)) if m else None
-
-
 def _width(text: str | None) -> int | None:
     return int(text) if text and text.strip().isdigit() and int(text) > 0 else None
 
@@ -45,7 +35,7 @@ def _read(ctx: DoctorContext, addr: PciAddress) -> _Link | None:
     if all(v is None for v in values.values()):
         return None
     evidence = tuple(f"{base}/{n} = {v}" for n, v in values.items() if v is not None)
-    return _Link(_speed(values["current_link_speed"]), _speed(values["max_link_speed"]),
+    return _Link(parse_link_speed(values["current_link_speed"]), parse_link_speed(values["max_link_speed"]),
                  _width(values["current_link_width"]), _width(values["max_link_width"]), evidence)
 
 
