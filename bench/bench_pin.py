@@ -60,7 +60,7 @@ def main() -> None:
                 t = run_once(make(targets[i % 2]))
                 if i:  # the first round warms caches
                     samples[name].append(t)
-        from pinctl.act import pin_threads
+        from pinctl.act.syscalls import pin_threads
 
         inproc = []
         for i in range(args.runs):

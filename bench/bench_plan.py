@@ -20,7 +20,7 @@ from strategies import Layout, NicSpec, build_node  # noqa: E402
 from timing import baseline_ms, median_ms, report  # noqa: E402
 
 from pinctl.model import Node  # noqa: E402
-from pinctl.plan import PlanRequest, make_plan  # noqa: E402
+from pinctl.plan.make import PlanRequest, make_plan  # noqa: E402
 
 
 def big_node() -> Node:
@@ -56,7 +56,7 @@ def main() -> None:
     fixtures = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"), key=lambda p: p.stat().st_size)
     if fixtures:
         try:
-            from pinctl.discover.node import discover
+            from pinctl.discover.entry import discover
         except ImportError:
             discover = None  # type: ignore[assignment]
         if discover is not None:

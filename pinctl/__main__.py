@@ -2,6 +2,6 @@
 
 import sys
 
-from pinctl.main import main
+from pinctl.cli.main import main
 
 sys.exit(main())

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pinctl.doctor import DoctorContext
+from pinctl.kernel.files import Sysfs
 from pinctl.model import (
     Core,
     Gpu,
@@ -24,7 +25,6 @@ from pinctl.model import (
     PciInfo,
     Storage,
 )
-from pinctl.sysfs import Sysfs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "doctor"
 N0 = frozenset(range(4))

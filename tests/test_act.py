@@ -21,11 +21,11 @@ from act_helpers import (
     task_cpulists,
 )
 
-from pinctl import act
-from pinctl.act import Binding, Child, pin_threads, run_children
+from pinctl.act import syscalls as act
+from pinctl.act.syscalls import Binding, Child, pin_threads, run_children
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
-from pinctl.procinfo import parse_numa_maps
+from pinctl.kernel.proc import parse_numa_maps
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 
@@ -58,7 +58,7 @@ def test_binding_values_are_checked() -> None:
 def test_mempolicy_is_set_read_back_and_survives_exec(policy: str, mems: str, numa_maps: str) -> None:
     out = _in_child(
         "import os, sys\n"
-        "from pinctl import act\n"
+        "from pinctl.act import syscalls as act\n"
         f"act.set_mempolicy({policy!r}, frozenset({mems}))\n"
         "print(act.get_mempolicy())\n"
         "sys.stdout.flush()\n"
@@ -73,7 +73,7 @@ def test_mempolicy_is_set_read_back_and_survives_exec(policy: str, mems: str, nu
 
 def test_unavailable_node_is_a_bind_error() -> None:
     out = _in_child(
-        "from pinctl import act\nfrom pinctl.errors import BindError\n"
+        "from pinctl.act import syscalls as act\nfrom pinctl.errors import BindError\n"
         "try:\n    act.set_mempolicy('bind', frozenset({999}))\nexcept BindError as e:\n    print(e)\n"
     )
     assert "set_mempolicy(bind, nodes 999) failed" in out
@@ -82,7 +82,7 @@ def test_unavailable_node_is_a_bind_error() -> None:
 @needs_two
 def test_verify_reports_a_binding_that_did_not_take() -> None:
     out = _in_child(
-        "import os\nfrom pinctl import act\n"
+        "import os\nfrom pinctl.act import syscalls as act\n"
         "os.sched_setaffinity(0, {0})\n"
         "print(act.verify_binding(act.Binding(cpus=frozenset({0, 1}), mem_policy='bind', mems=frozenset({0}))))\n"
     )
@@ -192,7 +192,8 @@ def test_spawn_failure_is_127() -> None:
 
 def test_exec_restores_sigpipe_for_the_command() -> None:
     out = _in_child(
-        "from pinctl import act\nimport os\nact.exec_command(['grep', 'SigIgn', '/proc/self/status'], os.environ)\n"
+        "from pinctl.act import syscalls as act\nimport os\n"
+        "act.exec_command(['grep', 'SigIgn', '/proc/self/status'], os.environ)\n"
     )
     ignored = int(out.split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1))

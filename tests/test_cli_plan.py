@@ -11,9 +11,9 @@ import pytest
 from strategies import Layout, NicSpec, build_node
 
 import pinctl.cli.plan as cli_plan
-from pinctl.cli import run
-from pinctl.export import plan_to_json
-from pinctl.plan import PlanRequest, make_plan
+from pinctl.cli.app import run
+from pinctl.plan.export import plan_to_json
+from pinctl.plan.make import PlanRequest, make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = Layout(
@@ -117,9 +117,9 @@ def test_bad_options_one_line(args: list[str], match: str, capsys: pytest.Captur
 
 
 def test_real_fixture_end_to_end(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("pinctl.discover.node") is None:
+    if importlib.util.find_spec("pinctl.discover.entry") is None:
         pytest.skip("discovery not available")
-    from pinctl.discover.node import discover
+    from pinctl.discover.entry import discover
 
     monkeypatch.setattr(cli_plan, "_discover", lambda t, r: discover(topology=t, root=r, nvml=False))
     fixture = str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml")

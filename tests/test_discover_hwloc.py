@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from pinctl.cpuset import parse_list
-from pinctl.discover import hwloc_load
 from pinctl.discover.hwloc import export_xml, load_hwloc
-from pinctl.discover.xmlcheck import check_hwloc_xml_bytes
+from pinctl.discover.hwloc import load as hwloc_load
+from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.errors import TopologyError
+from pinctl.kernel.files import Sysfs
 from pinctl.model import Node
-from pinctl.sysfs import Sysfs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "topologies"
 CONVERTED = SHARED / "psmgmt-j3c053-juropa3-gpu.v2conv.xml"

@@ -10,8 +10,8 @@ import pytest
 
 import pinctl.discover.hwloc as hwloc_mod
 import pinctl.discover.nvml as nvml_mod
-import pinctl.discover.sysfs_devices as sysfs_mod
-from pinctl.discover.node import discover, normalize
+import pinctl.discover.sysfs as sysfs_mod
+from pinctl.discover.entry import discover, normalize
 from pinctl.discover.nvml import NvmlGpu, NvmlResult
 from pinctl.errors import TopologyError, UsageError
 from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage

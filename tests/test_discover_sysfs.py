@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover.sysfs_devices import (
+from pinctl.discover.sysfs import (
     enrich,
     enrich_netdevs,
     enrich_nvme,
@@ -17,8 +17,8 @@ from pinctl.discover.sysfs_devices import (
     parse_rate,
 )
 from pinctl.distance import pci_level
+from pinctl.kernel.files import Sysfs
 from pinctl.model import Gpu, Nic, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
-from pinctl.sysfs import Sysfs
 
 TREES = Path(__file__).resolve().parents[1] / "fixtures" / "sysfs"
 A = PciAddress.parse

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 from doctor_nodes import GPU0, GPU1, NIC0, NIC1, NVME, ctx, levels, nic, pci, small_node
 
-from pinctl.doctor import irq, kernel, node, numa, pcie, rdma
+from pinctl.doctor import discovery as node
+from pinctl.doctor import irq, numa, pcie, rdma
+from pinctl.doctor import settings as kernel
 from pinctl.model import NumaNode, PciAddress, PciLink
 
 # --- pcie.link-degraded ------------------------------------------------------------
@@ -46,7 +48,7 @@ def test_pcie_gen5_device_in_gen4_slot_is_not_degraded(tmp_path) -> None:  # typ
     put("0000:1a:00.0", "16.0 GT/s PCIe", "32.0 GT/s PCIe")  # device capable of Gen5
     put("0000:15:02.0", "16.0 GT/s PCIe", "16.0 GT/s PCIe")  # its root port tops out at Gen4
     from pinctl.doctor.finding import DoctorContext
-    from pinctl.sysfs import Sysfs
+    from pinctl.kernel.files import Sysfs
 
     found = pcie.link_degraded(DoctorContext(Sysfs(str(tmp_path)), small_node(gpus=(), nics=())))
     assert levels(found) == ["ok"]
@@ -217,7 +219,7 @@ def test_irq_nvme_spread_over_all_cpus_is_by_design(tmp_path) -> None:  # type: 
         (tmp_path / f"proc/irq/{50 + i}").mkdir(parents=True)
         (tmp_path / f"proc/irq/{50 + i}/effective_affinity_list").write_text(f"{i}\n")
     from pinctl.doctor.finding import DoctorContext
-    from pinctl.sysfs import Sysfs
+    from pinctl.kernel.files import Sysfs
 
     found = irq.remote_numa(DoctorContext(Sysfs(str(tmp_path)), small_node(nics=(), storage=(NVME,))))
     assert levels(found) == ["ok"]

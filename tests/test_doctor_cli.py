@@ -16,7 +16,7 @@ import pytest
 from doctor_nodes import FIXTURES
 from test_doctor_gpu import FakeGpu, fake_pynvml
 
-from pinctl.cli import run
+from pinctl.cli.app import run
 from pinctl.doctor import CHECKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,8 +128,8 @@ def test_live_machine_run_is_quick() -> None:
 # interpreter may live where that user cannot read), so the mode-000 file is really unreadable.
 _UNPRIVILEGED = """
 import json, os, sys
-import pinctl.cli, pinctl.cli.doctor, pinctl.doctor.report, pinctl.discover.nvml
-from pinctl.cli import run
+import pinctl.cli.app, pinctl.cli.doctor, pinctl.doctor.report, pinctl.discover.nvml
+from pinctl.cli.app import run
 if os.geteuid() == 0:
     os.setgroups([]); os.setgid(65534); os.setuid(65534)
 sys.exit(run(sys.argv[1:]))
@@ -201,7 +201,7 @@ def test_gathered_tree_with_a_topology_file(capsys: pytest.CaptureFixture[str]) 
 
 def test_topology_and_root_of_different_machines_fail(capsys: pytest.CaptureFixture[str]) -> None:
     """Findings would name one node's devices with another node's link speeds and IRQs."""
-    from pinctl.main import main
+    from pinctl.cli.main import main
 
     root = Path(__file__).resolve().parents[1] / "fixtures"
     rc = main(["doctor", "--root", str(root / "doctor" / "bad"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),

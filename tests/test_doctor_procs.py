@@ -15,7 +15,7 @@ from test_doctor_gpu import FakeGpu, fake_pynvml
 from pinctl.discover.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor import procs
 from pinctl.doctor.finding import DoctorContext
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
 
 HEALTH = NvmlHealth("550", (GpuHealth(0),))
 

@@ -12,9 +12,9 @@ import pytest
 from strategies import Layout, NicSpec, build_node
 
 from pinctl.cpuset import parse_list, parse_mask
-from pinctl.export import numactl_argv, plan_to_dict, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
-from pinctl.plan import Plan, PlanRequest, make_plan
-from pinctl.planfile import parse_plan_text
+from pinctl.plan.export import numactl_argv, plan_to_dict, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
+from pinctl.plan.make import Plan, PlanRequest, make_plan
+from pinctl.plan.validate import parse_plan_text
 
 LAYOUT = Layout(
     packages=2,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
 
+from pinctl.cli.fast import FastArgs, parse_fast_args
 from pinctl.errors import UsageError
-from pinctl.fastlaunch import FastArgs, parse_fast_args
-from pinctl.procinfo import parse_numa_maps, parse_status
-from pinctl.rankenv import detect_local_rank
+from pinctl.kernel.proc import parse_numa_maps, parse_status
+from pinctl.plan.localrank import detect_local_rank
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 LAST = ALL_CPUS[-1]
@@ -201,7 +201,7 @@ def test_fast_path_imports_nothing_heavy(plan_path: str) -> None:
     )
     assert res.returncode == 0, res.stderr
     modules = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert "pinctl.fastlaunch" in modules and "pinctl.planfile" in modules
+    assert "pinctl.cli.fast" in modules and "pinctl.plan.validate" in modules
     heavy = {m.split(".")[0] for m in modules} & {"click", "rich", "pyhwloc", "pynvml", "psutil", "jsonschema"}
     assert heavy == set()
 
@@ -310,9 +310,9 @@ def test_nproc_per_node_forwards_sigterm(tmp_path: Path) -> None:
 
 
 def _planner() -> tuple[object, object]:
-    plan_mod = pytest.importorskip("pinctl.plan")
-    export = pytest.importorskip("pinctl.export")
-    from pinctl.discover.node import discover
+    plan_mod = pytest.importorskip("pinctl.plan.make")
+    export = pytest.importorskip("pinctl.plan.export")
+    from pinctl.discover.entry import discover
 
     plan = plan_mod.make_plan(discover(), plan_mod.PlanRequest(ranks=len(ALL_CPUS)))
     return plan, export

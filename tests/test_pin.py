@@ -23,9 +23,9 @@ from act_helpers import (
     write_plan,
 )
 
+from pinctl.cli.fastpin import FastPinArgs, parse_fast_pin
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
-from pinctl.fastpin import FastPinArgs, parse_fast_pin
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 ALL = format_list(ALL_CPUS)
@@ -75,15 +75,15 @@ def test_vanished_pid_is_named_and_the_others_still_pinned() -> None:
 def test_eperm_is_named_when_unprivileged() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
-    import pinctl.act
-    import pinctl.fastpin
-    import pinctl.main
-    import pinctl.procinfo  # loaded before the child loses access to the interpreter's files
+    import pinctl.act.syscalls
+    import pinctl.cli.fastpin
+    import pinctl.cli.main
+    import pinctl.kernel.proc  # loaded before the child loses access to the interpreter's files
 
     with subprocess.Popen(["sleep", "30"]) as target:
         try:
             before = task_cpulists(target.pid)
-            code, err = run_as_nobody(lambda: pinctl.main.main(["pin", str(target.pid), "--cpus", str(LAST)]))
+            code, err = run_as_nobody(lambda: pinctl.cli.main.main(["pin", str(target.pid), "--cpus", str(LAST)]))
             assert code == ProcessError.exit_code, err
             assert f"process {target.pid}" in err and "EPERM" in err and "not pinned" in err
             assert task_cpulists(target.pid) == before
@@ -157,8 +157,8 @@ def test_fast_pin_form_skips_click() -> None:
 
 
 def test_init_and_kernel_threads_are_refused_without_force(tmp_path: Path) -> None:
-    from pinctl.fastpin import system_process
-    from pinctl.sysfs import Sysfs
+    from pinctl.cli.fastpin import system_process
+    from pinctl.kernel.files import Sysfs
 
     (tmp_path / "proc" / "2").mkdir(parents=True)
     (tmp_path / "proc" / "2" / "stat").write_text("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0\n")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover.node import discover
+from pinctl.discover.entry import discover
 from pinctl.distance import pci_level, rank
 from pinctl.errors import UsageError
-from pinctl.plan import PlanRequest, make_plan
+from pinctl.plan.make import PlanRequest, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"

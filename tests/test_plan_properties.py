@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from strategies import build_node, layouts, nodes
 
-from pinctl.assign import assign
 from pinctl.distance import rank as level_rank
 from pinctl.errors import UsageError
-from pinctl.export import plan_to_dict, plan_to_json
 from pinctl.model import Node
-from pinctl.plan import Plan, PlanRequest, make_plan
-from pinctl.planfile import validate_plan
+from pinctl.plan.devices import assign
+from pinctl.plan.export import plan_to_dict, plan_to_json
+from pinctl.plan.make import Plan, PlanRequest, make_plan
+from pinctl.plan.validate import validate_plan
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

@@ -15,7 +15,7 @@ from pinctl.distance import pci_level
 from pinctl.distance import rank as level_rank
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan import Plan, PlanRequest, fingerprint, make_plan, parse_visible_devices, select_gpus
+from pinctl.plan.make import Plan, PlanRequest, fingerprint, make_plan, parse_visible_devices, select_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "hwloc"
@@ -237,11 +237,11 @@ def test_memory_policies() -> None:
 
 
 def _discover(path: Path) -> Node:
-    if importlib.util.find_spec("pinctl.discover.node") is None:
-        pytest.skip("discovery (pinctl.discover.node) is not available")
+    if importlib.util.find_spec("pinctl.discover.entry") is None:
+        pytest.skip("discovery (pinctl.discover.entry) is not available")
     if not path.exists():
         pytest.skip(f"{path.name} not present")
-    from pinctl.discover.node import discover
+    from pinctl.discover.entry import discover
 
     return discover(topology=str(path), nvml=False)
 

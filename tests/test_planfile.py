@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinctl.errors import PlanError
-from pinctl.planfile import (
+from pinctl.plan.validate import (
     MAX_FILE_BYTES,
     check_live_node,
     env_key_allowed,
@@ -178,7 +178,7 @@ def test_live_node_check_names_foreign_facts() -> None:
 
 def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
     """Same hostname, CPUs that exist, but on another NUMA node here (a BIOS that interleaves)."""
-    from pinctl.sysfs import Sysfs
+    from pinctl.kernel.files import Sysfs
 
     for path, text in {
         "sys/devices/system/cpu/present": "0-3",
@@ -282,7 +282,7 @@ def test_launch_refuses_a_foreign_plan_unless_forced(tmp_path: Path) -> None:
 
 
 def test_foreign_fingerprint_is_refused_where_it_is_computed(tmp_path: Path) -> None:
-    pytest.importorskip("pinctl.plan")
+    pytest.importorskip("pinctl.plan.make")
     path = write_plan(tmp_path / "p.json", plan_dict(fingerprint="ffffffffffffffff"))
     res = pinctl("pin", str(os.getpid()), "--rank", "0", "--plan", path)
     assert res.returncode == 4
@@ -292,9 +292,9 @@ def test_foreign_fingerprint_is_refused_where_it_is_computed(tmp_path: Path) -> 
 
 
 def test_planner_output_meets_the_validator() -> None:
-    plan_mod = pytest.importorskip("pinctl.plan")
-    export = pytest.importorskip("pinctl.export")
-    from pinctl.discover.node import discover
+    plan_mod = pytest.importorskip("pinctl.plan.make")
+    export = pytest.importorskip("pinctl.plan.export")
+    from pinctl.discover.entry import discover
 
     node = discover()
     plan = plan_mod.make_plan(node, plan_mod.PlanRequest(ranks=2))

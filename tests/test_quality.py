@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from pinctl.cli import COMMANDS, cli
+from pinctl.cli.app import COMMANDS, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,13 +54,13 @@ HEAVY = ("rich", "pyhwloc", "pynvml", "click", "psutil", "jsonschema")
 @pytest.mark.parametrize(
     ("module", "allowed"),
     [
-        ("pinctl.fastlaunch", ()),  # `launch --plan`: on every job's start path
-        ("pinctl.fastpin", ()),
-        ("pinctl.act", ()),
-        ("pinctl.planfile", ()),
-        ("pinctl.plan", ()),  # the planner is pure: no library it does not need
-        ("pinctl.discover.node", ()),  # pyhwloc and pynvml only once discovery runs
-        ("pinctl.cli", ("click",)),  # `pinctl --help` and every command pay for click only
+        ("pinctl.cli.fast", ()),  # `launch --plan`: on every job's start path
+        ("pinctl.cli.fastpin", ()),
+        ("pinctl.act.syscalls", ()),
+        ("pinctl.plan.validate", ()),
+        ("pinctl.plan.make", ()),  # the planner is pure: no library it does not need
+        ("pinctl.discover.entry", ()),  # pyhwloc and pynvml only once discovery runs
+        ("pinctl.cli.app", ("click",)),  # `pinctl --help` and every command pay for click only
     ],
 )
 def test_heavy_imports_stay_off_light_paths(module: str, allowed: tuple[str, ...]) -> None:

@@ -20,8 +20,8 @@ from pinctl.model import (
     Storage,
 )
 from pinctl.nodejson import node_to_dict
-from pinctl.render import draw, plain
-from pinctl.showview import show_items
+from pinctl.render.show import show_items
+from pinctl.render.table import draw, plain
 
 
 def small_node() -> Node:

@@ -16,12 +16,12 @@ import click
 
 from pinctl.cli.plansource import obtain_plan, plan_options, plan_options_given
 from pinctl.cpuset import format_list
+from pinctl.doctor.bindings import ProcFacts, evaluate, gather, thread_groups, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
-from pinctl.planfile import PlanFile
-from pinctl.procchecks import ProcFacts, evaluate, gather, thread_groups, to_dict
-from pinctl.procinfo import node_cpus, online_nodes, read_environ
-from pinctl.rankenv import rank_from_env
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
+from pinctl.kernel.proc import node_cpus, online_nodes, read_environ
+from pinctl.plan.localrank import rank_from_env
+from pinctl.plan.validate import PlanFile
 
 
 @click.command()

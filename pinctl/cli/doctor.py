@@ -21,16 +21,16 @@ from pinctl.cpuset import parse_list
 from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select, summarize, summary_line
 from pinctl.doctor.finding import Finding
 from pinctl.errors import PinctlError
+from pinctl.kernel.files import Sysfs
 from pinctl.model import Node
-from pinctl.sysfs import Sysfs
 
 if TYPE_CHECKING:
-    from pinctl.planfile import PlanFile
+    from pinctl.plan.validate import PlanFile
 
 
 def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node | None, str | None]:
     try:
-        discover = importlib.import_module("pinctl.discover.node").discover
+        discover = importlib.import_module("pinctl.discover.entry").discover
     except (ImportError, AttributeError) as exc:
         return None, f"discovery not available ({exc})"
     try:
@@ -49,7 +49,7 @@ def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node
 def _plan(path: str | None) -> PlanFile | None:
     if path is None:
         return None
-    from pinctl.planfile import load_plan_file
+    from pinctl.plan.validate import load_plan_file
 
     return load_plan_file(path)
 

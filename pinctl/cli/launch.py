@@ -1,7 +1,7 @@
 """``pinctl launch``: bind this process as the plan (or numactl-style options) says, then exec the command.
 
-The common form ``launch --plan FILE -- CMD`` never reaches this module: pinctl/main.py
-hands it to pinctl/fastlaunch.py before click loads. This command covers the rest:
+The common form ``launch --plan FILE -- CMD`` never reaches this module: pinctl/cli/main.py
+hands it to pinctl/cli/fast.py before click loads. This command covers the rest:
 computing the plan, numactl-style overrides, and one bound child per rank
 (``--nproc-per-node``), torchrun style.
 """
@@ -13,11 +13,7 @@ from typing import Any
 
 import click
 
-from pinctl.act import Binding, Child, run_children
-from pinctl.cli.plansource import obtain_plan, plan_options, plan_options_given
-from pinctl.errors import UsageError
-from pinctl.fastlaunch import run_spec
-from pinctl.launchspec import (
+from pinctl.act.launch import (
     LaunchSpec,
     binding_for_rank,
     build_env,
@@ -25,9 +21,13 @@ from pinctl.launchspec import (
     spec_for_rank,
     summary,
 )
-from pinctl.overrides import Overrides, apply_overrides
-from pinctl.planfile import PlanFile
-from pinctl.rankenv import detect_local_rank
+from pinctl.act.numactl import Overrides, apply_overrides
+from pinctl.act.syscalls import Binding, Child, run_children
+from pinctl.cli.fast import run_spec
+from pinctl.cli.plansource import obtain_plan, plan_options, plan_options_given
+from pinctl.errors import UsageError
+from pinctl.plan.localrank import detect_local_rank
+from pinctl.plan.validate import PlanFile
 
 
 def _warn(message: str) -> None:

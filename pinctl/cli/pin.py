@@ -3,7 +3,7 @@
 Another process's memory *policy* cannot be set from outside (set_mempolicy acts
 on the calling thread only), so ``--mems`` names the nodes that ``--migrate`` moves
 pages to (``migratepages(8)``); it is refused without ``--migrate``. The plain
-``--cpus`` form runs without click (pinctl/fastpin.py); this command adds the
+``--cpus`` form runs without click (pinctl/cli/fastpin.py); this command adds the
 plan-based forms --rank, --gpu and --auto.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
+from pinctl.cli.fastpin import Target, cpus_option, mems_option, nodes_of, pin_targets
 from pinctl.cli.plansource import gpu_cpus, obtain_plan, plan_options
 from pinctl.errors import TopologyError, UsageError
-from pinctl.fastpin import Target, cpus_option, mems_option, nodes_of, pin_targets
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
 
 
 def _warn(message: str) -> None:

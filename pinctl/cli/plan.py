@@ -15,7 +15,7 @@ FORMATS = ("table", "json", "env", "numactl", "slurm")
 
 def _discover(topology: str | None, root: str | None) -> Any:
     """The node to plan for (a seam the tests replace)."""
-    from pinctl.discover.node import discover
+    from pinctl.discover.entry import discover
 
     return discover(topology=topology, root=root, nvml=True)
 
@@ -74,7 +74,7 @@ def plan(
     if command and fmt != "numactl":
         raise UsageError("a COMMAND is only used with --format numactl")
 
-    from pinctl.plan import make_plan
+    from pinctl.plan.make import make_plan
 
     node = _discover(topology, root)
     request = build_request(node, {
@@ -86,7 +86,7 @@ def plan(
     if fmt == "table":
         _table(result, output)
     else:
-        from pinctl import export
+        from pinctl.plan import export
 
         if fmt == "numactl":
             text = export.plan_to_numactl(result, command)
@@ -110,8 +110,8 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _table(result: Any, output: str | None) -> None:
-    from pinctl.planview import plan_table
-    from pinctl.render import draw, plain
+    from pinctl.render.plan import plan_table
+    from pinctl.render.table import draw, plain
 
     items = plan_table(result)
     if output is None:

@@ -17,11 +17,11 @@ import click
 from pinctl.cli.options import source_options
 from pinctl.cpuset import parse_list
 from pinctl.errors import PinctlError, PlanError, UsageError
-from pinctl.planfile import PlanFile, check_live_node, load_plan_file, refuse_foreign, validate_plan
+from pinctl.plan.validate import PlanFile, check_live_node, load_plan_file, refuse_foreign, validate_plan
 
 if TYPE_CHECKING:
     from pinctl.model import Node
-    from pinctl.plan import PlanRequest
+    from pinctl.plan.make import PlanRequest
 
 PLAN_OPTION_NAMES = (
     "topology",
@@ -76,7 +76,7 @@ def plan_options[F: Callable[..., Any]](f: F) -> F:
 
 def build_request(node: Node, params: dict[str, Any]) -> PlanRequest:
     """The PlanRequest for the typed options; CUDA_VISIBLE_DEVICES counts only for this machine."""
-    from pinctl.plan import PlanRequest, parse_visible_devices, select_gpus
+    from pinctl.plan.make import PlanRequest, parse_visible_devices, select_gpus
 
     gpus = params.get("gpus")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -121,14 +121,14 @@ def obtain_plan(params: dict[str, Any], *, force: bool, warn: Callable[[str], No
 
 
 def _discover(topology: str | None, root: str | None) -> Any:
-    from pinctl.discover.node import discover
+    from pinctl.discover.entry import discover
 
     return discover(topology=topology, root=root)
 
 
 def _fingerprint_problems(plan: PlanFile, warn: Callable[[str], None]) -> list[str]:
     """The full check the fast path skips: the live node's fingerprint against the plan's."""
-    from pinctl.plan import fingerprint
+    from pinctl.plan.make import fingerprint
 
     try:
         live = fingerprint(_discover(None, None))
@@ -142,8 +142,8 @@ def _fingerprint_problems(plan: PlanFile, warn: Callable[[str], None]) -> list[s
 
 def compute_plan(params: dict[str, Any]) -> PlanFile:
     """Discover the node and plan, then validate the exported dict exactly like a plan file."""
-    from pinctl.export import plan_to_dict
-    from pinctl.plan import make_plan
+    from pinctl.plan.export import plan_to_dict
+    from pinctl.plan.make import make_plan
 
     node = _discover(params.get("topology"), params.get("root"))
     plan = make_plan(node, build_request(node, params))

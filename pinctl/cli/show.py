@@ -16,7 +16,7 @@ from pinctl.cli.options import source_options
 @click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU names, UUIDs, NVLink).")
 def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -> int:
     """Show the node: NUMA domains, cores, GPUs, NICs, storage and their distances."""
-    from pinctl.discover.node import discover
+    from pinctl.discover.entry import discover
 
     node = discover(topology=topology, root=root, nvml=not no_nvml)
     if as_json:
@@ -24,8 +24,8 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 
         sys.stdout.write(json.dumps(node_to_dict(node), indent=2) + "\n")
         return 0
-    from pinctl.render import draw
-    from pinctl.showview import show_items
+    from pinctl.render.show import show_items
+    from pinctl.render.table import draw
 
     draw(show_items(node))
     return 0

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import gpu, irq, kernel, node, numa, pcie, procs, rdma
+from pinctl.doctor import discovery, gpu, irq, numa, pcie, procs, rdma, settings
 from pinctl.doctor.finding import LEVELS, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
-from pinctl.sysfs import NeedsRoot
+from pinctl.kernel.files import NeedsRoot
 
 __all__ = ["CHECKS", "DoctorContext", "Finding", "exit_code", "run_checks", "select", "summarize"]
 
@@ -36,7 +36,7 @@ class Check:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check(node.CHECK, "topology discovery worked", node.discovery),
+    Check(discovery.CHECK, "topology discovery worked", discovery.discovery),
     Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded),
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
@@ -44,11 +44,11 @@ CHECKS: tuple[Check, ...] = (
     Check(numa.UNKNOWN, "GPU/NIC NUMA locality known", numa.unknown_locality),
     Check(numa.MEMORYLESS, "NUMA nodes with CPUs have memory", numa.memoryless_node),
     Check(numa.CPULESS, "CPU-less NUMA nodes are memory tiers", numa.cpuless_node),
-    Check(kernel.NUMA_BALANCING, "automatic NUMA balancing off", kernel.numa_balancing, needs_node=False),
-    Check(kernel.THP_DEFRAG, "THP defrag not 'always'", kernel.thp_defrag, needs_node=False),
-    Check(kernel.GOVERNOR, "CPU governor 'performance'", kernel.cpufreq_governor, needs_node=False),
-    Check(kernel.OFFLINE, "no offline CPUs", kernel.offline_cpus, needs_node=False),
-    Check(kernel.ISOLCPUS, "isolated CPUs vs housekeeping", kernel.isolcpus, needs_node=False),
+    Check(settings.NUMA_BALANCING, "automatic NUMA balancing off", settings.numa_balancing, needs_node=False),
+    Check(settings.THP_DEFRAG, "THP defrag not 'always'", settings.thp_defrag, needs_node=False),
+    Check(settings.GOVERNOR, "CPU governor 'performance'", settings.cpufreq_governor, needs_node=False),
+    Check(settings.OFFLINE, "no offline CPUs", settings.offline_cpus, needs_node=False),
+    Check(settings.ISOLCPUS, "isolated CPUs vs housekeeping", settings.isolcpus, needs_node=False),
     Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa),
     Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False),
     Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False),

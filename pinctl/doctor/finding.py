@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pinctl.kernel.files import Sysfs
 from pinctl.model import Node
-from pinctl.sysfs import Sysfs
 
 if TYPE_CHECKING:
     from pinctl.discover.nvml import NvmlHealth
-    from pinctl.planfile import PlanFile
+    from pinctl.plan.validate import PlanFile
 
 Level = Literal["ok", "warn", "fail", "skipped"]
 LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skipped")

@@ -12,7 +12,7 @@ only slower (not narrower) is noted, not warned about.
 
 from __future__ import annotations
 
-from pinctl.discover.sysfs_devices import parse_link_speed
+from pinctl.discover.sysfs import parse_link_speed
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.model import PciAddress, PciInfo
 

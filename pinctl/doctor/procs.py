@@ -1,7 +1,7 @@
 """Processes on GPUs pinned badly: what ``pinctl check --gpu-procs`` finds, as doctor findings.
 
 The NVML process list (pinctl.discover.nvml), the /proc facts and the
-verdicts (pinctl.procchecks) belong to ``pinctl check``; this module only
+verdicts (pinctl.doctor.bindings) belong to ``pinctl check``; this module only
 adapts them, so there is one parser and one judgement. Without a plan the
 verdicts are what needs no plan (GPU processes sharing CPUs); with ``--plan``
 they include CPUs and memory outside each rank's plan.
@@ -22,8 +22,8 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
         return [skipped(CHECK, ctx.nvml_note)]
     try:
         from pinctl.discover.nvml import gpu_processes
-        from pinctl.procchecks import evaluate, gather
-        from pinctl.procinfo import node_cpus, online_nodes
+        from pinctl.doctor.bindings import evaluate, gather
+        from pinctl.kernel.proc import node_cpus, online_nodes
     except ImportError as exc:
         return [skipped(CHECK, f"not available: {exc}")]
     per_gpu, note = gpu_processes()

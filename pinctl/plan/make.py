@@ -3,8 +3,8 @@
 Rules (docs/plan.md gives the reasoning; tests/test_plan_properties.py checks them):
 CPU sets are disjoint, non-empty, inside the allowed cpuset minus reserved CPUs,
 whole cores, in the GPU's NUMA node when it has usable CPUs, balanced within a
-node and L3-aligned when the counts allow (pinctl.placement). NICs and storage
-are the nearest usable devices under a load cap, solved exactly (pinctl.assign).
+node and L3-aligned when the counts allow (pinctl.plan.cores). NICs and storage
+are the nearest usable devices under a load cap, solved exactly (pinctl.plan.devices).
 Every degradation becomes a line in ``Plan.warnings``.
 """
 
@@ -15,13 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pinctl.assign import NicCandidate, assign, level_between, natural_key, spread, usable_nics
 from pinctl.cpuset import format_list, parse_list
 from pinctl.distance import rank
-from pinctl.domains import assign_domains, cpu_domains, mems_for
 from pinctl.errors import UsageError
 from pinctl.model import Gpu, Nic, Node, PciAddress
-from pinctl.placement import (
+from pinctl.plan.cores import (
     CoreSlot,
     Domain,
     ordered_cores,
@@ -30,6 +28,8 @@ from pinctl.placement import (
     split_even,
     usable_cores,
 )
+from pinctl.plan.devices import NicCandidate, assign, level_between, natural_key, spread, usable_nics
+from pinctl.plan.domains import assign_domains, cpu_domains, mems_for
 
 SMT_MODES = ("all", "one-per-core")
 MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")

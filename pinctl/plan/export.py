@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pinctl.cpuset import format_list, format_mask
-from pinctl.plan import Plan, RankPlan
+from pinctl.plan.make import Plan, RankPlan
 
 SCHEMA_ID = "pinctl.plan/v1"
 

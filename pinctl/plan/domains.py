@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from pinctl.cpuset import format_list
 from pinctl.model import Gpu, Node
-from pinctl.placement import CoreSlot, Domain
+from pinctl.plan.cores import CoreSlot, Domain
 
 
 def cpu_domains(node: Node, cores: Sequence[CoreSlot]) -> dict[Domain, list[CoreSlot]]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pinctl.act import Binding
+from pinctl.act.syscalls import Binding
 from pinctl.cpuset import format_list
-from pinctl.planfile import RankPlan
+from pinctl.plan.validate import RankPlan
 
 
 @dataclass(frozen=True)

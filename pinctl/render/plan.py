@@ -1,9 +1,9 @@
-"""The plan as a table (one row per rank), drawn by pinctl.render: rich on a TTY, plain otherwise."""
+"""The plan as a table (one row per rank), drawn by pinctl.render.table: rich on a TTY, plain otherwise."""
 
 from __future__ import annotations
 
-from pinctl.plan import Plan
-from pinctl.render import Table
+from pinctl.plan.make import Plan
+from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinctl.cpuset import format_list
-from pinctl.planfile import PlanFile, RankPlan
-from pinctl.procinfo import (
+from pinctl.kernel.files import Sysfs
+from pinctl.kernel.proc import (
     MemPolicy,
     read_environ,
     read_numa_maps,
@@ -20,8 +20,8 @@ from pinctl.procinfo import (
     summarize_policies,
     thread_affinities,
 )
-from pinctl.rankenv import rank_from_env
-from pinctl.sysfs import Sysfs
+from pinctl.plan.localrank import rank_from_env
+from pinctl.plan.validate import PlanFile, RankPlan
 
 
 @dataclass(frozen=True)

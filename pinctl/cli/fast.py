@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms) o
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from pinctl.launchspec import LaunchSpec
+    from pinctl.act.launch import LaunchSpec
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def try_fast_launch(args: list[str]) -> int | None:
 
 
 def launch_plan_file(a: FastArgs) -> int:
-    from pinctl.planfile import check_live_node, load_plan_file, refuse_foreign
-    from pinctl.rankenv import detect_local_rank
+    from pinctl.plan.localrank import detect_local_rank
+    from pinctl.plan.validate import check_live_node, load_plan_file, refuse_foreign
 
     plan = load_plan_file(a.plan)
     rank_index, source = detect_local_rank(os.environ, a.local_rank, len(plan.ranks))
@@ -103,7 +103,7 @@ def launch_plan_file(a: FastArgs) -> int:
     refuse_foreign(problems, force=a.force)
     for p in problems:
         print(f"pinctl: warning: {p} (--force)", file=sys.stderr)
-    from pinctl.launchspec import spec_for_rank
+    from pinctl.act.launch import spec_for_rank
 
     spec = spec_for_rank(rank, a.argv, source)
     return run_spec(spec, dict(os.environ), verbose=a.verbose, dry_run=a.dry_run, force=a.force)
@@ -120,8 +120,8 @@ def run_spec(
     err: TextIO | None = None,
 ) -> int:
     """Print (``--dry-run``) or apply, verify and exec one LaunchSpec; shared by the fast and click paths."""
-    from pinctl.act import bind_self, exec_command
-    from pinctl.launchspec import build_env, describe, summary
+    from pinctl.act.launch import build_env, describe, summary
+    from pinctl.act.syscalls import bind_self, exec_command
 
     out = out or sys.stdout
     err = err or sys.stderr

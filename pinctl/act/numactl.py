@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pinctl.act import Binding
+from pinctl.act.syscalls import Binding
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
-from pinctl.procinfo import node_cpus, online_nodes, read_status
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
+from pinctl.kernel.proc import node_cpus, online_nodes, read_status
 
 
 @dataclass(frozen=True)

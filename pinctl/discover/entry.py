@@ -25,8 +25,8 @@ def discover(*, topology: str | None = None, root: str | None = None, nvml: bool
         if sniff_topology_file(topology) == "nccl":
             return normalize(load_nccl_xml(topology))
         return normalize(load_hwloc(xml_path=topology))
-    from pinctl.discover.sysfs_devices import enrich
-    from pinctl.sysfs import Sysfs
+    from pinctl.discover.sysfs import enrich
+    from pinctl.kernel.files import Sysfs
 
     if root is not None:
         return normalize(enrich(Sysfs(root), load_hwloc(fsroot=root)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pinctl.cpuset import format_compact, format_list
 from pinctl.model import Node, NumaNode, PciInfo, PciLink
 from pinctl.nodejson import device_columns, distance_matrix
-from pinctl.render import Table
+from pinctl.render.table import Table
 
 
 def human_bytes(n: int | None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import BindError, PinctlError, ProcessError, UsageError
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
 
 Target = tuple[int, frozenset[int], frozenset[int]]  # pid, CPUs, memory nodes for --migrate
 
@@ -92,7 +92,7 @@ def cpus_option(text: str, fs: Sysfs) -> frozenset[int]:
 
 
 def mems_option(text: str, fs: Sysfs) -> frozenset[int]:
-    from pinctl.procinfo import online_nodes
+    from pinctl.kernel.proc import online_nodes
 
     online = online_nodes(fs)
     nodes = parse_list(text, what="--mems node list", all_values=online)
@@ -105,7 +105,7 @@ def mems_option(text: str, fs: Sysfs) -> frozenset[int]:
 
 def nodes_of(cpus: frozenset[int], fs: Sysfs) -> frozenset[int]:
     """NUMA nodes holding any of *cpus*: where --migrate moves pages when no --mems is given."""
-    from pinctl.procinfo import node_cpus, online_nodes
+    from pinctl.kernel.proc import node_cpus, online_nodes
 
     return frozenset(n for n in online_nodes(fs) if (node_cpus(fs, n) or frozenset()) & cpus)
 
@@ -135,8 +135,8 @@ def pin_targets(targets: Sequence[Target], *, migrate: bool, fs: Sysfs, force: b
 
     Init and kernel threads are refused (named in the error) unless *force*.
     """
-    from pinctl.act import migrate_pages, pin_threads
-    from pinctl.procinfo import online_nodes, read_status
+    from pinctl.act.syscalls import migrate_pages, pin_threads
+    from pinctl.kernel.proc import online_nodes, read_status
 
     failures: list[str] = []
     narrowed: list[str] = []

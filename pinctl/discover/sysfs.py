@@ -18,8 +18,8 @@ from dataclasses import replace
 from pinctl.cpuset import parse_list
 from pinctl.discover.nickind import rdma_kind
 from pinctl.errors import UsageError
+from pinctl.kernel.files import Sysfs
 from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
-from pinctl.sysfs import Sysfs
 
 _IB = "/sys/class/infiniband"
 _CXI = "/sys/class/cxi"

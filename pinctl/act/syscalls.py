@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from pinctl.cpuset import format_list
 from pinctl.errors import BindError, ProcessError, UsageError
-from pinctl.procinfo import pid_exists, task_ids
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
+from pinctl.kernel.proc import pid_exists, task_ids
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms) on the launch fast path
 if TYPE_CHECKING:

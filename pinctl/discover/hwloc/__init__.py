@@ -1,8 +1,8 @@
 """The hwloc source: the live system, an hwloc XML file or a gathered sysfs tree, as a Node.
 
 The public face of the pyhwloc adapter. Files are checked first
-(:mod:`pinctl.discover.xmlcheck`), then libhwloc loads and the tree is converted
-in a forked child (:mod:`pinctl.discover.hwloc_load`), so neither a bad file nor a
+(:mod:`pinctl.discover.hwloc.xmlcheck`), then libhwloc loads and the tree is converted
+in a forked child (:mod:`pinctl.discover.hwloc.load`), so neither a bad file nor a
 libhwloc crash can take pinctl down: each becomes a one-line TopologyError.
 pyhwloc is imported only when one of these functions is called.
 """
@@ -27,8 +27,8 @@ def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Nod
     it. *fsroot*: a tree gathered by hwloc-gather-topology (its ``sys`` and
     ``proc`` under one folder).
     """
-    from pinctl.discover import hwloc_load
-    from pinctl.discover.xmlcheck import check_hwloc_xml
+    from pinctl.discover.hwloc import load as hwloc_load
+    from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml
 
     if xml_path is not None and fsroot is not None:
         raise TopologyError("give either an hwloc XML file or a gathered sysfs tree, not both")
@@ -46,7 +46,7 @@ def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Nod
 
 def _check_fsroot(fsroot: str) -> str:
     """The absolute root of a gathered tree; libhwloc would silently read nothing from a wrong one."""
-    from pinctl.sysfs import Sysfs
+    from pinctl.kernel.files import Sysfs
 
     if not os.path.isdir(fsroot):
         raise TopologyError(f"gathered sysfs tree not found: {fsroot} is not a directory")
@@ -58,7 +58,7 @@ def _check_fsroot(fsroot: str) -> str:
 
 def export_xml(path: str) -> None:
     """Write the live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
-    from pinctl.discover.hwloc_load import export_live_xml
+    from pinctl.discover.hwloc.load import export_live_xml
 
     text = export_live_xml()
     try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
 
 # numa_maps policy names that contain a space (kernel mm/mempolicy.c policy_modes[]).
 _MULTIWORD_POLICIES = ("prefer (many)", "weighted interleave")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import PlanError, UsageError
-from pinctl.procinfo import online_nodes, read_status
-from pinctl.sysfs import Sysfs
+from pinctl.kernel.files import Sysfs
+from pinctl.kernel.proc import online_nodes, read_status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms) on the launch fast path
 if TYPE_CHECKING:

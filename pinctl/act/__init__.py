@@ -1,0 +1,1 @@
+"""Side effects: binding syscalls, exec and supervision, re-pinning."""

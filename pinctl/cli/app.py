@@ -1,0 +1,93 @@
+"""The click CLI: parses, calls the library, prints, maps errors to exit codes.
+
+Subcommands live in one module each and are imported only when invoked, so
+``pinctl show`` does not pay for the planner and ``pinctl plan`` not for doctor.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from pinctl.errors import PinctlError
+
+# name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "show": "pinctl.cli.show:show",
+    "snapshot": "pinctl.cli.show:snapshot",
+    "plan": "pinctl.cli.plan:plan",
+    "launch": "pinctl.cli.launch:launch",
+    "pin": "pinctl.cli.pin:pin",
+    "check": "pinctl.cli.check:check",
+    "doctor": "pinctl.cli.doctor:doctor",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if _available(name)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+def _available(name: str) -> bool:
+    module_name = COMMANDS[name].partition(":")[0]
+    return importlib.util.find_spec(module_name) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="pinctl")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Topology-aware process pinning for GPU nodes."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI and turn pinctl errors into one-line messages and exit codes."""
+    debug = "--debug" in args
+    try:
+        result: Any = cli.main(args=args, prog_name="pinctl", standalone_mode=False)
+    except PinctlError as exc:
+        if debug:
+            raise
+        click.echo(f"pinctl: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("pinctl: aborted", err=True)
+        return 130
+    except click.UsageError as exc:
+        # One line, like every other error: the usage banner hides the message in scripts' logs.
+        hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        click.echo(f"pinctl: error: {exc.format_message()}{hint}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"pinctl: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 141
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,1 @@
+"""Kernel facts: the only code that names /sys and /proc paths."""

@@ -1,0 +1,1 @@
+"""The planner: request, placement, assignment, environment policy and the one Plan type."""

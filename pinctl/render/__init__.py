@@ -1,0 +1,1 @@
+"""Terminal views: plain text and rich, one TTY/NO_COLOR rule."""
