@@ -11,7 +11,7 @@ The rules (docs/distances.md gives the reasoning and sources):
 * ``SYS``  different NUMA nodes (the SMP interconnect or, on NPS>1 AMD parts,
            the inter-quadrant fabric), or locality unknown on either side.
 
-Lower rank is nearer; the planner sorts on :func:`rank`.
+Lower rank is nearer; the planner sorts on :func:`level_order`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def gpu_level(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress] = frozenset()
     return pci_level(a.pci, b.pci)
 
 
-def rank(level: str) -> int:
+def level_order(level: str) -> int:
     """Sort key: nearer is smaller; NV# of any count sorts as NV."""
     key = "NV" if level.startswith("NV") else level
     return LEVELS.index(key)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pinctl.doctor import DoctorContext
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
 from pinctl.model import (
     Core,
     Gpu,
@@ -80,7 +80,7 @@ def small_node(**changes: object) -> Node:
 
 
 def ctx(case: str = "good", node: Node | None = None, **kw: object) -> DoctorContext:
-    return DoctorContext(sysfs=Sysfs(str(FIXTURES / case)), node=node, **kw)  # type: ignore[arg-type]
+    return DoctorContext(files=KernelFiles(str(FIXTURES / case)), node=node, **kw)  # type: ignore[arg-type]
 
 
 def levels(findings: list) -> list[str]:  # type: ignore[type-arg]

@@ -21,8 +21,10 @@ from act_helpers import (
     task_cpulists,
 )
 
-from pinctl.act import syscalls as act
-from pinctl.act.syscalls import Binding, Child, pin_threads, run_children
+from pinctl.act import launch, mempolicy
+from pinctl.act.binding import Binding
+from pinctl.act.pin import pin_threads
+from pinctl.act.supervise import Child, run_children
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
 from pinctl.kernel.proc import parse_numa_maps
@@ -58,9 +60,9 @@ def test_binding_values_are_checked() -> None:
 def test_mempolicy_is_set_read_back_and_survives_exec(policy: str, mems: str, numa_maps: str) -> None:
     out = _in_child(
         "import os, sys\n"
-        "from pinctl.act import syscalls as act\n"
-        f"act.set_mempolicy({policy!r}, frozenset({mems}))\n"
-        "print(act.get_mempolicy())\n"
+        "from pinctl.act import mempolicy\n"
+        f"mempolicy.set_mempolicy({policy!r}, frozenset({mems}))\n"
+        "print(mempolicy.get_mempolicy())\n"
         "sys.stdout.flush()\n"
         "os.execvp('cat', ['cat', '/proc/self/numa_maps'])\n"
     )
@@ -73,8 +75,8 @@ def test_mempolicy_is_set_read_back_and_survives_exec(policy: str, mems: str, nu
 
 def test_unavailable_node_is_a_bind_error() -> None:
     out = _in_child(
-        "from pinctl.act import syscalls as act\nfrom pinctl.errors import BindError\n"
-        "try:\n    act.set_mempolicy('bind', frozenset({999}))\nexcept BindError as e:\n    print(e)\n"
+        "from pinctl.act import mempolicy\nfrom pinctl.errors import BindError\n"
+        "try:\n    mempolicy.set_mempolicy('bind', frozenset({999}))\nexcept BindError as e:\n    print(e)\n"
     )
     assert "set_mempolicy(bind, nodes 999) failed" in out
 
@@ -82,9 +84,10 @@ def test_unavailable_node_is_a_bind_error() -> None:
 @needs_two
 def test_verify_reports_a_binding_that_did_not_take() -> None:
     out = _in_child(
-        "import os\nfrom pinctl.act import syscalls as act\n"
+        "import os\nfrom pinctl.act.bind import verify_binding\n"
+        "from pinctl.act.binding import Binding\n"
         "os.sched_setaffinity(0, {0})\n"
-        "print(act.verify_binding(act.Binding(cpus=frozenset({0, 1}), mem_policy='bind', mems=frozenset({0}))))\n"
+        "print(verify_binding(Binding(cpus=frozenset({0, 1}), mem_policy='bind', mems=frozenset({0}))))\n"
     )
     assert "CPU affinity is 0, asked for 0-1" in out
     assert "memory policy is default, asked for bind:0" in out
@@ -140,12 +143,12 @@ def test_unprivileged_pin_of_a_root_process_is_eperm() -> None:
 
 
 def test_migrate_pages_moves_this_process_and_reports_what_stayed() -> None:
-    left = act.migrate_pages(os.getpid(), frozenset({0}), frozenset({0}))
+    left = mempolicy.migrate_pages(os.getpid(), frozenset({0}), frozenset({0}))
     assert left >= 0
     proc = subprocess.Popen(["true"])
     proc.wait()
     with pytest.raises(ProcessError, match="does not exist"):
-        act.migrate_pages(proc.pid, frozenset({0}), frozenset({0}))
+        mempolicy.migrate_pages(proc.pid, frozenset({0}), frozenset({0}))
 
 
 def _child(*argv: str, cpus: set[int] | None = None) -> Child:
@@ -185,15 +188,15 @@ def test_signal_death_is_128_plus_signal_and_sigkill_after_grace() -> None:
 
 
 def test_spawn_failure_is_127() -> None:
-    with pytest.raises(act.CommandError) as info:
+    with pytest.raises(launch.CommandError) as info:
         run_children([_child("no-such-command-pinctl")])
     assert info.value.exit_code == 127
 
 
 def test_exec_restores_sigpipe_for_the_command() -> None:
     out = _in_child(
-        "from pinctl.act import syscalls as act\nimport os\n"
-        "act.exec_command(['grep', 'SigIgn', '/proc/self/status'], os.environ)\n"
+        "from pinctl.act import launch\nimport os\n"
+        "launch.exec_command(['grep', 'SigIgn', '/proc/self/status'], os.environ)\n"
     )
     ignored = int(out.split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1))

@@ -15,7 +15,7 @@ from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wai
 
 from pinctl.doctor.bindings import ProcFacts, evaluate, gather
 from pinctl.kernel.proc import MemPolicy, parse_numa_maps
-from pinctl.plan.validate import validate_plan
+from pinctl.plan.types import Plan
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 FIRST, LAST = ALL_CPUS[0], ALL_CPUS[-1]
@@ -121,7 +121,7 @@ def test_threads_with_different_affinity_are_shown_per_group() -> None:
 # --- verdicts on hand-made facts (a two-node machine) ----------------------------------------------
 
 NODES = {0: frozenset(range(4)), 1: frozenset(range(4, 8))}
-PLAN = validate_plan(
+PLAN = Plan.from_dict(
     plan_dict(
         [
             rank(0, [0, 1], numa_node=0, mems=[0], gpu={"index": 0}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +14,8 @@ from strategies import Layout, NicSpec, build_node
 import pinctl.cli.plan as cli_plan
 from pinctl.cli.app import run
 from pinctl.plan.export import plan_to_json
-from pinctl.plan.make import PlanRequest, make_plan
+from pinctl.plan.make import make_plan
+from pinctl.plan.request import PlanRequest
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = Layout(
@@ -24,7 +26,7 @@ LAYOUT = Layout(
     gpus=((0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 1)),
     nics=(NicSpec((0, 0, 0)), NicSpec((1, 0, 0))),
 )
-NODE = build_node(LAYOUT)
+NODE = replace(build_node(LAYOUT), source="live")  # what discovery of this machine labels it
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +35,8 @@ def fake_discovery(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str | None, st
 
     def discover(topology: str | None, root: str | None) -> object:
         calls.append((topology, root))
-        return NODE
+        saved = topology or root
+        return NODE if saved is None else replace(NODE, source=f"saved:{saved}")  # as discovery labels them
 
     monkeypatch.setattr(cli_plan, "_discover", discover)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -117,9 +120,9 @@ def test_bad_options_one_line(args: list[str], match: str, capsys: pytest.Captur
 
 
 def test_real_fixture_end_to_end(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("pinctl.discover.entry") is None:
+    if importlib.util.find_spec("pinctl.discover") is None:
         pytest.skip("discovery not available")
-    from pinctl.discover.entry import discover
+    from pinctl.discover import discover
 
     monkeypatch.setattr(cli_plan, "_discover", lambda t, r: discover(topology=t, root=r, nvml=False))
     fixture = str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml")

@@ -16,7 +16,7 @@ from pinctl.discover.hwloc import export_xml, load_hwloc
 from pinctl.discover.hwloc import load as hwloc_load
 from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.errors import TopologyError
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "topologies"
@@ -57,7 +57,7 @@ def live() -> Node:
 
 
 def test_live_cpus_match_the_kernel(live: Node) -> None:
-    sysfs = Sysfs("/")
+    sysfs = KernelFiles("/")
     online = sysfs.read("/sys/devices/system/cpu/online")
     assert online is not None
     assert live.cpus == parse_list(online)
@@ -67,7 +67,7 @@ def test_live_cpus_match_the_kernel(live: Node) -> None:
 
 
 def test_live_numa_nodes_match_the_kernel(live: Node) -> None:
-    sysfs = Sysfs("/")
+    sysfs = KernelFiles("/")
     online = sysfs.read("/sys/devices/system/node/online")
     if online is None:  # kernel without NUMA: hwloc shows one node
         assert len(live.numa_nodes) == 1
@@ -79,7 +79,7 @@ def test_live_numa_nodes_match_the_kernel(live: Node) -> None:
 
 
 def test_live_cores_are_the_kernels_smt_siblings(live: Node) -> None:
-    sysfs = Sysfs("/")
+    sysfs = KernelFiles("/")
     assert live.smt_known
     for core in live.cores:
         siblings = sysfs.read(f"/sys/devices/system/cpu/cpu{core.pus[0]}/topology/thread_siblings_list")
@@ -88,7 +88,7 @@ def test_live_cores_are_the_kernels_smt_siblings(live: Node) -> None:
 
 
 def test_live_gpus_only_where_the_kernel_has_a_driver(live: Node) -> None:
-    sysfs = Sysfs("/")
+    sysfs = KernelFiles("/")
     if not sysfs.exists("/proc/driver/nvidia/gpus") and not sysfs.exists("/sys/module/amdgpu"):
         assert all(g.vendor not in ("nvidia", "amd") for g in live.gpus)
     for g in live.gpus:
@@ -96,7 +96,7 @@ def test_live_gpus_only_where_the_kernel_has_a_driver(live: Node) -> None:
 
 
 def test_live_pci_devices_exist_in_sysfs(live: Node) -> None:
-    sysfs = Sysfs("/")
+    sysfs = KernelFiles("/")
     for nic in live.nics:
         if nic.pci is not None:
             assert sysfs.exists(f"/sys/bus/pci/devices/{nic.pci.address}")

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+import pinctl.discover as discover_pkg
 import pinctl.discover.hwloc as hwloc_mod
 import pinctl.discover.nvml as nvml_mod
-import pinctl.discover.sysfs as sysfs_mod
-from pinctl.discover.entry import discover, normalize
+from pinctl.discover import discover
+from pinctl.discover.merge import normalize
 from pinctl.discover.nvml import NvmlGpu, NvmlResult
 from pinctl.errors import TopologyError, UsageError
 from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage
@@ -52,7 +53,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         return NvmlResult("1", (NvmlGpu(0, A("0000:1b:00.0"), uuid="GPU-a"),)), None
 
     monkeypatch.setattr(hwloc_mod, "load_hwloc", load_hwloc)
-    monkeypatch.setattr(sysfs_mod, "enrich", enrich)
+    monkeypatch.setattr(discover_pkg, "enrich", enrich)
     monkeypatch.setattr(nvml_mod, "query_nvml", query)
     return seen
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from pinctl.discover.merge import apply_nvml
 from pinctl.discover.nvml import (
     GpuProcesses,
     NvmlGpu,
     NvmlHealth,
     NvmlResult,
     NvmlUnavailable,
-    apply_nvml,
     gpu_processes,
     query_health,
     query_nvml,

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pinctl.discover.sysfs import (
-    enrich,
-    enrich_netdevs,
-    enrich_nvme,
-    enrich_pci,
-    enrich_rdma,
-    parse_link_speed,
-    parse_rate,
-)
+from pinctl.discover import enrich
+from pinctl.discover.merge import merge_netifs, merge_nvme, merge_rdma, refresh_pci
+from pinctl.discover.sysfs import SysfsFacts, read_sysfs
 from pinctl.distance import pci_level
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.pci import parse_link_speed
+from pinctl.kernel.rdma import parse_rate
 from pinctl.model import Gpu, Nic, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
 
 TREES = Path(__file__).resolve().parents[1] / "fixtures" / "sysfs"
 A = PciAddress.parse
 
 
-def tree(name: str) -> Sysfs:
-    return Sysfs(str(TREES / name))
+def tree(name: str) -> KernelFiles:
+    return KernelFiles(str(TREES / name))
+
+
+def one_step(merge: Callable[[Node, SysfsFacts], Node]) -> Callable[[KernelFiles, Node], Node]:
+    """One merge step on what sysfs under *files* says about *node* (the reads and the pure join)."""
+    return lambda files, node: merge(node, read_sysfs(files, node))
+
+
+enrich_rdma, enrich_netdevs = one_step(merge_rdma), one_step(merge_netifs)
+enrich_nvme, enrich_pci = one_step(merge_nvme), one_step(refresh_pci)
 
 
 def gpu(index: int, addr: str, *, host: str | None, switch: str | None, numa: int | None) -> Gpu:
@@ -182,7 +188,7 @@ def test_vm_gpus_keep_unknown_numa_and_read_sys() -> None:
 
 def test_absent_tree_changes_nothing(tmp_path: Path) -> None:
     base = hwloc_like_dgx()
-    sysfs = Sysfs(str(tmp_path))
+    sysfs = KernelFiles(str(tmp_path))
     for step in (enrich_rdma, enrich_netdevs, enrich_nvme, enrich_pci):
         assert step(sysfs, base) == base
 
@@ -207,6 +213,6 @@ def test_link_keeps_model_value_when_sysfs_lacks_it(tmp_path: Path) -> None:
     (tmp_path / "sys/bus/pci/devices/0000:18:00.0").mkdir(parents=True)
     (tmp_path / "sys/bus/pci/devices/0000:18:00.0/max_link_speed").write_text("16.0 GT/s PCIe\n")
     node = Node("n", "t", (), (), (), (), frozenset(), gpus=(Gpu(0, pci),))
-    link = enrich_pci(Sysfs(str(tmp_path)), node).gpus[0].pci.link
+    link = enrich_pci(KernelFiles(str(tmp_path)), node).gpus[0].pci.link
     assert (link.speed_gts, link.width, link.max_speed_gts) == (8.0, 8, 16.0)
     assert link.degraded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinctl.distance import gpu_level, pci_level, rank
+from pinctl.distance import gpu_level, level_order, pci_level
 from pinctl.model import Gpu, NvLink, PciAddress, PciInfo
 
 
@@ -28,9 +28,9 @@ def test_levels_follow_the_pcie_tree() -> None:
     assert pci_level(same_leaf, gpu) == "PIX"  # symmetric
 
 
-def test_rank_orders_levels() -> None:
+def test_level_order_sorts_nearest_first() -> None:
     order = ["X", "NV12", "PIX", "PXB", "PHB", "NODE", "SYS"]
-    assert sorted(order, key=rank) == order
+    assert sorted(order, key=level_order) == order
 
 
 def test_nvlink_direct_and_through_nvswitch() -> None:

@@ -48,9 +48,9 @@ def test_pcie_gen5_device_in_gen4_slot_is_not_degraded(tmp_path) -> None:  # typ
     put("0000:1a:00.0", "16.0 GT/s PCIe", "32.0 GT/s PCIe")  # device capable of Gen5
     put("0000:15:02.0", "16.0 GT/s PCIe", "16.0 GT/s PCIe")  # its root port tops out at Gen4
     from pinctl.doctor.finding import DoctorContext
-    from pinctl.kernel.files import Sysfs
+    from pinctl.kernel.files import KernelFiles
 
-    found = pcie.link_degraded(DoctorContext(Sysfs(str(tmp_path)), small_node(gpus=(), nics=())))
+    found = pcie.link_degraded(DoctorContext(KernelFiles(str(tmp_path)), small_node(gpus=(), nics=())))
     assert levels(found) == ["ok"]
 
 
@@ -108,8 +108,8 @@ def test_rdma_nic_imbalance() -> None:
     # ties are spread: two NICs on the same switch as two GPUs serve one each
     nic_b = nic("mlx5_2", "0000:1c:00.0", ("0000:17:02.0", "0000:16:00.0", "0000:15:01.0"), 0, "sw16", "hb0")
     two = small_node(gpus=gpus[:2], nics=(NIC0, nic_b))
-    load = rdma.nic_assignment(list(two.gpus), list(two.nics))
-    assert dict(load) == {"mlx5_0": 1, "mlx5_2": 1}
+    nearest, planned, moved = rdma.nic_loads(two, list(two.gpus))
+    assert dict(planned) == {"mlx5_0": 1, "mlx5_2": 1} and dict(nearest) == dict(planned) and not moved
     assert levels(rdma.nic_imbalance(ctx(node=two))) == ["ok"]
 
 
@@ -219,9 +219,9 @@ def test_irq_nvme_spread_over_all_cpus_is_by_design(tmp_path) -> None:  # type: 
         (tmp_path / f"proc/irq/{50 + i}").mkdir(parents=True)
         (tmp_path / f"proc/irq/{50 + i}/effective_affinity_list").write_text(f"{i}\n")
     from pinctl.doctor.finding import DoctorContext
-    from pinctl.kernel.files import Sysfs
+    from pinctl.kernel.files import KernelFiles
 
-    found = irq.remote_numa(DoctorContext(Sysfs(str(tmp_path)), small_node(nics=(), storage=(NVME,))))
+    found = irq.remote_numa(DoctorContext(KernelFiles(str(tmp_path)), small_node(nics=(), storage=(NVME,))))
     assert levels(found) == ["ok"]
 
 

@@ -107,9 +107,9 @@ def test_list_names_every_check(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_rich_table_on_a_tty(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import pinctl.cli.doctor as cli_doctor
+    import pinctl.render.doctor as render_doctor
 
-    monkeypatch.setattr(cli_doctor, "_use_rich", lambda: True)
+    monkeypatch.setattr(render_doctor, "use_rich", lambda _stream: True)
     rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.thp-defrag")
     assert rc == 1 and "kernel.thp-defrag" in out and "┃" in out
     assert "0 ok, 1 warn, 0 fail, 0 skipped" in out

@@ -15,7 +15,7 @@ from test_doctor_gpu import FakeGpu, fake_pynvml
 from pinctl.discover.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor import procs
 from pinctl.doctor.finding import DoctorContext
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
 
 HEALTH = NvmlHealth("550", (GpuHealth(0),))
 
@@ -36,7 +36,7 @@ def sleepers(*cpus: int) -> Iterator[list[int]]:
 
 def run(monkeypatch: pytest.MonkeyPatch, pids: list[int]) -> list[procs.Finding]:
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("0000:18:00.0", pids=pids)]))
-    return procs.mis_pinned(DoctorContext(Sysfs("/"), health=HEALTH))
+    return procs.mis_pinned(DoctorContext(KernelFiles("/"), health=HEALTH))
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
@@ -57,6 +57,6 @@ def test_gpu_processes_sharing_a_cpu_fire(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_skips_without_processes_nvml_or_live_root(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "no processes" in run(monkeypatch, [])[0].summary
-    assert levels(procs.mis_pinned(DoctorContext(Sysfs("/"), nvml_note="no NVML"))) == ["skipped"]
-    rooted = procs.mis_pinned(DoctorContext(Sysfs("/tmp"), health=HEALTH))
+    assert levels(procs.mis_pinned(DoctorContext(KernelFiles("/"), nvml_note="no NVML"))) == ["skipped"]
+    rooted = procs.mis_pinned(DoctorContext(KernelFiles("/tmp"), health=HEALTH))
     assert levels(rooted) == ["skipped"] and "--root" in rooted[0].summary

@@ -12,9 +12,11 @@ import pytest
 from strategies import Layout, NicSpec, build_node
 
 from pinctl.cpuset import parse_list, parse_mask
-from pinctl.plan.export import numactl_argv, plan_to_dict, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
-from pinctl.plan.make import Plan, PlanRequest, make_plan
-from pinctl.plan.validate import parse_plan_text
+from pinctl.plan.export import numactl_argv, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
+from pinctl.plan.load import parse_plan_text
+from pinctl.plan.make import make_plan
+from pinctl.plan.request import PlanRequest
+from pinctl.plan.types import Plan
 
 LAYOUT = Layout(
     packages=2,
@@ -39,15 +41,19 @@ def test_json_is_stable_sorted_and_valid_for_launch() -> None:
     assert list(obj) == sorted(obj)
     assert obj["schema"] == "pinctl.plan/v1"
     parsed = parse_plan_text(a)
-    assert [sorted(r.cpus) for r in parsed.ranks] == [list(r.cpus) for r in make().ranks]
+    assert parsed == make()  # the same Plan, every field
 
 
 def test_json_fields() -> None:
-    r = plan_to_dict(make())["ranks"][0]
-    assert r["gpu"] == {"index": 0, "pci_bus_id": "0000:10:00.0", "uuid": "GPU-00000000-0000"}
+    node = build_node(LAYOUT)
+    r = make().to_dict()["ranks"][0]
+    assert r["gpu"] == {"index": 0, "pci_bus_id": "0000:10:00.0", "uuid": "GPU-00000000-0000", "minor": 0}
     assert parse_list(r["cpulist"]) == set(r["cpus"]) and r["cpus"] == sorted(r["cpus"])
+    mlx5_0 = next(n for n in node.nics if n.name == "mlx5_0")
+    assert mlx5_0.pci is not None
     assert r["nics"] == [
-        {"name": "mlx5_0", "port": 1, "netdev": "ib0p0", "pci_bus_id": r["nics"][0]["pci_bus_id"], "distance": "PIX"}
+        {"name": "mlx5_0", "port": 1, "netdev": "ib0p0", "pci_bus_id": str(mlx5_0.pci.address), "distance": "PIX",
+         "kind": mlx5_0.kind}
     ]
 
 
@@ -70,8 +76,8 @@ def test_env_blocks_source_in_bash() -> None:
 def test_env_quotes_hostile_values() -> None:
     p = make()
     r = p.ranks[0]
-    weird = replace(r, env=(("PINCTL_X", "a b'$(rm -rf /)"),))
-    text = plan_to_env(replace(p, ranks=(weird,)))
+    weird = r.replace(env=(("PINCTL_X", "a b'$(rm -rf /)"),))
+    text = plan_to_env(p.replace(ranks=(weird,)))
     line = text.splitlines()[1]
     assert shlex.split(line) == ["export", "PINCTL_X=a b'$(rm -rf /)"]
 

@@ -201,7 +201,7 @@ def test_fast_path_imports_nothing_heavy(plan_path: str) -> None:
     )
     assert res.returncode == 0, res.stderr
     modules = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert "pinctl.cli.fast" in modules and "pinctl.plan.validate" in modules
+    assert "pinctl.cli.fast" in modules and "pinctl.plan.load" in modules
     heavy = {m.split(".")[0] for m in modules} & {"click", "rich", "pyhwloc", "pynvml", "psutil", "jsonschema"}
     assert heavy == set()
 
@@ -312,7 +312,7 @@ def test_nproc_per_node_forwards_sigterm(tmp_path: Path) -> None:
 def _planner() -> tuple[object, object]:
     plan_mod = pytest.importorskip("pinctl.plan.make")
     export = pytest.importorskip("pinctl.plan.export")
-    from pinctl.discover.entry import discover
+    from pinctl.discover import discover
 
     plan = plan_mod.make_plan(discover(), plan_mod.PlanRequest(ranks=len(ALL_CPUS)))
     return plan, export

@@ -23,7 +23,7 @@ from act_helpers import (
     write_plan,
 )
 
-from pinctl.cli.fastpin import FastPinArgs, parse_fast_pin
+from pinctl.cli.fast import FastPinArgs, parse_fast_pin
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
 
@@ -75,8 +75,7 @@ def test_vanished_pid_is_named_and_the_others_still_pinned() -> None:
 def test_eperm_is_named_when_unprivileged() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
-    import pinctl.act.syscalls
-    import pinctl.cli.fastpin
+    import pinctl.cli.fast
     import pinctl.cli.main
     import pinctl.kernel.proc  # loaded before the child loses access to the interpreter's files
 
@@ -157,14 +156,14 @@ def test_fast_pin_form_skips_click() -> None:
 
 
 def test_init_and_kernel_threads_are_refused_without_force(tmp_path: Path) -> None:
-    from pinctl.cli.fastpin import system_process
-    from pinctl.kernel.files import Sysfs
+    from pinctl.act.pin import system_process
+    from pinctl.kernel.files import KernelFiles
 
     (tmp_path / "proc" / "2").mkdir(parents=True)
     (tmp_path / "proc" / "2" / "stat").write_text("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0\n")
     (tmp_path / "proc" / "77").mkdir()
     (tmp_path / "proc" / "77" / "stat").write_text("77 (my (odd) app) S 1 77 77 0 -1 4194560 0 0 0 0\n")
-    fs = Sysfs(str(tmp_path))
+    fs = KernelFiles(str(tmp_path))
     assert system_process(1, fs) == "is init"
     assert system_process(2, fs) == "is a kernel thread"
     assert system_process(77, fs) is None  # a user process, whatever its name holds

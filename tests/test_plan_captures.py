@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover.entry import discover
-from pinctl.distance import pci_level, rank
+from pinctl.discover import discover
+from pinctl.distance import level_order, pci_level
 from pinctl.errors import UsageError
-from pinctl.plan.make import PlanRequest, make_plan
+from pinctl.plan.make import make_plan
+from pinctl.plan.request import PlanRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"
@@ -56,7 +57,7 @@ def test_nics_follow_the_pcie_tree(path: Path) -> None:
         assert r.nics[0].distance == level
         for other in nics.values():
             assert other.pci is not None
-            if rank(pci_level(gpu.pci, other.pci)) < rank(level):
+            if level_order(pci_level(gpu.pci, other.pci)) < level_order(level):
                 assert load[other.name] >= cap, f"GPU {gpu.index}: {other.name} is nearer and had room"
         home = node.numa(gpu.numa_node) if gpu.numa_node is not None else None
         if home is not None and home.cpus & node.allowed_cpus and len(node.gpus) <= len(home.cpus):

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from strategies import Layout, NicSpec, build_node
 
+from pinctl.distance import level_order as level_rank
 from pinctl.distance import pci_level
-from pinctl.distance import rank as level_rank
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan.make import Plan, PlanRequest, fingerprint, make_plan, parse_visible_devices, select_gpus
+from pinctl.plan.make import fingerprint, make_plan
+from pinctl.plan.request import PlanRequest, parse_visible_devices, select_gpus
+from pinctl.plan.types import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "hwloc"
@@ -97,7 +99,7 @@ def test_gpu_on_cpuless_node_uses_nearest_cpu_node() -> None:
     assert node.gpus[3].numa_node is not None and node.numa(node.gpus[3].numa_node).cpuless  # type: ignore[union-attr]
     p = make_plan(node, PlanRequest())
     r = p.ranks[3]
-    assert r.numa_node in (0, 1) and r.mems == (r.numa_node,)
+    assert r.numa_node in (0, 1) and r.mems == {r.numa_node}
     assert any("CPU-less" in w for w in p.warnings)
 
 
@@ -228,20 +230,20 @@ def test_fingerprint_ignores_cgroup_but_not_layout() -> None:
 def test_memory_policies() -> None:
     two_per_socket = replace(BASE, numa_per_package=2, l3_per_numa=1)
     r = plan(two_per_socket, mem_policy="interleave").ranks[0]
-    assert r.mems == (0, 1)
-    assert plan(mem_policy="local").ranks[0].mems == ()
-    assert plan(mem_policy="preferred").ranks[2].mems == (1,)
+    assert r.mems == {0, 1}
+    assert plan(mem_policy="local").ranks[0].mems == frozenset()
+    assert plan(mem_policy="preferred").ranks[2].mems == {1}
 
 
 # --- fixtures and real captures -----------------------------------------------------------------
 
 
 def _discover(path: Path) -> Node:
-    if importlib.util.find_spec("pinctl.discover.entry") is None:
-        pytest.skip("discovery (pinctl.discover.entry) is not available")
+    if importlib.util.find_spec("pinctl.discover") is None:
+        pytest.skip("discovery (pinctl.discover) is not available")
     if not path.exists():
         pytest.skip(f"{path.name} not present")
-    from pinctl.discover.entry import discover
+    from pinctl.discover import discover
 
     return discover(topology=str(path), nvml=False)
 

@@ -15,20 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinctl.errors import PlanError
-from pinctl.plan.validate import (
-    MAX_FILE_BYTES,
-    check_live_node,
-    env_key_allowed,
-    load_plan_file,
-    parse_plan_text,
-    validate_plan,
-)
+from pinctl.plan.environment import env_key_allowed
+from pinctl.plan.fit import check_live_node
+from pinctl.plan.load import MAX_FILE_BYTES, load_plan, parse_plan_text
+from pinctl.plan.types import Plan
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json"
 
 
 def test_valid_plan_keeps_what_acting_needs() -> None:
-    plan = validate_plan(plan_dict([rank(0, [0, 1], mem_policy="interleave"), rank(1, [1])]))
+    plan = Plan.from_dict(plan_dict([rank(0, [0, 1], mem_policy="interleave"), rank(1, [1])]))
     assert plan.hostname == os.uname().nodename
     r0 = plan.rank(0)
     assert r0 is not None
@@ -74,7 +70,7 @@ def test_env_keys_outside_the_allowlist_are_refused(key: str) -> None:
     bad = plan_dict()
     bad["ranks"][0]["env"][key] = "/tmp/evil.so"
     with pytest.raises(PlanError, match="not allowed"):
-        validate_plan(bad)
+        Plan.from_dict(bad)
 
 
 def _mutate(path: str, value: Any) -> dict[str, Any]:
@@ -132,14 +128,14 @@ _DELETE = object()
 )
 def test_malformed_plans_are_refused_with_the_place_named(path: str, value: Any, message: str) -> None:
     with pytest.raises(PlanError, match=message):
-        validate_plan(_mutate(path, value))
+        Plan.from_dict(_mutate(path, value))
 
 
 def test_duplicate_or_gapped_local_ranks_are_refused() -> None:
     with pytest.raises(PlanError, match="appears twice"):
-        validate_plan(plan_dict([rank(0, [0]), rank(0, [1])]))
+        Plan.from_dict(plan_dict([rank(0, [0]), rank(0, [1])]))
     with pytest.raises(PlanError, match="local ranks must be 0-1"):
-        validate_plan(plan_dict([rank(0, [0]), rank(2, [1])]))
+        Plan.from_dict(plan_dict([rank(0, [0]), rank(2, [1])]))
 
 
 @pytest.mark.parametrize(
@@ -161,15 +157,15 @@ def test_oversized_and_missing_files_are_refused(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     big.write_bytes(b" " * (MAX_FILE_BYTES + 1))
     with pytest.raises(PlanError, match="larger than"):
-        load_plan_file(str(big))
+        load_plan(str(big))
     with pytest.raises(PlanError, match="cannot read"):
-        load_plan_file(str(tmp_path / "absent.json"))
+        load_plan(str(tmp_path / "absent.json"))
 
 
 def test_live_node_check_names_foreign_facts() -> None:
-    ok = validate_plan(plan_dict())
+    ok = Plan.from_dict(plan_dict())
     assert check_live_node(ok, ok.rank(0)) == []
-    foreign = validate_plan(plan_dict([rank(0, [4000], mems=[7])], hostname="gpu-node-17"))
+    foreign = Plan.from_dict(plan_dict([rank(0, [4000], mems=[7])], hostname="gpu-node-17"))
     problems = " | ".join(check_live_node(foreign, foreign.rank(0)))
     assert "gpu-node-17" in problems
     assert "4000" in problems and "do not exist here" in problems
@@ -178,7 +174,7 @@ def test_live_node_check_names_foreign_facts() -> None:
 
 def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
     """Same hostname, CPUs that exist, but on another NUMA node here (a BIOS that interleaves)."""
-    from pinctl.kernel.files import Sysfs
+    from pinctl.kernel.files import KernelFiles
 
     for path, text in {
         "sys/devices/system/cpu/present": "0-3",
@@ -188,11 +184,11 @@ def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
     }.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text + "\n")
-    contiguous = validate_plan(plan_dict([rank(0, [0, 1]), rank(1, [2, 3], numa_node=1, mems=[1])]))
-    problems = check_live_node(contiguous, None, sysfs=Sysfs(str(tmp_path)))
+    contiguous = Plan.from_dict(plan_dict([rank(0, [0, 1]), rank(1, [2, 3], numa_node=1, mems=[1])]))
+    problems = check_live_node(contiguous, None, files=KernelFiles(str(tmp_path)))
     assert problems == ["rank 0's CPUs 1 are not on NUMA node 0 here", "rank 1's CPUs 2 are not on NUMA node 1 here"]
-    interleaved = validate_plan(plan_dict([rank(0, [0, 2]), rank(1, [1, 3], numa_node=1, mems=[1])]))
-    assert check_live_node(interleaved, None, sysfs=Sysfs(str(tmp_path))) == []
+    interleaved = Plan.from_dict(plan_dict([rank(0, [0, 2]), rank(1, [1, 3], numa_node=1, mems=[1])]))
+    assert check_live_node(interleaved, None, files=KernelFiles(str(tmp_path))) == []
 
 
 @given(
@@ -205,7 +201,7 @@ def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
 @settings(max_examples=200, deadline=None)
 def test_any_json_value_gives_a_plan_or_a_plan_error(value: Any) -> None:
     with contextlib.suppress(PlanError):
-        validate_plan(value)
+        Plan.from_dict(value)
 
 
 @given(st.data())
@@ -216,7 +212,7 @@ def test_a_valid_plan_with_one_field_replaced_never_crashes(data: st.DataObject)
     key = data.draw(st.sampled_from(sorted(r0)))
     r0[key] = data.draw(st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=3))
     with contextlib.suppress(PlanError):
-        validate_plan(obj)
+        Plan.from_dict(obj)
 
 
 # --- the schema file, when the planner's author has written it -----------------------------------
@@ -250,7 +246,7 @@ def test_what_the_validator_refuses_the_schema_refuses_too(path: str, value: Any
     jsonschema, schema = _schema()
     bad = _mutate(path, value)
     with pytest.raises(PlanError):
-        validate_plan(copy.deepcopy(bad))
+        Plan.from_dict(copy.deepcopy(bad))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
 
@@ -294,7 +290,7 @@ def test_foreign_fingerprint_is_refused_where_it_is_computed(tmp_path: Path) -> 
 def test_planner_output_meets_the_validator() -> None:
     plan_mod = pytest.importorskip("pinctl.plan.make")
     export = pytest.importorskip("pinctl.plan.export")
-    from pinctl.discover.entry import discover
+    from pinctl.discover import discover
 
     node = discover()
     plan = plan_mod.make_plan(node, plan_mod.PlanRequest(ranks=2))

@@ -55,11 +55,11 @@ HEAVY = ("rich", "pyhwloc", "pynvml", "click", "psutil", "jsonschema")
     ("module", "allowed"),
     [
         ("pinctl.cli.fast", ()),  # `launch --plan`: on every job's start path
-        ("pinctl.cli.fastpin", ()),
-        ("pinctl.act.syscalls", ()),
-        ("pinctl.plan.validate", ()),
+        ("pinctl.api", ()),
+        ("pinctl.act.bind", ()),
+        ("pinctl.plan.load", ()),
         ("pinctl.plan.make", ()),  # the planner is pure: no library it does not need
-        ("pinctl.discover.entry", ()),  # pyhwloc and pynvml only once discovery runs
+        ("pinctl.discover", ()),  # pyhwloc and pynvml only once discovery runs
         ("pinctl.cli.app", ("click",)),  # `pinctl --help` and every command pay for click only
     ],
 )

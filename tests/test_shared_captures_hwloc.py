@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pinctl.discover.hwloc import load_hwloc
-from pinctl.distance import gpu_level, pci_level, rank
+from pinctl.distance import gpu_level, level_order, pci_level
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node
 
@@ -41,9 +41,9 @@ def load(name: str) -> Node:
 def nearest_rdma(node: Node, gpu: Gpu) -> tuple[str, list[Nic]]:
     """The nearest level from *gpu* to an RDMA NIC and the NICs at that level."""
     levels = [(pci_level(gpu.pci, n.pci), n) for n in node.nics if n.rdma and n.pci is not None]
-    best = min(rank(level) for level, _ in levels)
-    nics = [n for level, n in levels if rank(level) == best]
-    return next(level for level, _ in levels if rank(level) == best), nics
+    best = min(level_order(level) for level, _ in levels)
+    nics = [n for level, n in levels if level_order(level) == best]
+    return next(level for level, _ in levels if level_order(level) == best), nics
 
 
 # name -> (packages, NUMA nodes, PUs, GPUs), from SOURCES.md

@@ -1,36 +1,54 @@
-"""What ``launch`` will do, as values: the binding, the environment, the argv, the numactl equivalent.
+"""Launching one bound command: what to run, as a value, and the exec that replaces this process.
 
-Built before anything is applied (STYLE habit 7), so ``--dry-run`` prints
-exactly what the real run would apply.
+A :class:`LaunchSpec` holds the binding, the variables to add and the argv; it is
+built before anything is applied (STYLE habit 7), so ``--dry-run`` prints exactly
+what the real run would apply. :func:`exec_command` then hands this PID to the
+command (no shell, PATH lookup), which keeps the binding across ``execve``.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from pinctl.act.syscalls import Binding
-from pinctl.cpuset import format_list
-from pinctl.plan.validate import RankPlan
+from pinctl.act.binding import Binding
+from pinctl.errors import ProcessError
+from pinctl.record import Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from typing import Final, NoReturn
 
-@dataclass(frozen=True)
-class LaunchSpec:
-    """One bound command: what to bind, which variables to add, what to run."""
+    from pinctl.plan.types import RankPlan
 
-    binding: Binding
-    env: tuple[tuple[str, str], ...]
-    argv: tuple[str, ...]
-    local_rank: int | None = None
-    rank_source: str | None = None
+# Signals that Python ignores at start-up; a launched command must get them back at their defaults.
+RESET_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
 
 
-def binding_for_rank(rank: RankPlan) -> Binding:
-    return Binding(cpus=rank.cpus, mem_policy=rank.mem_policy, mems=rank.mems)
+class LaunchSpec(Record):
+    """One bound command: what to bind, which variables to add, what to run, and for which rank."""
+
+    __slots__ = ("argv", "binding", "env", "local_rank", "rank_source")
+
+    def __init__(
+        self,
+        binding: Binding,
+        env: tuple[tuple[str, str], ...],
+        argv: tuple[str, ...],
+        local_rank: int | None = None,
+        rank_source: str | None = None,
+    ) -> None:
+        self.binding: Final = binding
+        self.env: Final = env
+        self.argv: Final = argv
+        self.local_rank: Final = local_rank
+        self.rank_source: Final = rank_source
 
 
 def spec_for_rank(rank: RankPlan, argv: Sequence[str], source: str | None = None) -> LaunchSpec:
-    return LaunchSpec(binding_for_rank(rank), rank.env, tuple(argv), rank.local_rank, source)
+    return LaunchSpec(Binding.of_rank(rank), rank.env, tuple(argv), rank.local_rank, source)
 
 
 def build_env(base: Mapping[str, str], updates: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -39,62 +57,22 @@ def build_env(base: Mapping[str, str], updates: Sequence[tuple[str, str]]) -> di
     return env
 
 
-def numactl_args(binding: Binding) -> list[str]:
-    """The numactl(8) options that bind the same way."""
-    args: list[str] = []
-    if binding.cpus is not None:
-        args.append(f"--physcpubind={format_list(binding.cpus)}")
-    nodes = format_list(binding.mems)
-    if binding.mem_policy == "bind":
-        args.append(f"--membind={nodes}")
-    elif binding.mem_policy == "preferred":
-        args.append(f"--preferred={nodes}" if len(binding.mems) == 1 else f"--preferred-many={nodes}")
-    elif binding.mem_policy == "interleave":
-        args.append(f"--interleave={nodes}")
-    elif binding.mem_policy == "local":
-        args.append("--localalloc")
-    return args
+class CommandError(ProcessError):
+    """The command could not be started; exit code as a shell would give (127 not found, 126 not runnable)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
-def numactl_line(spec: LaunchSpec) -> str:
-    """A shell line that does the same with numactl: ``env K=V numactl --physcpubind=.. -- CMD``."""
-    words: list[str] = []
-    if spec.env:
-        words += ["env", *(f"{k}={v}" for k, v in spec.env)]
-    words += ["numactl", *numactl_args(spec.binding), "--", *spec.argv]
-    import shlex
-
-    return shlex.join(words)
-
-
-def describe(spec: LaunchSpec) -> list[str]:
-    """The ``--dry-run`` report, one fact a line."""
-    b = spec.binding
-    lines: list[str] = []
-    if spec.local_rank is not None:
-        lines.append(f"local rank: {spec.local_rank} (from {spec.rank_source or 'plan'})")
-    lines.append(f"cpus: {format_list(b.cpus) if b.cpus is not None else 'unchanged'}")
-    mem = b.mem_policy + (f" {format_list(b.mems)}" if b.mems else "")
-    lines.append(f"memory policy: {mem if b.mem_policy != 'none' else 'unchanged'}")
-    for key, value in spec.env:
-        lines.append(f"env: {key}={value}")
-    import shlex
-
-    lines.append(f"command: {shlex.join(spec.argv)}")
-    lines.append(f"numactl: {numactl_line(spec)}")
-    return lines
-
-
-def summary(spec: LaunchSpec) -> str:
-    """The one-line ``-v`` note on stderr."""
-    b = spec.binding
-    parts = []
-    if spec.local_rank is not None:
-        parts.append(f"local rank {spec.local_rank} (from {spec.rank_source or 'plan'})")
-    parts.append(f"CPUs {format_list(b.cpus) if b.cpus is not None else 'unchanged'}")
-    parts.append(
-        f"memory {b.mem_policy}{':' + format_list(b.mems) if b.mems else ''}"
-        if b.mem_policy != "none"
-        else "memory unchanged"
-    )
-    return "; ".join(parts)
+def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+    """Replace this process with *argv* (PATH lookup, no shell): same PID, the command's own exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        os.execvpe(argv[0], list(argv), dict(env))
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        raise CommandError(f"cannot run {argv[0]!r}: {exc.strerror}", code) from None

@@ -1,31 +1,47 @@
-"""numactl-style options (-C, -N, -m, --preferred, -i, -l) turned into a checked :class:`Binding`.
+"""numactl- and taskset-style options turned into checked CPU and node sets, and into a :class:`Binding`.
 
-Lists use numactl's syntax (ranges, commas, ``all``) and are checked against the
-caller's allowed cpuset and memory nodes (/proc/self/status), as numactl does; the
-CPUs of ``-N`` come from the node cpulists in sysfs, so no hwloc is needed.
+``launch -C/-N/-m/--preferred/-i/-l`` and ``pin --cpus/--mems`` take numactl's list
+syntax (ranges, commas, ``all``). Lists are checked against what this process may
+use (/proc/self/status) or what is online, as numactl and taskset do; the CPUs of
+``-N`` come from the node cpulists in sysfs, so no hwloc is needed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pinctl.act.syscalls import Binding
+from pinctl.act.binding import Binding
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
-from pinctl.kernel.files import Sysfs
-from pinctl.kernel.proc import node_cpus, online_nodes, read_status
+from pinctl.kernel.cpus import online_cpus
+from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.numa import node_cpus, online_nodes
+from pinctl.kernel.proc import read_status
+from pinctl.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
+if TYPE_CHECKING:
+    from typing import Final
 
 
-@dataclass(frozen=True)
-class Overrides:
+class Overrides(Record):
     """numactl-style options as typed; empty means "take it from the plan"."""
 
-    physcpubind: str | None = None
-    cpunodebind: str | None = None
-    membind: str | None = None
-    preferred: str | None = None
-    interleave: str | None = None
-    localalloc: bool = False
+    __slots__ = ("cpunodebind", "interleave", "localalloc", "membind", "physcpubind", "preferred")
+
+    def __init__(
+        self,
+        physcpubind: str | None = None,
+        cpunodebind: str | None = None,
+        membind: str | None = None,
+        preferred: str | None = None,
+        interleave: str | None = None,
+        localalloc: bool = False,
+    ) -> None:
+        self.physcpubind: Final = physcpubind
+        self.cpunodebind: Final = cpunodebind
+        self.membind: Final = membind
+        self.preferred: Final = preferred
+        self.interleave: Final = interleave
+        self.localalloc: Final = localalloc
 
     @property
     def given(self) -> bool:
@@ -38,7 +54,7 @@ class Overrides:
         )
 
 
-def apply_overrides(base: Binding, ov: Overrides, *, sysfs: Sysfs | None = None) -> Binding:
+def apply_overrides(base: Binding, ov: Overrides, *, files: KernelFiles | None = None) -> Binding:
     """Replace the CPU and/or memory part of *base* with the numactl-style options, checked.
 
     CPUs must lie in this process's allowed cpuset and memory nodes in its allowed
@@ -46,7 +62,7 @@ def apply_overrides(base: Binding, ov: Overrides, *, sysfs: Sysfs | None = None)
     """
     if not ov.given:
         return base
-    fs = sysfs or Sysfs()
+    fs = files or KernelFiles()
     me = read_status(fs, "self")
     allowed_cpus = me.cpus_allowed if me else frozenset()
     allowed_mems = me.mems_allowed if me else online_nodes(fs)
@@ -104,3 +120,30 @@ def _nodes(text: str, option: str, allowed: frozenset[int], allowed_name: str) -
     if outside:
         raise UsageError(f"{option}: nodes {format_list(outside)} are not in the {allowed_name} {format_list(allowed)}")
     return nodes
+
+
+def cpus_option(text: str, files: KernelFiles) -> frozenset[int]:
+    """``pin --cpus LIST``: numactl syntax, ``all`` = online CPUs; every CPU must be online."""
+    online = online_cpus(files)
+    cpus = parse_list(text, what="--cpus CPU list", all_values=online)
+    if not cpus:
+        raise UsageError("--cpus: empty CPU list")
+    if online is not None and cpus - online:
+        raise UsageError(f"--cpus: CPUs {format_list(cpus - online)} are not online ({format_list(online)})")
+    return cpus
+
+
+def mems_option(text: str, files: KernelFiles) -> frozenset[int]:
+    """``pin --mems NODES``: online nodes, ``all`` = every online node."""
+    online = online_nodes(files)
+    nodes = parse_list(text, what="--mems node list", all_values=online)
+    if not nodes or nodes - online:
+        raise UsageError(
+            f"--mems: nodes {format_list(nodes - online) or '(none)'} are not online ({format_list(online)})"
+        )
+    return nodes
+
+
+def nodes_of(cpus: frozenset[int], files: KernelFiles) -> frozenset[int]:
+    """NUMA nodes holding any of *cpus*: where --migrate moves pages when no --mems is given."""
+    return frozenset(n for n in online_nodes(files) if (node_cpus(files, n) or frozenset()) & cpus)

@@ -1,7 +1,9 @@
-"""The click CLI: parses, calls the library, prints, maps errors to exit codes.
+"""The click CLI: parses, calls the library (pinctl.api), prints through pinctl.render, exits.
 
 Subcommands live in one module each and are imported only when invoked, so
 ``pinctl show`` does not pay for the planner and ``pinctl plan`` not for doctor.
+:func:`run` is where every error becomes one line and an exit code
+(pinctl.cli.output), click's own usage errors included.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import click
 
+from pinctl.cli.output import error, fail
 from pinctl.errors import PinctlError
 
 # name -> "module:attribute" of a click.Command
@@ -72,19 +75,15 @@ def run(args: list[str]) -> int:
     except PinctlError as exc:
         if debug:
             raise
-        click.echo(f"pinctl: error: {exc}", err=True)
-        return exc.exit_code
+        return fail(exc)
     except click.exceptions.Abort:
-        click.echo("pinctl: aborted", err=True)
-        return 130
+        return error("aborted", 130)
     except click.UsageError as exc:
         # One line, like every other error: the usage banner hides the message in scripts' logs.
         hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
-        click.echo(f"pinctl: error: {exc.format_message()}{hint}", err=True)
-        return exc.exit_code
+        return error(f"{exc.format_message()}{hint}", exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"pinctl: error: {exc.format_message()}", err=True)
-        return exc.exit_code
+        return error(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except BrokenPipeError:

@@ -8,35 +8,28 @@ file-based kernel checks still run on a node whose topology cannot be read.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
-from typing import TYPE_CHECKING
 
 import click
 
+from pinctl import api
 from pinctl.cli.options import source_options
+from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
-from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select, summarize, summary_line
-from pinctl.doctor.finding import Finding
-from pinctl.errors import PinctlError
-from pinctl.kernel.files import Sysfs
+from pinctl.discover.nvml import NvmlUnavailable, query_health
+from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select
+from pinctl.doctor.report import to_json_value
+from pinctl.errors import PinctlError, UsageError
+from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
-
-if TYPE_CHECKING:
-    from pinctl.plan.validate import PlanFile
+from pinctl.render.doctor import draw
 
 
 def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node | None, str | None]:
     try:
-        discover = importlib.import_module("pinctl.discover.entry").discover
-    except (ImportError, AttributeError) as exc:
-        return None, f"discovery not available ({exc})"
-    try:
         # a topology file names its machine; --root then only feeds the file-based checks
-        node = discover(topology=topology, root=None if topology else root, nvml=root is None and not topology)
-        assert isinstance(node, Node)
+        node = api.discover(topology=topology, root=None if topology else root, nvml=root is None and not topology)
         return node, None
     except PinctlError as exc:
         return None, str(exc)
@@ -44,14 +37,6 @@ def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node
         if debug:
             raise
         return None, f"discovery crashed: {type(exc).__name__}: {exc}"
-
-
-def _plan(path: str | None) -> PlanFile | None:
-    if path is None:
-        return None
-    from pinctl.plan.validate import load_plan_file
-
-    return load_plan_file(path)
 
 
 def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve: str | None,
@@ -65,48 +50,16 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
     elif not nvml:
         note = "--no-nvml given"
     else:
-        from pinctl.discover.nvml import NvmlUnavailable, query_health
-
         result = query_health()
         if isinstance(result, NvmlUnavailable):
             note = result.reason  # "NVML not available: ...", the one wording of every NVML query
         else:
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
-    loaded = _plan(plan)
+    loaded = api.load_plan(plan) if plan is not None else None
     job_cpus = frozenset().union(*(r.cpus for r in loaded.ranks)) if loaded is not None else None
-    return DoctorContext(sysfs=Sysfs(root or "/"), node=node, health=health, nvml_note=note,
+    return DoctorContext(files=KernelFiles(root or "/"), node=node, health=health, nvml_note=note,
                          discovery_error=error, housekeeping=housekeeping, job_cpus=job_cpus, plan=loaded)
-
-
-def _use_rich() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-
-def _print_rich(findings: list[Finding], verbose: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from pinctl.doctor.report import ordered
-
-    style = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
-    table = Table(show_header=True, header_style="bold", expand=False)
-    for col in ("level", "check", "subject", "finding"):
-        table.add_column(col)
-    area = None
-    for f in ordered(findings):
-        if area is not None and f.area != area:
-            table.add_section()
-        area = f.area
-        text = f.summary
-        if verbose or f.level in ("warn", "fail"):
-            text += "".join(f"\n  {e}" for e in f.evidence)
-            if f.remedy and f.level != "ok":
-                text += f"\n  fix: {f.remedy}"
-        table.add_row(f"[{style[f.level]}]{f.level}[/]", f.check, f.subject, text, end_section=False)
-    console = Console()
-    console.print(table)
-    console.print(summary_line(summarize(findings)), highlight=False)
 
 
 @click.command()
@@ -129,13 +82,10 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures.
     """
     if list_checks:
-        for c in CHECKS:
-            click.echo(f"{c.id:<24} {c.title}")
+        out([f"{c.id:<24} {c.title}" for c in CHECKS])
         return 0
     checks = select(only, skip)
     if root is not None and not os.path.isdir(root):
-        from pinctl.errors import UsageError
-
         raise UsageError(f"--root {root!r} is not a directory")
     need_node = any(c.needs_node for c in checks)
     need_nvml = any(c.area in ("gpu", "procs") for c in checks)
@@ -144,13 +94,7 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
                             plan=plan, need_node=need_node, debug=debug)
     findings = run_checks(context, checks, debug=debug)
     if as_json:
-        from pinctl.doctor.report import to_json_value
-
-        click.echo(json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True))
-    elif _use_rich():
-        _print_rich(findings, verbose)
+        out([json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True)])
     else:
-        from pinctl.doctor.report import plain_lines
-
-        click.echo("\n".join(plain_lines(findings, verbose=verbose)))
+        draw(findings, verbose=verbose)
     return exit_code(findings, strict=strict)

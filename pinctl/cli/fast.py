@@ -1,45 +1,57 @@
-"""The ``launch --plan FILE -- CMD`` fast path, parsed by hand before click is imported.
+"""The click-free fast paths: ``launch --plan FILE -- CMD`` and ``pin PID... --cpus LIST``.
 
-Every rank of every job goes through this line, so it imports only the plan-file
-validator, the syscalls and sysfs reads: no click, rich, pyhwloc, pynvml, psutil or
-jsonschema (tests/test_launch.py checks with a subprocess). Its job is done with
-``execve``, so whatever is imported is paid once per rank on the start path.
-Any other form of ``launch`` returns None and goes to the click command.
+Every rank of every job goes through ``launch --plan``, and re-pinning is often run
+in a loop over many processes, so both forms are parsed by hand before click (~37 ms
+of imports) loads. They import no click, rich, pyhwloc, pynvml, psutil, jsonschema
+or dataclasses (tests/test_quality.py pins the import set); ``launch`` is done with
+``execve``, so whatever it imports is paid once per rank. Any other form returns
+None and goes to the click command (pinctl/cli/launch.py, pinctl/cli/pin.py).
 
-Fingerprint: the plan's full node fingerprint needs discovery (hwloc, NVML); this
-path checks instead the hostname, that the plan's CPUs and nodes exist here and
-that the rank's CPUs and nodes are allowed (planfile.check_live_node). The
-click path (``launch --plan FILE`` with any other option) also compares the
-fingerprint.
+Both are clients of the library: ``launch --plan`` is :func:`pinctl.api.load_plan`,
+:func:`pinctl.api.bind`, then exec. The plan's full node fingerprint needs discovery,
+so this path checks what sysfs tells at once (pinctl.plan.fit); the click path also
+compares the fingerprint.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass
 
+from pinctl import api
+from pinctl.act.bind import bind_self
+from pinctl.act.launch import LaunchSpec, build_env, exec_command, spec_for_rank
+from pinctl.act.numactl import cpus_option, mems_option, nodes_of
+from pinctl.act.pin import PinReport, pin_targets
+from pinctl.cli.output import fail, out, say, warn
 from pinctl.errors import PinctlError, UsageError
+from pinctl.kernel.files import KernelFiles
+from pinctl.plan.fit import refuse_foreign
+from pinctl.record import Record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms) on the launch fast path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~5 ms) on the launch fast path
 if TYPE_CHECKING:
-    from typing import TextIO
-
-    from pinctl.act.launch import LaunchSpec
+    from typing import Final
 
 
-@dataclass(frozen=True)
-class FastArgs:
-    plan: str
-    argv: tuple[str, ...]
-    local_rank: int | None = None
-    verbose: bool = False
-    dry_run: bool = False
-    force: bool = False
+class FastArgs(Record):
+    """``launch --plan FILE [--local-rank N] [-v] [--dry-run] [--force] -- CMD...``."""
+
+    __slots__ = ("argv", "dry_run", "force", "local_rank", "plan", "verbose")
+
+    def __init__(
+        self, plan: str, argv: tuple[str, ...], local_rank: int | None = None, verbose: bool = False,
+        dry_run: bool = False, force: bool = False,
+    ) -> None:  # fmt: skip
+        self.plan: Final = plan
+        self.argv: Final = argv
+        self.local_rank: Final = local_rank
+        self.verbose: Final = verbose
+        self.dry_run: Final = dry_run
+        self.force: Final = force
 
 
 def parse_fast_args(args: list[str]) -> FastArgs | None:
-    """``--plan FILE [--local-rank N] [-v] [--dry-run] [--force] -- CMD...``, or None for any other form."""
+    """The fast ``launch`` form, or None for any other."""
     plan: str | None = None
     local_rank: int | None = None
     flags = {"verbose": False, "dry_run": False, "force": False}
@@ -86,51 +98,118 @@ def try_fast_launch(args: list[str]) -> int | None:
     try:
         return launch_plan_file(parsed)
     except PinctlError as exc:
-        print(f"pinctl: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(exc)
 
 
 def launch_plan_file(a: FastArgs) -> int:
-    from pinctl.plan.localrank import detect_local_rank
-    from pinctl.plan.validate import check_live_node, load_plan_file, refuse_foreign
-
-    plan = load_plan_file(a.plan)
-    rank_index, source = detect_local_rank(os.environ, a.local_rank, len(plan.ranks))
-    rank = plan.rank(rank_index)
-    if rank is None:  # validated plans hold ranks 0..n-1
-        raise UsageError(f"the plan has no local rank {rank_index}")
-    problems = check_live_node(plan, rank)
-    refuse_foreign(problems, force=a.force)
-    for p in problems:
-        print(f"pinctl: warning: {p} (--force)", file=sys.stderr)
-    from pinctl.act.launch import spec_for_rank
-
+    base_env = dict(os.environ)
+    plan = api.load_plan(a.plan)
+    rank, source = api.select_rank(plan, a.local_rank)
     spec = spec_for_rank(rank, a.argv, source)
-    return run_spec(spec, dict(os.environ), verbose=a.verbose, dry_run=a.dry_run, force=a.force)
+    if a.dry_run or a.verbose:
+        from pinctl.render.launch import describe, summary  # shlex: only when asked to report
+
+        if a.dry_run:
+            problems, _ = api.fit(plan, rank)
+            refuse_foreign(problems, force=a.force)
+            for p in problems:
+                warn(f"{p} (--force)")
+            out(describe(spec))
+            return 0
+        say(summary(spec))
+    bound = api.bind(plan, rank.local_rank, force=a.force, set_env=False)
+    for w in bound.warnings:
+        warn(f"{w} (--force)")
+    exec_command(spec.argv, build_env(base_env, spec.env))
 
 
-def run_spec(
-    spec: LaunchSpec,
-    base_env: dict[str, str],
-    *,
-    verbose: bool,
-    dry_run: bool,
-    force: bool,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    """Print (``--dry-run``) or apply, verify and exec one LaunchSpec; shared by the fast and click paths."""
-    from pinctl.act.launch import build_env, describe, summary
-    from pinctl.act.syscalls import bind_self, exec_command
+def run_spec(spec: LaunchSpec, base_env: dict[str, str], *, verbose: bool, dry_run: bool, force: bool) -> int:
+    """Print (``--dry-run``) or apply, verify and exec one LaunchSpec built from options, not a plan rank."""
+    from pinctl.render.launch import describe, summary  # shlex: only when asked to report
 
-    out = out or sys.stdout
-    err = err or sys.stderr
     if dry_run:
-        for line in describe(spec):
-            print(line, file=out)
+        out(describe(spec))
         return 0
     if verbose:
-        print(f"pinctl: {summary(spec)}", file=err)
+        say(summary(spec))
     for problem in bind_self(spec.binding, force=force):
-        print(f"pinctl: warning: binding did not take: {problem} (--force)", file=err)
+        warn(f"binding did not take: {problem} (--force)")
     exec_command(spec.argv, build_env(base_env, spec.env))
+
+
+# --- pin ---------------------------------------------------------------------------------------
+
+
+class FastPinArgs(Record):
+    """``pin PID... --cpus/-c LIST [--migrate] [--mems NODES] [--force]``."""
+
+    __slots__ = ("cpus", "force", "mems", "migrate", "pids")
+
+    def __init__(
+        self, pids: tuple[int, ...], cpus: str, mems: str | None = None, migrate: bool = False, force: bool = False
+    ) -> None:
+        self.pids: Final = pids
+        self.cpus: Final = cpus
+        self.mems: Final = mems
+        self.migrate: Final = migrate
+        self.force: Final = force
+
+
+def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
+    """PIDs plus --cpus/-c LIST and optionally --migrate, --mems NODES; None for any other form."""
+    pids: list[int] = []
+    values: dict[str, str] = {}
+    migrate = False
+    force = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        if name in ("--cpus", "-c", "--mems"):
+            if eq:
+                values[name.lstrip("-")[:1]] = inline
+            elif i + 1 < len(args):
+                i += 1
+                values[name.lstrip("-")[:1]] = args[i]
+            else:
+                return None
+        elif arg == "--migrate":
+            migrate = True
+        elif arg == "--force":
+            force = True
+        elif arg.isdigit():
+            pids.append(int(arg))
+        else:
+            return None
+        i += 1
+    if "c" not in values or not pids:
+        return None
+    return FastPinArgs(tuple(pids), values["c"], values.get("m"), migrate, force)
+
+
+def try_fast_pin(args: list[str]) -> int | None:
+    """Run ``pin`` (args after the word) without click; None when the click command must handle the form."""
+    parsed = parse_fast_pin(args)
+    if parsed is None:
+        return None
+    try:
+        files = KernelFiles()
+        if parsed.mems is not None and not parsed.migrate:
+            raise UsageError("--mems only names the nodes for --migrate: another process's memory policy cannot be set")
+        if any(p <= 0 for p in parsed.pids):
+            raise UsageError("0 is not a process id")
+        cpus = cpus_option(parsed.cpus, files)
+        mems = mems_option(parsed.mems, files) if parsed.mems is not None else nodes_of(cpus, files)
+        targets = [(pid, cpus, mems) for pid in parsed.pids]
+        return report_pins(pin_targets(targets, migrate=parsed.migrate, files=files, force=parsed.force))
+    except PinctlError as exc:
+        return fail(exc)
+
+
+def report_pins(report: PinReport) -> int:
+    """Print the report's lines, then raise what went wrong (a partial failure is never hidden)."""
+    out(report.lines)
+    error = report.error()
+    if error is not None:
+        raise error
+    return 0

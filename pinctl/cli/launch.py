@@ -13,25 +13,17 @@ from typing import Any
 
 import click
 
-from pinctl.act.launch import (
-    LaunchSpec,
-    binding_for_rank,
-    build_env,
-    describe,
-    spec_for_rank,
-    summary,
-)
+from pinctl import api
+from pinctl.act.binding import Binding
+from pinctl.act.launch import LaunchSpec, build_env, spec_for_rank
 from pinctl.act.numactl import Overrides, apply_overrides
-from pinctl.act.syscalls import Binding, Child, run_children
+from pinctl.act.supervise import Child, run_children
 from pinctl.cli.fast import run_spec
-from pinctl.cli.plansource import obtain_plan, plan_options, plan_options_given
+from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
+from pinctl.cli.output import out, say
 from pinctl.errors import UsageError
-from pinctl.plan.localrank import detect_local_rank
-from pinctl.plan.validate import PlanFile
-
-
-def _warn(message: str) -> None:
-    click.echo(f"pinctl: warning: {message}", err=True)
+from pinctl.plan.types import Plan
+from pinctl.render.launch import describe, summary
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -81,15 +73,13 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
     )
     nproc = params["nproc_per_node"]
     use_plan = bool(params["plan_file"]) or plan_options_given(ctx) or not overrides.given
-    plan = obtain_plan(params, force=params["force"], warn=_warn) if use_plan else None
+    plan = obtain_plan(params, force=params["force"]) if use_plan else None
 
     if nproc is None:
         if plan is not None:
-            index, source = detect_local_rank(base_env, params["local_rank"], len(plan.ranks))
-            rank = plan.rank(index)
-            assert rank is not None
+            rank, source = api.select_rank(plan, params["local_rank"], base_env)
             spec = spec_for_rank(rank, command, source)
-            spec = LaunchSpec(apply_overrides(spec.binding, overrides), spec.env, spec.argv, index, source)
+            spec = spec.replace(binding=apply_overrides(spec.binding, overrides))
         else:
             spec = LaunchSpec(apply_overrides(Binding(), overrides), (), command)
         return run_spec(spec, base_env, verbose=params["verbose"], dry_run=params["dry_run"], force=params["force"])
@@ -97,23 +87,17 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
     specs = _group_specs(plan, overrides, command, nproc, params, base_env)
     if params["dry_run"]:
         for spec in specs:
-            click.echo(f"[local rank {spec.local_rank}]")
-            for line in describe(spec):
-                click.echo(f"  {line}")
+            out([f"[local rank {spec.local_rank}]", *(f"  {line}" for line in describe(spec))])
         return 0
     if params["verbose"]:
         for spec in specs:
-            _warn_verbose(summary(spec))
+            say(summary(spec))
     children = [Child(spec.argv, tuple(build_env(base_env, spec.env).items()), spec.binding) for spec in specs]
     return run_children(children, grace=params["grace"], force=params["force"])
 
 
-def _warn_verbose(line: str) -> None:
-    click.echo(f"pinctl: {line}", err=True)
-
-
 def _group_specs(
-    plan: PlanFile | None,
+    plan: Plan | None,
     overrides: Overrides,
     command: tuple[str, ...],
     nproc_text: str,
@@ -145,7 +129,7 @@ def _group_specs(
         if plan is not None:
             rank = plan.rank(local)
             assert rank is not None
-            binding, rank_env = binding_for_rank(rank), dict(rank.env)
+            binding, rank_env = Binding.of_rank(rank), dict(rank.env)
         else:
             binding, rank_env = Binding(), {}
         rank_env.update(

@@ -1,7 +1,10 @@
-"""Entry point: dispatch to the click CLI, except on the ``launch`` fast path.
+"""Entry point: the click-free fast paths first, then the click CLI.
 
-``pinctl launch --plan FILE -- CMD`` is on every job's start path, so it is
-handled before click (about 37 ms of imports) is loaded; see pinctl/cli/fast.py.
+``pinctl launch --plan FILE -- CMD`` is on every job's start path and plain
+``pinctl pin PID --cpus LIST`` is run in loops, so both are tried before click
+(about 37 ms of imports) loads; see pinctl/cli/fast.py. Each path is imported
+only once it is chosen, so ``pinctl show`` pays nothing for the fast paths and
+``launch`` nothing for click.
 """
 
 from __future__ import annotations
@@ -11,19 +14,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["launch"]:
-        try:
-            from pinctl.cli.fast import try_fast_launch
-        except ImportError:  # fast path not built yet: fall through to click
-            pass
-        else:
-            rc = try_fast_launch(args[1:])
-            if rc is not None:
-                return rc
-    elif args[:1] == ["pin"]:  # plain `pin PID... --cpus LIST` re-pins without click too (pinctl/cli/fastpin.py)
-        from pinctl.cli.fastpin import try_fast_pin
+    if args[:1] in (["launch"], ["pin"]):
+        from pinctl.cli import fast
 
-        rc = try_fast_pin(args[1:])
+        rc = fast.try_fast_launch(args[1:]) if args[0] == "launch" else fast.try_fast_pin(args[1:])
         if rc is not None:
             return rc
     from pinctl.cli.app import run

@@ -3,7 +3,7 @@
 Another process's memory *policy* cannot be set from outside (set_mempolicy acts
 on the calling thread only), so ``--mems`` names the nodes that ``--migrate`` moves
 pages to (``migratepages(8)``); it is refused without ``--migrate``. The plain
-``--cpus`` form runs without click (pinctl/cli/fastpin.py); this command adds the
+``--cpus`` form runs without click (pinctl/cli/fast.py); this command adds the
 plan-based forms --rank, --gpu and --auto.
 """
 
@@ -13,14 +13,14 @@ from typing import Any
 
 import click
 
-from pinctl.cli.fastpin import Target, cpus_option, mems_option, nodes_of, pin_targets
-from pinctl.cli.plansource import gpu_cpus, obtain_plan, plan_options
+from pinctl.act.numactl import cpus_option, mems_option, nodes_of
+from pinctl.act.pin import Target, pin_targets
+from pinctl.cli.fast import report_pins
+from pinctl.cli.options import gpu_cpus, obtain_plan, plan_options
+from pinctl.cli.output import out
+from pinctl.discover.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
-from pinctl.kernel.files import Sysfs
-
-
-def _warn(message: str) -> None:
-    click.echo(f"pinctl: warning: {message}", err=True)
+from pinctl.kernel.files import KernelFiles
 
 
 @click.command()
@@ -41,7 +41,7 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     pinctl pin 4242 --gpu 3 --migrate      onto GPU 3's CPUs, pages moved to its node
     pinctl pin --auto                      each GPU's processes (NVML) onto that GPU's CPUs
     """
-    fs = Sysfs()
+    fs = KernelFiles()
     modes = [
         n for n, v in (("--cpus", cpus_text), ("--rank", params["rank"]), ("--gpu", params["gpu"])) if v is not None
     ]
@@ -64,7 +64,7 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     if params["mems"] is not None:
         wanted = mems_option(params["mems"], fs)
         targets = [(pid, cpus, wanted) for pid, cpus, _ in targets]
-    return pin_targets(targets, migrate=params["migrate"], fs=fs, force=params["force"])
+    return report_pins(pin_targets(targets, migrate=params["migrate"], files=fs, force=params["force"]))
 
 
 def _pid(text: str) -> int:
@@ -73,11 +73,11 @@ def _pid(text: str) -> int:
     return int(text)
 
 
-def _target(cpus_text: str | None, params: dict[str, Any], fs: Sysfs) -> tuple[frozenset[int], frozenset[int]]:
+def _target(cpus_text: str | None, params: dict[str, Any], fs: KernelFiles) -> tuple[frozenset[int], frozenset[int]]:
     if cpus_text is not None:
         cpus = cpus_option(cpus_text, fs)
         return cpus, nodes_of(cpus, fs)
-    plan = obtain_plan(params, force=params["force"], warn=_warn)
+    plan = obtain_plan(params, force=params["force"])
     if params["rank"] is not None:
         rank = plan.rank(params["rank"])
         if rank is None:
@@ -89,13 +89,11 @@ def _target(cpus_text: str | None, params: dict[str, Any], fs: Sysfs) -> tuple[f
 
 def _auto_targets(params: dict[str, Any]) -> list[Target]:
     """Each process NVML sees on a GPU, with the CPUs of that GPU's ranks (the union when it uses several)."""
-    from pinctl.discover.nvml import gpu_processes
-
     per_gpu, note = gpu_processes()
     if per_gpu is None:
         raise TopologyError(f"pin --auto: {note}")
-    plan = obtain_plan(params, force=params["force"], warn=_warn)
-    by_bus = {r.gpu_bus_id: r.gpu_index for r in plan.ranks if r.gpu_bus_id and r.gpu_index is not None}
+    plan = obtain_plan(params, force=params["force"])
+    by_bus = {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
     wanted: dict[int, tuple[set[int], set[int]]] = {}
     for gpu in per_gpu:
         if not gpu.pids:
@@ -106,5 +104,5 @@ def _auto_targets(params: dict[str, Any]) -> list[Target]:
             acc[0].update(cpus)
             acc[1].update(mems)
     if not wanted:
-        click.echo("no process is using a GPU")
+        out(["no process is using a GPU"])
     return [(pid, frozenset(c), frozenset(m)) for pid, (c, m) in sorted(wanted.items())]

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import sys
+from importlib.resources import files
 from typing import Any
 
 import click
 
-from pinctl.cli.plansource import build_request, planning_options
+from pinctl import api
+from pinctl.cli.options import planning_keywords, planning_options
+from pinctl.cli.output import warn
 from pinctl.errors import UsageError
+from pinctl.model import Node
+from pinctl.plan import export
+from pinctl.render.plan import plan_table
+from pinctl.render.table import draw, plain
 
 FORMATS = ("table", "json", "env", "numactl", "slurm")
 
 
-def _discover(topology: str | None, root: str | None) -> Any:
+def _discover(topology: str | None, root: str | None) -> Node:
     """The node to plan for (a seam the tests replace)."""
-    from pinctl.discover.entry import discover
-
-    return discover(topology=topology, root=root, nvml=True)
+    return api.discover(topology=topology, root=root, nvml=True)
 
 
 def schema_text() -> str:
-    from importlib.resources import files
-
     return files("pinctl").joinpath("schemas/plan-v1.json").read_text(encoding="utf-8")
 
 
@@ -42,21 +45,12 @@ def schema_text() -> str:
 def plan(
     topology: str | None,
     root: str | None,
-    gpus: str | None,
-    procs_per_gpu: int,
-    ranks: int | None,
-    reserve: str | None,
-    reserve_per_numa: int,
-    smt: str,
-    mem_policy: str,
-    nic_link_layer: str,
-    nics_per_gpu: int,
-    isolate_gpus: bool,
     fmt: str | None,
     as_json: bool,
     output: str | None,
     schema: bool,
     command: tuple[str, ...],
+    **params: Any,
 ) -> int:
     """Plan CPU, memory, NIC and storage affinity for every local rank.
 
@@ -74,27 +68,20 @@ def plan(
     if command and fmt != "numactl":
         raise UsageError("a COMMAND is only used with --format numactl")
 
-    from pinctl.plan.make import make_plan
-
-    node = _discover(topology, root)
-    request = build_request(node, {
-        "topology": topology, "root": root, "gpus": gpus, "procs_per_gpu": procs_per_gpu, "ranks": ranks,
-        "reserve": reserve, "reserve_per_numa": reserve_per_numa, "smt": smt, "mem_policy": mem_policy,
-        "nic_link_layer": nic_link_layer, "nics_per_gpu": nics_per_gpu, "isolate_gpus": isolate_gpus,
-    })
-    result = make_plan(node, request)
+    result = api.make_plan(_discover(topology, root), **planning_keywords(params))
     if fmt == "table":
-        _table(result, output)
-    else:
-        from pinctl.plan import export
-
-        if fmt == "numactl":
-            text = export.plan_to_numactl(result, command)
+        items = plan_table(result)
+        if output is None:
+            draw(items)
         else:
-            text = {"json": export.plan_to_json, "env": export.plan_to_env, "slurm": export.plan_to_slurm}[fmt](result)
-        _write(text, output)
-        for w in result.warnings:
-            click.echo(f"pinctl: warning: {w}", err=True)
+            _write(plain(items), output)
+    elif fmt == "numactl":
+        _write(export.plan_to_numactl(result, command), output)
+    else:
+        _write({"json": export.plan_to_json, "env": export.plan_to_env, "slurm": export.plan_to_slurm}[fmt](result),
+               output)  # fmt: skip
+    for w in result.warnings:
+        warn(w)
     return 0
 
 
@@ -107,16 +94,3 @@ def _write(text: str, output: str | None) -> None:
             f.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {output!r}: {exc.strerror}") from None
-
-
-def _table(result: Any, output: str | None) -> None:
-    from pinctl.render.plan import plan_table
-    from pinctl.render.table import draw, plain
-
-    items = plan_table(result)
-    if output is None:
-        draw(items)
-    else:
-        _write(plain(items), output)
-    for w in result.warnings:
-        click.echo(f"pinctl: warning: {w}", err=True)

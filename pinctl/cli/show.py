@@ -7,7 +7,13 @@ import sys
 
 import click
 
+from pinctl import api
 from pinctl.cli.options import source_options
+from pinctl.cli.output import say
+from pinctl.discover.hwloc import export_xml
+from pinctl.nodejson import node_to_dict
+from pinctl.render.show import show_items
+from pinctl.render.table import draw
 
 
 @click.command()
@@ -16,17 +22,10 @@ from pinctl.cli.options import source_options
 @click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU names, UUIDs, NVLink).")
 def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -> int:
     """Show the node: NUMA domains, cores, GPUs, NICs, storage and their distances."""
-    from pinctl.discover.entry import discover
-
-    node = discover(topology=topology, root=root, nvml=not no_nvml)
+    node = api.discover(topology=topology, root=root, nvml=not no_nvml)
     if as_json:
-        from pinctl.nodejson import node_to_dict
-
         sys.stdout.write(json.dumps(node_to_dict(node), indent=2) + "\n")
         return 0
-    from pinctl.render.show import show_items
-    from pinctl.render.table import draw
-
     draw(show_items(node))
     return 0
 
@@ -35,8 +34,6 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
-    from pinctl.discover.hwloc import export_xml
-
     export_xml(output)
-    click.echo(f"wrote {output}", err=True)
+    say(f"wrote {output}")
     return 0

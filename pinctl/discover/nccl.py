@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
 from pinctl.discover.nickind import is_efa
-from pinctl.discover.sysfs import parse_link_speed
 from pinctl.errors import TopologyError, UsageError
+from pinctl.kernel.pci import parse_link_speed
 from pinctl.model import (
     Core,
     Gpu,

@@ -1,4 +1,4 @@
-"""Everything pinctl asks NVML, and the join of its topology facts onto the model.
+"""The NVML source: everything pinctl asks NVML, as frozen answers.
 
 The only module that imports pynvml (nvitop's rule), and only inside a query
 (it costs ~34 ms). Three queries share one session (:func:`_session`: import,
@@ -10,8 +10,8 @@ missing library or driver gives one reason, "NVML not available: ...", at once
 raises on NVML's account. Only frozen values leave: no handle escapes.
 
 - :func:`query_nvml`: GPU identity and NVLink peers, for discovery;
-  :func:`apply_nvml` (pure) joins them on PCI addresses, never on indexes:
-  NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
+  :func:`pinctl.discover.merge.apply_nvml` joins them on PCI addresses, never on
+  indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
   remapping, PCIe replays, NVLink states, for ``pinctl doctor``.
 - :func:`gpu_processes`: the PIDs on each GPU, for ``pin --auto``,
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pinctl.errors import UsageError
-from pinctl.model import Gpu, Node, NvLink, PciAddress, PciInfo
+from pinctl.model import NvLink, PciAddress
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
@@ -249,50 +249,6 @@ def _nvlinks(nvml: Any, handle: Any) -> tuple[NvLink, ...] | None:
         if peer is not None:
             peers[peer] = peers.get(peer, 0) + 1
     return tuple(NvLink(peer=p, links=n) for p, n in sorted(peers.items()))
-
-
-def apply_nvml(node: Node, result: NvmlResult) -> Node:
-    """Fill GPU name/UUID/memory/NVLink by PCI address; add GPUs only NVML knows (with a note).
-
-    GPUs are re-indexed in PCI order afterwards (NVML's own order on every driver
-    since PCI_BUS_ID enumeration, which the model's ``index`` promises).
-    """
-    by_addr = {g.pci: g for g in result.gpus if g.pci is not None}
-    notes = list(node.notes)
-    gpus: list[Gpu] = []
-    for gpu in node.gpus:
-        found = by_addr.pop(gpu.pci.address, None)
-        if found is None:
-            gpus.append(gpu)
-            continue
-        gpus.append(
-            replace(
-                gpu,
-                vendor="nvidia",
-                name=found.name or gpu.name,
-                uuid=found.uuid or gpu.uuid,
-                memory_bytes=found.memory_bytes if found.memory_bytes is not None else gpu.memory_bytes,
-                nvlinks=found.nvlinks if found.nvlinks is not None else gpu.nvlinks,
-            )
-        )
-    for addr, found in sorted(by_addr.items()):
-        notes.append(f"GPU {addr} is known to NVML but not to the topology: added without locality")
-        gpus.append(
-            Gpu(
-                index=0,
-                pci=PciInfo(address=addr),
-                vendor="nvidia",
-                name=found.name,
-                uuid=found.uuid,
-                memory_bytes=found.memory_bytes,
-                nvlinks=found.nvlinks or (),
-            )
-        )
-    lost = [g.index for g in result.gpus if g.pci is None]
-    if lost:
-        notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
-    ordered = sorted(gpus, key=lambda g: g.pci.address)
-    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
 
 
 # --- health, for doctor ---------------------------------------------------------------------

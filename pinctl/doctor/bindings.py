@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinctl.cpuset import format_list
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
     MemPolicy,
     read_environ,
@@ -21,7 +21,7 @@ from pinctl.kernel.proc import (
     thread_affinities,
 )
 from pinctl.plan.localrank import rank_from_env
-from pinctl.plan.validate import PlanFile, RankPlan
+from pinctl.plan.types import Plan, RankPlan
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class ProcFacts:
         return frozenset(out) if out else self.cpus_allowed
 
 
-def gather(pid: int, *, gpus: tuple[int, ...] = (), sysfs: Sysfs | None = None) -> ProcFacts:
-    fs = sysfs or Sysfs()
+def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = None) -> ProcFacts:
+    fs = files or KernelFiles()
     status = read_status(fs, pid)
     if status is None:
         return ProcFacts(pid, exists=False, gpus=gpus)
@@ -70,7 +70,7 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), sysfs: Sysfs | None = None) 
     )
 
 
-def expected_for(facts: ProcFacts, plan: PlanFile | None) -> tuple[RankPlan, ...]:
+def expected_for(facts: ProcFacts, plan: Plan | None) -> tuple[RankPlan, ...]:
     """The plan ranks a process should follow: by its LOCAL_RANK-style variable, else by the GPUs it uses."""
     if plan is None:
         return ()
@@ -90,7 +90,7 @@ def _bound_policies(policies: Sequence[MemPolicy]) -> dict[str, frozenset[int]]:
 
 def evaluate(
     facts: Sequence[ProcFacts],
-    plan: PlanFile | None,
+    plan: Plan | None,
     node_cpus: Mapping[int, frozenset[int]],
 ) -> dict[int, list[str]]:
     """Problems per PID: CPUs outside the rank's (and its GPU's NUMA node), ranks sharing CPUs, remote memory."""
@@ -147,7 +147,7 @@ def thread_groups(f: ProcFacts) -> dict[str, int]:
     return dict(sorted(groups.items(), key=lambda kv: -kv[1]))
 
 
-def to_dict(f: ProcFacts, issues: list[str], plan: PlanFile | None) -> dict[str, Any]:
+def to_dict(f: ProcFacts, issues: list[str], plan: Plan | None) -> dict[str, Any]:
     """One process in ``check --json`` (pinctl.check/v1)."""
     expected = expected_for(f, plan)
     return {

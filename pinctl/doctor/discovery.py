@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import format_list
 from pinctl.doctor.finding import DoctorContext, Finding, ok
-from pinctl.errors import UsageError
+from pinctl.kernel import cpus, pci
 
 CHECK = "node.discovery"
 
@@ -38,16 +38,11 @@ def _mismatch(ctx: DoctorContext) -> list[str]:
     out: list[str] = []
     if n.source == "live" or n.source.startswith("sysfs:"):
         return out  # the model was read from these very files (offline CPUs may differ; that is kernel.offline-cpus)
-    present = ctx.sysfs.read("/sys/devices/system/cpu/present")
-    if present and n.cpus:
-        try:
-            cpus = parse_list(present, what="present CPU list")
-        except UsageError:
-            cpus = None
-        if cpus is not None and cpus != n.cpus:
-            out.append(f"/sys/devices/system/cpu/present = {present}; {n.source} has CPUs {format_list(n.cpus)}")
-    if ctx.sysfs.exists("/sys/bus/pci/devices"):
-        missing = [str(g.pci.address) for g in n.gpus if not ctx.sysfs.exists(f"/sys/bus/pci/devices/{g.pci.address}")]
+    present, evidence = cpus.cpu_list_fact(ctx.files, "present", strict=False)
+    if present and n.cpus and present != n.cpus:
+        out.append(f"{evidence}; {n.source} has CPUs {format_list(n.cpus)}")
+    if pci.has_devices(ctx.files):
+        missing = [str(g.pci.address) for g in n.gpus if not pci.exists(ctx.files, g.pci.address)]
         if missing:
-            out.append(f"GPUs {', '.join(missing)} of {n.source} are not in /sys/bus/pci/devices")
+            out.append(f"GPUs {', '.join(missing)} of {n.source} are not in {pci.DEVICES_DIR}")
     return out

@@ -1,6 +1,6 @@
 """What a doctor check sees (the context) and what it says (findings).
 
-Checks are pure over their context except for reads through ``ctx.sysfs``, so
+Checks are pure over their context except for reads through ``ctx.files``, so
 tests point the reader at a fake tree and hand in a small Node. Every finding
 carries the exact facts it was drawn from (``path = value``) so an operator can
 verify it by hand, and a remedy so they know what to do next.
@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
 if TYPE_CHECKING:
     from pinctl.discover.nvml import NvmlHealth
-    from pinctl.plan.validate import PlanFile
+    from pinctl.plan.types import Plan
 
 Level = Literal["ok", "warn", "fail", "skipped"]
 LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skipped")
@@ -57,14 +57,14 @@ class DoctorContext:
     come from ``--reserve``, ``job_cpus`` and ``plan`` from ``--plan``; None means not given.
     """
 
-    sysfs: Sysfs
+    files: KernelFiles
     node: Node | None = None
     health: NvmlHealth | None = None
     nvml_note: str = "NVML not queried"
     discovery_error: str | None = None
     housekeeping: frozenset[int] | None = None
     job_cpus: frozenset[int] | None = None
-    plan: PlanFile | None = None
+    plan: Plan | None = None
 
 
 def ok(check: str, subject: str, summary: str, *evidence: str) -> Finding:

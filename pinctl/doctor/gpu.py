@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from pinctl.discover.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+from pinctl.kernel import pci
 
 PERSISTENCE = "gpu.persistence-mode"
 LOST = "gpu.lost"
@@ -46,13 +47,9 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
 def _nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
     """PCI functions of NVIDIA display/3D class bound to the nvidia driver."""
     out = []
-    for addr in ctx.sysfs.listdir("/sys/bus/pci/devices"):
-        base = f"/sys/bus/pci/devices/{addr}"
-        if ctx.sysfs.read(f"{base}/vendor") != "0x10de":
-            continue
-        if not (ctx.sysfs.read(f"{base}/class") or "").startswith("0x03"):
-            continue
-        if ctx.sysfs.link_name(f"{base}/driver") == "nvidia":
+    for addr in pci.functions(ctx.files):
+        class_id, vendor, _ = pci.ids(ctx.files, addr)
+        if vendor == 0x10DE and class_id >> 16 == 0x03 and pci.driver(ctx.files, addr) == "nvidia":
             out.append(addr)
     return out
 
@@ -71,7 +68,7 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     if len(bound) > len(h.gpus):
         out.append(Finding(
             LOST, "fail", "node", f"{len(bound)} GPUs bound to the nvidia driver, NVML sees {len(h.gpus)}",
-            (f"/sys/bus/pci/devices/*: {len(bound)} NVIDIA display devices with driver nvidia",
+            (f"{pci.DEVICES_DIR}/*: {len(bound)} NVIDIA display devices with driver nvidia",
              f"nvmlDeviceGetCount() = {len(h.gpus)}"),
             "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
         ))

@@ -15,39 +15,22 @@ every one of its IRQs is remote.
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import format_list
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
-from pinctl.errors import UsageError
+from pinctl.kernel import irq as kirq
+from pinctl.kernel import pci
 from pinctl.model import PciInfo
 
 CHECK = "irq.remote-numa"
 
 
-def _local_cpus(ctx: DoctorContext, pci: PciInfo) -> frozenset[int]:
+def _local_cpus(ctx: DoctorContext, info: PciInfo) -> frozenset[int]:
     node = ctx.node
-    if node is not None and pci.numa_node is not None:
-        numa = node.numa(pci.numa_node)
+    if node is not None and info.numa_node is not None:
+        numa = node.numa(info.numa_node)
         if numa is not None and numa.cpus:
             return numa.cpus
-    if pci.local_cpus:
-        return pci.local_cpus
-    text = ctx.sysfs.read(f"/sys/bus/pci/devices/{pci.address}/local_cpulist")
-    try:
-        return parse_list(text or "", what="local_cpulist")
-    except UsageError:
-        return frozenset()
-
-
-def _affinity(ctx: DoctorContext, irq: str) -> tuple[frozenset[int], str] | None:
-    for name in ("effective_affinity_list", "smp_affinity_list"):
-        path = f"/proc/irq/{irq}/{name}"
-        text = ctx.sysfs.read(path, strict_perm=True)
-        if text:
-            try:
-                return parse_list(text, what=path), f"{path} = {text}"
-            except UsageError:
-                return None
-    return None
+    return info.local_cpus or pci.local_cpus(ctx.files, info.address)
 
 
 def remote_numa(ctx: DoctorContext) -> list[Finding]:
@@ -60,18 +43,18 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
     out: list[Finding] = []
     checked = 0
     seen: set[str] = set()
-    for label, pci, is_nvme in devices:
-        if str(pci.address) in seen:
+    for label, info, is_nvme in devices:
+        if str(info.address) in seen:
             continue
-        seen.add(str(pci.address))
-        irqs = ctx.sysfs.listdir(f"/sys/bus/pci/devices/{pci.address}/msi_irqs")
-        local = _local_cpus(ctx, pci)
+        seen.add(str(info.address))
+        irqs = pci.msi_irqs(ctx.files, info.address)
+        local = _local_cpus(ctx, info)
         if not irqs or not local:
             continue
         remote: list[str] = []
         total = 0
         for irq in irqs:
-            aff = _affinity(ctx, irq)
+            aff = kirq.affinity(ctx.files, irq)
             if aff is None:
                 continue
             total += 1
@@ -84,7 +67,7 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
         allowed = total - 1 if is_nvme else max(0, total - len(local))
         if len(remote) > allowed:
             out.append(Finding(
-                CHECK, "warn", f"{label} ({pci.address})",
+                CHECK, "warn", f"{label} ({info.address})",
                 f"{len(remote)} of {total} IRQs served only by CPUs outside its NUMA node "
                 f"(local CPUs {format_list(local)})",
                 tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),

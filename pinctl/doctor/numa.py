@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pinctl.cpuset import format_list
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
+from pinctl.kernel.numa import node_file
+from pinctl.kernel.pci import device_file
 
 UNKNOWN = "numa.unknown-locality"
 MEMORYLESS = "numa.memoryless-node"
@@ -29,7 +31,7 @@ def unknown_locality(ctx: DoctorContext) -> list[Finding]:
                    f"{len(unknown)} device(s) report no NUMA node, harmless with one CPU NUMA node")]
     return [Finding(
         UNKNOWN, "warn", f"{label} ({pci.address})", "NUMA locality unknown (numa_node -1)",
-        (f"/sys/bus/pci/devices/{pci.address}/numa_node = -1 (or absent)",),
+        (f"{device_file(pci.address, 'numa_node')} = -1 (or absent)",),
         "enable the ACPI _PXM/SRAT locality in the BIOS (or the VM's vNUMA/PCI expander config); "
         "until then pin by hand: pinctl cannot tell which CPUs are near this device",
     ) for label, pci in unknown]
@@ -48,7 +50,7 @@ def memoryless_node(ctx: DoctorContext) -> list[Finding]:
     return [Finding(
         MEMORYLESS, "warn", f"NUMA node {n.os_index}",
         f"NUMA node {n.os_index} has CPUs {format_list(n.cpus)} but no memory",
-        (f"/sys/devices/system/node/node{n.os_index}/meminfo MemTotal = 0",),
+        (f"{node_file(n.os_index, 'meminfo')} MemTotal = 0",),
         "populate the DIMM slots of this socket/channel (or change the NPS/SNC BIOS setting): "
         "every allocation from these CPUs goes to a remote node",
     ) for n in empty]
@@ -62,7 +64,7 @@ def cpuless_node(ctx: DoctorContext) -> list[Finding]:
         return [ok(CPULESS, "node", f"all {len(ctx.node.numa_nodes)} NUMA nodes have CPUs")]
     out: list[Finding] = []
     for n in cpuless:
-        ev = (f"/sys/devices/system/node/node{n.os_index}/cpulist = (empty); kind = {n.kind}",)
+        ev = (f"{node_file(n.os_index, 'cpulist')} = (empty); kind = {n.kind}",)
         if n.kind in EXPECTED_CPULESS:
             out.append(ok(CPULESS, f"NUMA node {n.os_index}", f"CPU-less {n.kind} memory node (expected)", *ev))
         else:

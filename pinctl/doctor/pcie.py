@@ -12,13 +12,11 @@ only slower (not narrower) is noted, not warned about.
 
 from __future__ import annotations
 
-from pinctl.discover.sysfs import parse_link_speed
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
+from pinctl.kernel import pci as kpci
 from pinctl.model import PciAddress, PciInfo
 
 CHECK = "pcie.link-degraded"
-def _width(text: str | None) -> int | None:
-    return int(text) if text and text.strip().isdigit() and int(text) > 0 else None
 
 
 class _Link:
@@ -29,14 +27,11 @@ class _Link:
 
 
 def _read(ctx: DoctorContext, addr: PciAddress) -> _Link | None:
-    base = f"/sys/bus/pci/devices/{addr}"
-    names = ("current_link_speed", "max_link_speed", "current_link_width", "max_link_width")
-    values = {n: ctx.sysfs.read(f"{base}/{n}", strict_perm=True) for n in names}
-    if all(v is None for v in values.values()):
+    fact = kpci.link_fact(ctx.files, addr)
+    if fact is None:
         return None
-    evidence = tuple(f"{base}/{n} = {v}" for n, v in values.items() if v is not None)
-    return _Link(parse_link_speed(values["current_link_speed"]), parse_link_speed(values["max_link_speed"]),
-                 _width(values["current_link_width"]), _width(values["max_link_width"]), evidence)
+    lk, evidence = fact
+    return _Link(lk.speed_gts, lk.max_speed_gts, lk.width, lk.max_width, evidence)
 
 
 def _from_model(pci: PciInfo) -> _Link | None:

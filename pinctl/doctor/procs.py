@@ -9,23 +9,20 @@ they include CPUs and memory outside each rank's plan.
 
 from __future__ import annotations
 
+from pinctl.discover.nvml import gpu_processes
+from pinctl.doctor.bindings import evaluate, gather
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+from pinctl.kernel.numa import node_cpus, online_nodes
 
 CHECK = "procs.mis-pinned"
 _GONE = "process does not exist"  # exited between the NVML query and /proc: not a finding
 
 
 def mis_pinned(ctx: DoctorContext) -> list[Finding]:
-    if not ctx.sysfs.is_live:
+    if not ctx.files.is_live:
         return [skipped(CHECK, "--root given: processes exist only on the live node")]
     if ctx.health is None:
         return [skipped(CHECK, ctx.nvml_note)]
-    try:
-        from pinctl.discover.nvml import gpu_processes
-        from pinctl.doctor.bindings import evaluate, gather
-        from pinctl.kernel.proc import node_cpus, online_nodes
-    except ImportError as exc:
-        return [skipped(CHECK, f"not available: {exc}")]
     per_gpu, note = gpu_processes()
     if per_gpu is None:
         return [skipped(CHECK, note or "NVML process query failed")]
@@ -35,11 +32,11 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
             found.setdefault(pid, []).append(g.index)
     if not found:
         return [skipped(CHECK, "no processes on the GPUs")]
-    facts = [gather(pid, gpus=tuple(gpus), sysfs=ctx.sysfs) for pid, gpus in sorted(found.items())]
+    facts = [gather(pid, gpus=tuple(gpus), files=ctx.files) for pid, gpus in sorted(found.items())]
     if ctx.node is not None:
         cpus = {n.os_index: n.cpus for n in ctx.node.numa_nodes}
     else:
-        cpus = {n: node_cpus(ctx.sysfs, n) or frozenset() for n in online_nodes(ctx.sysfs)}
+        cpus = {n: node_cpus(ctx.files, n) or frozenset() for n in online_nodes(ctx.files)}
     issues = evaluate(facts, ctx.plan, cpus)
     out: list[Finding] = []
     for f in facts:

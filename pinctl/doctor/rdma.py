@@ -1,20 +1,25 @@
 """RDMA ports that are down, GPUs without a GPUDirect-friendly NIC, NICs shared unevenly.
 
-Port states come straight from sysfs (``/sys/class/infiniband/DEV/ports/N/state``
+Port states come straight from sysfs (pinctl.kernel.rdma: ``ports/N/state``
 reads ``4: ACTIVE``, ``phys_state`` reads ``5: LinkUp``), so a gathered tree can
 be diagnosed. GPU-to-NIC distances use the model and pinctl.distance, the same
 classes ``nvidia-smi topo -m`` prints; NCCL decides on GPUDirect RDMA by that
 distance (NCCL_NET_GDR_LEVEL), and NVIDIA asks for GPU and HCA under one PCIe
 switch for full GPUDirect RDMA bandwidth (docs/doctor.md has the sources).
+NIC balance is judged with the planner's own assignment
+(:func:`pinctl.plan.devices.choose_gpu_nics`): the doctor warns exactly when the
+best balanced plan must send a GPU past its nearest NIC.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from pinctl.distance import pci_level, rank
+from pinctl.distance import level_order, pci_level
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
-from pinctl.model import Gpu, Nic
+from pinctl.kernel import rdma
+from pinctl.model import Gpu, Nic, Node
+from pinctl.plan.devices import choose_gpu_nics
 
 PORT_DOWN = "rdma.port-down"
 NO_GDR = "rdma.no-gdr-path"
@@ -22,33 +27,25 @@ IMBALANCE = "rdma.nic-imbalance"
 _FAR = ("PHB", "NODE", "SYS")
 
 
-def _state_name(text: str) -> str:
-    """``4: ACTIVE`` -> ``ACTIVE``; ``5: LinkUp`` -> ``LinkUp``."""
-    return text.partition(":")[2].strip() if ":" in text else text.strip()
-
-
 def port_down(ctx: DoctorContext) -> list[Finding]:
-    devices = ctx.sysfs.listdir("/sys/class/infiniband")
+    devices = rdma.devices(ctx.files)
     if not devices:
-        return [skipped(PORT_DOWN, "no RDMA devices (/sys/class/infiniband is empty or absent)")]
+        return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
     out: list[Finding] = []
     ports = 0
     for dev in devices:
-        for port in ctx.sysfs.listdir(f"/sys/class/infiniband/{dev}/ports"):
-            base = f"/sys/class/infiniband/{dev}/ports/{port}"
-            state = ctx.sysfs.read(f"{base}/state", strict_perm=True)
-            phys = ctx.sysfs.read(f"{base}/phys_state", strict_perm=True)
-            if state is None:
+        for port in rdma.ports(ctx.files, dev, strict=True):
+            if port.state_text is None:
                 continue
             ports += 1
-            good_phys = phys is None or _state_name(phys).replace("_", "").lower() == "linkup"
-            if _state_name(state) != "ACTIVE" or not good_phys:
-                evidence = [f"{base}/state = {state}"]
-                if phys is not None:
-                    evidence.append(f"{base}/phys_state = {phys}")
+            good_phys = port.phys_text is None or (port.phys_state or "").replace("_", "").lower() == "linkup"
+            if port.state != "ACTIVE" or not good_phys:
+                evidence = [f"{port.path}/state = {port.state_text}"]
+                if port.phys_text is not None:
+                    evidence.append(f"{port.path}/phys_state = {port.phys_text}")
                 out.append(Finding(
-                    PORT_DOWN, "warn", f"{dev} port {port}",
-                    f"port is {_state_name(state)}" + (f" / {_state_name(phys)}" if phys else ""),
+                    PORT_DOWN, "warn", f"{dev} port {port.number}",
+                    f"port is {port.state}" + (f" / {port.phys_state}" if port.phys_text else ""),
                     tuple(evidence),
                     "check the cable and the switch port; on InfiniBand make sure a subnet manager "
                     "runs (INIT/ARMED means no SM has configured the port); `ibstat` shows the same",
@@ -66,7 +63,7 @@ def _usable(nics: tuple[Nic, ...]) -> list[Nic]:
 
 def _nearest(gpu: Gpu, nics: list[Nic]) -> tuple[str, list[Nic]]:
     levels = {n.name: pci_level(gpu.pci, n.pci) for n in nics if n.pci is not None}
-    best = min(levels.values(), key=rank)
+    best = min(levels.values(), key=level_order)
     return best, [n for n in nics if levels[n.name] == best]
 
 
@@ -100,7 +97,8 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
                   for n in nearest[:3]]
             if len(nearest) > 3:
                 ev.append(f"... {len(nearest) - 3} more NICs at {level}")
-            close = [n.name for n in down if n.pci is not None and rank(pci_level(gpu.pci, n.pci)) < rank(level)]
+            close = [n.name for n in down
+                     if n.pci is not None and level_order(pci_level(gpu.pci, n.pci)) < level_order(level)]
             if close:
                 ev.append(f"nearer RDMA NIC(s) without an active port: {', '.join(close)}")
             out.append(Finding(
@@ -116,30 +114,52 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
     return out or [ok(NO_GDR, "node", f"every GPU ({len(gpus)}) has an RDMA NIC at PIX/PXB")]
 
 
-def nic_assignment(gpus: list[Gpu], nics: list[Nic]) -> Counter[str]:
-    """Each GPU takes the least-loaded of its nearest NICs (ties by name): the best a planner can do."""
-    load: Counter[str] = Counter({n.name: 0 for n in nics})
-    for gpu in gpus:
-        _, nearest = _nearest(gpu, nics)
-        pick = min(nearest, key=lambda n: (load[n.name], n.name))
-        load[pick.name] += 1
-    return load
+def nic_loads(node: Node, gpus: list[Gpu]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
+    """Per usable NIC: how many GPUs have it as their nearest, how many the balanced plan gives it,
+    and for each GPU the plan sends past its nearest NIC, the level it got (by GPU label).
+
+    A GPU the plan serves at its nearest level counts for the NIC it got (ties spread);
+    one sent farther counts for the first of its nearest NICs (in name order).
+    """
+    choice = choose_gpu_nics(node, gpus)
+    names = [c.nic.name for c in choice.candidates]
+    nearest: Counter[str] = Counter(dict.fromkeys(names, 0))
+    planned: Counter[str] = Counter(dict.fromkeys(names, 0))
+    moved: dict[str, str] = {}
+    for gpu, levels, chosen in zip(gpus, choice.levels, choice.chosen, strict=True):
+        if not chosen:
+            continue
+        best = min(level_order(v) for v in levels)
+        tied = [names[j] for j, v in enumerate(levels) if level_order(v) == best]
+        got = chosen[0]
+        planned[names[got]] += 1
+        if level_order(levels[got]) > best:
+            moved[f"GPU {gpu.index}"] = levels[got]
+            nearest[tied[0]] += 1
+        else:
+            nearest[names[got]] += 1
+    return nearest, planned, moved
 
 
 def nic_imbalance(ctx: DoctorContext) -> list[Finding]:
     needs = _needs(ctx, IMBALANCE)
     if isinstance(needs, Finding):
         return [needs]
-    gpus, nics = needs
-    load = nic_assignment(gpus, nics)
-    evidence = tuple(f"{name}: nearest NIC of {count} GPU(s)" for name, count in sorted(load.items()))
-    hi, lo = max(load.values()), min(load.values())
-    if hi - lo > 1:
-        busiest = sorted(name for name, c in load.items() if c == hi)
+    gpus, _ = needs
+    assert ctx.node is not None
+    nearest, planned, moved = nic_loads(ctx.node, gpus)
+    evidence = tuple(f"{name}: nearest NIC of {nearest[name]} GPU(s), planned for {planned[name]}"
+                     for name in sorted(nearest))  # fmt: skip
+    if moved:
+        hi = max(nearest.values())
+        busiest = sorted(name for name, c in nearest.items() if c == hi)
+        far = ", ".join(f"{gpu} ({level})" for gpu, level in sorted(moved.items()))
         return [Finding(
             IMBALANCE, "warn", ", ".join(busiest),
-            f"RDMA NICs shared unevenly: {hi} GPUs on the busiest NIC, {lo} on the idlest", evidence,
+            f"RDMA NICs shared unevenly: {hi} GPUs on the busiest NIC, {min(nearest.values())} on the idlest; "
+            f"a balanced plan sends {far} past its nearest NIC",
+            evidence,
             "rebalance GPUs and NICs across PCIe switches (or fix down ports) so each NIC serves "
             "about the same number of GPUs; otherwise the busiest NIC caps all-reduce bandwidth",
         )]
-    return [ok(IMBALANCE, "node", f"{len(gpus)} GPUs spread over {len(nics)} RDMA NICs", *evidence)]
+    return [ok(IMBALANCE, "node", f"{len(gpus)} GPUs spread over {len(nearest)} RDMA NICs", *evidence)]

@@ -5,18 +5,18 @@ from __future__ import annotations
 from pinctl.cpuset import format_list, parse_list
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.errors import UsageError
+from pinctl.kernel import settings
+from pinctl.kernel.cpus import CPU_DIR, cpu_list_fact, governors
 
 NUMA_BALANCING = "kernel.numa-balancing"
 THP_DEFRAG = "kernel.thp-defrag"
 GOVERNOR = "kernel.cpufreq-governor"
 OFFLINE = "kernel.offline-cpus"
 ISOLCPUS = "kernel.isolcpus"
-_CPU = "/sys/devices/system/cpu"
 
 
 def numa_balancing(ctx: DoctorContext) -> list[Finding]:
-    path = "/proc/sys/kernel/numa_balancing"
-    text = ctx.sysfs.read(path, strict_perm=True)
+    text, path = settings.numa_balancing(ctx.files)
     if text is None:
         return [skipped(NUMA_BALANCING, f"{path} absent (kernel without NUMA balancing)")]
     ev = f"{path} = {text}"
@@ -34,8 +34,7 @@ def numa_balancing(ctx: DoctorContext) -> list[Finding]:
 
 
 def thp_defrag(ctx: DoctorContext) -> list[Finding]:
-    path = "/sys/kernel/mm/transparent_hugepage/defrag"
-    text = ctx.sysfs.read(path, strict_perm=True)
+    text, path = settings.thp_defrag(ctx.files)
     if text is None:
         return [skipped(THP_DEFRAG, f"{path} absent (kernel without transparent hugepages)")]
     chosen = next((w[1:-1] for w in text.split() if w.startswith("[") and w.endswith("]")), None)
@@ -50,19 +49,12 @@ def thp_defrag(ctx: DoctorContext) -> list[Finding]:
     return [ok(THP_DEFRAG, path, f"THP defrag is '{chosen}'", ev)]
 
 
-def _cpu_dirs(ctx: DoctorContext) -> list[int]:
-    return sorted(int(d[3:]) for d in ctx.sysfs.listdir(_CPU) if d.startswith("cpu") and d[3:].isdigit())
-
-
 def cpufreq_governor(ctx: DoctorContext) -> list[Finding]:
-    by_gov: dict[str, set[int]] = {}
-    for cpu in _cpu_dirs(ctx):
-        gov = ctx.sysfs.read(f"{_CPU}/cpu{cpu}/cpufreq/scaling_governor", strict_perm=True)
-        if gov is not None:
-            by_gov.setdefault(gov, set()).add(cpu)
-    if not by_gov:
+    found = governors(ctx.files)
+    if not found:
         return [skipped(GOVERNOR, "no cpufreq (VM, or firmware-controlled frequency)")]
-    ev = tuple(f"{_CPU}/cpu{{{format_list(c)}}}/cpufreq/scaling_governor = {g}" for g, c in sorted(by_gov.items()))
+    by_gov = {gov: cpus for gov, cpus, _ in found}
+    ev = tuple(e for _, _, e in found)
     others = {g: c for g, c in by_gov.items() if g != "performance"}
     if not others:
         return [ok(GOVERNOR, "node", f"all {len(by_gov['performance'])} CPUs use 'performance'", *ev)]
@@ -75,26 +67,13 @@ def cpufreq_governor(ctx: DoctorContext) -> list[Finding]:
     )]
 
 
-def _cpus(ctx: DoctorContext, name: str) -> tuple[frozenset[int] | None, str | None]:
-    path = f"{_CPU}/{name}"
-    text = ctx.sysfs.read(path, strict_perm=True)
-    if text is None:
-        return None, None
-    if text in ("", "(null)"):
-        return frozenset(), f"{path} = {text or '(empty)'}"
-    try:
-        return parse_list(text, what=path), f"{path} = {text}"
-    except UsageError:
-        return None, f"{path} = {text} (unparsable)"
-
-
 def offline_cpus(ctx: DoctorContext) -> list[Finding]:
-    online, ev_on = _cpus(ctx, "online")
-    present, ev_pr = _cpus(ctx, "present")
-    offline, ev_off = _cpus(ctx, "offline")
+    online, ev_on = cpu_list_fact(ctx.files, "online")
+    present, ev_pr = cpu_list_fact(ctx.files, "present")
+    offline, ev_off = cpu_list_fact(ctx.files, "offline")
     evidence = tuple(e for e in (ev_on, ev_pr, ev_off) if e)
     if online is None and offline is None:
-        return [skipped(OFFLINE, f"{_CPU}/online and offline absent")]
+        return [skipped(OFFLINE, f"{CPU_DIR}/online and offline absent")]
     missing: frozenset[int] = frozenset()
     if present is not None and online is not None:
         missing = present - online
@@ -104,7 +83,7 @@ def offline_cpus(ctx: DoctorContext) -> list[Finding]:
     if missing:
         return [Finding(
             OFFLINE, "warn", f"CPUs {format_list(missing)}", f"{len(missing)} present CPUs are offline",
-            evidence, f"echo 1 > {_CPU}/cpuN/online for each, or check the BIOS and kernel maxcpus=/nr_cpus=; "
+            evidence, f"echo 1 > {CPU_DIR}/cpuN/online for each, or check the BIOS and kernel maxcpus=/nr_cpus=; "
             "offline CPUs shrink the node and skew NUMA balance",
         )]
     return [ok(OFFLINE, "node", "all present CPUs are online", *evidence)]
@@ -128,17 +107,17 @@ def _cmdline_lists(cmdline: str) -> dict[str, tuple[frozenset[int] | None, str]]
 
 
 def isolcpus(ctx: DoctorContext) -> list[Finding]:
-    cmdline = ctx.sysfs.read("/proc/cmdline", strict_perm=True)
-    isolated, ev_iso = _cpus(ctx, "isolated")
-    nohz, ev_nohz = _cpus(ctx, "nohz_full")
+    cmdline = settings.cmdline(ctx.files)
+    isolated, ev_iso = cpu_list_fact(ctx.files, "isolated")
+    nohz, ev_nohz = cpu_list_fact(ctx.files, "nohz_full")
     evidence = [e for e in (ev_iso, ev_nohz) if e]
     union: set[int] = set(isolated or ()) | set(nohz or ())
     if cmdline is not None:
         for key, (cpus, word) in _cmdline_lists(cmdline).items():
-            evidence.append(f"/proc/cmdline: {word}" + ("" if cpus is not None else f" (unparsable {key})"))
+            evidence.append(f"{settings.CMDLINE}: {word}" + ("" if cpus is not None else f" (unparsable {key})"))
             union |= cpus or set()
     if cmdline is None and isolated is None and nohz is None:
-        return [skipped(ISOLCPUS, "/proc/cmdline and cpu/isolated absent")]
+        return [skipped(ISOLCPUS, f"{settings.CMDLINE} and cpu/isolated absent")]
     hk = ctx.housekeeping
     if hk is None:
         what = f"isolated/nohz_full CPUs: {format_list(union)}" if union else "no isolated or nohz_full CPUs"

@@ -1,7 +1,8 @@
 """The one reader of /sys and /proc, with a settable root.
 
 Every file-based fact (IB port state, NVMe model, PCI link speed, IRQ
-affinity, kernel settings) is read through a :class:`Sysfs`, so tests point it
+affinity, kernel settings) is read through a :class:`KernelFiles`, by the typed
+readers beside this module (pinctl.kernel.*), so tests point it
 at a tree under fixtures/ and ``--root`` points it at a gathered tree from
 another node (the layout hwloc-gather-topology produces). Reads never raise for
 missing files: a fact that is not there is None, and the caller decides whether
@@ -12,16 +13,25 @@ them as "skipped: needs root" rather than as a failure.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from pinctl.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class NeedsRoot(Exception):
     """A file exists but this user may not read it."""
 
 
-@dataclass(frozen=True)
-class Sysfs:
-    root: str = "/"
+class KernelFiles(Record):
+    """Files under *root*: "/" for this machine, or a gathered tree (``--root``)."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: str = "/") -> None:
+        self.root: Final = root
 
     def path(self, rel: str) -> str:
         """Join *rel* (an absolute system path such as /sys/class/net) under the root."""

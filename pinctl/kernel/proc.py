@@ -1,40 +1,54 @@
 """What /proc says about a process: allowed CPUs and memory nodes, threads, NUMA policy, environment.
 
 Pure parsers (``parse_status``, ``parse_numa_maps``, ``parse_environ``) plus thin
-reads through :class:`pinctl.sysfs.Sysfs`, so tests can feed text and the
+reads through :class:`pinctl.sysfs.KernelFiles`, so tests can feed text and the
 ``launch`` fast path stays cheap (no psutil: it costs ~30 ms to import).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
-from pinctl.kernel.files import Sysfs
+from pinctl.kernel.files import KernelFiles
+from pinctl.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from typing import Final
 
 # numa_maps policy names that contain a space (kernel mm/mempolicy.c policy_modes[]).
 _MULTIWORD_POLICIES = ("prefer (many)", "weighted interleave")
 
 
-@dataclass(frozen=True)
-class ProcStatus:
+# include/linux/sched.h: the task is a kernel thread (the 9th field of /proc/PID/stat, proc(5)).
+PF_KTHREAD = 0x00200000
+
+
+class ProcStatus(Record):
     """The fields of /proc/PID/status that say where a task may run and allocate."""
 
-    pid: int
-    name: str
-    cpus_allowed: frozenset[int]
-    mems_allowed: frozenset[int]
-    threads: int | None = None
+    __slots__ = ("cpus_allowed", "mems_allowed", "name", "pid", "threads")
+
+    def __init__(
+        self, pid: int, name: str, cpus_allowed: frozenset[int], mems_allowed: frozenset[int],
+        threads: int | None = None,
+    ) -> None:  # fmt: skip
+        self.pid: Final = pid
+        self.name: Final = name
+        self.cpus_allowed: Final = cpus_allowed
+        self.mems_allowed: Final = mems_allowed
+        self.threads: Final = threads
 
 
-@dataclass(frozen=True)
-class MemPolicy:
+class MemPolicy(Record):
     """One mapping's policy from numa_maps: ``bind:0-1`` -> ("bind", {0, 1}); ``default`` -> ("default", {})."""
 
-    mode: str
-    nodes: frozenset[int] = frozenset()
-    flags: str = ""
+    __slots__ = ("flags", "mode", "nodes")
+
+    def __init__(self, mode: str, nodes: frozenset[int] = frozenset(), flags: str = "") -> None:
+        self.mode: Final = mode
+        self.nodes: Final = nodes
+        self.flags: Final = flags
 
     def __str__(self) -> str:
         text = self.mode + (f"={self.flags}" if self.flags else "")
@@ -116,7 +130,7 @@ def parse_environ(data: bytes) -> dict[str, str]:
 # --- reads -------------------------------------------------------------------------------------
 
 
-def read_status(sysfs: Sysfs, pid: int | str) -> ProcStatus | None:
+def read_status(sysfs: KernelFiles, pid: int | str) -> ProcStatus | None:
     """/proc/PID/status (``pid`` may be ``self`` or ``PID/task/TID``); None when the task is gone."""
     text = sysfs.read(f"/proc/{pid}/status")
     if text is None:
@@ -125,12 +139,12 @@ def read_status(sysfs: Sysfs, pid: int | str) -> ProcStatus | None:
     return status_from_text(num, text)
 
 
-def task_ids(sysfs: Sysfs, pid: int) -> list[int]:
+def task_ids(sysfs: KernelFiles, pid: int) -> list[int]:
     """The thread ids of a process (empty when it is gone)."""
     return [int(t) for t in sysfs.listdir(f"/proc/{pid}/task") if t.isdigit()]
 
 
-def thread_affinities(sysfs: Sysfs, pid: int) -> dict[int, frozenset[int]]:
+def thread_affinities(sysfs: KernelFiles, pid: int) -> dict[int, frozenset[int]]:
     """Each thread's Cpus_allowed_list; threads that exit meanwhile are left out."""
     out: dict[int, frozenset[int]] = {}
     for tid in task_ids(sysfs, pid):
@@ -140,13 +154,13 @@ def thread_affinities(sysfs: Sysfs, pid: int) -> dict[int, frozenset[int]]:
     return out
 
 
-def read_numa_maps(sysfs: Sysfs, pid: int) -> list[tuple[int, MemPolicy]] | None:
+def read_numa_maps(sysfs: KernelFiles, pid: int) -> list[tuple[int, MemPolicy]] | None:
     """Policies of a process's mappings; None when unreadable (gone, or another user's process)."""
     text = sysfs.read(f"/proc/{pid}/numa_maps")
     return None if text is None else parse_numa_maps(text)
 
 
-def read_environ(sysfs: Sysfs, pid: int) -> dict[str, str] | None:
+def read_environ(sysfs: KernelFiles, pid: int) -> dict[str, str] | None:
     """A process's initial environment, or None when unreadable (another user's process)."""
     try:
         with open(sysfs.path(f"/proc/{pid}/environ"), "rb") as f:
@@ -155,22 +169,20 @@ def read_environ(sysfs: Sysfs, pid: int) -> dict[str, str] | None:
         return None
 
 
-def online_nodes(sysfs: Sysfs) -> frozenset[int]:
-    """NUMA nodes that exist (/sys/devices/system/node/online; node0 when the kernel has no NUMA)."""
-    text = sysfs.read("/sys/devices/system/node/online")
-    if text:
-        return parse_list(text, what="online node list")
-    nodes = [n[4:] for n in sysfs.listdir("/sys/devices/system/node") if n.startswith("node")]
-    return frozenset(int(n) for n in nodes if n.isdigit()) or frozenset({0})
-
-
-def node_cpus(sysfs: Sysfs, node: int) -> frozenset[int] | None:
-    """CPUs of one NUMA node from sysfs, None when the node does not exist."""
-    text = sysfs.read(f"/sys/devices/system/node/node{node}/cpulist")
-    if text is None:
-        return None
-    return parse_list(text, what=f"node{node} cpulist")
-
-
-def pid_exists(sysfs: Sysfs, pid: int) -> bool:
+def pid_exists(sysfs: KernelFiles, pid: int) -> bool:
     return sysfs.exists(f"/proc/{pid}")
+
+
+def pids(files: KernelFiles) -> list[int]:
+    """Every process id in /proc."""
+    return sorted(int(e) for e in files.listdir("/proc") if e.isdigit())
+
+
+def is_kernel_thread(files: KernelFiles, pid: int) -> bool:
+    """Whether *pid* is a kernel thread (PF_KTHREAD in /proc/PID/stat); False when unreadable."""
+    stat = files.read(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    # after the ')' come state, ppid, pgrp, session, tty_nr, tpgid, flags (proc(5))
+    return len(fields) > 6 and fields[6].isdigit() and bool(int(fields[6]) & PF_KTHREAD)

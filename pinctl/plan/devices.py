@@ -1,14 +1,11 @@
-"""Device assignment: which NICs and which storage each GPU (or CPU-only rank) uses.
+"""Which NICs and which storage each GPU (or CPU-only rank) uses, and why a nearer one was not.
 
-Nearest-first per GPU overloads one HCA when several GPUs tie on it (two GPUs
-on a switch with one NIC, or every GPU at SYS on a VM). So this is solved as a
-transportation problem: minimum total PCIe distance, each consumer taking K
-distinct devices, each device serving at most ceil(K * consumers / devices).
-It is a small min-cost flow (successive shortest paths, Dijkstra with
-potentials): exact, and fast at 16 GPUs x 16 NICs. Ties are broken
-deterministically: among all optimal assignments, GPU 0 gets the lowest-named
-devices it can (natural order: mlx5_2 before mlx5_10), then GPU 1, and so on
-(the tie costs are weighted so that they never outweigh a distance step).
+Usable NICs are RDMA devices with an active port (or one whose state nobody
+reports), filtered by link layer. GPUs get theirs from the exact balanced
+assignment of :mod:`pinctl.plan.flow` over ``nvidia-smi topo -m`` levels;
+CPU-only ranks, many and alike, take the nearest tier round-robin. The doctor's
+NIC-balance check judges a node with this same assignment
+(:func:`gpu_nic_assignment`), so plan and diagnosis never disagree.
 """
 
 from __future__ import annotations
@@ -17,8 +14,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pinctl.distance import pci_level, rank
-from pinctl.model import Nic, NicPort, PciInfo
+from pinctl.distance import level_order, pci_level
+from pinctl.model import Gpu, Nic, NicPort, Node, PciInfo
+from pinctl.plan.cores import Domain
+from pinctl.plan.flow import assign, spread
+from pinctl.plan.types import NicUse, StorageUse
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
 # "eth" (RoCE) and "other" (unknown link layer on an unknown kind).
@@ -98,119 +98,132 @@ def level_between(a: PciInfo | None, b: PciInfo | None) -> str:
     return pci_level(a, b)
 
 
-def assign(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]]:
-    """Choose *per_consumer* distinct suppliers for each consumer: minimum total distance, balanced.
 
-    *levels[i][j]* is the distance level (X, PIX, ... SYS) from consumer i to
-    supplier j; suppliers are given in tie-break order (by name). Each supplier
-    serves at most ceil(per_consumer * consumers / suppliers). Returns, per
-    consumer, the chosen supplier indexes sorted by (distance, index).
+
+@dataclass(frozen=True)
+class NicChoice:
+    """The balanced NIC assignment for a set of GPUs: per GPU, the chosen candidates' indexes.
+
+    ``levels[i][j]`` is the distance from GPU i to candidate j; ``chosen[i]`` is
+    sorted nearest first. ``warnings`` say which NICs were not usable and why.
     """
-    g = len(levels)
-    n = len(levels[0]) if g else 0
-    k = min(per_consumer, n)
-    if g == 0 or n == 0 or k <= 0:
-        return [[] for _ in range(g)]
-    cap = -(-k * g // n)
-    base = k * n + 1
-    weight = [base ** (g - 1 - i) for i in range(g)]
-    scale = base**g
-    cost = [[rank(levels[i][j]) * scale + j * weight[i] for j in range(n)] for i in range(g)]
-    chosen = _min_cost_flow(cost, k, cap)
-    return [sorted(row, key=lambda j: (rank(levels[i][j]), j)) for i, row in enumerate(chosen)]
+
+    candidates: tuple[NicCandidate, ...]
+    levels: tuple[tuple[str, ...], ...]
+    chosen: tuple[tuple[int, ...], ...]
+    warnings: tuple[str, ...] = ()
 
 
-def spread(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]]:
-    """Cheap balanced choice for many alike consumers (CPU-only ranks): nearest tier, round-robin.
+def choose_gpu_nics(node: Node, gpus: Sequence[Gpu], per_gpu: int = 1, link_layer: str = "ib") -> NicChoice:
+    """Each GPU's *per_gpu* usable NICs: minimum total distance under a load cap (pinctl.plan.flow)."""
+    cands, warnings = usable_nics(node.nics, link_layer) if per_gpu > 0 else ([], [])
+    levels = [[level_between(g.pci, c.nic.pci) for c in cands] for g in gpus]
+    chosen = assign(levels, per_gpu) if cands else [[] for _ in gpus]
+    return NicChoice(
+        tuple(cands), tuple(tuple(row) for row in levels), tuple(tuple(c) for c in chosen), tuple(warnings)
+    )
 
-    Consumers with the same nearest suppliers take them in turn, so N ranks on a
-    NUMA node with two local NICs alternate between them; the rest fill up from
-    the next nearest. Linear time where :func:`assign`'s flow would be quadratic.
-    """
-    turn: dict[tuple[int, ...], int] = {}
-    out: list[list[int]] = []
-    for row in levels:
-        order = sorted(range(len(row)), key=lambda j: (rank(row[j]), j))
-        k = min(per_consumer, len(order))
-        if k <= 0:
-            out.append([])
+
+def assign_devices(
+    node: Node,
+    *,
+    nics_per_gpu: int,
+    link_layer: str,
+    gpus: Sequence[Gpu],
+    rank_domains: Sequence[Domain],
+    warnings: list[str],
+) -> tuple[dict[int, tuple[NicUse, ...]], dict[int, tuple[StorageUse, ...]]]:
+    """NICs and storage per consumer: per GPU (keyed by GPU index) or, without GPUs, per rank
+    (keyed by rank index, *rank_domains* giving each rank's NUMA node)."""
+    nic_map: dict[int, tuple[NicUse, ...]] = {}
+    storage_map: dict[int, tuple[StorageUse, ...]] = {}
+    disks = sorted(node.storage, key=lambda s: natural_key(s.name))
+    if gpus:
+        keys = [g.index for g in gpus]
+        choice = choose_gpu_nics(node, gpus, nics_per_gpu, link_layer)
+        cands = list(choice.candidates)
+        nic_levels = [list(row) for row in choice.levels]
+        nic_chosen = [list(c) for c in choice.chosen]
+        warnings.extend(choice.warnings)
+        disk_levels = [[level_between(g.pci, d.pci) for d in disks] for g in gpus]
+    else:
+        keys = list(range(len(rank_domains)))
+        cands, w = usable_nics(node.nics, link_layer) if nics_per_gpu > 0 else ([], [])
+        warnings.extend(w)
+        nic_levels = [[_numa_level(dom, c.nic.numa_node) for c in cands] for dom in rank_domains]
+        # CPU-only ranks (many, alike): round-robin per tier, linear where the flow would be quadratic.
+        nic_chosen = spread(nic_levels, nics_per_gpu) if cands else []
+        disk_levels = [[_numa_level(dom, d.numa_node) for d in disks] for dom in rank_domains]
+    if cands and nics_per_gpu > len(cands):
+        warnings.append(f"--nics-per-gpu {nics_per_gpu} but only {len(cands)} usable NICs")
+    if cands:
+        for key, levels, chosen in zip(keys, nic_levels, nic_chosen, strict=True):
+            nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)
+        if gpus:
+            warnings.extend(_nic_warnings(node, gpus, nic_map, frozenset(c.nic.name for c in cands)))
+        unnamed = sorted({u.name for uses in nic_map.values() for u in uses if "@" in u.name}, key=natural_key)
+        if unnamed:
+            warnings.append(
+                f"NIC {', '.join(unnamed)}: the topology gives no verbs device name, so NCCL_IB_HCA and "
+                "UCX_NET_DEVICES are not set for it (plan on the node itself to get mlx5_N names)"
+            )
+    if disks:
+        solve = assign if gpus else spread
+        for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
+            storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
+    return nic_map, storage_map
+
+
+def _nic_warnings(
+    node: Node, gpus: Sequence[Gpu], nic_map: dict[int, tuple[NicUse, ...]], candidates: frozenset[str]
+) -> list[str]:
+    """Say when a GPU's NIC is farther than the nearest RDMA NIC it has, and why."""
+    out: list[str] = []
+    rdma = sorted((n for n in node.nics if n.rdma and n.pci is not None), key=lambda n: natural_key(n.name))
+    for gpu in gpus:
+        used = nic_map.get(gpu.index, ())
+        if not used or not rdma:
             continue
-        best = rank(row[order[0]])
-        tier = tuple(j for j in order if rank(row[j]) == best)
-        start = turn.get(tier, 0)
-        turn[tier] = start + k
-        rotated = [tier[(start + x) % len(tier)] for x in range(len(tier))]
-        picked = (rotated + [j for j in order if j not in tier])[:k]
-        out.append(sorted(picked, key=lambda j: (rank(row[j]), j)))
+        got = max(level_order(u.distance or "SYS") for u in used)
+        best = min(level_order(level_between(gpu.pci, n.pci)) for n in rdma)
+        in_use = {u.name for u in used}
+        nearer = [n for n in rdma if n.name not in in_use and level_order(level_between(gpu.pci, n.pci)) < got]
+        names = ", ".join(u.name for u in used)
+        level = "/".join(u.distance or "SYS" for u in used)
+        if nearer:
+            why = "; ".join(f"{n.name} {_unused_reason(n, candidates)}" for n in nearer)
+            out.append(f"GPU {gpu.index} uses {names} ({level}) although nearer NICs exist: {why}")
+        elif best >= level_order("PHB"):
+            out.append(f"GPU {gpu.index}: no RDMA NIC shares a PCIe switch with it; {names} is {level} "
+                       "(GPUDirect RDMA traffic crosses the host bridge or the CPU interconnect)")
     return out
 
 
-def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[int]]:
-    """Successive shortest paths on source -> consumers -> suppliers -> sink (dense, small)."""
-    g, n = len(cost), len(cost[0])
-    size = g + n + 2
-    src, sink = 0, g + n + 1
-    # Residual graph as adjacency lists of edge ids; edge arrays hold to, capacity, cost.
-    to: list[int] = []
-    capa: list[int] = []
-    ecost: list[int] = []
-    adj: list[list[int]] = [[] for _ in range(size)]
+def _unused_reason(nic: Nic, candidates: frozenset[str]) -> str:
+    """Why a nearer NIC was not taken: its port, the --nic-link-layer filter, or the load cap."""
+    port = nic.primary_port
+    if port is not None and port.state not in (None, "ACTIVE"):
+        return f"port {port.number} is {port.state}"
+    if port is not None and port.phys_state not in (None, "LinkUp"):
+        return f"port {port.number} is {port.phys_state}"
+    if nic.name not in candidates:
+        layer = port.link_layer if port is not None and port.link_layer else nic.kind
+        return f"is {layer}, excluded by --nic-link-layer"
+    return "serves other GPUs (NIC load is balanced)"
 
-    def edge(u: int, v: int, c: int, w: int) -> None:
-        adj[u].append(len(to))
-        to.append(v)
-        capa.append(c)
-        ecost.append(w)
-        adj[v].append(len(to))
-        to.append(u)
-        capa.append(0)
-        ecost.append(-w)
 
-    for i in range(g):
-        edge(src, 1 + i, demand, 0)
-    pair_edge: dict[tuple[int, int], int] = {}
-    for i in range(g):
-        for j in range(n):
-            pair_edge[(i, j)] = len(to)
-            edge(1 + i, 1 + g + j, 1, cost[i][j])
-    for j in range(n):
-        edge(1 + g + j, sink, cap, 0)
+def _numa_level(dom: Domain, numa: int | None) -> str:
+    return "NODE" if dom is not None and dom == numa else "SYS"
 
-    potential = [0] * size
-    for _ in range(g * demand):
-        dist: list[int | None] = [None] * size
-        prev_edge = [-1] * size
-        dist[src] = 0
-        done = [False] * size
-        while True:
-            u, best = -1, None
-            for v in range(size):
-                dv = dist[v]
-                if not done[v] and dv is not None and (best is None or dv < best):
-                    u, best = v, dv
-            if u < 0 or best is None:
-                break
-            done[u] = True
-            for e in adj[u]:
-                if capa[e] <= 0:
-                    continue
-                v = to[e]
-                nd = best + ecost[e] + potential[u] - potential[v]
-                dv = dist[v]
-                if dv is None or nd < dv:
-                    dist[v] = nd
-                    prev_edge[v] = e
-        d_sink = dist[sink]
-        if d_sink is None:
-            break  # cannot happen with cap * suppliers >= demand * consumers
-        for v in range(size):
-            dv = dist[v]
-            if dv is not None:
-                potential[v] += dv
-        v = sink
-        while v != src:
-            e = prev_edge[v]
-            capa[e] -= 1
-            capa[e ^ 1] += 1
-            v = to[e ^ 1]
-    return [[j for j in range(n) if capa[pair_edge[(i, j)]] == 0] for i in range(g)]
+
+def _bus(pci: object) -> str | None:
+    address = getattr(pci, "address", None)
+    return str(address) if address is not None else None
+
+
+def _nic_use(cand: NicCandidate, level: str) -> NicUse:
+    port = cand.port
+    netdev = port.netdev if port and port.netdev else (cand.nic.netdevs[0] if cand.nic.netdevs else None)
+    return NicUse(cand.nic.name, port.number if port else None, netdev, _bus(cand.nic.pci), level, cand.nic.kind)
+
+

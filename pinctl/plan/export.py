@@ -1,60 +1,23 @@
-"""Plan exporters: JSON (pinctl.plan/v1), shell env blocks, numactl lines, Slurm options.
+"""Plan exports: JSON (pinctl.plan/v1), shell env blocks, numactl lines, Slurm options.
 
 Pure string builders; the CLI writes them. JSON is ``sort_keys`` with no clock or
 host facts beyond the plan's own, so the same node and request give the same bytes.
+The numactl spelling is launch's own (:func:`pinctl.act.binding.numactl_args`).
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
-from typing import Any
 
+from pinctl.act.binding import Binding, numactl_args
 from pinctl.cpuset import format_list, format_mask
-from pinctl.plan.make import Plan, RankPlan
-
-SCHEMA_ID = "pinctl.plan/v1"
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def rank_to_dict(r: RankPlan) -> dict[str, Any]:
-    return {
-        "local_rank": r.local_rank,
-        "gpu": None if r.gpu is None else {"index": r.gpu.index, "pci_bus_id": r.gpu.pci_bus_id, "uuid": r.gpu.uuid},
-        "numa_node": r.numa_node,
-        "cpus": list(r.cpus),
-        "cpulist": r.cpulist,
-        "mems": list(r.mems),
-        "mem_policy": r.mem_policy,
-        "nics": [
-            {"name": n.name, "port": n.port, "netdev": n.netdev, "pci_bus_id": n.pci_bus_id, "distance": n.distance}
-            for n in r.nics
-        ],
-        "storage": [{"name": s.name, "pci_bus_id": s.pci_bus_id, "distance": s.distance} for s in r.storage],
-        "env": dict(r.env),
-    }
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as the pinctl.plan/v1 JSON object (see docs/plan.md and schemas/plan-v1.json)."""
-    return {
-        "schema": SCHEMA_ID,
-        "node": {"hostname": plan.hostname, "source": plan.source, "fingerprint": plan.fingerprint},
-        "options": {k: _jsonable(v) for k, v in plan.options},
-        "ranks": [rank_to_dict(r) for r in plan.ranks],
-        "warnings": list(plan.warnings),
-    }
+from pinctl.plan.types import Plan, RankPlan
 
 
 def plan_to_json(plan: Plan) -> str:
-    import json
-
-    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n"
+    return json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 def plan_to_env(plan: Plan) -> str:
@@ -69,18 +32,8 @@ def plan_to_env(plan: Plan) -> str:
 
 
 def numactl_argv(r: RankPlan) -> list[str]:
-    """numactl options for one rank; the flag follows the memory policy."""
-    argv = ["numactl", f"--physcpubind={r.cpulist}"]
-    nodes = format_list(r.mems)
-    if r.mem_policy == "bind":
-        argv.append(f"--membind={nodes}")
-    elif r.mem_policy == "preferred":
-        argv.append(f"--preferred={nodes}")
-    elif r.mem_policy == "interleave":
-        argv.append(f"--interleave={nodes}")
-    elif r.mem_policy == "local":
-        argv.append("--localalloc")
-    return argv
+    """``numactl`` and its options for one rank."""
+    return ["numactl", *numactl_args(Binding.of_rank(r))]
 
 
 def plan_to_numactl(plan: Plan, command: Sequence[str] = ()) -> str:
@@ -99,7 +52,7 @@ def plan_to_slurm(plan: Plan) -> str:
     if all(r.gpu is not None for r in plan.ranks):
         parts.append("--gpu-bind=map_gpu:" + ",".join(str(r.gpu.index) for r in plan.ranks if r.gpu))
     if all(r.mem_policy == "bind" and len(r.mems) == 1 for r in plan.ranks):
-        parts.append("--mem-bind=map_mem:" + ",".join(str(r.mems[0]) for r in plan.ranks))
+        parts.append("--mem-bind=map_mem:" + ",".join(str(min(r.mems)) for r in plan.ranks))
     lines = [
         "# srun options: task i gets the i-th mask (OS CPU numbers, as taskset); needs the whole node.",
         " ".join(parts) + " CMD",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinctl.plan.make import Plan
+from pinctl.plan.types import Plan
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
@@ -11,7 +11,7 @@ HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (dista
 def plan_table(plan: Plan) -> list[Table | str]:
     rows = []
     for r in plan.ranks:
-        mem = r.mem_policy + (f" {','.join(map(str, r.mems))}" if r.mems else "")
+        mem = r.mem_policy + (f" {','.join(map(str, sorted(r.mems)))}" if r.mems else "")
         rows.append(
             (
                 str(r.local_rank),

@@ -2,7 +2,8 @@
 
 Views (what to show) are built as plain :class:`Table` values by pure code;
 this module only draws them, so the same view is rich on a terminal and
-greppable, colourless text in a pipe or with NO_COLOR set.
+greppable, colourless text in a pipe, on a dumb terminal or with NO_COLOR set.
+:func:`use_rich` is that rule, the only one: every view asks it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ class Table:
 
 
 def use_rich(stream: TextIO) -> bool:
-    """Rich output only for a terminal, and never when NO_COLOR is set (no-color.org)."""
-    if os.environ.get("NO_COLOR"):
+    """Rich output only for a terminal that is not ``TERM=dumb``, and never with NO_COLOR set (no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

@@ -4,18 +4,19 @@ The public face of the pyhwloc adapter. Files are checked first
 (:mod:`pinctl.discover.hwloc.xmlcheck`), then libhwloc loads and the tree is converted
 in a forked child (:mod:`pinctl.discover.hwloc.load`), so neither a bad file nor a
 libhwloc crash can take pinctl down: each becomes a one-line TopologyError.
-pyhwloc is imported only when one of these functions is called.
+pyhwloc is imported only when a load runs (:func:`pinctl.discover.hwloc.load.ensure_pyhwloc`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from pinctl.discover.hwloc import load as hwloc_load
+from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml
 from pinctl.errors import TopologyError
-
-if TYPE_CHECKING:
-    from pinctl.model import Node
+from pinctl.kernel.cpus import has_cpu_dir
+from pinctl.kernel.files import KernelFiles
+from pinctl.model import Node
 
 
 def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
@@ -27,9 +28,6 @@ def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Nod
     it. *fsroot*: a tree gathered by hwloc-gather-topology (its ``sys`` and
     ``proc`` under one folder).
     """
-    from pinctl.discover.hwloc import load as hwloc_load
-    from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml
-
     if xml_path is not None and fsroot is not None:
         raise TopologyError("give either an hwloc XML file or a gathered sysfs tree, not both")
     if xml_path is not None:
@@ -46,21 +44,17 @@ def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Nod
 
 def _check_fsroot(fsroot: str) -> str:
     """The absolute root of a gathered tree; libhwloc would silently read nothing from a wrong one."""
-    from pinctl.kernel.files import Sysfs
-
     if not os.path.isdir(fsroot):
         raise TopologyError(f"gathered sysfs tree not found: {fsroot} is not a directory")
     root = os.path.abspath(fsroot)
-    if not Sysfs(root).exists("/sys/devices/system/cpu"):
+    if not has_cpu_dir(KernelFiles(root)):
         raise TopologyError(f"{fsroot} is not a gathered sysfs tree (no sys/devices/system/cpu under it)")
     return root
 
 
 def export_xml(path: str) -> None:
     """Write the live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
-    from pinctl.discover.hwloc.load import export_live_xml
-
-    text = export_live_xml()
+    text = hwloc_load.export_live_xml()
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

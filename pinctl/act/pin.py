@@ -1,0 +1,140 @@
+"""Re-pinning running processes: every thread (``taskset -a -p``), and optionally their pages.
+
+Another process's memory *policy* cannot be set from outside (set_mempolicy acts on
+the calling thread only), so memory is moved with migrate_pages (``migratepages(8)``).
+Nothing here prints: :func:`pin_targets` returns a :class:`PinReport` whose lines
+the CLI prints and whose :meth:`~PinReport.error` it raises, so a partial failure
+(some threads not re-pinned) is always reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+
+from pinctl.act.mempolicy import migrate_pages
+from pinctl.cpuset import format_list
+from pinctl.errors import BindError, PinctlError, ProcessError
+from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.numa import online_nodes
+from pinctl.kernel.proc import is_kernel_thread, pid_exists, read_status, task_ids
+
+Target = tuple[int, frozenset[int], frozenset[int]]  # pid, CPUs, memory nodes for --migrate
+_MAX_PIN_PASSES = 50
+
+
+class PinResult:
+    """What :func:`pin_threads` did to one process (filled in as it goes)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pinned: set[int] = set()
+        self.exited: set[int] = set()
+        self.failed: dict[int, str] = {}
+        self.mismatched: dict[int, frozenset[int]] = {}
+        self.missing = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.failed and not self.mismatched and bool(self.pinned)
+
+
+class PinReport:
+    """What :func:`pin_targets` did: a line per process for stdout, and what went wrong."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.failures: list[str] = []
+        self.narrowed: list[str] = []
+
+    def error(self) -> PinctlError | None:
+        """The error to raise after the lines are printed, or None when every thread was pinned."""
+        if self.failures:
+            return ProcessError("not all pinned: " + "; ".join(self.failures))
+        if self.narrowed:
+            return BindError("binding narrowed by the target's cpuset: " + "; ".join(self.narrowed[:10]))
+        return None
+
+
+def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = None) -> PinResult:
+    """``taskset -a -p``: set every thread's affinity, re-listing /proc/PID/task until no new thread appears.
+
+    Threads that exit meanwhile are fine (ESRCH); EPERM and other errors are recorded
+    per thread; the new affinity is read back, since the kernel silently narrows a mask
+    to the target's cpuset.
+    """
+    fs = files or KernelFiles()
+    result = PinResult(pid)
+    seen: set[int] = set()
+    for _ in range(_MAX_PIN_PASSES):
+        new = [t for t in task_ids(fs, pid) if t not in seen]
+        if not new:
+            break
+        for tid in new:
+            seen.add(tid)
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except ProcessLookupError:
+                result.exited.add(tid)
+            except OSError as exc:
+                result.failed[tid] = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+            else:
+                result.pinned.add(tid)
+    if not seen and not pid_exists(fs, pid):
+        result.missing = True
+        return result
+    for tid in sorted(result.pinned):
+        try:
+            got = frozenset(os.sched_getaffinity(tid))
+        except OSError:
+            result.exited.add(tid)
+            continue
+        if got != cpus:
+            result.mismatched[tid] = got
+    result.pinned -= result.exited
+    return result
+
+
+def system_process(pid: int, files: KernelFiles) -> str | None:
+    """Why *pid* must not be re-pinned by accident (init, a kernel thread), or None.
+
+    taskset would do it as root; a typo in a PID list should not move init or kworkers.
+    """
+    if pid == 1:
+        return "is init"
+    if is_kernel_thread(files, pid):
+        return "is a kernel thread"
+    return None
+
+
+def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles, force: bool = False) -> PinReport:
+    """Pin every thread of each target (and move its pages with *migrate*); init and kernel
+    threads are refused (named in the report) unless *force*."""
+    report = PinReport()
+    for pid, cpus, mems in targets:
+        why = None if force else system_process(pid, files)
+        if why is not None:
+            report.failures.append(f"process {pid} {why}: not pinned (--force to pin it anyway)")
+            continue
+        result = pin_threads(pid, cpus, files=files)
+        if result.missing:
+            report.failures.append(f"process {pid} does not exist")
+            continue
+        status = read_status(files, pid)
+        name = f" ({status.name})" if status and status.name else ""
+        report.lines.append(f"{pid}{name}: {len(result.pinned)} threads pinned to {format_list(cpus)}")
+        if result.failed:
+            errors = ", ".join(sorted(set(result.failed.values())))
+            report.failures.append(f"process {pid}{name}: threads {format_list(result.failed)} not pinned ({errors})")
+        for tid, got in sorted(result.mismatched.items()):
+            report.narrowed.append(f"process {pid} thread {tid} runs on {format_list(got)}, not {format_list(cpus)}")
+        if migrate and not result.failed:
+            try:
+                left = migrate_pages(pid, online_nodes(files), mems)
+            except ProcessError as exc:
+                report.failures.append(str(exc))
+            else:
+                moved = f"pages migrated to node {format_list(mems)}; {left} could not be moved"
+                report.lines.append(f"{pid}{name}: {moved}")
+    return report

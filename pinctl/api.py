@@ -1,0 +1,161 @@
+"""The library API: discover a node, plan it, load a plan, bind this process to its rank.
+
+Frameworks that start their own workers (vLLM, Ray, Lightning, NeMo) call these
+instead of carrying their own NUMA-binding helper; the CLI is their first client:
+``pinctl show`` is :func:`discover`, ``pinctl plan`` is :func:`make_plan`, and
+``pinctl launch --plan`` is :func:`load_plan` then :func:`bind` then exec.
+docs/api.md has the reference and a worker that binds itself.
+
+Every error is a :class:`pinctl.errors.PinctlError`. This module is on the
+``launch --plan`` path, so discovery and the planner (xml, dataclasses, pyhwloc
+on demand) are imported inside the two functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pinctl.act.bind import bind_self
+from pinctl.act.binding import Binding
+from pinctl.act.pin import pin_threads
+from pinctl.cpuset import format_list
+from pinctl.errors import BindError, PinctlError, UsageError
+from pinctl.kernel.files import KernelFiles
+from pinctl.plan.fit import check_live_node, refuse_foreign
+from pinctl.plan.load import load_plan
+from pinctl.plan.localrank import detect_local_rank
+from pinctl.plan.types import Plan, RankPlan
+from pinctl.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Final
+
+    from pinctl.model import Node
+    from pinctl.plan.request import PlanRequest
+
+__all__ = ["Bound", "bind", "discover", "fit", "load_plan", "make_plan", "select_rank"]
+
+
+def discover(*, topology: str | None = None, root: str | None = None, nvml: bool = True) -> Node:
+    """This machine's Node (hwloc, sysfs and NVML), or a saved one's.
+
+    *topology*: an hwloc XML (``lstopo --of xml``, ``pinctl snapshot``) or an NCCL
+    topology XML; *root*: a gathered /sys and /proc tree. *nvml* False skips NVML
+    (GPU names, UUIDs, NVLink). No GPU, driver or InfiniBand is fine: the Node's
+    ``notes`` say what could not be seen.
+    """
+    from pinctl.discover import discover as run_discovery  # xml, dataclasses; pyhwloc when it runs
+
+    return run_discovery(topology=topology, root=root, nvml=nvml)
+
+
+def make_plan(
+    node: Node,
+    request: PlanRequest | None = None,
+    *,
+    gpus: str | Iterable[int] | None = None,
+    procs_per_gpu: int = 1,
+    ranks: int | None = None,
+    reserve: str | Iterable[int] | None = None,
+    reserve_per_numa: int = 0,
+    smt: str = "all",
+    mem_policy: str = "bind",
+    nic_link_layer: str = "ib",
+    nics_per_gpu: int = 1,
+    isolate_gpus: bool = False,
+    visible_devices: str | Iterable[int | str] | None = None,
+) -> Plan:
+    """Plan every local rank of *node*; the keywords are ``pinctl plan``'s long options.
+
+    Lists may be given as text (``gpus="0-3,6"``, ``reserve="0,1"``) or as values.
+    On the live node, ``CUDA_VISIBLE_DEVICES`` limits the GPUs unless
+    *visible_devices* is given (a topology file is not what it indexes).
+    """
+    from pinctl.plan.make import make_plan as plan_node  # the planner's dataclasses
+    from pinctl.plan.request import PlanRequest
+
+    if request is None:
+        if visible_devices is None and node.source == "live":
+            visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+        request = PlanRequest.from_options(
+            node, gpus=gpus, procs_per_gpu=procs_per_gpu, ranks=ranks, reserve=reserve,
+            reserve_per_numa=reserve_per_numa, smt=smt, mem_policy=mem_policy, nic_link_layer=nic_link_layer,
+            nics_per_gpu=nics_per_gpu, isolate_gpus=isolate_gpus, visible_devices=visible_devices,
+        )  # fmt: skip
+    return plan_node(node, request)
+
+
+def fit(plan: Plan, rank: RankPlan | None = None, *, fingerprint: bool = False) -> tuple[list[str], list[str]]:
+    """Why *plan* does not fit this node, and notes: ``(problems, notes)``; no problems = it fits.
+
+    The cheap checks read sysfs and /proc (hostname, CPUs, nodes, NUMA layout, and
+    *rank*'s CPUs against this process's cpuset). *fingerprint* also discovers this
+    node and compares the plan's fingerprint (hwloc and NVML: a second or more).
+    """
+    problems = check_live_node(plan, rank)
+    notes: list[str] = []
+    if fingerprint:
+        from pinctl.plan.make import fingerprint as node_fingerprint
+
+        try:
+            live = node_fingerprint(discover())
+        except PinctlError as exc:
+            notes.append(f"cannot compute this node's fingerprint ({exc}); checked hostname, CPUs and nodes only")
+        else:
+            if live != plan.fingerprint:
+                problems.append(f"plan fingerprint {plan.fingerprint} is not this node's ({live})")
+    return problems, notes
+
+
+def select_rank(
+    plan: Plan, local_rank: int | None = None, env: Mapping[str, str] | None = None
+) -> tuple[RankPlan, str]:
+    """The rank this process is, and where that came from: *local_rank*, else the launcher's
+    variables (LOCAL_RANK, SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, ...)."""
+    index, source = detect_local_rank(os.environ if env is None else env, local_rank, len(plan.ranks))
+    rank = plan.rank(index)
+    if rank is None:  # a validated plan holds ranks 0..n-1
+        raise UsageError(f"the plan has no local rank {index}")
+    return rank, source
+
+
+class Bound(Record):
+    """What :func:`bind` did: the rank, where its number came from, and what was let pass (``force``)."""
+
+    __slots__ = ("rank", "rank_source", "warnings")
+
+    def __init__(self, rank: RankPlan, rank_source: str, warnings: tuple[str, ...] = ()) -> None:
+        self.rank: Final = rank
+        self.rank_source: Final = rank_source
+        self.warnings: Final = warnings
+
+
+def bind(
+    plan: Plan, local_rank: int | None = None, *, force: bool = False, set_env: bool = True,
+    files: KernelFiles | None = None,
+) -> Bound:  # fmt: skip
+    """Bind the calling process to its rank of *plan*: every thread's CPUs, and the memory policy.
+
+    The rank is *local_rank*, else the launcher's (see :func:`select_rank`). A plan
+    for another node, or a binding that did not take, raises unless *force* (then
+    :attr:`Bound.warnings` says what was let pass). The memory policy is a
+    per-thread setting: it is set on the calling thread and inherited by threads
+    started after this call, so bind before starting workers. *set_env* puts the
+    rank's variables (NCCL_IB_HCA, OMP_NUM_THREADS, ...) into ``os.environ`` for
+    libraries initialised later in this process.
+    """
+    rank, source = select_rank(plan, local_rank)
+    warnings = check_live_node(plan, rank, files=files)
+    refuse_foreign(warnings, force=force)
+    warnings += [f"binding did not take: {p}" for p in bind_self(Binding.of_rank(rank), force=force)]
+    others = pin_threads(os.getpid(), rank.cpus, files=files)
+    problems = [f"thread {tid} not re-pinned ({err})" for tid, err in sorted(others.failed.items())]
+    problems += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in sorted(others.mismatched.items())]
+    if problems and not force:
+        raise BindError("binding did not take: " + "; ".join(problems) + " (use --force to run anyway)")
+    warnings += problems
+    if set_env:
+        os.environ.update(rank.env)
+    return Bound(rank, source, tuple(warnings))

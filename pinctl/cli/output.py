@@ -1,0 +1,42 @@
+"""The one place pinctl writes diagnostics: errors, warnings and notes, on stderr, one line each.
+
+Data goes to stdout (views from pinctl.render, or plain lines); everything about
+how it went goes here, so scripts can keep the two apart. Used by the click
+commands and the click-free fast paths alike, so an error reads the same whichever
+path a command took: ``pinctl: error: <what>``, and its exit code
+(pinctl.errors: 2 usage, 3 topology, 4 plan, 5 process, 6 binding).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pinctl.errors import PinctlError
+
+
+def error(message: str, exit_code: int) -> int:
+    """Write ``pinctl: error: MESSAGE`` and return *exit_code* for the caller to exit with."""
+    sys.stderr.write(f"pinctl: error: {message}\n")
+    sys.stderr.flush()
+    return exit_code
+
+
+def fail(exc: PinctlError) -> int:
+    """The one mapping from a pinctl error to its line and exit code."""
+    return error(str(exc), exc.exit_code)
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"pinctl: warning: {message}\n")
+
+
+def say(message: str) -> None:
+    """A ``pinctl: ...`` note on stderr (what ``-v`` reports)."""
+    sys.stderr.write(f"pinctl: {message}\n")
+
+
+def out(lines: list[str]) -> None:
+    """Plain data lines on stdout."""
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()

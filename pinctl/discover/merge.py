@@ -1,0 +1,216 @@
+"""The one pure step of discovery: join what the sources found into one Node.
+
+hwloc gives the tree (CPUs, caches, NUMA, PCI placement); sysfs adds what is true
+now (port states, link speeds, NVMe, devices hwloc missed); NVML adds names, UUIDs
+and NVLink. Devices are joined on parsed PCI addresses and names; hwloc's placement
+wins where both know a device, sysfs's live facts win where they are current. No
+I/O here: every function takes values and returns a new Node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pinctl.discover.nvml import NvmlResult
+from pinctl.discover.sysfs import SysfsFacts, model_pci
+from pinctl.errors import TopologyError
+from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage
+
+
+def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
+    """Every sysfs enrichment in dependency order (RDMA before plain NICs, links last)."""
+    node = merge_rdma(node, facts)
+    node = merge_netifs(node, facts)
+    node = merge_nvme(node, facts)
+    return refresh_pci(node, facts)
+
+
+def _aliases(node: Node, facts: SysfsFacts) -> dict[str, str]:
+    """sysfs host bridge name (``pci0000:16``) -> the name the model already uses for it.
+
+    So a device that only sysfs knows gets the same host_bridge id as its hwloc-found
+    neighbours, and PHB comparisons still work.
+    """
+    out: dict[str, str] = {}
+    for info in model_pci(node):
+        found = facts.function(info.address)
+        if info.host_bridge is not None and found is not None and found.host is not None:
+            out.setdefault(found.host, info.host_bridge)
+    return out
+
+
+def _aliased(info: PciInfo | None, aliases: dict[str, str]) -> PciInfo | None:
+    if info is None or info.host_bridge is None or info.host_bridge not in aliases:
+        return info
+    return replace(info, host_bridge=aliases[info.host_bridge])
+
+
+def merge_rdma(node: Node, facts: SysfsFacts) -> Node:
+    """Ports, states, rates, link layers and netdevs of every RDMA device (and Slingshot cxi).
+
+    An RDMA device the model lacks is added with its PCI facts from sysfs; a plain
+    NIC entry that is really the netdev of an RDMA device is folded into it.
+    """
+    aliases = _aliases(node, facts)
+    nics = list(node.nics)
+    for new in facts.rdma:
+        nics = _merge_nic(nics, replace(new, pci=_aliased(new.pci, aliases)))
+    owned = {nd for n in nics if n.rdma for nd in n.netdevs}
+    nics = [n for n in nics if n.rdma or n.name not in owned]
+    return replace(node, nics=tuple(nics))
+
+
+def _merge_nic(nics: list[Nic], new: Nic) -> list[Nic]:
+    """Put *new* in place of the model's entry with its name, else of an RDMA entry on its PCI address."""
+    for i, old in enumerate(nics):
+        if old.name == new.name:
+            nics[i] = _combine(old, new)
+            return nics
+    if new.pci is not None:
+        for i, old in enumerate(nics):
+            if old.pci is not None and old.pci.address == new.pci.address:
+                if old.rdma:
+                    nics[i] = _combine(old, new)
+                    return nics
+                new = replace(new, pci=old.pci)  # the netdev's entry: keep hwloc's placement
+    nics.append(new)
+    return nics
+
+
+def _combine(old: Nic, new: Nic) -> Nic:
+    """Keep the model's PCI placement (hwloc's tree) and take sysfs's live facts."""
+    netdevs = tuple(dict.fromkeys((*old.netdevs, *new.netdevs)))
+    kind = old.kind if new.kind == "other" else new.kind
+    return replace(new, kind=kind, pci=old.pci or new.pci, netdevs=netdevs)
+
+
+def merge_netifs(node: Node, facts: SysfsFacts) -> Node:
+    """Network interfaces backed by a device (not lo, bridges, veth), unless an RDMA device owns them."""
+    aliases = _aliases(node, facts)
+    owned = {nd for n in node.nics if n.rdma for nd in n.netdevs}
+    nics = list(node.nics)
+    for new in facts.netifs:
+        if new.name in owned:
+            continue
+        info = _aliased(new.pci, aliases)
+        for i, old in enumerate(nics):
+            if old.name == new.name:
+                nics[i] = replace(new, kind=old.kind, pci=old.pci or info)
+                break
+        else:
+            nics.append(replace(new, pci=info))
+    return replace(node, nics=tuple(nics))
+
+
+def merge_nvme(node: Node, facts: SysfsFacts) -> Node:
+    """NVMe namespaces (``nvme0n1``) with the controller's model and PCI place, and their size."""
+    aliases = _aliases(node, facts)
+    storage = list(node.storage)
+    for address, namespaces in facts.nvme:
+        names = {s.name for s in namespaces}
+        for ns in namespaces:
+            new = replace(ns, pci=_aliased(ns.pci, aliases))
+            i = _find_storage(storage, new.name, address, names)
+            if i is None:
+                storage.append(new)
+            else:
+                storage[i] = replace(new, pci=storage[i].pci or new.pci)
+    return replace(node, storage=tuple(storage))
+
+
+def _find_storage(storage: list[Storage], name: str, address: PciAddress | None, names: set[str]) -> int | None:
+    """The model's entry for *name*, else its placeholder for the controller (hwloc's ``nvme@ADDR``)."""
+    for i, old in enumerate(storage):
+        if old.name == name:
+            return i
+    for i, old in enumerate(storage):
+        if old.pci is not None and old.pci.address == address and old.name not in names and old.size_bytes is None:
+            return i
+    return None
+
+
+def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
+    """PCIe link speed/width of every GPU, NIC and storage device, and missing NUMA locality."""
+
+    def fresh(info: PciInfo) -> PciInfo:
+        found = facts.function(info.address)
+        if found is None:
+            return info
+        new, old = found.link, info.link
+        link = PciLink(
+            speed_gts=new.speed_gts if new.speed_gts is not None else old.speed_gts,
+            width=new.width if new.width is not None else old.width,
+            max_speed_gts=new.max_speed_gts if new.max_speed_gts is not None else old.max_speed_gts,
+            max_width=new.max_width if new.max_width is not None else old.max_width,
+        )
+        numa = info.numa_node if info.numa_node is not None else found.numa_node
+        return replace(info, link=link, numa_node=numa, local_cpus=info.local_cpus or found.local_cpus)
+
+    return replace(
+        node,
+        gpus=tuple(replace(g, pci=fresh(g.pci)) for g in node.gpus),
+        nics=tuple(replace(n, pci=fresh(n.pci)) if n.pci else n for n in node.nics),
+        storage=tuple(replace(s, pci=fresh(s.pci)) if s.pci else s for s in node.storage),
+    )
+
+
+def apply_nvml(node: Node, result: NvmlResult) -> Node:
+    """Fill GPU name/UUID/memory/NVLink by PCI address; add GPUs only NVML knows (with a note).
+
+    GPUs are re-indexed in PCI order afterwards (NVML's own order on every driver
+    since PCI_BUS_ID enumeration, which the model's ``index`` promises).
+    """
+    by_addr = {g.pci: g for g in result.gpus if g.pci is not None}
+    notes = list(node.notes)
+    gpus: list[Gpu] = []
+    for gpu in node.gpus:
+        found = by_addr.pop(gpu.pci.address, None)
+        if found is None:
+            gpus.append(gpu)
+            continue
+        gpus.append(
+            replace(
+                gpu,
+                vendor="nvidia",
+                name=found.name or gpu.name,
+                uuid=found.uuid or gpu.uuid,
+                memory_bytes=found.memory_bytes if found.memory_bytes is not None else gpu.memory_bytes,
+                nvlinks=found.nvlinks if found.nvlinks is not None else gpu.nvlinks,
+            )
+        )
+    for addr, found in sorted(by_addr.items()):
+        notes.append(f"GPU {addr} is known to NVML but not to the topology: added without locality")
+        gpus.append(
+            Gpu(
+                index=0,
+                pci=PciInfo(address=addr),
+                vendor="nvidia",
+                name=found.name,
+                uuid=found.uuid,
+                memory_bytes=found.memory_bytes,
+                nvlinks=found.nvlinks or (),
+            )
+        )
+    lost = [g.index for g in result.gpus if g.pci is None]
+    if lost:
+        notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
+    ordered = sorted(gpus, key=lambda g: g.pci.address)
+    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+
+
+def normalize(node: Node) -> Node:
+    """GPUs re-indexed in PCI order (NVML's order); NICs and storage sorted by name.
+
+    A source that yields nothing at all (``<system></system>``, a stripped XML) is not a
+    node: every later step would report on nothing, so it is an error here. NCCL files
+    whose ``<cpu>`` elements carry no affinity (AWS ships such) still name NUMA nodes.
+    """
+    if not (node.cpus or node.numa_nodes or node.gpus or node.nics or node.storage):
+        raise TopologyError(f"{node.source}: the topology describes no CPUs, NUMA nodes or devices")
+    gpus = sorted(node.gpus, key=lambda g: g.pci.address)
+    return replace(
+        node,
+        gpus=tuple(replace(g, index=i) for i, g in enumerate(gpus)),
+        nics=tuple(sorted(node.nics, key=lambda n: n.name)),
+        storage=tuple(sorted(node.storage, key=lambda s: s.name)),
+    )

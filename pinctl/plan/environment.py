@@ -1,0 +1,59 @@
+"""The environment policy: what pinctl writes for a rank, and what a plan file may set.
+
+Both halves live here so they cannot drift apart: every variable :func:`rank_env`
+writes must pass :func:`env_key_allowed`, the check an untrusted plan file meets
+(tests/test_planfile.py holds them together). A plan must never be able to set
+LD_PRELOAD or PATH; inside the allowed prefixes some variables load code or write
+files (NCCL_NET_PLUGIN, NCCL_TUNER_PLUGIN and NCCL_PROFILER_PLUGIN dlopen a library,
+NCCL_CONF_FILE sets further variables, NCCL_DEBUG_FILE writes anywhere,
+OMP_TOOL_LIBRARIES (OpenMP 5 OMPT) dlopens, UCX_MODULE_DIR picks where UCX loads
+modules from), and a plan never needs them.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from pinctl.plan.types import GpuRef, NicUse
+
+ENV_PREFIXES = ("NCCL_", "UCX_", "OMP_", "PINCTL_")
+ENV_KEYS = frozenset({"CUDA_VISIBLE_DEVICES", "LOCAL_RANK"})
+ENV_DENY_PARTS = ("PLUGIN", "LIBRAR", "MODULE_DIR", "CONF_FILE", "DEBUG_FILE", "_PATH", "OMP_TOOL")
+ALLOWED_TEXT = "only NCCL_*, UCX_*, OMP_*, PINCTL_*, CUDA_VISIBLE_DEVICES, LOCAL_RANK"
+# NIC kinds whose verbs device names NCCL_IB_HCA and UCX_NET_DEVICES take.
+VERBS_KINDS = ("infiniband", "roce", "other", "ethernet")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def plain_key(key: str) -> bool:
+    """[A-Z_][A-Z0-9_]*, checked without re (a regex compile is measurable on the launch path)."""
+    return bool(key) and not key[0].isdigit() and set(key) <= _KEY_CHARS
+
+
+def env_key_allowed(key: str) -> bool:
+    """Whether a plan file may set *key* for a rank."""
+    if not plain_key(key) or any(part in key for part in ENV_DENY_PARTS):
+        return False
+    return key in ENV_KEYS or any(key.startswith(p) and len(key) > len(p) for p in ENV_PREFIXES)
+
+
+def rank_env(
+    local_rank: int, ncores: int, nics: tuple[NicUse, ...], gpu: GpuRef | None, isolate: bool
+) -> tuple[tuple[str, str], ...]:
+    """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs, its GPU."""
+    env = {
+        "LOCAL_RANK": str(local_rank),
+        "OMP_NUM_THREADS": str(ncores),
+        "OMP_PLACES": "cores",
+        "OMP_PROC_BIND": "close",
+    }
+    # A name with '@' was made up by pinctl (the source knew the PCI address, not the verbs
+    # device name): NCCL and UCX would match nothing, so such NICs set no variable.
+    verbs = [n for n in nics if n.kind in VERBS_KINDS and "@" not in n.name]
+    if verbs:
+        # The '=' prefix makes NCCL match names exactly (mlx5_1 must not also select mlx5_10).
+        env["NCCL_IB_HCA"] = "=" + ",".join(n.name if n.port is None else f"{n.name}:{n.port}" for n in verbs)
+        env["UCX_NET_DEVICES"] = ",".join(f"{n.name}:{n.port or 1}" for n in verbs)
+    if isolate and gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu.uuid or str(gpu.index)
+    return tuple(sorted(env.items()))

@@ -1,0 +1,78 @@
+"""Is this plan for this node? Cheap checks against the kernel's facts, before anything is bound.
+
+The plan's fingerprint needs discovery (hwloc, NVML), too slow for ``launch --plan``;
+these checks read what sysfs and /proc tell at once: the hostname, that every CPU of
+the plan exists here, every memory node is online, every rank's CPUs lie in its NUMA
+node here, and that the launched rank's CPUs and nodes are in this process's allowed
+cpuset and mems. A plan made for another node is refused unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pinctl.cpuset import format_list
+from pinctl.errors import PlanError
+from pinctl.kernel.cpus import present_cpus
+from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.numa import node_cpus, online_nodes
+from pinctl.kernel.proc import read_status
+from pinctl.plan.types import Plan, RankPlan
+
+
+def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | None = None) -> list[str]:
+    """One line per reason the plan does not fit this node (empty = it fits)."""
+    fs = files or KernelFiles()
+    problems: list[str] = []
+    live_host = os.uname().nodename  # what socket.gethostname() returns, without importing socket
+    if plan.hostname != live_host:
+        problems.append(f"plan was made on host {plan.hostname!r}, this is {live_host!r}")
+    present = present_cpus(fs)
+    if present is not None:
+        extra = set().union(*(r.cpus for r in plan.ranks)) - present
+        if extra:
+            problems.append(f"CPUs {format_list(extra)} of the plan do not exist here")
+    extra_nodes = set().union(*(r.mems for r in plan.ranks)) - online_nodes(fs)
+    if extra_nodes:
+        problems.append(f"NUMA nodes {format_list(extra_nodes)} of the plan are not online here")
+    problems += _numa_layout_problems(plan, fs)
+    if rank is not None:
+        me = read_status(fs, "self")
+        if me is not None:
+            outside = rank.cpus - me.cpus_allowed
+            if outside:
+                problems.append(
+                    f"rank {rank.local_rank}'s CPUs {format_list(outside)} are outside the allowed "
+                    f"cpuset {format_list(me.cpus_allowed)}"
+                )
+            outside_mems = rank.mems - me.mems_allowed
+            if outside_mems:
+                problems.append(
+                    f"rank {rank.local_rank}'s memory nodes {format_list(outside_mems)} are outside the "
+                    f"allowed mems {format_list(me.mems_allowed)}"
+                )
+    return problems
+
+
+def _numa_layout_problems(plan: Plan, fs: KernelFiles) -> list[str]:
+    """Each rank's CPUs must lie in its NUMA node here: a same-named node with another
+    CPU numbering (BIOS change, other hardware) would otherwise be bound across sockets."""
+    problems: list[str] = []
+    cpus_of: dict[int, frozenset[int] | None] = {}
+    for r in plan.ranks:
+        if r.numa_node is None or not r.cpus:
+            continue
+        if r.numa_node not in cpus_of:
+            cpus_of[r.numa_node] = node_cpus(fs, r.numa_node)
+        here = cpus_of[r.numa_node]
+        if here is not None and not r.cpus <= here:
+            problems.append(
+                f"rank {r.local_rank}'s CPUs {format_list(r.cpus - here)} are not on NUMA node {r.numa_node} here"
+            )
+    return problems
+
+
+def refuse_foreign(problems: list[str], *, force: bool) -> None:
+    """A plan for another node is an error unless --force (then the caller warns)."""
+    if problems and not force:
+        raise PlanError("plan does not fit this node: " + "; ".join(problems) + " (use --force to apply it anyway)")

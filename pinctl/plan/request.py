@@ -1,0 +1,155 @@
+"""What a plan is asked to do: one typed object holding every planning option.
+
+The CLI (``pinctl plan``, ``launch``, ``pin``, ``check``) and the library
+(``pinctl.make_plan(node, **options)``) build it the same way, through
+:meth:`PlanRequest.from_options`, whose keywords are the plan command's long
+options. The planner reads nothing else: no environment, no click parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from pinctl.cpuset import format_list, parse_list
+from pinctl.errors import UsageError
+from pinctl.model import Node, PciAddress
+from pinctl.plan.types import MEM_POLICIES
+
+SMT_MODES = ("all", "one-per-core")
+LINK_LAYERS = ("ib", "eth", "any")
+SmtMode = Literal["all", "one-per-core"]
+LinkLayer = Literal["ib", "eth", "any"]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the user asked for; defaults plan one rank per GPU, bound to its local node.
+
+    ``visible_devices`` is CUDA_VISIBLE_DEVICES as the caller parsed it (indexes or
+    UUID strings); the planner never reads the environment itself.
+    """
+
+    gpus: tuple[int, ...] | None = None
+    procs_per_gpu: int = 1
+    ranks: int | None = None
+    reserve: frozenset[int] = frozenset()
+    reserve_per_numa: int = 0
+    smt: SmtMode = "all"
+    mem_policy: str = "bind"
+    nic_link_layer: LinkLayer = "ib"
+    nics_per_gpu: int = 1
+    isolate_gpus: bool = False
+    visible_devices: tuple[int | str, ...] | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        node: Node,
+        *,
+        gpus: str | Iterable[int] | None = None,
+        procs_per_gpu: int = 1,
+        ranks: int | None = None,
+        reserve: str | Iterable[int] | None = None,
+        reserve_per_numa: int = 0,
+        smt: str = "all",
+        mem_policy: str = "bind",
+        nic_link_layer: str = "ib",
+        nics_per_gpu: int = 1,
+        isolate_gpus: bool = False,
+        visible_devices: str | Iterable[int | str] | None = None,
+    ) -> PlanRequest:
+        """A request from the plan command's options, as text or values: ``gpus="0-3,6"`` or
+        ``gpus=[0, 1]``, ``reserve="0-1"``, ``visible_devices="GPU-8f..,2"``. Checked here."""
+        request = cls(
+            gpus=_gpus(node, gpus),
+            procs_per_gpu=procs_per_gpu,
+            ranks=ranks,
+            reserve=parse_list(reserve, what="--reserve CPU list") if isinstance(reserve, str)
+            else frozenset(reserve or ()),
+            reserve_per_numa=reserve_per_numa,
+            smt=cast(SmtMode, smt),
+            mem_policy=mem_policy,
+            nic_link_layer=cast(LinkLayer, nic_link_layer),
+            nics_per_gpu=nics_per_gpu,
+            isolate_gpus=isolate_gpus,
+            visible_devices=parse_visible_devices(visible_devices) if isinstance(visible_devices, str)
+            else None if visible_devices is None else tuple(visible_devices),
+        )  # fmt: skip
+        request.check()
+        return request
+
+    def check(self) -> None:
+        """Refuse values no plan can honour, naming the option."""
+        if self.procs_per_gpu < 1:
+            raise UsageError(f"--procs-per-gpu must be at least 1, got {self.procs_per_gpu}")
+        if self.ranks is not None and self.ranks < 1:
+            raise UsageError(f"--ranks must be at least 1, got {self.ranks}")
+        if self.nics_per_gpu < 0:
+            raise UsageError(f"--nics-per-gpu must be 0 or more, got {self.nics_per_gpu}")
+        if self.reserve_per_numa < 0:
+            raise UsageError(f"--reserve-per-numa must be 0 or more, got {self.reserve_per_numa}")
+        for name, value, allowed in (
+            ("--smt", self.smt, SMT_MODES),
+            ("--mem-policy", self.mem_policy, MEM_POLICIES),
+            ("--nic-link-layer", self.nic_link_layer, LINK_LAYERS),
+        ):
+            if value not in allowed:
+                raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.ranks is not None and (self.gpus is not None or self.procs_per_gpu != 1):
+            raise UsageError("--ranks plans CPU-only ranks; it cannot be combined with --gpus or --procs-per-gpu")
+
+    def options(self) -> tuple[tuple[str, object], ...]:
+        """The request as the plan JSON's informational ``options`` (sorted keys, JSON-ready values)."""
+        return (
+            ("gpus", None if self.gpus is None else tuple(sorted(self.gpus))),
+            ("isolate_gpus", self.isolate_gpus),
+            ("mem_policy", self.mem_policy),
+            ("nic_link_layer", self.nic_link_layer),
+            ("nics_per_gpu", self.nics_per_gpu),
+            ("procs_per_gpu", self.procs_per_gpu),
+            ("ranks", self.ranks),
+            ("reserve", format_list(self.reserve)),
+            ("reserve_per_numa", self.reserve_per_numa),
+            ("smt", self.smt),
+            ("visible_devices", None if self.visible_devices is None else tuple(self.visible_devices)),
+        )
+
+
+def _gpus(node: Node, gpus: str | Iterable[int] | None) -> tuple[int, ...] | None:
+    if gpus is None:
+        return None
+    if isinstance(gpus, str):
+        return select_gpus(node, gpus)
+    return tuple(sorted(set(gpus)))
+
+
+def select_gpus(node: Node, text: str) -> tuple[int, ...] | None:
+    """Parse ``--gpus``: ``all``, indexes and ranges (0-3,6) or PCI bus ids (0000:1b:00.0)."""
+    if text.strip() == "all":
+        return None
+    by_addr = {g.pci.address: g.index for g in node.gpus}
+    out: set[int] = set()
+    for token in text.split(","):
+        token = token.strip()
+        if ":" in token:
+            addr = PciAddress.parse(token)
+            if addr not in by_addr:
+                raise UsageError(f"--gpus: no GPU at PCI address {token}")
+            out.add(by_addr[addr])
+        else:
+            out.update(parse_list(token, what="--gpus list"))
+    if not out:
+        raise UsageError("--gpus selects no GPU")
+    return tuple(sorted(out))
+
+
+def parse_visible_devices(text: str) -> tuple[int | str, ...]:
+    """CUDA_VISIBLE_DEVICES: comma-separated indexes or UUIDs (GPU-..., MIG-...)."""
+    out: list[int | str] = []
+    for token in text.split(","):
+        token = token.strip()
+        if token:
+            out.append(int(token) if token.isdigit() else token)
+    return tuple(out)

@@ -1,0 +1,64 @@
+"""What ``pinctl check`` shows: each process's real CPUs, threads and memory policy, and what is off.
+
+Plain text is aligned columns, then one ``off: PID: ...`` line per problem and
+``ok``/``not ok``; on a terminal a rich table carries the verdict in a STATUS
+column. Notes go to stderr either way.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from pinctl.cpuset import format_list
+from pinctl.doctor.bindings import ProcFacts, thread_groups
+from pinctl.render.table import use_rich
+
+HEADERS = ("PID", "NAME", "RANK", "CPUS", "THREADS", "MEMS", "POLICY")
+
+
+def row(f: ProcFacts) -> tuple[str, ...]:
+    groups = thread_groups(f)
+    threads = ", ".join(f"{cpus} ({n})" for cpus, n in groups.items()) if len(groups) > 1 else str(len(f.threads))
+    policies = "?" if f.policies is None else ", ".join(sorted({str(p) for p in f.policies})) or "-"
+    return (
+        str(f.pid),
+        f.name,
+        "-" if f.local_rank is None else str(f.local_rank),
+        format_list(f.cpus) if f.exists else "-",
+        threads if f.exists else "-",
+        format_list(f.mems_allowed) if f.exists else "-",
+        policies if f.exists else "-",
+    )
+
+
+def plain_lines(facts: list[ProcFacts], issues: dict[int, list[str]]) -> list[str]:
+    rows = [HEADERS] + [row(f) for f in facts]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"off: {f.pid}: {issue}" for f in facts for issue in issues[f.pid]]
+    if facts:
+        lines.append("ok" if not any(issues.values()) else "not ok")
+    return lines
+
+
+def draw(facts: list[ProcFacts], issues: dict[int, list[str]], notes: list[str],
+         out: TextIO | None = None, err: TextIO | None = None) -> None:  # fmt: skip
+    """The check view on *out* (rich on a terminal), notes on *err*."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if not use_rich(out):
+        out.write("".join(line + "\n" for line in plain_lines(facts, issues)))
+        err.write("".join(f"note: {n}\n" for n in notes))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(*HEADERS, "STATUS")
+    for f in facts:
+        status = "[green]ok[/]" if not issues[f.pid] else "[red]" + escape("; ".join(issues[f.pid])) + "[/]"
+        table.add_row(*(escape(c) for c in row(f)), status)
+    Console(file=out).print(table)
+    for note in notes:
+        Console(file=err).print(f"note: {escape(note)}")
