@@ -56,7 +56,7 @@ def main() -> None:
     fixtures = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"), key=lambda p: p.stat().st_size)
     if fixtures:
         try:
-            from pinctl.discover.entry import discover
+            from pinctl.discovery.entry import discover
         except ImportError:
             discover = None  # type: ignore[assignment]
         if discover is not None:

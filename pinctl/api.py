@@ -46,7 +46,7 @@ def discover(*, topology: str | None = None, root: str | None = None, nvml: bool
     (GPU names, UUIDs, NVLink). No GPU, driver or InfiniBand is fine: the Node's
     ``notes`` say what could not be seen.
     """
-    from pinctl.discover import discover as run_discovery  # xml, dataclasses; pyhwloc when it runs
+    from pinctl.discovery import discover as run_discovery  # xml, dataclasses; pyhwloc when it runs
 
     return run_discovery(topology=topology, root=root, nvml=nvml)
 

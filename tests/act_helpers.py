@@ -41,7 +41,7 @@ def rank(local_rank: int, cpus: list[int], **extra: Any) -> dict[str, Any]:
 def live_fingerprint() -> str:
     """This node's fingerprint as the planner computes it (a dummy while the planner is missing)."""
     try:
-        from pinctl.discover import discover
+        from pinctl.discovery import discover
         from pinctl.plan.make import fingerprint
     except ImportError:
         return "0123456789abcdef"

@@ -120,9 +120,9 @@ def test_bad_options_one_line(args: list[str], match: str, capsys: pytest.Captur
 
 
 def test_real_fixture_end_to_end(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("pinctl.discover") is None:
+    if importlib.util.find_spec("pinctl.discovery") is None:
         pytest.skip("discovery not available")
-    from pinctl.discover import discover
+    from pinctl.discovery import discover
 
     monkeypatch.setattr(cli_plan, "_discover", lambda t, r: discover(topology=t, root=r, nvml=False))
     fixture = str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml")

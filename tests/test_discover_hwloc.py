@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pinctl.cpuset import parse_list
-from pinctl.discover.hwloc import export_xml, load_hwloc
-from pinctl.discover.hwloc import load as hwloc_load
-from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml_bytes
+from pinctl.discovery.hwloc import export_xml, load_hwloc
+from pinctl.discovery.hwloc import load as hwloc_load
+from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.errors import TopologyError
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover.nccl import load_nccl_xml, sniff_topology_file
+from pinctl.discovery.nccl import load_nccl_xml, sniff_topology_file
 from pinctl.distance import gpu_level, pci_level
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node, PciAddress

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-import pinctl.discover as discover_pkg
-import pinctl.discover.hwloc as hwloc_mod
-import pinctl.discover.nvml as nvml_mod
-from pinctl.discover import discover
-from pinctl.discover.merge import normalize
-from pinctl.discover.nvml import NvmlGpu, NvmlResult
+import pinctl.discovery as discover_pkg
+import pinctl.discovery.hwloc as hwloc_mod
+import pinctl.discovery.nvml as nvml_mod
+from pinctl.discovery import discover
+from pinctl.discovery.merge import normalize
+from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.errors import TopologyError, UsageError
 from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pinctl.discover.merge import apply_nvml
-from pinctl.discover.nvml import (
+from pinctl.discovery.merge import apply_nvml
+from pinctl.discovery.nvml import (
     GpuProcesses,
     NvmlGpu,
     NvmlHealth,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover import enrich
-from pinctl.discover.merge import merge_netifs, merge_nvme, merge_rdma, refresh_pci
-from pinctl.discover.sysfs import SysfsFacts, read_sysfs
+from pinctl.discovery import enrich
+from pinctl.discovery.merge import merge_netifs, merge_nvme, merge_rdma, refresh_pci
+from pinctl.discovery.sysfs import SysfsFacts, read_sysfs
 from pinctl.distance import pci_level
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.pci import parse_link_speed

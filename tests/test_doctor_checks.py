@@ -6,8 +6,7 @@ from dataclasses import replace
 
 from doctor_nodes import GPU0, GPU1, NIC0, NIC1, NVME, ctx, levels, nic, pci, small_node
 
-from pinctl.doctor import discovery as node
-from pinctl.doctor import irq, numa, pcie, rdma
+from pinctl.doctor import irq, node, numa, pcie, rdma
 from pinctl.doctor import settings as kernel
 from pinctl.model import NumaNode, PciAddress, PciLink
 

@@ -128,7 +128,7 @@ def test_live_machine_run_is_quick() -> None:
 # interpreter may live where that user cannot read), so the mode-000 file is really unreadable.
 _UNPRIVILEGED = """
 import json, os, sys
-import pinctl.cli.app, pinctl.cli.doctor, pinctl.doctor.report, pinctl.discover.nvml
+import pinctl.cli.app, pinctl.cli.doctor, pinctl.doctor.report, pinctl.discovery.nvml
 from pinctl.cli.app import run
 if os.geteuid() == 0:
     os.setgroups([]); os.setgid(65534); os.setuid(65534)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from doctor_nodes import ctx, levels, small_node
 
-from pinctl.discover import nvml
-from pinctl.discover.nvml import GpuHealth, NvmlHealth, NvmlUnavailable
+from pinctl.discovery import nvml
+from pinctl.discovery.nvml import GpuHealth, NvmlHealth, NvmlUnavailable
 from pinctl.doctor import gpu
 from pinctl.model import NvLink, PciAddress
 

@@ -12,7 +12,7 @@ import pytest
 from doctor_nodes import levels
 from test_doctor_gpu import FakeGpu, fake_pynvml
 
-from pinctl.discover.nvml import GpuHealth, NvmlHealth
+from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor import procs
 from pinctl.doctor.finding import DoctorContext
 from pinctl.kernel.files import KernelFiles

@@ -312,7 +312,7 @@ def test_nproc_per_node_forwards_sigterm(tmp_path: Path) -> None:
 def _planner() -> tuple[object, object]:
     plan_mod = pytest.importorskip("pinctl.plan.make")
     export = pytest.importorskip("pinctl.plan.export")
-    from pinctl.discover import discover
+    from pinctl.discovery import discover
 
     plan = plan_mod.make_plan(discover(), plan_mod.PlanRequest(ranks=len(ALL_CPUS)))
     return plan, export

@@ -1,4 +1,4 @@
-"""Only one module touches NVML (nvitop's rule): pinctl/discover/nvml.py.
+"""Only one module touches NVML (nvitop's rule): pinctl/discovery/nvml.py.
 
 A second importer would bring back its own init/shutdown and error handling,
 and with it a second way to crash or to word "no driver".
@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pinctl"
-THE_ONE = "discover/nvml.py"
+THE_ONE = "discovery/nvml.py"
 
 
 def _imports_pynvml(source: str) -> bool:
@@ -22,7 +22,7 @@ def _imports_pynvml(source: str) -> bool:
     return "import pynvml" in source or "import_module(\"pynvml\")" in source
 
 
-def test_only_discover_nvml_imports_pynvml() -> None:
+def test_only_discovery_nvml_imports_pynvml() -> None:
     sources = sorted(PACKAGE.rglob("*.py"))
     assert len(sources) > 10  # the package is really there
     importers = [p.relative_to(PACKAGE).as_posix() for p in sources if _imports_pynvml(p.read_text())]

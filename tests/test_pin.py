@@ -130,7 +130,7 @@ def test_bad_pin_options_are_usage_errors(args: list[str], message: str) -> None
 
 
 def test_auto_without_nvml_says_so() -> None:
-    from pinctl.discover.nvml import gpu_processes
+    from pinctl.discovery.nvml import gpu_processes
 
     if gpu_processes()[0] is not None:
         pytest.skip("NVML is available here")

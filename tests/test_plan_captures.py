@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover import discover
+from pinctl.discovery import discover
 from pinctl.distance import level_order, pci_level
 from pinctl.errors import UsageError
 from pinctl.plan.make import make_plan

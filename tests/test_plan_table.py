@@ -239,11 +239,11 @@ def test_memory_policies() -> None:
 
 
 def _discover(path: Path) -> Node:
-    if importlib.util.find_spec("pinctl.discover") is None:
-        pytest.skip("discovery (pinctl.discover) is not available")
+    if importlib.util.find_spec("pinctl.discovery") is None:
+        pytest.skip("discovery (pinctl.discovery) is not available")
     if not path.exists():
         pytest.skip(f"{path.name} not present")
-    from pinctl.discover import discover
+    from pinctl.discovery import discover
 
     return discover(topology=str(path), nvml=False)
 

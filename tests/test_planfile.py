@@ -290,7 +290,7 @@ def test_foreign_fingerprint_is_refused_where_it_is_computed(tmp_path: Path) -> 
 def test_planner_output_meets_the_validator() -> None:
     plan_mod = pytest.importorskip("pinctl.plan.make")
     export = pytest.importorskip("pinctl.plan.export")
-    from pinctl.discover import discover
+    from pinctl.discovery import discover
 
     node = discover()
     plan = plan_mod.make_plan(node, plan_mod.PlanRequest(ranks=2))

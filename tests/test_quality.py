@@ -59,7 +59,7 @@ HEAVY = ("rich", "pyhwloc", "pynvml", "click", "psutil", "jsonschema")
         ("pinctl.act.bind", ()),
         ("pinctl.plan.load", ()),
         ("pinctl.plan.make", ()),  # the planner is pure: no library it does not need
-        ("pinctl.discover", ()),  # pyhwloc and pynvml only once discovery runs
+        ("pinctl.discovery", ()),  # pyhwloc and pynvml only once discovery runs
         ("pinctl.cli.app", ("click",)),  # `pinctl --help` and every command pay for click only
     ],
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discover.hwloc import load_hwloc
+from pinctl.discovery.hwloc import load_hwloc
 from pinctl.distance import gpu_level, level_order, pci_level
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node

@@ -15,7 +15,7 @@ import click
 
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import out
-from pinctl.discover.nvml import gpu_processes
+from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.bindings import evaluate, gather, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles

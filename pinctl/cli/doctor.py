@@ -17,7 +17,7 @@ from pinctl import api
 from pinctl.cli.options import source_options
 from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
-from pinctl.discover.nvml import NvmlUnavailable, query_health
+from pinctl.discovery.nvml import NvmlUnavailable, query_health
 from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError

@@ -18,7 +18,7 @@ from pinctl.act.pin import Target, pin_targets
 from pinctl.cli.fast import report_pins
 from pinctl.cli.options import gpu_cpus, obtain_plan, plan_options
 from pinctl.cli.output import out
-from pinctl.discover.nvml import gpu_processes
+from pinctl.discovery.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 

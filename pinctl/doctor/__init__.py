@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import discovery, gpu, irq, numa, pcie, procs, rdma, settings
+from pinctl.doctor import gpu, irq, node, numa, pcie, procs, rdma, settings
 from pinctl.doctor.finding import LEVELS, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
@@ -36,7 +36,7 @@ class Check:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check(discovery.CHECK, "topology discovery worked", discovery.discovery),
+    Check(node.CHECK, "topology discovery worked", node.discovery),
     Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded),
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),

@@ -15,7 +15,7 @@ from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
 if TYPE_CHECKING:
-    from pinctl.discover.nvml import NvmlHealth
+    from pinctl.discovery.nvml import NvmlHealth
     from pinctl.plan.types import Plan
 
 Level = Literal["ok", "warn", "fail", "skipped"]

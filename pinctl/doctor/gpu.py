@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pinctl.discover.nvml import GpuHealth, NvmlHealth
+from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel import pci
 

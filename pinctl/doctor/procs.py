@@ -1,6 +1,6 @@
 """Processes on GPUs pinned badly: what ``pinctl check --gpu-procs`` finds, as doctor findings.
 
-The NVML process list (pinctl.discover.nvml), the /proc facts and the
+The NVML process list (pinctl.discovery.nvml), the /proc facts and the
 verdicts (pinctl.doctor.bindings) belong to ``pinctl check``; this module only
 adapts them, so there is one parser and one judgement. Without a plan the
 verdicts are what needs no plan (GPU processes sharing CPUs); with ``--plan``
@@ -9,7 +9,7 @@ they include CPUs and memory outside each rank's plan.
 
 from __future__ import annotations
 
-from pinctl.discover.nvml import gpu_processes
+from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.bindings import evaluate, gather
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel.numa import node_cpus, online_nodes

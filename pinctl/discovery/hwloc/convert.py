@@ -1,9 +1,9 @@
 """Conversion of a loaded hwloc topology into a Node: CPUs, memory, caches and NUMA distances.
 
 Everything is keyed by OS indexes (never hwloc's logical indexes). No pyhwloc
-object leaves this module or :mod:`pinctl.discover.hwloc.devices`: values are
+object leaves this module or :mod:`pinctl.discovery.hwloc.devices`: values are
 copied out while the topology is alive, because objects die with it.
-Imported only after :func:`pinctl.discover.hwloc_load.ensure_pyhwloc`.
+Imported only after :func:`pinctl.discovery.hwloc_load.ensure_pyhwloc`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pyhwloc.hwobject import Cache, Object, ObjType
 from pyhwloc.hwobject import NumaNode as HwNuma
 from pyhwloc.topology import DistancesKind
 
-from pinctl.discover.hwloc.devices import collect_io, ints, parse_pci
+from pinctl.discovery.hwloc.devices import collect_io, ints, parse_pci
 from pinctl.model import CacheGroup, Core, Node, NumaNode, Package, PciAddress
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ missing library or driver gives one reason, "NVML not available: ...", at once
 raises on NVML's account. Only frozen values leave: no handle escapes.
 
 - :func:`query_nvml`: GPU identity and NVLink peers, for discovery;
-  :func:`pinctl.discover.merge.apply_nvml` joins them on PCI addresses, never on
+  :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI addresses, never on
   indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
   remapping, PCIe replays, NVLink states, for ``pinctl doctor``.

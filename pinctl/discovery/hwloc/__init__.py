@@ -1,18 +1,18 @@
 """The hwloc source: the live system, an hwloc XML file or a gathered sysfs tree, as a Node.
 
 The public face of the pyhwloc adapter. Files are checked first
-(:mod:`pinctl.discover.hwloc.xmlcheck`), then libhwloc loads and the tree is converted
-in a forked child (:mod:`pinctl.discover.hwloc.load`), so neither a bad file nor a
+(:mod:`pinctl.discovery.hwloc.xmlcheck`), then libhwloc loads and the tree is converted
+in a forked child (:mod:`pinctl.discovery.hwloc.load`), so neither a bad file nor a
 libhwloc crash can take pinctl down: each becomes a one-line TopologyError.
-pyhwloc is imported only when a load runs (:func:`pinctl.discover.hwloc.load.ensure_pyhwloc`).
+pyhwloc is imported only when a load runs (:func:`pinctl.discovery.hwloc.load.ensure_pyhwloc`).
 """
 
 from __future__ import annotations
 
 import os
 
-from pinctl.discover.hwloc import load as hwloc_load
-from pinctl.discover.hwloc.xmlcheck import check_hwloc_xml
+from pinctl.discovery.hwloc import load as hwloc_load
+from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml
 from pinctl.errors import TopologyError
 from pinctl.kernel.cpus import has_cpu_dir
 from pinctl.kernel.files import KernelFiles

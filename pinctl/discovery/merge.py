@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pinctl.discover.nvml import NvmlResult
-from pinctl.discover.sysfs import SysfsFacts, model_pci
+from pinctl.discovery.nvml import NvmlResult
+from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage
 

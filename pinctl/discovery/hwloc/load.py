@@ -86,7 +86,7 @@ def ensure_pyhwloc() -> str | None:
     try:
         import pyhwloc
 
-        import pinctl.discover.hwloc.convert  # noqa: F401  (imports pyhwloc submodules)
+        import pinctl.discovery.hwloc.convert  # noqa: F401  (imports pyhwloc submodules)
     except Exception as e:  # ImportError, OSError (libhwloc missing), RuntimeError (API version)
         raise TopologyError(f"pyhwloc is not usable: {e}") from None
     finally:
@@ -175,7 +175,7 @@ def _child_load(src: Source) -> Node:
     """Load and convert; runs in the forked child. Tests replace it to simulate a crash."""
     import socket
 
-    from pinctl.discover.hwloc.convert import convert
+    from pinctl.discovery.hwloc.convert import convert
 
     try:
         topo = _open(src)

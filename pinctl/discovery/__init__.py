@@ -1,9 +1,9 @@
 """Discovery: one source (live system, topology file, gathered tree) in, one Node out.
 
 Sources are interchangeable and fill the same model: hwloc (live, XML, or a gathered
-tree; :mod:`pinctl.discover.hwloc`), NCCL topology XML (:mod:`~pinctl.discover.nccl`),
-sysfs (:mod:`~pinctl.discover.sysfs`) and NVML (:mod:`~pinctl.discover.nvml`).
-:mod:`pinctl.discover.merge` is the one pure step that joins them.
+tree; :mod:`pinctl.discovery.hwloc`), NCCL topology XML (:mod:`~pinctl.discovery.nccl`),
+sysfs (:mod:`~pinctl.discovery.sysfs`) and NVML (:mod:`~pinctl.discovery.nvml`).
+:mod:`pinctl.discovery.merge` is the one pure step that joins them.
 
 A topology file describes another machine, so it gets no sysfs or NVML facts from
 this one; a gathered ``--root`` tree gets its own sysfs facts but no NVML (NVML can
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pinctl.discover import hwloc as hwloc_source
-from pinctl.discover import merge, nccl, sysfs
-from pinctl.discover import nvml as nvml_source
+from pinctl.discovery import hwloc as hwloc_source
+from pinctl.discovery import merge, nccl, sysfs
+from pinctl.discovery import nvml as nvml_source
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node

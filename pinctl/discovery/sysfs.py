@@ -1,7 +1,7 @@
 """The sysfs source: device facts hwloc does not hold (RDMA ports, PCIe links, NVMe, plain NICs).
 
 Reads through pinctl.kernel (live "/" or a gathered ``--root``) and returns them as
-model values in :class:`SysfsFacts`; :mod:`pinctl.discover.merge` joins them onto the
+model values in :class:`SysfsFacts`; :mod:`pinctl.discovery.merge` joins them onto the
 Node hwloc produced. Host bridges are left as sysfs names them (``pci0000:16``): the
 merge maps them to the model's own names.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pinctl.discover.nickind import rdma_kind
+from pinctl.discovery.nickind import rdma_kind
 from pinctl.kernel import net, nvme, pci, rdma
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLink, Storage

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
-from pinctl.discover.nickind import is_efa
+from pinctl.discovery.nickind import is_efa
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.model import (

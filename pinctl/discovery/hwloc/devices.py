@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyhwloc.hwobject import Bridge, ObjBridgeType, Object, ObjType, OsDevice, PciDevice
 
-from pinctl.discover.hwloc.nics import nics_of
+from pinctl.discovery.hwloc.nics import nics_of
 from pinctl.errors import UsageError
 from pinctl.model import Gpu, GpuVendor, Nic, NvLink, Package, PciAddress, PciInfo, PciLink, Storage
 
