@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from strategies import Layout, NicSpec, build_node
+from nodes import Layout, NicSpec, build_node
 
 import pinctl.cli.plan as cli_plan
 from pinctl.cli.app import run

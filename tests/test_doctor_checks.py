@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from doctor_nodes import GPU0, GPU1, NIC0, NIC1, NVME, ctx, levels, nic, pci, small_node
+from doctor_helpers import ctx, levels
+from nodes import GPU0, GPU1, NIC0, NIC1, NVME, nic, pci
+from nodes import two_sockets as small_node
 
 from pinctl.doctor import irq, node, numa, pcie, rdma
 from pinctl.doctor import settings as kernel

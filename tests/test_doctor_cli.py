@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from doctor_nodes import FIXTURES
+from doctor_helpers import FIXTURES
 from test_doctor_gpu import FakeGpu, fake_pynvml
 
 from pinctl.cli.app import run

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from doctor_nodes import ctx, levels, small_node
+from doctor_helpers import ctx, levels
+from nodes import two_sockets as small_node
 
 from pinctl.discovery import nvml
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth, NvmlUnavailable

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from doctor_nodes import levels
+from doctor_helpers import levels
 from test_doctor_gpu import FakeGpu, fake_pynvml
 
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from strategies import Layout, NicSpec, build_node
+from nodes import Layout, NicSpec, build_node
 
 from pinctl.cpuset import parse_list, parse_mask
 from pinctl.plan.export import numactl_argv, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm

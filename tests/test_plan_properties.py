@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import build_node, layouts, nodes
+from nodes import build_node
+from strategies import layouts, nodes
 
 from pinctl.distance import level_order as level_rank
 from pinctl.errors import UsageError

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from strategies import Layout, NicSpec, build_node
+from nodes import Layout, NicSpec, build_node
 
 from pinctl.distance import level_order as level_rank
 from pinctl.distance import pci_level

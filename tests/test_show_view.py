@@ -5,49 +5,40 @@ from __future__ import annotations
 import io
 import json
 
-from pinctl.model import (
-    CacheGroup,
-    Core,
-    Gpu,
-    Nic,
-    NicPort,
-    Node,
-    NumaNode,
-    Package,
-    PciAddress,
-    PciInfo,
-    PciLink,
-    Storage,
-)
+import pytest
+from nodes import pci, two_sockets
+
+from pinctl.doctor.bindings import ProcFacts
+from pinctl.doctor.finding import Finding
+from pinctl.model import CacheGroup, Core, Gpu, Nic, NicPort, Node, NumaNode, Package, PciLink, Storage
 from pinctl.nodejson import node_to_dict
+from pinctl.render import check as check_view
+from pinctl.render import doctor as doctor_view
 from pinctl.render.show import show_items
 from pinctl.render.table import draw, plain
 
 
 def small_node() -> Node:
-    cores = tuple(Core(pus=(c, c + 4), package=c // 2, numa_node=c // 2, l3=c // 2) for c in range(4))
-    sw = ("0000:10:00.0",)
-    gpu = Gpu(0, PciInfo(PciAddress.parse("0000:18:00.0"), 0x0302, 0x10DE, 0x2330, PciLink(16.0, 8, 32.0, 16),
-                         switches=sw, host_bridge="hb0", numa_node=0, local_cpus=frozenset({0, 1, 4, 5})),
+    """Two sockets with SMT pairs (c, c+4), a GPU-memory NUMA node, a GPU whose link trained low,
+    a NIC with a down port, a disk, and a cgroup that allows socket 0 only."""
+    s0, s1 = frozenset({0, 1, 4, 5}), frozenset({2, 3, 6, 7})
+    gpu = Gpu(0, pci("0000:18:00.0", numa=0, switch="0000:10:00.0", link=PciLink(16.0, 8, 32.0, 16), local_cpus=s0),
               vendor="nvidia", name="H100")
-    nic = Nic("mlx5_3", "infiniband", True,
-              PciInfo(PciAddress.parse("0000:19:00.0"), switches=sw, host_bridge="hb0", numa_node=0),
-              ports=(NicPort(1, "ACTIVE", "LinkUp", "InfiniBand", 400.0, "ibp25s0"),))
-    down = Nic("mlx5_7", "infiniband", True,
-               PciInfo(PciAddress.parse("0000:99:00.0"), host_bridge="hb1", numa_node=1),
+    up = Nic("mlx5_3", "infiniband", True, pci("0000:19:00.0", numa=0, switch="0000:10:00.0", local_cpus=frozenset()),
+             ports=(NicPort(1, "ACTIVE", "LinkUp", "InfiniBand", 400.0, "ibp25s0"),))
+    down = Nic("mlx5_7", "infiniband", True, pci("0000:99:00.0", numa=1, host="hb1", local_cpus=frozenset()),
                ports=(NicPort(1, "DOWN", "Disabled", "InfiniBand"),))
-    disk = Storage("nvme0n1", PciInfo(PciAddress.parse("0000:9a:00.0"), host_bridge="hb1", numa_node=1),
+    disk = Storage("nvme0n1", pci("0000:9a:00.0", numa=1, host="hb1", local_cpus=frozenset()),
                    model="Samsung PM1733", size_bytes=3_840_000_000_000)
-    return Node(
-        hostname="n1", source="test",
-        packages=(Package(0, frozenset({0, 1, 4, 5})), Package(1, frozenset({2, 3, 6, 7}))),
-        numa_nodes=(NumaNode(0, frozenset({0, 1, 4, 5}), 2**36, package=0),
-                    NumaNode(1, frozenset({2, 3, 6, 7}), 2**36, package=1),
+    return two_sockets(
+        hostname="n1",
+        packages=(Package(0, s0), Package(1, s1)),
+        numa_nodes=(NumaNode(0, s0, 2**36, package=0), NumaNode(1, s1, 2**36, package=1),
                     NumaNode(2, frozenset(), 2**34, kind="gpu")),
-        cores=cores,
-        l3_groups=(CacheGroup(0, frozenset({0, 1, 4, 5})), CacheGroup(1, frozenset({2, 3, 6, 7}))),
-        allowed_cpus=frozenset({0, 1, 4, 5}),
-        gpus=(gpu,), nics=(nic, down), storage=(disk,),
+        cores=tuple(Core(pus=(c, c + 4), package=c // 2, numa_node=c // 2, l3=c // 2) for c in range(4)),
+        l3_groups=(CacheGroup(0, s0), CacheGroup(1, s1)),
+        allowed_cpus=s0,
+        gpus=(gpu,), nics=(up, down), storage=(disk,),
         numa_distances=((0, 0, 10), (0, 1, 21), (1, 0, 21), (1, 1, 10)),
         notes=("NVML not available: test",),
     )
@@ -83,7 +74,7 @@ def test_plain_output_has_the_facts_and_no_escape_codes() -> None:
     assert "note: NVML not available: test" in text
 
 
-def test_draw_is_plain_when_not_a_tty_or_no_color(monkeypatch: object) -> None:
+def test_draw_is_plain_when_not_a_tty() -> None:
     buf = io.StringIO()
     draw(show_items(small_node()), buf)
     assert "\x1b[" not in buf.getvalue() and "GPU distances" in buf.getvalue()
@@ -94,12 +85,36 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_draw_uses_rich_on_a_tty(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_draw_uses_rich_on_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
     buf = FakeTTY()
     draw(show_items(small_node()), buf)
     assert "\x1b[" in buf.getvalue()
-    monkeypatch.setenv("NO_COLOR", "1")
-    buf = FakeTTY()
-    draw(show_items(small_node()), buf)
-    assert "\x1b[" not in buf.getvalue()
+
+
+PROC = ProcFacts(7, True, "python", frozenset({0}), frozenset({0}), {7: frozenset({0})})
+VIEWS = {
+    "show": lambda out: draw(show_items(small_node()), out),
+    "check": lambda out: check_view.draw([PROC], {7: []}, [], out, io.StringIO()),
+    "doctor": lambda out: doctor_view.draw([Finding("kernel.thp-defrag", "warn", "defrag", "THP defrag is always")],
+                                           out=out),
+}
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+@pytest.mark.parametrize(("name", "value"), [("NO_COLOR", "1"), ("TERM", "dumb")])
+def test_every_view_is_plain_with_no_color_or_a_dumb_terminal(
+    view: str, name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for every view (pinctl.render.table.use_rich): a terminal gets colour unless NO_COLOR is set
+    (no-color.org) or TERM=dumb."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    coloured = FakeTTY()
+    VIEWS[view](coloured)
+    assert "\x1b[" in coloured.getvalue()
+    monkeypatch.setenv(name, value)
+    plain_out = FakeTTY()
+    VIEWS[view](plain_out)
+    assert "\x1b[" not in plain_out.getvalue() and plain_out.getvalue().strip()

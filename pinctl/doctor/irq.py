@@ -75,5 +75,5 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
                 "irqbalance with local hints; NVMe: leave managed IRQs alone, check irqbalance bans)",
             ))
     if checked == 0:
-        return [skipped(CHECK, "no IRQ facts (msi_irqs, /proc/irq) for these devices")]
+        return [skipped(CHECK, f"no IRQ facts (msi_irqs, {kirq.IRQ_DIR}) for these devices")]
     return out or [ok(CHECK, "node", f"IRQs of {checked} devices served by local CPUs")]

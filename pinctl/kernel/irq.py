@@ -10,11 +10,13 @@ from pinctl.cpuset import parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 
+IRQ_DIR = "/proc/irq"
+
 
 def affinity(files: KernelFiles, irq: str) -> tuple[frozenset[int], str] | None:
     """(CPUs serving *irq*, evidence line); None when unknown. Unreadable raises NeedsRoot."""
     for name in ("effective_affinity_list", "smp_affinity_list"):
-        path = f"/proc/irq/{irq}/{name}"
+        path = f"{IRQ_DIR}/{irq}/{name}"
         text = files.read(path, strict_perm=True)
         if text:
             try:

@@ -173,9 +173,7 @@ def _discard(topo: Topology) -> None:
 
 def _child_load(src: Source) -> Node:
     """Load and convert; runs in the forked child. Tests replace it to simulate a crash."""
-    import socket
-
-    from pinctl.discovery.hwloc.convert import convert
+    from pinctl.discovery.hwloc.convert import convert  # imports pyhwloc: loaded by ensure_pyhwloc first
 
     try:
         topo = _open(src)
@@ -187,7 +185,7 @@ def _child_load(src: Source) -> Node:
         restrict = None
         hostname = None
         if src.kind == "live":
-            hostname = socket.gethostname()
+            hostname = os.uname().nodename  # what socket.gethostname() returns
             restrict = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         return convert(topo, source=src.label, hostname=hostname, restrict_allowed=restrict)
     finally:
