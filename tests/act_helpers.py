@@ -13,14 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pinctl.cpuset import format_list
+from pinctl.discovery import discover
+from pinctl.plan.make import fingerprint
+
 PYTHON = sys.executable
 ALL_CPUS = sorted(os.sched_getaffinity(0))
 TWO_CPUS = len(ALL_CPUS) >= 2
 
 
 def rank(local_rank: int, cpus: list[int], **extra: Any) -> dict[str, Any]:
-    from pinctl.cpuset import format_list
-
     r: dict[str, Any] = {
         "local_rank": local_rank,
         "gpu": None,
@@ -39,12 +41,7 @@ def rank(local_rank: int, cpus: list[int], **extra: Any) -> dict[str, Any]:
 
 @functools.cache
 def live_fingerprint() -> str:
-    """This node's fingerprint as the planner computes it (a dummy while the planner is missing)."""
-    try:
-        from pinctl.discovery import discover
-        from pinctl.plan.make import fingerprint
-    except ImportError:
-        return "0123456789abcdef"
+    """This node's fingerprint as the planner computes it."""
     return fingerprint(discover())
 
 

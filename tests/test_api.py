@@ -1,0 +1,130 @@
+"""The library API as docs/api.md writes it: on fixtures, on this machine, and in a worker that binds itself."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, write_plan
+
+import pinctl as api
+from pinctl.cli.app import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DGX = ROOT / "fixtures" / "hwloc" / "dgx-h100.xml"
+
+
+def test_import_pinctl_loads_no_heavy_library() -> None:
+    code = "import sys, pinctl; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    loaded = set(subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert not loaded & {"click", "rich", "pyhwloc", "pynvml"}
+
+
+def test_plan_to_dict_is_what_the_plan_command_prints() -> None:
+    node = api.discover(topology=str(DGX))
+    plan = api.make_plan(node, nics_per_gpu=1)
+    printed = pinctl("plan", "--json", "--topology", str(DGX), "--nics-per-gpu", "1")
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == plan.to_dict()
+    assert api.Plan.from_dict(plan.to_dict()) == plan
+    assert len(plan.ranks) == len(node.gpus) == 8 and plan.ranks[0].nics[0].name == "mlx5_0"
+
+
+def test_options_as_text_or_values_mean_the_same() -> None:
+    node = api.discover(topology=str(DGX))
+    assert api.make_plan(node, gpus="0-1", reserve="0") == api.make_plan(node, gpus=[0, 1], reserve=[0])
+    with pytest.raises(api.UsageError, match="no GPU 9"):
+        api.make_plan(node, gpus=[9])
+
+
+def test_make_plan_keywords_are_the_plan_commands_long_options() -> None:
+    command = cli.get_command(None, "plan")  # type: ignore[arg-type]
+    assert command is not None
+    options = {p.name for p in command.params if p.name not in ("topology", "root", "fmt", "as_json", "output",
+                                                                    "schema", "command")}  # fmt: skip
+    keywords = {n for n, p in inspect.signature(api.make_plan).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert keywords - {"visible_devices"} == options  # visible_devices is CUDA_VISIBLE_DEVICES on the CLI
+
+
+def test_every_error_is_a_pinctl_error(tmp_path: Path) -> None:
+    with pytest.raises(api.PinctlError, match=r"cannot read topology file .*absent\.xml: No such file"):
+        api.discover(topology=str(tmp_path / "absent.xml"))
+    evil = plan_dict()
+    evil["ranks"][0]["env"]["LD_PRELOAD"] = "/tmp/evil.so"
+    with pytest.raises(api.PlanError, match=r"LD_PRELOAD.*not allowed"):
+        api.load_plan(write_plan(tmp_path / "p.json", evil))
+    with pytest.raises(api.UsageError, match="out of range"):
+        api.bind(api.Plan.from_dict(plan_dict()), local_rank=7)
+
+
+def test_discover_and_plan_this_machine() -> None:
+    node = api.discover()
+    assert node.source == "live" and node.allowed_cpus
+    plan = api.make_plan(node, ranks=len(node.cores))
+    assert [r.local_rank for r in plan.ranks] == list(range(len(node.cores)))
+    assert frozenset().union(*(r.cpus for r in plan.ranks)) <= node.allowed_cpus
+
+
+def _child(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SLURM_LOCALID", "OMP_NUM_THREADS")}
+    full.update(env or {})
+    return subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=full, timeout=60)
+
+
+BIND = """
+import json, os, sys, threading, time
+import pinctl
+from pinctl.act.mempolicy import get_mempolicy
+
+stop = threading.Event()
+early = threading.Thread(target=stop.wait, daemon=True)  # a thread that exists before bind
+early.start()
+plan = pinctl.load_plan(sys.argv[1] if len(sys.argv) > 1 else {path!r})
+bound = pinctl.bind(plan)
+cpus = {{t: open(f"/proc/self/task/{{t}}/status").read().split("Cpus_allowed_list:")[1].split()[0]
+        for t in os.listdir("/proc/self/task")}}
+print(json.dumps({{"rank": bound.rank.local_rank, "source": bound.rank_source, "threads": cpus,
+                  "policy": get_mempolicy()[0], "omp": os.environ.get("OMP_NUM_THREADS"),
+                  "warnings": list(bound.warnings)}}))
+stop.set()
+"""
+
+
+@pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
+def test_bind_pins_every_thread_and_the_memory_policy(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "p.json", plan_dict([rank(0, [ALL_CPUS[0]]), rank(1, [ALL_CPUS[1]])]))
+    res = _child(BIND.format(path=path), {"LOCAL_RANK": "1"})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["rank"] == 1 and out["source"] == "LOCAL_RANK"
+    assert len(out["threads"]) >= 2 and set(out["threads"].values()) == {str(ALL_CPUS[1])}
+    assert out["policy"] == "bind" and out["omp"] == "1" and out["warnings"] == []
+
+
+def test_bind_refuses_a_foreign_plan_unless_forced(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "p.json", plan_dict(hostname="gpu-node-17"))
+    refused = _child(BIND.format(path=path), {"LOCAL_RANK": "0"})
+    assert refused.returncode != 0 and "PlanError" in refused.stderr and "gpu-node-17" in refused.stderr
+    forced = _child(BIND.format(path=path).replace("pinctl.bind(plan)", "pinctl.bind(plan, force=True)"),
+                    {"LOCAL_RANK": "0"})  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert any("gpu-node-17" in w for w in json.loads(forced.stdout)["warnings"])
+
+
+def test_the_worker_example_in_the_docs_runs(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "api.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "__main__" in b)
+    script = tmp_path / "workers.py"  # a file: spawned workers import their function from it
+    script.write_text(example)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    lines = sorted(res.stdout.splitlines())
+    node = api.discover()
+    expected = len(node.gpus) or 2
+    assert len(lines) == expected and all(line.startswith(f"rank {i}: cpus ") for i, line in enumerate(lines))
