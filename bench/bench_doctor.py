@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import baseline_ms, median_ms, report
+from timing import baseline_ms, ensure_bytecode, median_ms, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    ensure_bytecode()
     pinctl = [sys.executable, "-m", "pinctl", "doctor"]
     tree = ROOT / "fixtures" / "doctor" / "dgx"
     topo = ROOT / "fixtures" / "hwloc" / "dgx-h100.xml"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import run_once
+from timing import ensure_bytecode, run_once
 
 THREADS_SRC = """
 import sys, threading, time
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=500)
     args = parser.parse_args()
+    ensure_bytecode()
     cpus = sorted(os.sched_getaffinity(0))
     targets = [str(cpus[0]), str(cpus[-1])]
     python = sys.executable
@@ -60,7 +61,7 @@ def main() -> None:
                 t = run_once(make(targets[i % 2]))
                 if i:  # the first round warms caches
                     samples[name].append(t)
-        from pinctl.act.syscalls import pin_threads
+        from pinctl.act.pin import pin_threads
 
         inproc = []
         for i in range(args.runs):

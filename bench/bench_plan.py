@@ -16,11 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
-from strategies import Layout, NicSpec, build_node  # noqa: E402
-from timing import baseline_ms, median_ms, report  # noqa: E402
+from nodes import Layout, NicSpec, build_node  # noqa: E402
+from timing import baseline_ms, ensure_bytecode, median_ms, report  # noqa: E402
 
 from pinctl.model import Node  # noqa: E402
-from pinctl.plan.make import PlanRequest, make_plan  # noqa: E402
+from pinctl.plan.make import make_plan  # noqa: E402
+from pinctl.plan.request import PlanRequest  # noqa: E402
 
 
 def big_node() -> Node:
@@ -52,11 +53,12 @@ def time_ms(fn: Callable[[], object], runs: int = 15) -> float:
 
 
 def main() -> None:
+    ensure_bytecode()
     rows: list[tuple[str, float]] = []
     fixtures = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"), key=lambda p: p.stat().st_size)
     if fixtures:
         try:
-            from pinctl.discovery.entry import discover
+            from pinctl.discovery import discover
         except ImportError:
             discover = None  # type: ignore[assignment]
         if discover is not None:

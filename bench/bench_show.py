@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import baseline_ms, median_ms, report
+from timing import baseline_ms, ensure_bytecode, median_ms, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    ensure_bytecode()
     fixtures = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"), key=lambda p: p.stat().st_size)
     pinctl = [sys.executable, "-m", "pinctl"]
     rows: list[tuple[str, float]] = []
