@@ -5,7 +5,7 @@
     plan = pinctl.make_plan(node, nics_per_gpu=1)   # keywords = the plan command's long options
     plan.to_dict()                                  # exactly what `pinctl plan --json` prints
     plan = pinctl.load_plan("plan.json")            # validated as `launch --plan` validates
-    bound = pinctl.bind(plan)                       # bind this process (every thread) to its rank
+    rank = pinctl.bind(plan)                        # bind this process (every thread) to its rank
 
 Every error is a :class:`PinctlError`. docs/api.md is the reference. The API lives
 in :mod:`pinctl.api` and loads on first use, so ``import pinctl`` (which every
@@ -14,20 +14,20 @@ in :mod:`pinctl.api` and loads on first use, so ``import pinctl`` (which every
 
 from __future__ import annotations
 
-from pinctl.errors import BindError, PinctlError, PlanError, ProcessError, TopologyError, UsageError
+from pinctl.errors import BindError, PinctlError, PinctlWarning, PlanError, ProcessError, TopologyError, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from pinctl.api import Bound, bind, discover, fit, load_plan, make_plan, select_rank
+    from pinctl.api import bind, discover, fit, load_plan, make_plan, select_rank
     from pinctl.model import Node
     from pinctl.plan.types import Plan, RankPlan
 
 __version__ = "0.1.0"
 __all__ = [
     "BindError",
-    "Bound",
     "Node",
     "PinctlError",
+    "PinctlWarning",
     "Plan",
     "PlanError",
     "ProcessError",
@@ -44,7 +44,6 @@ __all__ = [
 
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
-    "Bound": "pinctl.api",
     "bind": "pinctl.api",
     "discover": "pinctl.api",
     "fit": "pinctl.api",

@@ -14,28 +14,27 @@ on demand) are imported inside the two functions that need them.
 from __future__ import annotations
 
 import os
+import warnings
 
 from pinctl.act.bind import bind_self
 from pinctl.act.binding import Binding
 from pinctl.act.pin import pin_threads
 from pinctl.cpuset import format_list
-from pinctl.errors import BindError, PinctlError, UsageError
+from pinctl.errors import BindError, PinctlError, PinctlWarning, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.plan.fit import check_live_node, refuse_foreign
 from pinctl.plan.load import load_plan
 from pinctl.plan.localrank import detect_local_rank
 from pinctl.plan.types import Plan, RankPlan
-from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import Final
+    from collections.abc import Callable, Iterable, Mapping
 
     from pinctl.model import Node
     from pinctl.plan.request import PlanRequest
 
-__all__ = ["Bound", "bind", "discover", "fit", "load_plan", "make_plan", "select_rank"]
+__all__ = ["bind", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
 
 def discover(*, topology: str | None = None, root: str | None = None, nvml: bool = True) -> Node:
@@ -121,41 +120,39 @@ def select_rank(
     return rank, source
 
 
-class Bound(Record):
-    """What :func:`bind` did: the rank, where its number came from, and what was let pass (``force``)."""
-
-    __slots__ = ("rank", "rank_source", "warnings")
-
-    def __init__(self, rank: RankPlan, rank_source: str, warnings: tuple[str, ...] = ()) -> None:
-        self.rank: Final = rank
-        self.rank_source: Final = rank_source
-        self.warnings: Final = warnings
-
-
 def bind(
-    plan: Plan, local_rank: int | None = None, *, force: bool = False, set_env: bool = True,
+    plan: Plan,
+    local_rank: int | None = None,
+    *,
+    force: bool = False,
+    set_env: bool = True,
+    warn: Callable[[str], None] | None = None,
     files: KernelFiles | None = None,
-) -> Bound:  # fmt: skip
+) -> RankPlan:
     """Bind the calling process to its rank of *plan*: every thread's CPUs, and the memory policy.
 
-    The rank is *local_rank*, else the launcher's (see :func:`select_rank`). A plan
-    for another node, or a binding that did not take, raises unless *force* (then
-    :attr:`Bound.warnings` says what was let pass). The memory policy is a
-    per-thread setting: it is set on the calling thread and inherited by threads
-    started after this call, so bind before starting workers. *set_env* puts the
-    rank's variables (NCCL_IB_HCA, OMP_NUM_THREADS, ...) into ``os.environ`` for
-    libraries initialised later in this process.
+    The rank is *local_rank*, else the launcher's (see :func:`select_rank`); it is
+    returned. A plan for another node, or a binding that did not take, raises unless
+    *force*; what *force* lets pass goes to *warn* (default: a :class:`PinctlWarning`).
+    The memory policy is a per-thread setting: it is set on the calling thread and
+    inherited by threads started after this call, so bind before starting workers.
+    *set_env* puts the rank's variables (NCCL_IB_HCA, OMP_NUM_THREADS, ...) into
+    ``os.environ`` for libraries initialised later in this process.
     """
-    rank, source = select_rank(plan, local_rank)
-    warnings = check_live_node(plan, rank, files=files)
-    refuse_foreign(warnings, force=force)
-    warnings += [f"binding did not take: {p}" for p in bind_self(Binding.of_rank(rank), force=force)]
+    rank, _ = select_rank(plan, local_rank)
+    problems = check_live_node(plan, rank, files=files)
+    refuse_foreign(problems, force=force)
+    problems += [f"binding did not take: {p}" for p in bind_self(Binding.of_rank(rank), force=force)]
     others = pin_threads(os.getpid(), rank.cpus, files=files)
-    problems = [f"thread {tid} not re-pinned ({err})" for tid, err in sorted(others.failed.items())]
-    problems += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in sorted(others.mismatched.items())]
-    if problems and not force:
-        raise BindError("binding did not take: " + "; ".join(problems) + " (use --force to run anyway)")
-    warnings += problems
+    untaken = [f"thread {tid} not re-pinned ({err})" for tid, err in sorted(others.failed.items())]
+    untaken += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in sorted(others.mismatched.items())]
+    if untaken and not force:
+        raise BindError("binding did not take: " + "; ".join(untaken) + " (use --force to run anyway)")
+    for problem in problems + untaken:
+        if warn is not None:
+            warn(problem)
+        else:
+            warnings.warn(problem, PinctlWarning, stacklevel=2)
     if set_env:
         os.environ.update(rank.env)
-    return Bound(rank, source, tuple(warnings))
+    return rank

@@ -41,3 +41,7 @@ class BindError(PinctlError):
     """A binding the user asked for did not take (or took only partly)."""
 
     exit_code = 6
+
+
+class PinctlWarning(UserWarning):
+    """A problem that ``force=True`` let pass (a foreign plan, a binding that did not fully take)."""

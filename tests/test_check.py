@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
 
-from pinctl.doctor.bindings import ProcFacts, evaluate, gather
+from pinctl.doctor.pinning import ProcFacts, evaluate, gather
 from pinctl.kernel.proc import MemPolicy, parse_numa_maps
 from pinctl.plan.types import Plan
 

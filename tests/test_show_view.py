@@ -8,8 +8,8 @@ import json
 import pytest
 from nodes import pci, two_sockets
 
-from pinctl.doctor.bindings import ProcFacts
 from pinctl.doctor.finding import Finding
+from pinctl.doctor.pinning import ProcFacts
 from pinctl.model import CacheGroup, Core, Gpu, Nic, NicPort, Node, NumaNode, Package, PciLink, Storage
 from pinctl.nodejson import node_to_dict
 from pinctl.render import check as check_view

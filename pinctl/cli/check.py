@@ -2,7 +2,7 @@
 
 With no PID it checks the processes whose environment carries a local-rank
 variable (LOCAL_RANK, SLURM_LOCALID, ...); ``--gpu-procs`` checks those NVML sees
-on a GPU. The judgement is pinctl.doctor.bindings's; the view pinctl.render.check's.
+on a GPU. The judgement is pinctl.doctor.pinning's; the view pinctl.render.check's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import out
 from pinctl.discovery.nvml import gpu_processes
-from pinctl.doctor.bindings import evaluate, gather, to_dict
+from pinctl.doctor.pinning import evaluate, gather, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes

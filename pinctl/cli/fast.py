@@ -117,9 +117,7 @@ def launch_plan_file(a: FastArgs) -> int:
             out(describe(spec))
             return 0
         say(summary(spec))
-    bound = api.bind(plan, rank.local_rank, force=a.force, set_env=False)
-    for w in bound.warnings:
-        warn(f"{w} (--force)")
+    api.bind(plan, rank.local_rank, force=a.force, set_env=False, warn=lambda w: warn(f"{w} (--force)"))
     exec_command(spec.argv, build_env(base_env, spec.env))
 
 

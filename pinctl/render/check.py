@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from pinctl.cpuset import format_list
-from pinctl.doctor.bindings import ProcFacts, thread_groups
+from pinctl.doctor.pinning import ProcFacts, thread_groups
 from pinctl.render.table import use_rich
 
 HEADERS = ("PID", "NAME", "RANK", "CPUS", "THREADS", "MEMS", "POLICY")
