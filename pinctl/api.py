@@ -29,10 +29,11 @@ from pinctl.plan.types import Plan, RankPlan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
+    from typing import Unpack
 
     from pinctl.model import Node
-    from pinctl.plan.request import PlanRequest
+    from pinctl.plan.request import PlanOptions, PlanRequest
 
 __all__ = ["bind", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
@@ -50,23 +51,9 @@ def discover(*, topology: str | None = None, root: str | None = None, nvml: bool
     return run_discovery(topology=topology, root=root, nvml=nvml)
 
 
-def make_plan(
-    node: Node,
-    request: PlanRequest | None = None,
-    *,
-    gpus: str | Iterable[int] | None = None,
-    procs_per_gpu: int = 1,
-    ranks: int | None = None,
-    reserve: str | Iterable[int] | None = None,
-    reserve_per_numa: int = 0,
-    smt: str = "all",
-    mem_policy: str = "bind",
-    nic_link_layer: str = "ib",
-    nics_per_gpu: int = 1,
-    isolate_gpus: bool = False,
-    visible_devices: str | Iterable[int | str] | None = None,
-) -> Plan:
-    """Plan every local rank of *node*; the keywords are ``pinctl plan``'s long options.
+def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[PlanOptions]) -> Plan:
+    """Plan every local rank of *node*; the keywords are ``pinctl plan``'s long options
+    (:class:`pinctl.plan.request.PlanOptions`).
 
     Lists may be given as text (``gpus="0-3,6"``, ``reserve="0,1"``) or as values.
     On the live node, ``CUDA_VISIBLE_DEVICES`` limits the GPUs unless
@@ -76,13 +63,11 @@ def make_plan(
     from pinctl.plan.request import PlanRequest
 
     if request is None:
-        if visible_devices is None and node.source == "live":
-            visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-        request = PlanRequest.from_options(
-            node, gpus=gpus, procs_per_gpu=procs_per_gpu, ranks=ranks, reserve=reserve,
-            reserve_per_numa=reserve_per_numa, smt=smt, mem_policy=mem_policy, nic_link_layer=nic_link_layer,
-            nics_per_gpu=nics_per_gpu, isolate_gpus=isolate_gpus, visible_devices=visible_devices,
-        )  # fmt: skip
+        if options.get("visible_devices") is None and node.source == "live":
+            options["visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        request = PlanRequest.from_options(node, **options)
+    elif options:
+        raise UsageError("give a PlanRequest or planning options, not both")
     return plan_node(node, request)
 
 

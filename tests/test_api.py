@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wri
 
 import pinctl as api
 from pinctl.cli.app import cli
+from pinctl.plan.request import PlanOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 DGX = ROOT / "fixtures" / "hwloc" / "dgx-h100.xml"
@@ -48,8 +48,9 @@ def test_make_plan_keywords_are_the_plan_commands_long_options() -> None:
     assert command is not None
     options = {p.name for p in command.params if p.name not in ("topology", "root", "fmt", "as_json", "output",
                                                                     "schema", "command")}  # fmt: skip
-    keywords = {n for n, p in inspect.signature(api.make_plan).parameters.items() if p.kind is p.KEYWORD_ONLY}
-    assert keywords - {"visible_devices"} == options  # visible_devices is CUDA_VISIBLE_DEVICES on the CLI
+    assert set(PlanOptions.__annotations__) - {"visible_devices"} == options  # CUDA_VISIBLE_DEVICES on the CLI
+    with pytest.raises(api.UsageError, match="unknown planning option 'nics_per_gup'"):
+        api.make_plan(api.discover(topology=str(DGX)), nics_per_gup=2)  # type: ignore[call-arg]
 
 
 def test_every_error_is_a_pinctl_error(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, TypedDict, Unpack, cast
 
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
@@ -21,6 +21,25 @@ SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")
 SmtMode = Literal["all", "one-per-core"]
 LinkLayer = Literal["ib", "eth", "any"]
+
+
+class PlanOptions(TypedDict, total=False):
+    """The plan command's long options as keywords (``pinctl.make_plan(node, **options)``).
+
+    Lists as text (``"0-3,6"``) or values (``[0, 1]``); absent means the command's default.
+    """
+
+    gpus: str | Iterable[int] | None
+    procs_per_gpu: int
+    ranks: int | None
+    reserve: str | Iterable[int] | None
+    reserve_per_numa: int
+    smt: str
+    mem_policy: str
+    nic_link_layer: str
+    nics_per_gpu: int
+    isolate_gpus: bool
+    visible_devices: str | Iterable[int | str] | None
 
 
 @dataclass(frozen=True)
@@ -44,38 +63,28 @@ class PlanRequest:
     visible_devices: tuple[int | str, ...] | None = None
 
     @classmethod
-    def from_options(
-        cls,
-        node: Node,
-        *,
-        gpus: str | Iterable[int] | None = None,
-        procs_per_gpu: int = 1,
-        ranks: int | None = None,
-        reserve: str | Iterable[int] | None = None,
-        reserve_per_numa: int = 0,
-        smt: str = "all",
-        mem_policy: str = "bind",
-        nic_link_layer: str = "ib",
-        nics_per_gpu: int = 1,
-        isolate_gpus: bool = False,
-        visible_devices: str | Iterable[int | str] | None = None,
-    ) -> PlanRequest:
+    def from_options(cls, node: Node, **options: Unpack[PlanOptions]) -> PlanRequest:
         """A request from the plan command's options, as text or values: ``gpus="0-3,6"`` or
         ``gpus=[0, 1]``, ``reserve="0-1"``, ``visible_devices="GPU-8f..,2"``. Checked here."""
+        unknown = sorted(set(options) - set(PlanOptions.__annotations__))
+        if unknown:
+            raise UsageError(f"unknown planning option {unknown[0]!r}")
+        reserve = options.get("reserve")
+        visible = options.get("visible_devices")
         request = cls(
-            gpus=_gpus(node, gpus),
-            procs_per_gpu=procs_per_gpu,
-            ranks=ranks,
+            gpus=_gpus(node, options.get("gpus")),
+            procs_per_gpu=options.get("procs_per_gpu", 1),
+            ranks=options.get("ranks"),
             reserve=parse_list(reserve, what="--reserve CPU list") if isinstance(reserve, str)
             else frozenset(reserve or ()),
-            reserve_per_numa=reserve_per_numa,
-            smt=cast(SmtMode, smt),
-            mem_policy=mem_policy,
-            nic_link_layer=cast(LinkLayer, nic_link_layer),
-            nics_per_gpu=nics_per_gpu,
-            isolate_gpus=isolate_gpus,
-            visible_devices=parse_visible_devices(visible_devices) if isinstance(visible_devices, str)
-            else None if visible_devices is None else tuple(visible_devices),
+            reserve_per_numa=options.get("reserve_per_numa", 0),
+            smt=cast(SmtMode, options.get("smt", "all")),
+            mem_policy=options.get("mem_policy", "bind"),
+            nic_link_layer=cast(LinkLayer, options.get("nic_link_layer", "ib")),
+            nics_per_gpu=options.get("nics_per_gpu", 1),
+            isolate_gpus=bool(options.get("isolate_gpus", False)),
+            visible_devices=parse_visible_devices(visible) if isinstance(visible, str)
+            else None if visible is None else tuple(visible),
         )  # fmt: skip
         request.check()
         return request
