@@ -1,7 +1,7 @@
 """pinctl: topology-aware process pinning for GPU nodes, as a library.
 
     import pinctl
-    node = pinctl.discovery()                        # this machine; or discover(topology=PATH) / discover(root=DIR)
+    node = pinctl.discover()                        # this machine; or discover(topology=PATH) / discover(root=DIR)
     plan = pinctl.make_plan(node, nics_per_gpu=1)   # keywords = the plan command's long options
     plan.to_dict()                                  # exactly what `pinctl plan --json` prints
     plan = pinctl.load_plan("plan.json")            # validated as `launch --plan` validates

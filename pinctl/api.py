@@ -17,11 +17,11 @@ import os
 import warnings
 
 from pinctl.act.bind import bind_self
-from pinctl.act.binding import Binding
 from pinctl.act.pin import pin_threads
 from pinctl.cpuset import format_list
 from pinctl.errors import BindError, PinctlError, PinctlWarning, UsageError
 from pinctl.kernel.files import KernelFiles
+from pinctl.plan.binding import Binding
 from pinctl.plan.fit import check_live_node, refuse_foreign
 from pinctl.plan.load import load_plan
 from pinctl.plan.localrank import detect_local_rank

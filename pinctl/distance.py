@@ -11,12 +11,14 @@ The rules (docs/distances.md gives the reasoning and sources):
 * ``SYS``  different NUMA nodes (the SMP interconnect or, on NPS>1 AMD parts,
            the inter-quadrant fabric), or locality unknown on either side.
 
-Lower rank is nearer; the planner sorts on :func:`level_order`.
+Lower is nearer; the planner sorts on :func:`level_order`. :func:`distance_matrix` is
+the GPU x device table ``show`` prints (``?`` where a device has no PCI facts: unknown,
+which the planner, needing an order, counts as SYS).
 """
 
 from __future__ import annotations
 
-from pinctl.model import Gpu, PciAddress, PciInfo
+from pinctl.model import Gpu, Node, PciAddress, PciInfo
 
 LEVELS = ("X", "NV", "PIX", "PXB", "PHB", "NODE", "SYS")
 
@@ -69,3 +71,23 @@ def level_order(level: str) -> int:
     """Sort key: nearer is smaller; NV# of any count sorts as NV."""
     key = "NV" if level.startswith("NV") else level
     return LEVELS.index(key)
+
+
+def device_columns(node: Node) -> list[tuple[str, PciInfo | None]]:
+    """Columns of the distance matrix: GPUs, then NICs, then storage (labels as nvidia-smi)."""
+    cols: list[tuple[str, PciInfo | None]] = [(f"GPU{g.index}", g.pci) for g in node.gpus]
+    cols += [(n.name, n.pci) for n in node.nics]
+    cols += [(s.name, s.pci) for s in node.storage]
+    return cols
+
+
+def distance_matrix(node: Node) -> list[list[str]]:
+    """GPU rows x device columns of nvidia-smi levels; ``?`` where a device has no PCI info."""
+    gpu_addrs = frozenset(g.pci.address for g in node.gpus)
+    rows: list[list[str]] = []
+    for gpu in node.gpus:
+        row = [gpu_level(gpu, other, gpu_addrs) for other in node.gpus]
+        for _, info in device_columns(node)[len(node.gpus):]:
+            row.append(pci_level(gpu.pci, info) if info is not None else "?")
+        rows.append(row)
+    return rows

@@ -9,6 +9,7 @@ NUMA ``os_index``) and parsed PCI addresses, never hwloc's logical indexes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,15 +31,36 @@ class PciAddress:
 
     @classmethod
     def parse(cls, text: str) -> PciAddress:
+        address = cls.parse_or_none(text)
+        if address is None:
+            raise UsageError(f"malformed PCI address {text!r}")
+        return address
+
+    @classmethod
+    def parse_or_none(cls, text: str) -> PciAddress | None:
+        """:meth:`parse`, or None for what is not an address (a sysfs path part, a missing field)."""
         m = _PCI_RE.match(text.strip())
         if m is None:
-            raise UsageError(f"malformed PCI address {text!r}")
-        return cls(
-            int(m["domain"] or "0", 16), int(m["bus"], 16), int(m["dev"], 16), int(m["fn"])
-        )
+            return None
+        return cls(int(m["domain"] or "0", 16), int(m["bus"], 16), int(m["dev"], 16), int(m["fn"]))
 
     def __str__(self) -> str:
         return f"{self.domain:04x}:{self.bus:02x}:{self.dev:02x}.{self.fn}"
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort names as people count: mlx5_2 before mlx5_10 (devices are listed and chosen in this order)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def pcie_switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:
+    """The PCIe switches above a device, nearest first, from its bridges (nearest first).
+
+    A switch shows as a downstream-port bridge whose parent is the upstream-port bridge,
+    so bridges pair bottom-up (downstream, upstream), each switch named by its upstream
+    port; an odd bridge left at the top is the root port (docs/distances.md).
+    """
+    return tuple(str(bridges[2 * i + 1]) for i in range(len(bridges) // 2))
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,8 @@ class PciLink:
 class PciInfo:
     """Where a PCI device sits: its id, its link, its bridges and its CPU locality.
 
-    ``switches`` names the PCIe switches between the device and its host bridge,
+    ``class_id`` is the 16-bit class (base class, subclass: 0x0302 for a 3D controller), as
+    hwloc gives it; ``switches`` names the PCIe switches between the device and its host bridge,
     nearest first (one id per switch, whatever the source's bridge layout);
     ``bridges`` is the raw bridge chain, nearest first, for display.
     ``numa_node`` is None when locality is unknown (VMs, numa_node -1).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pinctl.cpuset import format_list
-from pinctl.distance import gpu_level, pci_level
+from pinctl.distance import device_columns, distance_matrix
 from pinctl.model import Gpu, Nic, Node, PciInfo, Storage
 
 SCHEMA_ID = "pinctl.node/v1"
@@ -39,26 +39,6 @@ def _pci(info: PciInfo | None) -> dict[str, Any] | None:
         "local_cpus": sorted(info.local_cpus),
         "package": info.package,
     }
-
-
-def device_columns(node: Node) -> list[tuple[str, PciInfo | None]]:
-    """Columns of the distance matrix: GPUs, then NICs, then storage (labels as nvidia-smi)."""
-    cols: list[tuple[str, PciInfo | None]] = [(f"GPU{g.index}", g.pci) for g in node.gpus]
-    cols += [(n.name, n.pci) for n in node.nics]
-    cols += [(s.name, s.pci) for s in node.storage]
-    return cols
-
-
-def distance_matrix(node: Node) -> list[list[str]]:
-    """GPU rows x device columns of nvidia-smi levels; ``?`` where a device has no PCI info."""
-    gpu_addrs = frozenset(g.pci.address for g in node.gpus)
-    rows: list[list[str]] = []
-    for gpu in node.gpus:
-        row = [gpu_level(gpu, other, gpu_addrs) for other in node.gpus]
-        for _, info in device_columns(node)[len(node.gpus):]:
-            row.append(pci_level(gpu.pci, info) if info is not None else "?")
-        rows.append(row)
-    return rows
 
 
 def _gpu(g: Gpu) -> dict[str, Any]:

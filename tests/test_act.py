@@ -22,12 +22,12 @@ from act_helpers import (
 )
 
 from pinctl.act import launch, mempolicy
-from pinctl.act.binding import Binding
 from pinctl.act.pin import pin_threads
 from pinctl.act.supervise import Child, run_children
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
 from pinctl.kernel.proc import parse_numa_maps
+from pinctl.plan.binding import Binding
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 
@@ -85,7 +85,7 @@ def test_unavailable_node_is_a_bind_error() -> None:
 def test_verify_reports_a_binding_that_did_not_take() -> None:
     out = _in_child(
         "import os\nfrom pinctl.act.bind import verify_binding\n"
-        "from pinctl.act.binding import Binding\n"
+        "from pinctl.plan.binding import Binding\n"
         "os.sched_setaffinity(0, {0})\n"
         "print(verify_binding(Binding(cpus=frozenset({0, 1}), mem_policy='bind', mems=frozenset({0}))))\n"
     )

@@ -13,7 +13,7 @@ import pytest
 
 from pinctl.cpuset import parse_list
 from pinctl.discovery.hwloc import export_xml, load_hwloc
-from pinctl.discovery.hwloc import load as hwloc_load
+from pinctl.discovery.hwloc import isolated as hwloc_load
 from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.errors import TopologyError
 from pinctl.kernel.files import KernelFiles

@@ -34,6 +34,8 @@ def test_ndv4_each_gpu_has_two_pix_hcas() -> None:
     assert len(node.gpus) == 8
     assert len(node.nics) == 8
     assert all(n.kind == "infiniband" and n.rdma for n in node.nics)
+    # NCCL copies sysfs's 24-bit class codes; the model keeps 16 bits, as hwloc does
+    assert {g.pci.class_id for g in node.gpus} == {0x0302} and {n.pci.class_id for n in node.nics if n.pci} == {0x0207}
     assert [len(n.cpus) for n in node.numa_nodes] == [24, 24, 24, 24]
     for gpu in node.gpus:
         level, nics = nearest(node, gpu)

@@ -15,7 +15,7 @@ from pinctl.discovery import discover
 from pinctl.discovery.merge import normalize
 from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.errors import TopologyError, UsageError
-from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage
+from pinctl.model import Core, Gpu, Nic, Node, PciAddress, PciInfo, Storage, natural_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGIES = ROOT.parent / "shared" / "topologies"
@@ -120,7 +120,8 @@ def test_root_enrichment_reads_the_gathered_tree(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(hwloc_mod, "load_hwloc", lambda **_: small_node())
     node = discover(root=str(ROOT / "fixtures" / "sysfs" / "dgx-h100"))
     names = [n.name for n in node.nics]
-    assert names == sorted(names)
+    assert names == sorted(names, key=natural_key)  # as people count: mlx5_2 before mlx5_10
+    assert names.index("mlx5_2") < names.index("mlx5_10")
     assert "mlx5_0" in names and "mlx5_11" in names
     assert {s.name for s in node.storage} == {"nvme0n1", "nvme1n1"}
 

@@ -216,3 +216,10 @@ def test_link_keeps_model_value_when_sysfs_lacks_it(tmp_path: Path) -> None:
     link = enrich_pci(KernelFiles(str(tmp_path)), node).gpus[0].pci.link
     assert (link.speed_gts, link.width, link.max_speed_gts) == (8.0, 8, 16.0)
     assert link.degraded
+
+
+def test_class_ids_are_16_bit_from_every_source(dgx: Node) -> None:
+    """sysfs writes 24-bit class codes (0x020700); the model keeps hwloc's 16 bits (base class, subclass)."""
+    added = nic(dgx, "mlx5_11")  # a device only sysfs knows
+    assert added.pci is not None and added.pci.class_id == 0x0207
+    assert {s.pci.class_id for s in enrich_nvme(tree("dgx-h100"), hwloc_like_dgx()).storage if s.pci} == {0x0108}

@@ -30,7 +30,6 @@ ALLOWED = {
 # Single modules with one extra edge each (docs/design.md says why).
 EXTRA = {
     "pinctl.plan.fit": {"pinctl.kernel"},  # is this plan for this node? asks the kernel
-    "pinctl.plan.export": {"pinctl.act.binding"},  # the one numactl spelling, shared with launch
 }
 PURE_PLANNER_EXCEPTIONS = {"pinctl.plan.load", "pinctl.plan.fit"}  # they read a file, or the kernel
 THIRD_PARTY = {  # library -> the modules (prefixes) that may import it
@@ -53,7 +52,7 @@ INNER_IMPORTS = {
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",
                         "pinctl.cli.app": "click loads only off the fast paths"},
     "pinctl.cli.fast": {"pinctl.render.launch": "shlex only for --dry-run and -v"},
-    "pinctl.discovery.hwloc.load": {
+    "pinctl.discovery.hwloc.isolated": {
         "pyhwloc": "heavy (~58 ms), loaded when a topology is",
         "pyhwloc.topology": "heavy, in the forked child",
         "pyhwloc.hwloc": "heavy, in the forked child",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-from pinctl.act.binding import Binding
 from pinctl.act.mempolicy import get_mempolicy, set_mempolicy
 from pinctl.cpuset import format_list
 from pinctl.errors import BindError
+from pinctl.plan.binding import Binding
 
 
 def apply_binding(binding: Binding) -> None:

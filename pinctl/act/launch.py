@@ -13,8 +13,8 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from pinctl.act.binding import Binding
 from pinctl.errors import ProcessError
+from pinctl.plan.binding import Binding
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path

@@ -8,13 +8,13 @@ use (/proc/self/status) or what is online, as numactl and taskset do; the CPUs o
 
 from __future__ import annotations
 
-from pinctl.act.binding import Binding
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.cpus import online_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import read_status
+from pinctl.plan.binding import Binding
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path

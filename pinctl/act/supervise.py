@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pinctl.act.bind import bind_self
-from pinctl.act.binding import Binding
 from pinctl.act.launch import RESET_SIGNALS, CommandError
 from pinctl.act.mempolicy import get_mempolicy, set_mempolicy
+from pinctl.plan.binding import Binding
 
 
 @dataclass(frozen=True)

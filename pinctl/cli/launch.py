@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from pinctl import api
-from pinctl.act.binding import Binding
 from pinctl.act.launch import LaunchSpec, build_env, spec_for_rank
 from pinctl.act.numactl import Overrides, apply_overrides
 from pinctl.act.supervise import Child, run_children
@@ -22,6 +21,7 @@ from pinctl.cli.fast import run_spec
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import out, say
 from pinctl.errors import UsageError
+from pinctl.plan.binding import Binding
 from pinctl.plan.types import Plan
 from pinctl.render.launch import describe, summary
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pinctl.discovery.nvml import NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
-from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage
+from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage, natural_key
 
 
 def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
@@ -199,7 +199,7 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
 
 
 def normalize(node: Node) -> Node:
-    """GPUs re-indexed in PCI order (NVML's order); NICs and storage sorted by name.
+    """GPUs re-indexed in PCI order (NVML's order); NICs and storage in natural name order (mlx5_2, mlx5_10).
 
     A source that yields nothing at all (``<system></system>``, a stripped XML) is not a
     node: every later step would report on nothing, so it is an error here. NCCL files
@@ -211,6 +211,6 @@ def normalize(node: Node) -> Node:
     return replace(
         node,
         gpus=tuple(replace(g, index=i) for i, g in enumerate(gpus)),
-        nics=tuple(sorted(node.nics, key=lambda n: n.name)),
-        storage=tuple(sorted(node.storage, key=lambda s: s.name)),
+        nics=tuple(sorted(node.nics, key=lambda n: natural_key(n.name))),
+        storage=tuple(sorted(node.storage, key=lambda s: natural_key(s.name))),
     )

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
-from pinctl.discovery.nickind import is_efa
+from pinctl.discovery.kinds import gpu_vendor, is_efa, pci_nic_kind
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.model import (
@@ -36,7 +36,6 @@ from pinctl.model import (
 
 _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
-_VENDORS: dict[int, GpuVendor] = {0x10DE: "nvidia", 0x1002: "amd", 0x8086: "intel"}
 
 
 def sniff_topology_file(path: str) -> str:
@@ -199,9 +198,10 @@ def _walk_pci(elem: ET.Element, where: _Where, acc: _Acc) -> None:
     if not busid:
         raise ValueError("<pci> element without busid")
     address = PciAddress.parse(busid)
-    class_id = _hex(elem, "class")
+    code = _hex(elem, "class")  # NCCL copies sysfs's 24-bit class code (0x030200)
+    class_id = code >> 8 if code is not None and code > 0xFFFF else code  # the model keeps 16 bits, as hwloc
     children = [c for c in elem if c.tag == "pci"]
-    if (class_id is not None and class_id >> 8 == 0x0604) or (class_id is None and children):
+    if (class_id is not None and class_id == 0x0604) or (class_id is None and children):
         below = _Where(where.numa, where.cpus, (str(address), *where.switches), (address, *where.bridges))
         for child in children:
             _walk_pci(child, below, acc)
@@ -222,13 +222,13 @@ def _walk_pci(elem: ET.Element, where: _Where, acc: _Acc) -> None:
     )
     gpu_elem = elem.find("gpu")
     nic_elem = elem.find("nic")
-    if (class_id is not None and class_id >> 16 == 0x03) or gpu_elem is not None:
+    if (class_id is not None and class_id >> 8 == 0x03) or gpu_elem is not None:
         acc.gpus.append(Gpu(index=0, pci=info, vendor=_gpu_vendor(vendor), nvlinks=_nvlinks(gpu_elem)))
-    elif (class_id is not None and class_id >> 16 == 0x02) or nic_elem is not None or is_efa(vendor, device):
-        nics = _nics_from(nic_elem, info, kind_hint=_pci_nic_kind(class_id, vendor, device))
+    elif (class_id is not None and class_id >> 8 == 0x02) or nic_elem is not None or is_efa(vendor, device):
+        nics = _nics_from(nic_elem, info, kind_hint=pci_nic_kind(class_id, vendor, device))
         if not nics:
             acc.unnamed_nics += 1
-            kind = _pci_nic_kind(class_id, vendor, device) or "other"
+            kind = pci_nic_kind(class_id, vendor, device) or "other"
             rdma = kind not in ("ethernet", "other")
             # Named like the hwloc source's unnamed devices (rdma@ADDR), so both sort in PCI order.
             nics = [Nic(name=f"{'rdma' if rdma else 'nic'}@{address}", kind=kind, rdma=rdma, pci=info)]
@@ -241,7 +241,7 @@ def _gpu_vendor(vendor: int) -> GpuVendor:
     # NCCL only drives NVIDIA GPUs, so a GPU whose file omits the vendor id is NVIDIA.
     if vendor in (0, 0xFFFF):
         return "nvidia"
-    return _VENDORS.get(vendor, "other")
+    return gpu_vendor(vendor) or "other"
 
 
 def _nvlinks(gpu: ET.Element | None) -> tuple[NvLink, ...]:
@@ -255,17 +255,6 @@ def _nvlinks(gpu: ET.Element | None) -> tuple[NvLink, ...]:
         peer = PciAddress.parse(target)
         links[peer] = links.get(peer, 0) + int(nv.get("count", "1"))
     return tuple(NvLink(peer=p, links=n) for p, n in sorted(links.items()))
-
-
-def _pci_nic_kind(class_id: int | None, vendor: int, device: int) -> NicKind | None:
-    """The kind the PCI ids alone prove: EFA (1d0f:efa*), InfiniBand (0x0207), else unknown."""
-    if is_efa(vendor, device):
-        return "efa"
-    if class_id is not None and class_id >> 8 == 0x0207:
-        return "infiniband"
-    if class_id is not None and class_id >> 8 == 0x0200:
-        return "ethernet"
-    return None
 
 
 def _name_kind(name: str, hint: NicKind | None) -> tuple[NicKind, bool]:

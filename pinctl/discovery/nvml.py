@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pinctl.errors import UsageError
 from pinctl.model import NvLink, PciAddress
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
@@ -180,10 +179,7 @@ def _bus_id(pci_info: Any) -> PciAddress | None:
     text = _text(getattr(pci_info, "busId", None))
     if text is None:
         return None
-    try:
-        return PciAddress.parse(text)
-    except UsageError:
-        return None
+    return PciAddress.parse_or_none(text)
 
 
 def _enabled(nvml: Any, value: Any) -> bool | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pinctl.discovery.nickind import rdma_kind
+from pinctl.discovery.kinds import rdma_kind
 from pinctl.kernel import net, nvme, pci, rdma
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
@@ -86,10 +86,10 @@ def pci_info(files: KernelFiles, address: PciAddress) -> PciInfo:
     place = pci.place(files, address)
     if place is not None:
         bridges, switches, host = place
-    class_id, vendor_id, device_id = pci.ids(files, address)
+    class_code, vendor_id, device_id = pci.ids(files, address)
     return PciInfo(
         address=address,
-        class_id=class_id,
+        class_id=class_code >> 8,  # sysfs has base, subclass and prog-if; the model keeps 16 bits, as hwloc
         vendor_id=vendor_id,
         device_id=device_id,
         link=pci.link(files, address),

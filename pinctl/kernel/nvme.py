@@ -34,7 +34,8 @@ def controllers(files: KernelFiles) -> list[NvmeController]:
     out = []
     for ctrl in files.listdir(NVME_DIR):
         base = f"{NVME_DIR}/{ctrl}"
-        address = pci.parse_address(files.read(f"{base}/address") or "") or pci.address_of(files, f"{base}/device")
+        address = PciAddress.parse_or_none(files.read(f"{base}/address") or "")
+        address = address or pci.address_of(files, f"{base}/device")
         namespaces: list[tuple[str, int | None]] = []
         for entry in files.listdir(base):
             m = _NS_RE.match(entry)

@@ -12,7 +12,7 @@ import re
 from pinctl.cpuset import parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
-from pinctl.model import PciAddress, PciLink
+from pinctl.model import PciAddress, PciLink, pcie_switches
 
 DEVICES_DIR = "/sys/bus/pci/devices"
 _SPEED_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
@@ -28,13 +28,6 @@ def parse_link_speed(text: str | None) -> float | None:
     """``16.0 GT/s PCIe`` / ``8 GT/s`` -> GT/s per lane; ``Unknown`` or junk -> None."""
     m = _SPEED_RE.match(text or "")
     return float(m.group(1)) if m else None
-
-
-def parse_address(text: str) -> PciAddress | None:
-    try:
-        return PciAddress.parse(text)
-    except UsageError:
-        return None
 
 
 def _width(text: str | None) -> int | None:
@@ -78,7 +71,8 @@ def functions(files: KernelFiles) -> list[str]:
 
 
 def ids(files: KernelFiles, address: PciAddress | str) -> tuple[int, int, int]:
-    """(class, vendor, device) ids; 0 for what is unreadable."""
+    """(class code, vendor, device) ids; 0 for what is unreadable. The class code is sysfs's
+    24 bits (base class, subclass, programming interface: 0x030200)."""
     base = device_file(address)
     return (
         files.read_int(f"{base}/class", 16) or 0,
@@ -119,9 +113,9 @@ def address_of(files: KernelFiles, rel: str) -> PciAddress | None:
     if real is None:
         return None
     last = real.rstrip("/").rsplit("/", 1)[-1]
-    addr = parse_address(last)
+    addr = PciAddress.parse_or_none(last)
     if addr is None:  # virtio-net: device -> .../0000:00:03.0/virtio0
-        addr = parse_address(real.rstrip("/").rsplit("/", 2)[-2])
+        addr = PciAddress.parse_or_none(real.rstrip("/").rsplit("/", 2)[-2])
     return addr
 
 
@@ -134,13 +128,10 @@ def place(files: KernelFiles, address: PciAddress) -> tuple[tuple[PciAddress, ..
 def path_topology(real: str) -> tuple[tuple[PciAddress, ...], tuple[str, ...], str | None]:
     """Bridges, switches and host bridge from a resolved ``/sys/devices/pciDDDD:BB/...`` path.
 
-    Bridges pair bottom-up into switches (downstream port, then upstream port, named by the
-    upstream port); a single bridge left under the host bridge is a root port, as in
-    docs/distances.md.
+    Bridges pair into switches as :func:`pinctl.model.pcie_switches` says.
     """
     parts = real.strip("/").split("/")
     host = next((p for p in parts if p.startswith("pci") and ":" in p), None)
-    chain = [a for a in (parse_address(p) for p in parts) if a is not None]
+    chain = [a for a in (PciAddress.parse_or_none(p) for p in parts) if a is not None]
     bridges = tuple(reversed(chain[:-1]))
-    switches = tuple(str(bridges[i + 1]) for i in range(0, len(bridges) - 1, 2))
-    return bridges, switches, host
+    return bridges, pcie_switches(bridges), host

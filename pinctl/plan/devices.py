@@ -10,12 +10,11 @@ NIC-balance check judges a node with this same assignment
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pinctl.distance import level_order, pci_level
-from pinctl.model import Gpu, Nic, NicPort, Node, PciInfo
+from pinctl.model import Gpu, Nic, NicPort, Node, PciInfo, natural_key
 from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
 from pinctl.plan.types import NicUse, StorageUse
@@ -31,11 +30,6 @@ class NicCandidate:
 
     nic: Nic
     port: NicPort | None
-
-
-def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort names as people count: mlx5_2 before mlx5_10."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def port_class(nic: Nic, port: NicPort | None) -> str:

@@ -2,7 +2,7 @@
 
 Pure string builders; the CLI writes them. JSON is ``sort_keys`` with no clock or
 host facts beyond the plan's own, so the same node and request give the same bytes.
-The numactl spelling is launch's own (:func:`pinctl.act.binding.numactl_args`).
+The numactl spelling is launch's own (:func:`pinctl.plan.binding.numactl_args`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 import shlex
 from collections.abc import Sequence
 
-from pinctl.act.binding import Binding, numactl_args
 from pinctl.cpuset import format_list, format_mask
+from pinctl.plan.binding import Binding, numactl_args
 from pinctl.plan.types import Plan, RankPlan
 
 

@@ -8,8 +8,8 @@ PCIe placement, and the GPU x device distance matrix that decides placement.
 from __future__ import annotations
 
 from pinctl.cpuset import format_compact, format_list
+from pinctl.distance import device_columns, distance_matrix
 from pinctl.model import Node, NumaNode, PciInfo, PciLink
-from pinctl.nodejson import device_columns, distance_matrix
 from pinctl.render.table import Table
 
 

@@ -2,16 +2,16 @@
 
 The public face of the pyhwloc adapter. Files are checked first
 (:mod:`pinctl.discovery.hwloc.xmlcheck`), then libhwloc loads and the tree is converted
-in a forked child (:mod:`pinctl.discovery.hwloc.load`), so neither a bad file nor a
+in a forked child (:mod:`pinctl.discovery.hwloc.isolated`), so neither a bad file nor a
 libhwloc crash can take pinctl down: each becomes a one-line TopologyError.
-pyhwloc is imported only when a load runs (:func:`pinctl.discovery.hwloc.load.ensure_pyhwloc`).
+pyhwloc is imported only when a load runs (:func:`pinctl.discovery.hwloc.isolated.ensure_pyhwloc`).
 """
 
 from __future__ import annotations
 
 import os
 
-from pinctl.discovery.hwloc import load as hwloc_load
+from pinctl.discovery.hwloc import isolated
 from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml
 from pinctl.errors import TopologyError
 from pinctl.kernel.cpus import has_cpu_dir
@@ -32,14 +32,14 @@ def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Nod
         raise TopologyError("give either an hwloc XML file or a gathered sysfs tree, not both")
     if xml_path is not None:
         checked = check_hwloc_xml(xml_path)
-        src = hwloc_load.Source(
+        src = isolated.Source(
             kind="xml", what=xml_path, label=f"hwloc-xml:{xml_path}", xml_text=checked.text, notes=checked.repairs
         )
     elif fsroot is not None:
-        src = hwloc_load.Source(kind="fsroot", what=fsroot, label=f"sysfs:{fsroot}", fsroot=_check_fsroot(fsroot))
+        src = isolated.Source(kind="fsroot", what=fsroot, label=f"sysfs:{fsroot}", fsroot=_check_fsroot(fsroot))
     else:
-        src = hwloc_load.Source(kind="live", what="the live system", label="live")
-    return hwloc_load.load_node(src)
+        src = isolated.Source(kind="live", what="the live system", label="live")
+    return isolated.load_node(src)
 
 
 def _check_fsroot(fsroot: str) -> str:
@@ -54,7 +54,7 @@ def _check_fsroot(fsroot: str) -> str:
 
 def export_xml(path: str) -> None:
     """Write the live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
-    text = hwloc_load.export_live_xml()
+    text = isolated.export_live_xml()
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -1,7 +1,7 @@
 """Conversion of a loaded hwloc topology into a Node: CPUs, memory, caches and NUMA distances.
 
 Everything is keyed by OS indexes (never hwloc's logical indexes). No pyhwloc
-object leaves this module or :mod:`pinctl.discovery.hwloc.devices`: values are
+object leaves this module or :mod:`pinctl.discovery.hwloc.io`: values are
 copied out while the topology is alive, because objects die with it.
 Imported only after :func:`pinctl.discovery.hwloc_load.ensure_pyhwloc`.
 """
@@ -15,7 +15,7 @@ from pyhwloc.hwobject import Cache, Object, ObjType
 from pyhwloc.hwobject import NumaNode as HwNuma
 from pyhwloc.topology import DistancesKind
 
-from pinctl.discovery.hwloc.devices import collect_io, ints, parse_pci
+from pinctl.discovery.hwloc.io import collect_io, ints
 from pinctl.model import CacheGroup, Core, Node, NumaNode, Package, PciAddress
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def _numa_nodes(topo: Topology) -> tuple[tuple[NumaNode, ...], dict[PciAddress, 
             owned |= cpus
             mem = n.local_memory
             out.append(NumaNode(n.os_index, cpus, mem if mem else None, kind, package))
-            addr = parse_pci(n.info.get("PCIBusID", "")) if kind == "gpu" else None
+            addr = PciAddress.parse_or_none(n.info.get("PCIBusID", "")) if kind == "gpu" else None
             if addr is not None:
                 gpu_memory[addr] = n.os_index
     return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory

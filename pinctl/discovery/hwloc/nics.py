@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pyhwloc.hwobject import ObjOsdevType, OsDevice
 
-from pinctl.discovery.nickind import HPE_CRAY, IB_CLASSES, rdma_kind
+from pinctl.discovery.kinds import HPE_CRAY, IB_CLASSES, rdma_kind
 from pinctl.model import Nic, NicPort, PciInfo
 
 # Verbs port states (ibv_port_state); hwloc writes the number.

@@ -5,11 +5,8 @@ a device whose locality the kernel did not report (numa_node -1 and a full
 local_cpus) from the machine root; on a multi-NUMA machine that means unknown
 (numa_node None), never a guess.
 
-Switches: hwloc shows a PCIe switch as a downstream-port bridge whose parent is
-the upstream-port bridge, and the root port as one bridge right under the host
-bridge. Walking up from the device two bridges at a time pairs each switch's
-ports; an odd bridge left at the top is the root port. A switch is named by its
-upstream port's address.
+Switches: walking up from the device, bridges pair into switches as
+:func:`pinctl.model.pcie_switches` says (the same rule as for sysfs paths).
 
 Link: hwloc's ``linkspeed`` is the total bandwidth in GB/s, which cannot be
 split into GT/s and width (15.8 GB/s is x16 Gen3 or x8 Gen4), so PciLink stays
@@ -26,15 +23,14 @@ from typing import TYPE_CHECKING, Any, cast
 from pyhwloc.hwobject import Bridge, ObjBridgeType, Object, ObjType, OsDevice, PciDevice
 
 from pinctl.discovery.hwloc.nics import nics_of
-from pinctl.errors import UsageError
-from pinctl.model import Gpu, GpuVendor, Nic, NvLink, Package, PciAddress, PciInfo, PciLink, Storage
+from pinctl.discovery.kinds import gpu_vendor
+from pinctl.model import Gpu, GpuVendor, Nic, NvLink, Package, PciAddress, PciInfo, PciLink, Storage, pcie_switches
 
 if TYPE_CHECKING:
     from pyhwloc.bitmap import Bitmap
     from pyhwloc.distances import Distances
     from pyhwloc.topology import Topology
 
-_GPU_VENDORS: dict[int, GpuVendor] = {0x10DE: "nvidia", 0x1002: "amd", 0x8086: "intel"}
 # VGA chips of BMCs and virtual machines: never compute GPUs.
 _DISPLAY_ONLY_VENDORS = frozenset({0x1A03, 0x102B, 0x1B36, 0x1234, 0x15AD, 0x1013, 0x1AF4})
 # AMD server VGA chips (ATI ES1000) on BMC-less boards: display only.
@@ -54,13 +50,6 @@ _SIZE_UNITS = {"": 1024, "k": 1024, "m": 1024**2, "g": 1024**3}
 def ints(bitmap: Bitmap | None) -> frozenset[int]:
     """A hwloc bitmap as OS indexes."""
     return frozenset(bitmap) if bitmap is not None else frozenset()
-
-
-def parse_pci(text: str) -> PciAddress | None:
-    try:
-        return PciAddress.parse(text)
-    except UsageError:
-        return None
 
 
 @dataclass
@@ -172,7 +161,7 @@ def _device(pci: PciDevice, locality: _Locality) -> _Dev:
         device_id=int(attr.device_id),
         link=PciLink(),
         bridges=tuple(bridges),
-        switches=_switches(bridges),
+        switches=pcie_switches(bridges),
         host_bridge=host,
         numa_node=numa,
         local_cpus=cpus,
@@ -180,12 +169,6 @@ def _device(pci: PciDevice, locality: _Locality) -> _Dev:
     )
     osdevs = [c for c in pci.iter_io_children() if isinstance(c, OsDevice)]
     return _Dev(pci, info, osdevs, at_root=p is not None and p.type == ObjType.MACHINE)
-
-
-def _switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:
-    """Pair (downstream port, upstream port) bottom-up; an odd top bridge is the root port."""
-    pairs = len(bridges) // 2
-    return tuple(str(bridges[2 * i + 1]) for i in range(pairs))
 
 
 # --- GPUs -------------------------------------------------------------------------------------
@@ -235,7 +218,7 @@ def parse_size(text: str | None) -> int | None:
 
 
 def _gpu_vendor(d: _Dev, memory_node: bool) -> GpuVendor:
-    vendor = _GPU_VENDORS.get(d.info.vendor_id)
+    vendor = gpu_vendor(d.info.vendor_id)
     if vendor:
         return vendor
     text = (_first_info(d.osdevs, ("GPUVendor",)) or "").lower()

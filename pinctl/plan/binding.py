@@ -1,8 +1,8 @@
 """A binding as a value, and its numactl(8) spelling: the one mapping launch and the numactl export share.
 
-Callers build a :class:`Binding` first and hand it to :mod:`pinctl.act.bind`, so
-``--dry-run``, the unit tests and ``plan --format numactl`` see exactly what
-would be applied. Pure: no syscalls here.
+A rank's binding is part of the plan; callers build a :class:`Binding` first and hand
+it to :mod:`pinctl.act.bind`, so ``--dry-run``, the unit tests and ``plan --format
+numactl`` see exactly what would be applied. Pure: the syscalls are in pinctl.act.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the la
 if TYPE_CHECKING:
     from typing import Final
 
-    from pinctl.plan.types import RankPlan
+    from pinctl.plan.types import RankPlan  # not at run time: types imports nothing of this module
 
 
 class Binding(Record):
