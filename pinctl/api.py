@@ -129,8 +129,8 @@ def bind(
     refuse_foreign(problems, force=force)
     problems += [f"binding did not take: {p}" for p in bind_self(Binding.of_rank(rank), force=force)]
     others = pin_threads(os.getpid(), rank.cpus, files=files)
-    untaken = [f"thread {tid} not re-pinned ({err})" for tid, err in sorted(others.failed.items())]
-    untaken += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in sorted(others.mismatched.items())]
+    untaken = [f"thread {tid} not re-pinned ({err})" for tid, err in others.failed]
+    untaken += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in others.mismatched]
     if untaken and not force:
         raise BindError("binding did not take: " + "; ".join(untaken) + " (use --force to run anyway)")
     for problem in problems + untaken:

@@ -37,6 +37,14 @@ class ProcessError(PinctlError):
     exit_code = 5
 
 
+class CommandError(ProcessError):
+    """The command could not be started; exit code as a shell would give (127 not found, 126 not runnable)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class BindError(PinctlError):
     """A binding the user asked for did not take (or took only partly)."""
 

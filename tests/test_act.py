@@ -21,11 +21,11 @@ from act_helpers import (
     task_cpulists,
 )
 
-from pinctl.act import launch, mempolicy
+from pinctl.act import mempolicy
 from pinctl.act.pin import pin_threads
 from pinctl.act.supervise import Child, run_children
 from pinctl.cpuset import format_list
-from pinctl.errors import ProcessError, UsageError
+from pinctl.errors import CommandError, ProcessError, UsageError
 from pinctl.kernel.proc import parse_numa_maps
 from pinctl.plan.binding import Binding
 
@@ -132,7 +132,7 @@ def test_unprivileged_pin_of_a_root_process_is_eperm() -> None:
 
             def attempt() -> int:
                 res = pin_threads(target.pid, frozenset({0}))
-                sys.stderr.write(repr(sorted(set(res.failed.values()))))
+                sys.stderr.write(repr(sorted({err for _, err in res.failed})))
                 return 0 if res.failed and not res.pinned else 1
 
             code, err = run_as_nobody(attempt)
@@ -188,7 +188,7 @@ def test_signal_death_is_128_plus_signal_and_sigkill_after_grace() -> None:
 
 
 def test_spawn_failure_is_127() -> None:
-    with pytest.raises(launch.CommandError) as info:
+    with pytest.raises(CommandError) as info:
         run_children([_child("no-such-command-pinctl")])
     assert info.value.exit_code == 127
 

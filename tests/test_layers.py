@@ -60,10 +60,12 @@ INNER_IMPORTS = {
     },
     "pinctl.discovery.nvml": {"pynvml": "optional, ~34 ms, only inside a query"},
     "pinctl.render.check": {"rich.console": "rich only on a terminal", "rich.markup": "", "rich.table": ""},
-    "pinctl.render.doctor": {"rich.console": "rich only on a terminal", "rich.table": ""},
+    "pinctl.render.doctor": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
     "pinctl.render.table": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
 }
 MAX_LINES = 400
+# Who may end the process, besides cli/: module -> why.
+EXITS = {"pinctl.discovery.hwloc.isolated": "the forked libhwloc child leaves through os._exit"}
 
 
 def modules() -> Iterator[tuple[str, Path, ast.Module]]:
@@ -72,6 +74,10 @@ def modules() -> Iterator[tuple[str, Path, ast.Module]]:
         if parts[-1] == "__init__":
             parts.pop()
         yield ".".join(parts), path, ast.parse(path.read_text())
+
+
+def imports_of(name: str, path: Path, tree: ast.Module) -> Iterator[tuple[ast.stmt, str, bool]]:
+    return imported(name, tree, package=path.name == "__init__.py")
 
 
 def room(name: str) -> str:
@@ -85,27 +91,32 @@ def room(name: str) -> str:
     return parts[1]
 
 
-def imported(name: str, tree: ast.Module) -> Iterator[tuple[ast.stmt, str, bool]]:
-    """(statement, module, inside a function) for every import, submodules of ``from X import y`` resolved."""
+def imported(name: str, tree: ast.Module, *, package: bool = False) -> Iterator[tuple[ast.stmt, str, bool]]:
+    """(statement, module, inside a function) for every import; relative imports and the submodules
+    of ``from X import y`` resolved. *package*: *name* is a package (its ``__init__``)."""
     inner = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
              for n in ast.walk(f)}  # fmt: skip
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node, alias.name, id(node) in inner
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                parts = name.split(".")[: len(name.split(".")) - node.level + (1 if package else 0)]
+                module = ".".join([*parts, *([module] if module else [])])
             for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
+                sub = f"{module}.{alias.name}"
                 is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or (
                     ROOT / Path(*sub.split(".")) / "__init__.py"
                 ).exists()
-                yield node, sub if is_module else node.module, id(node) in inner
+                yield node, sub if is_module else module, id(node) in inner
 
 
 def test_every_room_imports_only_what_it_may() -> None:
     broken = []
-    for name, _, tree in modules():
-        for node, target, _ in imported(name, tree):
+    for name, path, tree in modules():
+        for node, target, _ in imports_of(name, path, tree):
             if not target.startswith("pinctl.") and target != "pinctl":
                 continue
             if target in EXTRA.get(name, ()) or any(target.startswith(e + ".") for e in EXTRA.get(name, ())):
@@ -117,10 +128,10 @@ def test_every_room_imports_only_what_it_may() -> None:
 
 def test_the_planner_is_pure() -> None:
     impure = []
-    for name, _, tree in modules():
+    for name, path, tree in modules():
         if room(name) != "plan" or name in PURE_PLANNER_EXCEPTIONS:
             continue
-        for node, target, _ in imported(name, tree):
+        for node, target, _ in imports_of(name, path, tree):
             top = target.split(".")[0]
             if top in ("os", "sys", "subprocess", "socket", "time", "random") or room(target) in (
                 "kernel", "discovery"
@@ -129,23 +140,40 @@ def test_the_planner_is_pure() -> None:
     assert not impure, "\n".join(impure)
 
 
+STREAMS = ("sys.stdout", "sys.stderr", "sys.__stdout__", "sys.__stderr__")
+ENDERS = ("sys.exit", "os._exit", "exit", "quit", "os.abort")
+
+
 def _writes_to_terminal(tree: ast.Module) -> Iterator[int]:
+    """Lines that print, or touch sys.stdout/sys.stderr for anything but ``flush()`` (so an alias
+    such as ``err = sys.stderr`` is caught where it is taken)."""
+    flushed = {id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call)
+               and isinstance(n.func, ast.Attribute) and n.func.attr == "flush"}  # fmt: skip
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        if isinstance(f, ast.Name) and f.id == "print":
+        printing = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+        stream = isinstance(node, ast.Attribute) and ast.unparse(node) in STREAMS and id(node) not in flushed
+        if printing or stream:
             yield node.lineno
-        elif isinstance(f, ast.Attribute) and f.attr in ("write", "writelines", "echo", "secho"):
-            owner = ast.unparse(f.value)
-            if owner in ("sys.stdout", "sys.stderr", "click"):
-                yield node.lineno
+
+
+def _exits(tree: ast.Module) -> Iterator[int]:
+    for node in ast.walk(tree):
+        calling = isinstance(node, ast.Call) and ast.unparse(node.func) in ENDERS
+        raising = isinstance(node, ast.Raise) and node.exc is not None and "SystemExit" in ast.unparse(node.exc)
+        if calling or raising:
+            yield node.lineno
 
 
 def test_only_cli_and_render_write_to_the_terminal() -> None:
     writers = [f"{name}:{line}" for name, _, tree in modules() if room(name) not in ("cli", "render")
                for line in _writes_to_terminal(tree)]  # fmt: skip
     assert not writers, writers
+
+
+def test_only_cli_ends_the_process() -> None:
+    enders = [f"{name}:{line}" for name, _, tree in modules() if room(name) != "cli" and name not in EXITS
+              for line in _exits(tree)]  # fmt: skip
+    assert not enders, enders
 
 
 def _strings(tree: ast.Module) -> Iterator[ast.Constant]:
@@ -174,8 +202,8 @@ def test_only_kernel_names_kernel_paths() -> None:
 
 def test_third_party_libraries_stay_in_their_room() -> None:
     strays = []
-    for name, _, tree in modules():
-        for node, target, _ in imported(name, tree):
+    for name, path, tree in modules():
+        for node, target, _ in imports_of(name, path, tree):
             top = target.split(".")[0]
             if top in THIRD_PARTY and not name.startswith(THIRD_PARTY[top]):
                 strays.append(f"{name}:{node.lineno} imports {target}")
@@ -184,8 +212,8 @@ def test_third_party_libraries_stay_in_their_room() -> None:
 
 def test_imports_inside_functions_are_the_listed_ones() -> None:
     unlisted = []
-    for name, _, tree in modules():
-        for node, target, inner in imported(name, tree):
+    for name, path, tree in modules():
+        for node, target, inner in imports_of(name, path, tree):
             if inner and target not in INNER_IMPORTS.get(name, {}):
                 unlisted.append(f"{name}:{node.lineno} imports {target} inside a function")
     assert not unlisted, "\n".join(unlisted)
@@ -221,8 +249,15 @@ def test_the_launch_path_imports_json_and_signal_only(module: str) -> None:
 def test_the_check_sees_what_it_should() -> None:
     """The scanners above catch what they are for (so a passing run means something)."""
     tree = ast.parse('import sys\nprint("x")\nsys.stderr.write("y")\nP = "/sys/class/net"\n'
-                     'def f():\n    """/proc/doc"""\n    import rich\n')  # fmt: skip
-    assert sorted(_writes_to_terminal(tree)) == [2, 3]
+                     'def f():\n    """/proc/doc"""\n    import rich\n    err = sys.stdout\n    sys.stdout.flush()\n'
+                     '    raise SystemExit(2)\n')  # fmt: skip
+    assert sorted(_writes_to_terminal(tree)) == [2, 3, 8]
+    assert list(_exits(tree)) == [10]
+    relative = ast.parse("from . import types\nfrom ..cli import output\n")
+    assert [t for _, t, _ in imported("pinctl.plan.make", relative)] == ["pinctl.plan.types", "pinctl.cli.output"]
+    assert [t for _, t, _ in imported("pinctl.plan", ast.parse("from . import types\n"), package=True)] == [
+        "pinctl.plan.types"
+    ]
     assert sorted(s.value for s in _strings(tree)) == ["/sys/class/net", "x", "y"]
     assert [(t, inner) for _, t, inner in imported("pinctl.x", tree)] == [("sys", False), ("rich", True)]
     assert room("pinctl.plan.types") == "plan" and room("pinctl.cpuset") == "vocabulary" and room("pinctl") == "api"

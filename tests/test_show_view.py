@@ -96,7 +96,7 @@ def test_draw_uses_rich_on_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
 PROC = ProcFacts(7, True, "python", frozenset({0}), frozenset({0}), {7: frozenset({0})})
 VIEWS = {
     "show": lambda out: draw(show_items(small_node()), out),
-    "check": lambda out: check_view.draw([PROC], {7: []}, [], out, io.StringIO()),
+    "check": lambda out: check_view.draw([PROC], {7: []}, out),
     "doctor": lambda out: doctor_view.draw([Finding("kernel.thp-defrag", "warn", "defrag", "THP defrag is always")],
                                            out=out),
 }

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from pinctl.errors import ProcessError
+from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
 from pinctl.record import Record
 
@@ -55,14 +55,6 @@ def build_env(base: Mapping[str, str], updates: Sequence[tuple[str, str]]) -> di
     env = dict(base)
     env.update(updates)
     return env
-
-
-class CommandError(ProcessError):
-    """The command could not be started; exit code as a shell would give (127 not found, 126 not runnable)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:

@@ -19,34 +19,49 @@ from pinctl.errors import BindError, PinctlError, ProcessError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import online_nodes
 from pinctl.kernel.proc import is_kernel_thread, pid_exists, read_status, task_ids
+from pinctl.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
+if TYPE_CHECKING:
+    from typing import Final
 
 Target = tuple[int, frozenset[int], frozenset[int]]  # pid, CPUs, memory nodes for --migrate
 _MAX_PIN_PASSES = 50
 
 
-class PinResult:
-    """What :func:`pin_threads` did to one process (filled in as it goes)."""
+class PinResult(Record):
+    """What :func:`pin_threads` did to one process: threads pinned, gone meanwhile, refused
+    (thread id, errno name), narrowed by the target's cpuset (thread id, CPUs), or no process."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pinned: set[int] = set()
-        self.exited: set[int] = set()
-        self.failed: dict[int, str] = {}
-        self.mismatched: dict[int, frozenset[int]] = {}
-        self.missing = False
+    __slots__ = ("exited", "failed", "mismatched", "missing", "pid", "pinned")
+
+    def __init__(
+        self, pid: int, pinned: frozenset[int] = frozenset(), exited: frozenset[int] = frozenset(),
+        failed: tuple[tuple[int, str], ...] = (), mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
+        missing: bool = False,
+    ) -> None:  # fmt: skip
+        self.pid: Final = pid
+        self.pinned: Final = pinned
+        self.exited: Final = exited
+        self.failed: Final = failed
+        self.mismatched: Final = mismatched
+        self.missing: Final = missing
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.failed and not self.mismatched and bool(self.pinned)
 
 
-class PinReport:
+class PinReport(Record):
     """What :func:`pin_targets` did: a line per process for stdout, and what went wrong."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.failures: list[str] = []
-        self.narrowed: list[str] = []
+    __slots__ = ("failures", "lines", "narrowed")
+
+    def __init__(self, lines: tuple[str, ...] = (), failures: tuple[str, ...] = (),
+                 narrowed: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.lines: Final = lines
+        self.failures: Final = failures
+        self.narrowed: Final = narrowed
 
     def error(self) -> PinctlError | None:
         """The error to raise after the lines are printed, or None when every thread was pinned."""
@@ -65,7 +80,10 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
     to the target's cpuset.
     """
     fs = files or KernelFiles()
-    result = PinResult(pid)
+    pinned: set[int] = set()
+    exited: set[int] = set()
+    failed: dict[int, str] = {}
+    mismatched: dict[int, frozenset[int]] = {}
     seen: set[int] = set()
     for _ in range(_MAX_PIN_PASSES):
         new = [t for t in task_ids(fs, pid) if t not in seen]
@@ -76,24 +94,23 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
             try:
                 os.sched_setaffinity(tid, cpus)
             except ProcessLookupError:
-                result.exited.add(tid)
+                exited.add(tid)
             except OSError as exc:
-                result.failed[tid] = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                failed[tid] = errno.errorcode.get(exc.errno or 0, str(exc.errno))
             else:
-                result.pinned.add(tid)
+                pinned.add(tid)
     if not seen and not pid_exists(fs, pid):
-        result.missing = True
-        return result
-    for tid in sorted(result.pinned):
+        return PinResult(pid, missing=True)
+    for tid in sorted(pinned):
         try:
             got = frozenset(os.sched_getaffinity(tid))
         except OSError:
-            result.exited.add(tid)
+            exited.add(tid)
             continue
         if got != cpus:
-            result.mismatched[tid] = got
-    result.pinned -= result.exited
-    return result
+            mismatched[tid] = got
+    return PinResult(pid, frozenset(pinned - exited), frozenset(exited), tuple(sorted(failed.items())),
+                     tuple(sorted(mismatched.items())))  # fmt: skip
 
 
 def system_process(pid: int, files: KernelFiles) -> str | None:
@@ -111,30 +128,33 @@ def system_process(pid: int, files: KernelFiles) -> str | None:
 def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles, force: bool = False) -> PinReport:
     """Pin every thread of each target (and move its pages with *migrate*); init and kernel
     threads are refused (named in the report) unless *force*."""
-    report = PinReport()
+    lines: list[str] = []
+    failures: list[str] = []
+    narrowed: list[str] = []
     for pid, cpus, mems in targets:
         why = None if force else system_process(pid, files)
         if why is not None:
-            report.failures.append(f"process {pid} {why}: not pinned (--force to pin it anyway)")
+            failures.append(f"process {pid} {why}: not pinned (--force to pin it anyway)")
             continue
         result = pin_threads(pid, cpus, files=files)
         if result.missing:
-            report.failures.append(f"process {pid} does not exist")
+            failures.append(f"process {pid} does not exist")
             continue
         status = read_status(files, pid)
         name = f" ({status.name})" if status and status.name else ""
-        report.lines.append(f"{pid}{name}: {len(result.pinned)} threads pinned to {format_list(cpus)}")
+        lines.append(f"{pid}{name}: {len(result.pinned)} threads pinned to {format_list(cpus)}")
         if result.failed:
-            errors = ", ".join(sorted(set(result.failed.values())))
-            report.failures.append(f"process {pid}{name}: threads {format_list(result.failed)} not pinned ({errors})")
-        for tid, got in sorted(result.mismatched.items()):
-            report.narrowed.append(f"process {pid} thread {tid} runs on {format_list(got)}, not {format_list(cpus)}")
+            errors = ", ".join(sorted({err for _, err in result.failed}))
+            tids = format_list(tid for tid, _ in result.failed)
+            failures.append(f"process {pid}{name}: threads {tids} not pinned ({errors})")
+        for tid, got in result.mismatched:
+            narrowed.append(f"process {pid} thread {tid} runs on {format_list(got)}, not {format_list(cpus)}")
         if migrate and not result.failed:
             try:
                 left = migrate_pages(pid, online_nodes(files), mems)
             except ProcessError as exc:
-                report.failures.append(str(exc))
+                failures.append(str(exc))
             else:
                 moved = f"pages migrated to node {format_list(mems)}; {left} could not be moved"
-                report.lines.append(f"{pid}{name}: {moved}")
-    return report
+                lines.append(f"{pid}{name}: {moved}")
+    return PinReport(tuple(lines), tuple(failures), tuple(narrowed))

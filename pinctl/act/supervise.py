@@ -11,12 +11,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pinctl.act.bind import bind_self
-from pinctl.act.launch import RESET_SIGNALS, CommandError
+from pinctl.act.launch import RESET_SIGNALS
 from pinctl.act.mempolicy import get_mempolicy, set_mempolicy
+from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
 
 
@@ -35,7 +36,9 @@ def exit_status(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_children(children: Sequence[Child], *, grace: float = 10.0, force: bool = False) -> int:
+def run_children(
+    children: Sequence[Child], *, grace: float = 10.0, force: bool = False, warn: Callable[[str], None] | None = None
+) -> int:
     """Start every child bound, forward SIGINT/SIGTERM/SIGHUP, and stop the rest when one fails.
 
     Children run in process groups of their own (signals go to the whole group), so a
@@ -58,7 +61,9 @@ def run_children(children: Sequence[Child], *, grace: float = 10.0, force: bool 
 
     try:
         for i, child in enumerate(children):
-            bind_self(child.binding, force=force)
+            for problem in bind_self(child.binding, force=force):
+                if warn is not None:
+                    warn(f"child {i}: binding did not take: {problem} (--force)")
             try:
                 pid = os.posix_spawnp(
                     child.argv[0], list(child.argv), dict(child.env), setsigdef=RESET_SIGNALS, setpgroup=0

@@ -67,9 +67,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _group_args(args: list[str]) -> list[str]:
+    """The arguments before the command name: the only place ``--debug`` is the group's."""
+    for i, arg in enumerate(args):
+        if not arg.startswith("-"):
+            return args[:i]
+    return args
+
+
 def run(args: list[str]) -> int:
     """Run the CLI and turn pinctl errors into one-line messages and exit codes."""
-    debug = "--debug" in args
+    debug = "--debug" in _group_args(args)
     try:
         result: Any = cli.main(args=args, prog_name="pinctl", standalone_mode=False)
     except PinctlError as exc:

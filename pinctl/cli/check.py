@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
-from pinctl.cli.output import out
+from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.pinning import evaluate, gather, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
@@ -55,7 +55,9 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
         }
         out([json.dumps(doc, indent=2, sort_keys=True)])
     else:
-        draw(facts, issues, notes)
+        draw(facts, issues)
+        for n in notes:
+            note(n)
     return 0 if ok else 1
 
 

@@ -19,7 +19,7 @@ from pinctl.act.numactl import Overrides, apply_overrides
 from pinctl.act.supervise import Child, run_children
 from pinctl.cli.fast import run_spec
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
-from pinctl.cli.output import out, say
+from pinctl.cli.output import out, say, warn
 from pinctl.errors import UsageError
 from pinctl.plan.binding import Binding
 from pinctl.plan.types import Plan
@@ -93,7 +93,7 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
         for spec in specs:
             say(summary(spec))
     children = [Child(spec.argv, tuple(build_env(base_env, spec.env).items()), spec.binding) for spec in specs]
-    return run_children(children, grace=params["grace"], force=params["force"])
+    return run_children(children, grace=params["grace"], force=params["force"], warn=warn)
 
 
 def _group_specs(

@@ -10,6 +10,7 @@ path a command took: ``pinctl: error: <what>``, and its exit code
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from pinctl.errors import PinctlError
 
@@ -30,12 +31,17 @@ def warn(message: str) -> None:
     sys.stderr.write(f"pinctl: warning: {message}\n")
 
 
+def note(message: str) -> None:
+    """A ``note: ...`` line on stderr: something the reader should know, not a problem."""
+    sys.stderr.write(f"note: {message}\n")
+
+
 def say(message: str) -> None:
     """A ``pinctl: ...`` note on stderr (what ``-v`` reports)."""
     sys.stderr.write(f"pinctl: {message}\n")
 
 
-def out(lines: list[str]) -> None:
+def out(lines: Iterable[str]) -> None:
     """Plain data lines on stdout."""
     for line in lines:
         sys.stdout.write(line + "\n")

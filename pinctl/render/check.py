@@ -2,7 +2,7 @@
 
 Plain text is aligned columns, then one ``off: PID: ...`` line per problem and
 ``ok``/``not ok``; on a terminal a rich table carries the verdict in a STATUS
-column. Notes go to stderr either way.
+column. Notes are the CLI's to print (pinctl.cli.output).
 """
 
 from __future__ import annotations
@@ -42,14 +42,11 @@ def plain_lines(facts: list[ProcFacts], issues: dict[int, list[str]]) -> list[st
     return lines
 
 
-def draw(facts: list[ProcFacts], issues: dict[int, list[str]], notes: list[str],
-         out: TextIO | None = None, err: TextIO | None = None) -> None:  # fmt: skip
-    """The check view on *out* (rich on a terminal), notes on *err*."""
+def draw(facts: list[ProcFacts], issues: dict[int, list[str]], out: TextIO | None = None) -> None:
+    """The check view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
-    err = err or sys.stderr
     if not use_rich(out):
         out.write("".join(line + "\n" for line in plain_lines(facts, issues)))
-        err.write("".join(f"note: {n}\n" for n in notes))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -60,5 +57,3 @@ def draw(facts: list[ProcFacts], issues: dict[int, list[str]], notes: list[str],
         status = "[green]ok[/]" if not issues[f.pid] else "[red]" + escape("; ".join(issues[f.pid])) + "[/]"
         table.add_row(*(escape(c) for c in row(f)), status)
     Console(file=out).print(table)
-    for note in notes:
-        Console(file=err).print(f"note: {escape(note)}")

@@ -53,6 +53,7 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=True, header_style="bold", expand=False)
     for col in ("level", "check", "subject", "finding"):
@@ -67,7 +68,9 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
             text += "".join(f"\n  {e}" for e in f.evidence)
             if f.remedy and f.level != "ok":
                 text += f"\n  fix: {f.remedy}"
-        table.add_row(f"[{_STYLE[f.level]}]{f.level}[/]", f.check, f.subject, text, end_section=False)
+        # Text, not markup: evidence like "[madvise]" or a process name must print as written.
+        table.add_row(Text(f.level, style=_STYLE[f.level]), Text(f.check), Text(f.subject), Text(text),
+                      end_section=False)  # fmt: skip
     console = Console(file=out)
     console.print(table)
     console.print(summary_line(summarize(findings)), highlight=False)
