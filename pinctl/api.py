@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pinctl.model import Node
     from pinctl.plan.request import PlanOptions, PlanRequest
 
-__all__ = ["bind", "discover", "fit", "load_plan", "make_plan", "select_rank"]
+__all__ = ["bind", "bind_to", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
 
 def discover(*, topology: str | None = None, root: str | None = None, nvml: bool = True) -> Node:
@@ -125,19 +125,35 @@ def bind(
     ``os.environ`` for libraries initialised later in this process.
     """
     rank, _ = select_rank(plan, local_rank)
-    problems = check_live_node(plan, rank, files=files)
-    refuse_foreign(problems, force=force)
-    problems += [f"binding did not take: {p}" for p in bind_self(Binding.of_rank(rank), force=force)]
-    others = pin_threads(os.getpid(), rank.cpus, files=files)
-    untaken = [f"thread {tid} not re-pinned ({err})" for tid, err in others.failed]
-    untaken += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in others.mismatched]
-    if untaken and not force:
-        raise BindError("binding did not take: " + "; ".join(untaken) + " (use --force to run anyway)")
-    for problem in problems + untaken:
-        if warn is not None:
-            warn(problem)
-        else:
-            warnings.warn(problem, PinctlWarning, stacklevel=2)
+    foreign = check_live_node(plan, rank, files=files)
+    refuse_foreign(foreign, force=force)
+    _report(foreign, warn)
+    bind_to(Binding.of_rank(rank), force=force, warn=warn, files=files)
     if set_env:
         os.environ.update(rank.env)
     return rank
+
+
+def bind_to(
+    binding: Binding, *, force: bool = False, warn: Callable[[str], None] | None = None,
+    files: KernelFiles | None = None,
+) -> None:  # fmt: skip
+    """Bind the calling process to *binding* (numactl-style, no plan): every thread's CPUs and this
+    thread's memory policy, read back. What did not take raises BindError unless *force* (then *warn*)."""
+    untaken = bind_self(binding, force=force)
+    if binding.cpus is not None:
+        others = pin_threads(os.getpid(), binding.cpus, files=files)
+        threads = [f"thread {tid} not re-pinned ({err})" for tid, err in others.failed]
+        threads += [f"thread {tid} runs on {format_list(cpus)}" for tid, cpus in others.mismatched]
+        if threads and not force:
+            raise BindError("binding did not take: " + "; ".join(threads) + " (use --force to run anyway)")
+        untaken += threads
+    _report([f"binding did not take: {p}" for p in untaken], warn)
+
+
+def _report(problems: list[str], warn: Callable[[str], None] | None) -> None:
+    for problem in problems:
+        if warn is not None:
+            warn(problem)
+        else:
+            warnings.warn(problem, PinctlWarning, stacklevel=3)

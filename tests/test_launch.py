@@ -349,3 +349,19 @@ def test_planner_json_launches_on_the_fast_path(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[-1] == plan.ranks[0].cpulist
+
+
+def test_debug_after_the_command_belongs_to_the_command() -> None:
+    """`--debug` is pinctl's only before the command name; after it, it is the launched command's word."""
+    res = pinctl("launch", "--ranks", "2", "--local-rank", "9", "--", "echo", "--debug")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "out of range" in res.stderr
+
+
+def test_a_plan_computed_from_another_machine_is_refused_here() -> None:
+    """launch/pin/check with --topology plan for that machine; acting on this one needs --force."""
+    dgx = str(Path(__file__).resolve().parents[1] / "fixtures" / "hwloc" / "dgx-h100.xml")
+    res = pinctl("launch", "--topology", dgx, "--local-rank", "0", "--", "true")
+    assert res.returncode == 4 and "plan does not fit this node" in res.stderr and "dgx-h100" in res.stderr
+    res = pinctl("pin", str(os.getpid()), "--rank", "0", "--topology", dgx)
+    assert res.returncode == 4

@@ -118,3 +118,15 @@ def test_every_view_is_plain_with_no_color_or_a_dumb_terminal(
     plain_out = FakeTTY()
     VIEWS[view](plain_out)
     assert "\x1b[" not in plain_out.getvalue() and plain_out.getvalue().strip()
+
+
+def test_doctor_view_prints_evidence_as_written_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Brackets in evidence ("[madvise]", a process called "[/x]") are text, not rich markup."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    finding = Finding("kernel.thp-defrag", "warn", "PID 7 ([/x])", "THP defrag is 'always'",
+                      ("/sys/kernel/mm/transparent_hugepage/defrag = [always] defer madvise",), "echo madvise")
+    buf = FakeTTY()
+    doctor_view.draw([finding], verbose=True, out=buf)
+    text = buf.getvalue()
+    assert "[always]" in text and "[/x]" in text

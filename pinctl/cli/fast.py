@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 
 from pinctl import api
-from pinctl.act.bind import bind_self
 from pinctl.act.launch import LaunchSpec, build_env, exec_command, spec_for_rank
 from pinctl.act.numactl import cpus_option, mems_option, nodes_of
 from pinctl.act.pin import PinReport, pin_targets
@@ -122,7 +121,7 @@ def launch_plan_file(a: FastArgs) -> int:
 
 
 def run_spec(spec: LaunchSpec, base_env: dict[str, str], *, verbose: bool, dry_run: bool, force: bool) -> int:
-    """Print (``--dry-run``) or apply, verify and exec one LaunchSpec built from options, not a plan rank."""
+    """Print (``--dry-run``) or apply, verify and exec one LaunchSpec built from options or a computed plan."""
     from pinctl.render.launch import describe, summary  # shlex: only when asked to report
 
     if dry_run:
@@ -130,8 +129,7 @@ def run_spec(spec: LaunchSpec, base_env: dict[str, str], *, verbose: bool, dry_r
         return 0
     if verbose:
         say(summary(spec))
-    for problem in bind_self(spec.binding, force=force):
-        warn(f"binding did not take: {problem} (--force)")
+    api.bind_to(spec.binding, force=force, warn=lambda w: warn(f"{w} (--force)"))
     exec_command(spec.argv, build_env(base_env, spec.env))
 
 

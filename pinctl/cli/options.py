@@ -104,7 +104,13 @@ def obtain_plan(params: dict[str, Any], *, force: bool, note: Callable[[str], No
             note(f"{p} (--force)")
         return plan
     node = api.discover(topology=params.get("topology"), root=params.get("root"))
-    return api.make_plan(node, **planning_keywords(params))
+    plan = api.make_plan(node, **planning_keywords(params))
+    if node.source != "live":  # planned from another machine's description: does it fit this one?
+        problems, _ = api.fit(plan)
+        refuse_foreign(problems, force=force)
+        for p in problems:
+            note(f"{p} (--force)")
+    return plan
 
 
 def gpu_cpus(plan: Plan, gpu: int) -> tuple[frozenset[int], frozenset[int]]:
