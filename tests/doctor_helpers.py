@@ -19,4 +19,4 @@ def ctx(case: str = "good", node: Node | None = None, **kw: object) -> DoctorCon
 
 
 def levels(findings: list) -> list[str]:  # type: ignore[type-arg]
-    return sorted({f.level for f in findings})
+    return sorted({f.severity for f in findings})

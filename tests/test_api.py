@@ -53,6 +53,21 @@ def test_make_plan_keywords_are_the_plan_commands_long_options() -> None:
         api.make_plan(api.discover(topology=str(DGX)), nics_per_gup=2)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gpus": 5}, "gpus: expected a list"),
+        ({"procs_per_gpu": "2"}, "procs_per_gpu: expected an integer"),
+        ({"isolate_gpus": 1}, "isolate_gpus: expected True or False"),
+        ({"reserve": (c for c in [0])}, "reserve: expected a list"),
+        ({"smt": None}, "smt: expected a string"),
+    ],
+)
+def test_wrong_option_types_are_usage_errors(options: dict[str, object], message: str) -> None:
+    with pytest.raises(api.UsageError, match=message):
+        api.make_plan(api.discover(topology=str(DGX)), **options)  # type: ignore[arg-type]
+
+
 def test_every_error_is_a_pinctl_error(tmp_path: Path) -> None:
     with pytest.raises(api.PinctlError, match=r"cannot read topology file .*absent\.xml: No such file"):
         api.discover(topology=str(tmp_path / "absent.xml"))

@@ -23,7 +23,7 @@ def test_pcie_good_tree_passes_and_notes_the_idle_gpu() -> None:
 
 
 def test_pcie_bad_tree_names_the_narrow_gpu_slow_nic_and_bridge() -> None:
-    found = [f for f in pcie.link_degraded(ctx("bad", small_node())) if f.level == "warn"]
+    found = [f for f in pcie.link_degraded(ctx("bad", small_node())) if f.severity == "warn"]
     subjects = " | ".join(f.subject for f in found)
     assert "GPU 0 (0000:18:00.0)" in subjects
     assert "NIC mlx5_0 (0000:19:00.0)" in subjects
@@ -59,7 +59,7 @@ def test_pcie_falls_back_to_model_links_and_skips_without_devices() -> None:
     slow = replace(GPU0, pci=replace(GPU0.pci, address=PciAddress(0, 0x77, 0, 0),
                                      bridges=(), link=PciLink(32.0, 4, 32.0, 16)))
     found = pcie.link_degraded(ctx("vm", small_node(gpus=(slow,), nics=(), storage=())))
-    assert [f.level for f in found] == ["warn"] and "x4 of x16" in found[0].summary
+    assert [f.severity for f in found] == ["warn"] and "x4 of x16" in found[0].summary
     assert levels(pcie.link_degraded(ctx("vm", small_node(gpus=(), nics=(), storage=())))) == ["skipped"]
     assert levels(pcie.link_degraded(ctx("vm", small_node()))) == ["skipped"]  # no link files
     assert levels(pcie.link_degraded(ctx("good", None))) == ["skipped"]
@@ -71,7 +71,7 @@ def test_pcie_falls_back_to_model_links_and_skips_without_devices() -> None:
 def test_rdma_port_down() -> None:
     assert levels(rdma.port_down(ctx("good"))) == ["ok"]
     bad = rdma.port_down(ctx("bad"))
-    assert [(f.level, f.subject) for f in bad] == [("warn", "mlx5_1 port 1")]
+    assert [(f.severity, f.subject) for f in bad] == [("warn", "mlx5_1 port 1")]
     assert "/sys/class/infiniband/mlx5_1/ports/1/state = 1: DOWN" in bad[0].evidence
     assert levels(rdma.port_down(ctx("vm"))) == ["skipped"]
 
@@ -81,13 +81,13 @@ def test_rdma_no_gdr_path() -> None:
     # NICs moved off the GPU switches onto the root complex: PHB for GPU 0, SYS for GPU 1
     far0 = nic("mlx5_0", "0000:1b:00.0", ("0000:15:03.0",), 0, None, "hb0")
     found = rdma.no_gdr_path(ctx(node=small_node(nics=(far0,))))
-    assert [(f.level, f.subject) for f in found] == [
+    assert [(f.severity, f.subject) for f in found] == [
         ("warn", "GPU 0 (0000:18:00.0)"), ("warn", "GPU 1 (0000:98:00.0)")]
     assert found[0].evidence[0].endswith("PHB") and found[1].evidence[0].endswith("SYS")
     # a down NIC is not usable: GPU 1's nearest usable is then mlx5_0 on the other socket
     down1 = replace(NIC1, ports=(replace(NIC1.ports[0], state="DOWN"),))
     found = rdma.no_gdr_path(ctx(node=small_node(nics=(NIC0, down1))))
-    assert [f.subject for f in found if f.level == "warn"] == ["GPU 1 (0000:98:00.0)"]
+    assert [f.subject for f in found if f.severity == "warn"] == ["GPU 1 (0000:98:00.0)"]
     assert "nearer RDMA NIC(s) without an active port: mlx5_1" in found[0].evidence
     # unknown locality makes everything SYS: that is numa.unknown-locality's finding, not this one
     blind = tuple(replace(g, pci=replace(g.pci, numa_node=None, switches=(), host_bridge=None)) for g in (GPU0, GPU1))
@@ -104,7 +104,7 @@ def test_rdma_nic_imbalance() -> None:
     gpus = tuple(replace(GPU0, index=i, pci=replace(GPU0.pci, address=PciAddress(0, 0x30 + i, 0, 0)))
                  for i in range(4))
     bad = rdma.nic_imbalance(ctx(node=small_node(gpus=gpus)))
-    assert [f.level for f in bad] == ["warn"]
+    assert [f.severity for f in bad] == ["warn"]
     assert bad[0].subject == "mlx5_0" and "4 GPUs on the busiest NIC, 0 on the idlest" in bad[0].summary
     # ties are spread: two NICs on the same switch as two GPUs serve one each
     nic_b = nic("mlx5_2", "0000:1c:00.0", ("0000:17:02.0", "0000:16:00.0", "0000:15:01.0"), 0, "sw16", "hb0")
@@ -121,7 +121,7 @@ def test_numa_unknown_locality() -> None:
     assert levels(numa.unknown_locality(ctx(node=small_node()))) == ["ok"]
     lost = replace(GPU1, pci=replace(GPU1.pci, numa_node=None))
     found = numa.unknown_locality(ctx(node=small_node(gpus=(GPU0, lost))))
-    assert [(f.level, f.subject) for f in found] == [("warn", "GPU 1 (0000:98:00.0)")]
+    assert [(f.severity, f.subject) for f in found] == [("warn", "GPU 1 (0000:98:00.0)")]
     # harmless on a single-NUMA machine
     one = small_node(numa_nodes=(NumaNode(0, frozenset(range(8)), 1 << 30),), gpus=(lost,))
     assert levels(numa.unknown_locality(ctx(node=one))) == ["ok"]
@@ -131,7 +131,7 @@ def test_numa_memoryless_node() -> None:
     assert levels(numa.memoryless_node(ctx(node=small_node()))) == ["ok"]
     nodes = (NumaNode(0, frozenset(range(4)), 64 << 30), NumaNode(1, frozenset(range(4, 8)), 0))
     found = numa.memoryless_node(ctx(node=small_node(numa_nodes=nodes)))
-    assert [(f.level, f.subject) for f in found] == [("warn", "NUMA node 1")]
+    assert [(f.severity, f.subject) for f in found] == [("warn", "NUMA node 1")]
     unknown = tuple(replace(n, memory_bytes=None) for n in nodes)
     assert levels(numa.memoryless_node(ctx(node=small_node(numa_nodes=unknown)))) == ["skipped"]
 
@@ -143,7 +143,7 @@ def test_numa_cpuless_node() -> None:
     assert levels(numa.cpuless_node(ctx(node=small_node(numa_nodes=gpu_mem)))) == ["ok"]
     dram = (*base, NumaNode(3, frozenset(), 64 << 30, kind="dram"))
     found = numa.cpuless_node(ctx(node=small_node(numa_nodes=dram)))
-    assert [(f.level, f.subject) for f in found] == [("warn", "NUMA node 3")]
+    assert [(f.severity, f.subject) for f in found] == [("warn", "NUMA node 3")]
 
 
 # --- kernel ----------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_numa_cpuless_node() -> None:
 def test_kernel_numa_balancing() -> None:
     assert levels(kernel.numa_balancing(ctx("good"))) == ["ok"]
     bad = kernel.numa_balancing(ctx("bad"))
-    assert [f.level for f in bad] == ["warn"] and bad[0].evidence == ("/proc/sys/kernel/numa_balancing = 1",)
+    assert [f.severity for f in bad] == ["warn"] and bad[0].evidence == ("/proc/sys/kernel/numa_balancing = 1",)
     assert levels(kernel.numa_balancing(ctx("vm"))) == ["skipped"]
 
 
@@ -165,7 +165,7 @@ def test_kernel_thp_defrag() -> None:
 def test_kernel_cpufreq_governor() -> None:
     assert levels(kernel.cpufreq_governor(ctx("good"))) == ["ok"]
     bad = kernel.cpufreq_governor(ctx("bad"))
-    assert [(f.level, f.subject) for f in bad] == [("warn", "CPUs 4-7")]
+    assert [(f.severity, f.subject) for f in bad] == [("warn", "CPUs 4-7")]
     assert "powersave" in bad[0].summary
     vm = kernel.cpufreq_governor(ctx("vm"))
     assert levels(vm) == ["skipped"] and "no cpufreq" in vm[0].summary
@@ -173,7 +173,7 @@ def test_kernel_cpufreq_governor() -> None:
 
 def test_kernel_offline_cpus() -> None:
     assert levels(kernel.offline_cpus(ctx("good"))) == ["ok"]
-    assert [(f.level, f.subject) for f in kernel.offline_cpus(ctx("bad"))] == [("warn", "CPUs 3")]
+    assert [(f.severity, f.subject) for f in kernel.offline_cpus(ctx("bad"))] == [("warn", "CPUs 3")]
     # the VM has possible 0-15 but present 0-3: its "offline" 4-15 are empty hotplug slots
     assert levels(kernel.offline_cpus(ctx("vm"))) == ["ok"]
 
@@ -185,7 +185,7 @@ def test_kernel_isolcpus() -> None:
     assert levels(bad_no_plan) == ["ok"] and "0-1" in bad_no_plan[0].summary
     assert any("isolcpus=nohz,domain,0-1" in e for e in bad_no_plan[0].evidence)
     clash = kernel.isolcpus(ctx("bad", housekeeping=frozenset({0, 1}), job_cpus=frozenset(range(1, 8))))
-    assert [f.level for f in clash] == ["warn", "warn"]
+    assert [f.severity for f in clash] == ["warn", "warn"]
     assert clash[0].subject == "CPUs 0-1" and clash[1].subject == "CPUs 1"
     fine = kernel.isolcpus(ctx("bad", housekeeping=frozenset({2, 3}), job_cpus=frozenset(range(4, 8))))
     assert levels(fine) == ["ok"]
@@ -204,7 +204,7 @@ def test_irq_remote_numa() -> None:
     good = irq.remote_numa(ctx("good", small_node()))
     assert levels(good) == ["ok"] and "3 devices" in good[0].summary
     bad = irq.remote_numa(ctx("bad", small_node()))
-    assert [(f.level, f.subject) for f in bad] == [
+    assert [(f.severity, f.subject) for f in bad] == [
         ("warn", "NIC mlx5_0 (0000:19:00.0)"), ("warn", "NVMe nvme0n1 (0000:1a:00.0)")]
     assert "4 of 4 IRQs" in bad[0].summary
     assert "/proc/irq/100/effective_affinity_list = 4" in bad[0].evidence
@@ -232,7 +232,7 @@ def test_irq_nvme_spread_over_all_cpus_is_by_design(tmp_path) -> None:  # type: 
 def test_node_discovery_finding() -> None:
     assert levels(node.discovery(ctx(node=small_node()))) == ["ok"]
     failed = node.discovery(ctx(node=None, discovery_error="malformed XML"))
-    assert [f.level for f in failed] == ["warn"] and "malformed XML" in failed[0].summary
+    assert [f.severity for f in failed] == ["warn"] and "malformed XML" in failed[0].summary
     # and every topology-based check says why it skipped
     assert "malformed XML" in numa.cpuless_node(ctx(node=None, discovery_error="malformed XML"))[0].summary
 

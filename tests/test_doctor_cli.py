@@ -213,3 +213,8 @@ def test_topology_and_root_of_different_machines_fail(capsys: pytest.CaptureFixt
     rc = main(["doctor", "--root", str(root / "doctor" / "dgx"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
                "--no-nvml", "--only", "node", "--json"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["findings"][0]["level"] == "ok"
+
+
+def test_a_root_that_is_no_gathered_tree_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = doctor(capsys, "--root", str(tmp_path))
+    assert rc == 2 and "holds no sys/ or proc/" in err

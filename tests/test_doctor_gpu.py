@@ -153,19 +153,19 @@ def run(check: Any, *gpus: GpuHealth, node: Any = None) -> list[Any]:
 def test_every_gpu_check_skips_without_nvml() -> None:
     for check in (gpu.persistence_mode, gpu.lost, gpu.memory_retirement, gpu.nvlink_missing, gpu.pcie_replay):
         found = check(ctx("good", nvml_note="no NVML: driver not loaded"))
-        assert [(f.level, f.summary) for f in found] == [("skipped", "no NVML: driver not loaded")]
+        assert [(f.severity, f.summary) for f in found] == [("skipped", "no NVML: driver not loaded")]
 
 
 def test_persistence_mode() -> None:
     assert levels(run(gpu.persistence_mode, G0, G1)) == ["ok"]
     found = run(gpu.persistence_mode, G0, replace(G1, persistence_mode=False))
-    assert [(f.level, f.subject) for f in found] == [("warn", "GPU 1 (0000:98:00.0)")]
+    assert [(f.severity, f.subject) for f in found] == [("warn", "GPU 1 (0000:98:00.0)")]
 
 
 def test_lost() -> None:
     assert levels(run(gpu.lost, G0, G1)) == ["ok"]
     found = run(gpu.lost, G0, GpuHealth(1, lost=True, error="GPU is lost"))
-    assert [(f.level, f.subject) for f in found] == [("fail", "GPU 1")]
+    assert [(f.severity, f.subject) for f in found] == [("fail", "GPU 1")]
     assert "GPU is lost" in found[0].summary
 
 
@@ -180,7 +180,7 @@ def test_nvlink_missing() -> None:
     assert levels(run(gpu.nvlink_missing, G0, G1)) == ["ok"]
     down = replace(G1, nvlinks=((0, True), (1, False), (2, True), (3, False)))
     found = run(gpu.nvlink_missing, G0, down)
-    assert [(f.level, f.subject, f.summary) for f in found] == [
+    assert [(f.severity, f.subject, f.summary) for f in found] == [
         ("warn", "GPU 1 (0000:98:00.0)", "2 of 4 NVLinks active")]
     assert "[1, 3]" in found[0].evidence[0]
     # the topology can say more links are expected than any GPU has now
@@ -188,11 +188,11 @@ def test_nvlink_missing() -> None:
     peer = PciAddress.parse("0000:98:00.0")
     gpus = tuple(replace(g, nvlinks=(NvLink(peer, 6),)) for g in node.gpus)
     found = run(gpu.nvlink_missing, G0, G1, node=replace(node, gpus=gpus))
-    assert [f.subject for f in found if f.level == "warn"] == ["GPU 0 (0000:18:00.0)", "GPU 1 (0000:98:00.0)"]
+    assert [f.subject for f in found if f.severity == "warn"] == ["GPU 0 (0000:18:00.0)", "GPU 1 (0000:98:00.0)"]
     assert levels(run(gpu.nvlink_missing, replace(G0, nvlinks=()), replace(G1, nvlinks=()))) == ["skipped"]
 
 
 def test_pcie_replay() -> None:
     assert levels(run(gpu.pcie_replay, G0, G1)) == ["ok"]
     found = run(gpu.pcie_replay, G0, replace(G1, pcie_replay_counter=42))
-    assert [f.level for f in found] == ["warn"] and "cumulative" in found[0].summary
+    assert [f.severity for f in found] == ["warn"] and "cumulative" in found[0].summary

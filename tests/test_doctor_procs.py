@@ -51,7 +51,7 @@ def test_gpu_processes_sharing_a_cpu_fire(monkeypatch: pytest.MonkeyPatch) -> No
     cpu = min(os.sched_getaffinity(0))
     with sleepers(cpu, cpu) as pids:
         found = run(monkeypatch, pids)
-    assert [f.level for f in found] == ["warn", "warn"]
+    assert [f.severity for f in found] == ["warn", "warn"]
     assert f"shares CPUs {cpu} with process {pids[1]}" in found[0].evidence
 
 

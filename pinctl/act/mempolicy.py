@@ -1,7 +1,7 @@
 """The NUMA memory-policy syscalls: set_mempolicy, get_mempolicy, migrate_pages.
 
 They go straight to the kernel through ``syscall(2)``: libnuma is not a dependency,
-and hwloc's plain BIND becomes MPOL_PREFERRED_MANY (see STYLE.md). A thread's
+and hwloc's plain BIND becomes MPOL_PREFERRED_MANY (only BIND|STRICT is a real bind). A thread's
 mempolicy survives ``execve``, which is what makes ``launch`` work without a
 wrapper process. ctypes is loaded on first use (it costs a few ms to import).
 """

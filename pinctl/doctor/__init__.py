@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pinctl.doctor import gpu, irq, node, numa, pcie, procs, rdma, settings
-from pinctl.doctor.finding import LEVELS, DoctorContext, Finding, needs_root
+from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
 
@@ -102,19 +102,19 @@ def run_checks(ctx: DoctorContext, checks: Iterable[Check] = CHECKS, *, debug: b
 
 
 def summarize(findings: Iterable[Finding]) -> dict[str, int]:
-    counts = Counter(f.level for f in findings)
-    return {level: counts.get(level, 0) for level in LEVELS}
+    counts = Counter(f.severity for f in findings)
+    return {severity: counts.get(severity, 0) for severity in SEVERITIES}
 
 
 def summary_line(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts[level]} {level}" for level in LEVELS)
+    return ", ".join(f"{counts[severity]} {severity}" for severity in SEVERITIES)
 
 
 def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
     """0 all ok/skipped, 1 warnings (2 with *strict*), 2 failures."""
-    levels = {f.level for f in findings}
-    if "fail" in levels:
+    severities = {f.severity for f in findings}
+    if "fail" in severities:
         return 2
-    if "warn" in levels:
+    if "warn" in severities:
         return 2 if strict else 1
     return 0

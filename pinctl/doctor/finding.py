@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from pinctl.discovery.nvml import NvmlHealth
     from pinctl.plan.types import Plan
 
-Level = Literal["ok", "warn", "fail", "skipped"]
-LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skipped")
+# A finding's severity (written "level" in the JSON and the tables, as health checks call it;
+# in the code "level" is a PCIe distance, docs/design.md).
+Severity = Literal["ok", "warn", "fail", "skipped"]
+SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "fail", "skipped")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Finding:
     """One verdict of one check about one subject (a device, a file, the node)."""
 
     check: str
-    level: Level
+    severity: Severity
     subject: str
     summary: str
     evidence: tuple[str, ...] = ()
@@ -40,7 +42,7 @@ class Finding:
     def to_dict(self) -> dict[str, object]:
         return {
             "check": self.check,
-            "level": self.level,
+            "level": self.severity,
             "subject": self.subject,
             "summary": self.summary,
             "evidence": list(self.evidence),

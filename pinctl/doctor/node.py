@@ -14,7 +14,7 @@ def discovery(ctx: DoctorContext) -> list[Finding]:
         return [Finding(
             CHECK, "warn", "topology", f"topology discovery failed: {ctx.discovery_error or 'unknown'}",
             (f"discover() -> {ctx.discovery_error}",),
-            "run `pinctl show --debug` to see why; device checks are skipped until discovery works",
+            "run `pinctl --debug show` to see why; device checks are skipped until discovery works",
         )]
     n = ctx.node
     mismatch = _mismatch(ctx)

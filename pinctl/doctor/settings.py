@@ -121,7 +121,7 @@ def isolcpus(ctx: DoctorContext) -> list[Finding]:
     hk = ctx.housekeeping
     if hk is None:
         what = f"isolated/nohz_full CPUs: {format_list(union)}" if union else "no isolated or nohz_full CPUs"
-        return [ok(ISOLCPUS, "node", what + " (no plan given to compare with)", *evidence)]
+        return [ok(ISOLCPUS, "node", what + " (no housekeeping CPUs given: --reserve)", *evidence)]
     evidence.append(f"plan housekeeping CPUs = {format_list(hk)}")
     out: list[Finding] = []
     clash = hk & union

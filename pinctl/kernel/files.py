@@ -37,6 +37,10 @@ class KernelFiles(Record):
         """Join *rel* (an absolute system path such as /sys/class/net) under the root."""
         return os.path.join(self.root, rel.lstrip("/"))
 
+    def holds_a_tree(self) -> bool:
+        """Whether the root has a ``sys`` or ``proc`` folder at all (a gathered tree has both)."""
+        return self.exists("/sys") or self.exists("/proc")
+
     @property
     def is_live(self) -> bool:
         return os.path.realpath(self.root) == "/"

@@ -1,7 +1,7 @@
 """What /proc says about a process: allowed CPUs and memory nodes, threads, NUMA policy, environment.
 
 Pure parsers (``parse_status``, ``parse_numa_maps``, ``parse_environ``) plus thin
-reads through :class:`pinctl.sysfs.KernelFiles`, so tests can feed text and the
+reads through :class:`pinctl.kernel.files.KernelFiles`, so tests can feed text and the
 ``launch`` fast path stays cheap (no psutil: it costs ~30 ms to import).
 """
 
@@ -130,47 +130,47 @@ def parse_environ(data: bytes) -> dict[str, str]:
 # --- reads -------------------------------------------------------------------------------------
 
 
-def read_status(sysfs: KernelFiles, pid: int | str) -> ProcStatus | None:
+def read_status(files: KernelFiles, pid: int | str) -> ProcStatus | None:
     """/proc/PID/status (``pid`` may be ``self`` or ``PID/task/TID``); None when the task is gone."""
-    text = sysfs.read(f"/proc/{pid}/status")
+    text = files.read(f"/proc/{pid}/status")
     if text is None:
         return None
     num = int(str(pid).rsplit("/", 1)[-1]) if str(pid).rsplit("/", 1)[-1].isdigit() else 0
     return status_from_text(num, text)
 
 
-def task_ids(sysfs: KernelFiles, pid: int) -> list[int]:
+def task_ids(files: KernelFiles, pid: int) -> list[int]:
     """The thread ids of a process (empty when it is gone)."""
-    return [int(t) for t in sysfs.listdir(f"/proc/{pid}/task") if t.isdigit()]
+    return [int(t) for t in files.listdir(f"/proc/{pid}/task") if t.isdigit()]
 
 
-def thread_affinities(sysfs: KernelFiles, pid: int) -> dict[int, frozenset[int]]:
+def thread_affinities(files: KernelFiles, pid: int) -> dict[int, frozenset[int]]:
     """Each thread's Cpus_allowed_list; threads that exit meanwhile are left out."""
     out: dict[int, frozenset[int]] = {}
-    for tid in task_ids(sysfs, pid):
-        st = read_status(sysfs, f"{pid}/task/{tid}")
+    for tid in task_ids(files, pid):
+        st = read_status(files, f"{pid}/task/{tid}")
         if st is not None:
             out[tid] = st.cpus_allowed
     return out
 
 
-def read_numa_maps(sysfs: KernelFiles, pid: int) -> list[tuple[int, MemPolicy]] | None:
+def read_numa_maps(files: KernelFiles, pid: int) -> list[tuple[int, MemPolicy]] | None:
     """Policies of a process's mappings; None when unreadable (gone, or another user's process)."""
-    text = sysfs.read(f"/proc/{pid}/numa_maps")
+    text = files.read(f"/proc/{pid}/numa_maps")
     return None if text is None else parse_numa_maps(text)
 
 
-def read_environ(sysfs: KernelFiles, pid: int) -> dict[str, str] | None:
+def read_environ(files: KernelFiles, pid: int) -> dict[str, str] | None:
     """A process's initial environment, or None when unreadable (another user's process)."""
     try:
-        with open(sysfs.path(f"/proc/{pid}/environ"), "rb") as f:
+        with open(files.path(f"/proc/{pid}/environ"), "rb") as f:
             return parse_environ(f.read())
     except OSError:
         return None
 
 
-def pid_exists(sysfs: KernelFiles, pid: int) -> bool:
-    return sysfs.exists(f"/proc/{pid}")
+def pid_exists(files: KernelFiles, pid: int) -> bool:
+    return files.exists(f"/proc/{pid}")
 
 
 def pids(files: KernelFiles) -> list[int]:

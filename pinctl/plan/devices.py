@@ -5,7 +5,7 @@ reports), filtered by link layer. GPUs get theirs from the exact balanced
 assignment of :mod:`pinctl.plan.flow` over ``nvidia-smi topo -m`` levels;
 CPU-only ranks, many and alike, take the nearest tier round-robin. The doctor's
 NIC-balance check judges a node with this same assignment
-(:func:`gpu_nic_assignment`), so plan and diagnosis never disagree.
+(:func:`choose_gpu_nics`), so plan and diagnosis never disagree.
 """
 
 from __future__ import annotations

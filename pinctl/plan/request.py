@@ -8,7 +8,7 @@ options. The planner reads nothing else: no environment, no click parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypedDict, Unpack, cast
 
@@ -69,6 +69,8 @@ class PlanRequest:
         unknown = sorted(set(options) - set(PlanOptions.__annotations__))
         if unknown:
             raise UsageError(f"unknown planning option {unknown[0]!r}")
+        for name, value in options.items():
+            _check_type(name, value)
         reserve = options.get("reserve")
         visible = options.get("visible_devices")
         request = cls(
@@ -124,6 +126,32 @@ class PlanRequest:
             ("smt", self.smt),
             ("visible_devices", None if self.visible_devices is None else tuple(self.visible_devices)),
         )
+
+
+_INTS = ("procs_per_gpu", "ranks", "reserve_per_numa", "nics_per_gpu")
+_TEXTS = ("smt", "mem_policy", "nic_link_layer")
+_LISTS = ("gpus", "reserve", "visible_devices")
+
+
+def _check_type(name: str, value: object) -> None:
+    """A library caller's wrong type is a UsageError naming the option, as the CLI's would be."""
+    if value is None and name in ("ranks", *_LISTS):
+        return
+    if name in _INTS:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "an integer"
+    elif name in _TEXTS:
+        ok, want = isinstance(value, str), "a string"
+    elif name == "isolate_gpus":
+        ok, want = isinstance(value, bool), "True or False"
+    else:  # a list as text, or a collection (not a one-shot iterator: it is read twice)
+        allowed: tuple[type, ...] = (int, str) if name == "visible_devices" else (int,)
+        ok = isinstance(value, str) or (isinstance(value, Collection) and not isinstance(value, bytes) and all(
+            isinstance(v, allowed) and not isinstance(v, bool) for v in value))  # fmt: skip
+        what = "indexes or UUIDs" if name == "visible_devices" else "integers"
+        want = f'a list as text ("0-3") or a list of {what}'
+    if not ok:
+        raise UsageError(f"planning option {name}: expected {want}, got {value!r}")
 
 
 def _gpus(node: Node, gpus: str | Iterable[int] | None) -> tuple[int, ...] | None:

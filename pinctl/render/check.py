@@ -12,7 +12,7 @@ from typing import TextIO
 
 from pinctl.cpuset import format_list
 from pinctl.doctor.pinning import ProcFacts, thread_groups
-from pinctl.render.table import use_rich
+from pinctl.render.table import columns, use_rich
 
 HEADERS = ("PID", "NAME", "RANK", "CPUS", "THREADS", "MEMS", "POLICY")
 
@@ -33,9 +33,7 @@ def row(f: ProcFacts) -> tuple[str, ...]:
 
 
 def plain_lines(facts: list[ProcFacts], issues: dict[int, list[str]]) -> list[str]:
-    rows = [HEADERS] + [row(f) for f in facts]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = columns(HEADERS, tuple(row(f) for f in facts))
     lines += [f"off: {f.pid}: {issue}" for f in facts for issue in issues[f.pid]]
     if facts:
         lines.append("ok" if not any(issues.values()) else "not ok")

@@ -35,10 +35,10 @@ def plain_lines(findings: Sequence[Finding], *, verbose: bool = False) -> list[s
                 out.append("")
             out.append(f"[{f.area}]")
             area = f.area
-        out.append(f"{f.level.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
-        if verbose or f.level in ("warn", "fail"):
+        out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
+        if verbose or f.severity in ("warn", "fail"):
             out.extend(f"        {e}" for e in f.evidence)
-            if f.remedy and f.level != "ok":
+            if f.remedy and f.severity != "ok":
                 out.append(f"        fix: {f.remedy}")
     out.append("")
     out.append(summary_line(summarize(findings)))
@@ -64,12 +64,12 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
             table.add_section()
         area = f.area
         text = f.summary
-        if verbose or f.level in ("warn", "fail"):
+        if verbose or f.severity in ("warn", "fail"):
             text += "".join(f"\n  {e}" for e in f.evidence)
-            if f.remedy and f.level != "ok":
+            if f.remedy and f.severity != "ok":
                 text += f"\n  fix: {f.remedy}"
         # Text, not markup: evidence like "[madvise]" or a process name must print as written.
-        table.add_row(Text(f.level, style=_STYLE[f.level]), Text(f.check), Text(f.subject), Text(text),
+        table.add_row(Text(f.severity, style=_STYLE[f.severity]), Text(f.check), Text(f.subject), Text(text),
                       end_section=False)  # fmt: skip
     console = Console(file=out)
     console.print(table)

@@ -46,16 +46,17 @@ def plain(items: list[Table | str]) -> str:
         if isinstance(item, str):
             chunks.append(item + "\n")
             continue
-        lines = [item.title]
-        widths = [len(h) for h in item.headers]
-        for row in item.rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(item.headers, widths, strict=True)).rstrip())
-        for row in item.rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        lines.extend(item.footer)
+        lines = ([item.title] if item.title else []) + columns(item.headers, item.rows) + list(item.footer)
         chunks.append("\n".join(lines) + "\n\n")
     return "".join(chunks).rstrip("\n") + "\n"
+
+
+def columns(headers: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> list[str]:
+    """Header and rows, each column as wide as its widest cell, two spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (headers, *rows)]
 
 
 _LEVEL_STYLE = {

