@@ -16,7 +16,7 @@ from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wai
 from pinctl.cli.fast import FastArgs, parse_fast_args
 from pinctl.errors import UsageError
 from pinctl.kernel.proc import parse_numa_maps, parse_status
-from pinctl.plan.localrank import detect_local_rank
+from pinctl.plan.localrank import detect_local_rank, rank_from_env
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 LAST = ALL_CPUS[-1]
@@ -219,12 +219,42 @@ def test_fast_arg_parser_forms() -> None:
     assert parse_fast_args(["--local-rank", "x", "--plan", "p", "--", "a"]) is None
 
 
-def test_rank_variables_order() -> None:
-    assert detect_local_rank({"SLURM_LOCALID": "1", "LOCAL_RANK": "0"}, None, 2) == (0, "LOCAL_RANK")
-    assert detect_local_rank({"OMPI_COMM_WORLD_LOCAL_RANK": "1"}, None, 2) == (1, "OMPI_COMM_WORLD_LOCAL_RANK")
-    assert detect_local_rank({"LOCAL_RANK": "0"}, 1, 2) == (1, "--local-rank")
-    with pytest.raises(UsageError, match="not a local rank"):
-        detect_local_rank({"PALS_LOCAL_RANKID": "one"}, None, 2)
+@pytest.mark.parametrize(
+    ("env", "rank"),
+    [
+        # torchrun inside srun: torchrun is inner
+        ({"SLURM_LOCALID": "0", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}, (1, "LOCAL_RANK")),
+        # mpirun / mpiexec inside sbatch: the batch shell's SLURM_LOCALID=0 reaches every rank
+        ({"SLURM_LOCALID": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}, (1, "OMPI_COMM_WORLD_LOCAL_RANK")),
+        ({"SLURM_LOCALID": "0", "MPI_LOCALRANKID": "1", "PMI_RANK": "1"}, (1, "MPI_LOCALRANKID")),
+        ({"FLUX_TASK_LOCAL_ID": "0", "PALS_LOCAL_RANKID": "1"}, (1, "PALS_LOCAL_RANKID")),
+        ({"SLURM_LOCALID": "1"}, (1, "SLURM_LOCALID")),
+        ({"MV2_COMM_WORLD_LOCAL_RANK": "1", "MPI_LOCALRANKID": "1"}, (1, "MPI_LOCALRANKID")),  # agree: fine
+        ({"LOCAL_RANK": "1", "SLURM_LOCALID": "1"}, (1, "LOCAL_RANK")),  # a bare LOCAL_RANK that agrees
+    ],
+)
+def test_the_innermost_launcher_gives_the_rank(env: dict[str, str], rank: tuple[int, str]) -> None:
+    assert detect_local_rank(env, None, 2) == rank
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "MPI_LOCALRANKID": "0"}, "OMPI_COMM_WORLD_LOCAL_RANK=1 .* disagree"),
+        ({"LOCAL_RANK": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}, "unset the stale LOCAL_RANK"),
+        ({"LOCAL_RANK": "0", "SLURM_LOCALID": "1"}, "no torchrun variable"),
+        ({"PALS_LOCAL_RANKID": "one"}, "not a local rank"),
+        ({}, "cannot tell the local rank"),
+    ],
+)
+def test_launchers_that_disagree_are_refused_not_guessed(env: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        detect_local_rank(env, None, 2)
+    assert rank_from_env(env) is None
+
+
+def test_an_explicit_local_rank_wins() -> None:
+    assert detect_local_rank({"LOCAL_RANK": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}, 1, 2) == (1, "--local-rank")
 
 
 # --- one bound child per rank ---------------------------------------------------------------------
