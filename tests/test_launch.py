@@ -395,3 +395,17 @@ def test_a_plan_computed_from_another_machine_is_refused_here() -> None:
     assert res.returncode == 4 and "plan does not fit this node" in res.stderr and "dgx-h100" in res.stderr
     res = pinctl("pin", str(os.getpid()), "--rank", "0", "--topology", dgx)
     assert res.returncode == 4
+
+
+@pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
+def test_an_inherited_affinity_is_no_limit(plan_path: str) -> None:
+    """A launcher's own binding (srun --cpu-bind, mpirun's bind-to-core, taskset) is replaced, not obeyed:
+    only the cgroup cpuset limits a rank."""
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        pytest.skip("taskset is not installed")
+    res = subprocess.run([taskset, "-c", str(ALL_CPUS[1]), PYTHON, "-m", "pinctl", "launch", "--plan", plan_path,
+                          "--local-rank", "0", "--", "grep", "Cpus_allowed_list", "/proc/self/status"],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-1] == str(ALL_CPUS[0])

@@ -196,6 +196,32 @@ def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
     assert check_live_node(interleaved, None, files=KernelFiles(str(tmp_path))) == []
 
 
+@pytest.mark.parametrize(("slurm", "hint"), [(True, "srun -c 2 per task, or srun --exclusive"),
+                                              (False, "docker --cpuset-cpus")])  # fmt: skip
+def test_a_rank_beyond_the_cgroup_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slurm: bool, hint: str
+) -> None:
+    """An `srun -n1` step holds one CPU: a two-CPU rank cannot fit, and the message says how to ask."""
+    from pinctl.kernel.files import KernelFiles
+
+    step = "/slurm_vm/uid_0/job_3/step_0"
+    for path, text in {
+        "proc/self/cgroup": f"3:cpuset:{step}",
+        f"sys/fs/cgroup/cpuset{step}/cpuset.effective_cpus": "0",
+        "proc/self/status": "Name:\tpinctl\nCpus_allowed_list:\t0\nMems_allowed_list:\t0",
+    }.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text + "\n")
+    if slurm:
+        monkeypatch.setenv("SLURM_JOB_ID", "3")
+    else:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    plan = Plan.from_dict(plan_dict([rank(0, [0, 1])]))
+    problems = check_live_node(plan, plan.rank(0), files=KernelFiles(str(tmp_path)))
+    assert any("rank 0's CPUs 1 are outside the CPUs this job step or container may use (cgroup cpuset 0" in p
+               and hint in p for p in problems), problems  # fmt: skip
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import UsageError
+from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.cpus import online_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
@@ -57,14 +58,16 @@ class Overrides(Record):
 def apply_overrides(base: Binding, ov: Overrides, *, files: KernelFiles | None = None) -> Binding:
     """Replace the CPU and/or memory part of *base* with the numactl-style options, checked.
 
-    CPUs must lie in this process's allowed cpuset and memory nodes in its allowed
-    mems, like numactl (which reports "invalid" lists); ``all`` means all allowed.
+    CPUs must lie in this process's cgroup cpuset (the job step's or container's; the
+    affinity a launcher gave is no limit, binding replaces it) and memory nodes in its
+    allowed mems; ``all`` means all allowed. Lists outside are refused, as numactl does.
     """
     if not ov.given:
         return base
     fs = files or KernelFiles()
     me = read_status(fs, "self")
-    allowed_cpus = me.cpus_allowed if me else frozenset()
+    limit = cpuset(fs)
+    allowed_cpus = limit.cpus if limit is not None else (me.cpus_allowed if me else frozenset())
     allowed_mems = me.mems_allowed if me else online_nodes(fs)
     cpus = base.cpus
     if ov.physcpubind is not None and ov.cpunodebind is not None:

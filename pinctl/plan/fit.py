@@ -3,8 +3,10 @@
 The plan's fingerprint needs discovery (hwloc, NVML), too slow for ``launch --plan``;
 these checks read what sysfs and /proc tell at once: the hostname, that every CPU of
 the plan exists here, every memory node is online, every rank's CPUs lie in its NUMA
-node here, and that the launched rank's CPUs and nodes are in this process's allowed
-cpuset and mems. A plan made for another node is refused unless ``--force``.
+node here, and that the launched rank's CPUs and nodes are inside this process's cgroup
+cpuset and allowed mems. The affinity the process inherited (srun --cpu-bind, mpirun's
+bind-to-core) is no limit: binding replaces it. A plan made for another node is refused
+unless ``--force``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 
 from pinctl.cpuset import format_list
 from pinctl.errors import PlanError
+from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.cpus import present_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
@@ -37,14 +40,15 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
         problems.append(f"NUMA nodes {format_list(extra_nodes)} of the plan are not online here")
     problems += _numa_layout_problems(plan, fs)
     if rank is not None:
+        limit = cpuset(fs)
+        if limit is not None and rank.cpus - limit.cpus:
+            problems.append(
+                f"rank {rank.local_rank}'s CPUs {format_list(rank.cpus - limit.cpus)} are outside the CPUs this "
+                f"job step or container may use (cgroup cpuset {format_list(limit.cpus)}, {limit.path}): "
+                + _more_cpus_hint(len(rank.cpus))
+            )
         me = read_status(fs, "self")
         if me is not None:
-            outside = rank.cpus - me.cpus_allowed
-            if outside:
-                problems.append(
-                    f"rank {rank.local_rank}'s CPUs {format_list(outside)} are outside the allowed "
-                    f"cpuset {format_list(me.cpus_allowed)}"
-                )
             outside_mems = rank.mems - me.mems_allowed
             if outside_mems:
                 problems.append(
@@ -52,6 +56,14 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
                     f"allowed mems {format_list(me.mems_allowed)}"
                 )
     return problems
+
+
+def _more_cpus_hint(ncpus: int) -> str:
+    """How to get the CPUs a rank needs, in the words of the launcher in use."""
+    if "SLURM_JOB_ID" in os.environ:
+        return (f"ask Slurm for them (srun -c {ncpus} per task, or srun --exclusive; "
+                "a step holds only the CPUs it asks for)")  # fmt: skip
+    return "give the job or container more CPUs (docker --cpuset-cpus, the pod's CPU request)"
 
 
 def _numa_layout_problems(plan: Plan, fs: KernelFiles) -> list[str]:
