@@ -60,7 +60,7 @@ def test_ranks_launched_from_the_plan_check_ok(plan_path: str, ranks: list[subpr
     assert doc["ok"] is True
     by_pid = {p["pid"]: p for p in doc["processes"]}
     first = by_pid[ranks[0].pid]
-    assert first["local_rank"] == 0 and first["rank_source"] == "LOCAL_RANK"
+    assert first["local_rank"] == 0 and first["rank_source"] == "PINCTL_LOCAL_RANK"  # launch's mark
     assert first["cpulist"] == str(FIRST)
     assert set(first["mem_policies"]) == {"bind:0"}
 
@@ -76,12 +76,36 @@ def test_repinned_rank_sharing_cpus_is_off(plan_path: str, ranks: list[subproces
 
 
 @needs_two
-def test_without_pids_finds_processes_by_their_rank_variable(
-    plan_path: str, ranks: list[subprocess.Popen[bytes]]
-) -> None:
-    res = pinctl("check", "--plan", plan_path, "--json")
-    pids = {p["pid"] for p in json.loads(res.stdout)["processes"]}
-    assert {p.pid for p in ranks} <= pids
+def test_without_pids_it_checks_the_ranks_pinctl_launched_and_nothing_else(plan_path: str) -> None:
+    """Not a shell that merely carries a launcher's variable (a batch shell, an srun client), and not a
+    rank's own children (a DataLoader worker inherits its rank and its CPUs): judging those cried wolf."""
+    shell = subprocess.Popen(["sleep", "60"], env={**os.environ, "SLURM_LOCALID": "0", "LOCAL_RANK": "0"})
+    ranks = [
+        subprocess.Popen(
+            [PYTHON, "-m", "pinctl", "launch", "--plan", plan_path, "--", "sh", "-c", "sleep 60 & exec sleep 61"],
+            env={**os.environ, "LOCAL_RANK": str(i)},
+        )
+        for i in range(2)
+    ]
+    try:
+        assert wait_for(lambda: all(_comm(p.pid) == "sleep" and _children(p.pid) for p in ranks))
+        res = pinctl("check", "--plan", plan_path, "--json")
+        doc = json.loads(res.stdout)
+        assert {p["pid"] for p in doc["processes"]} == {p.pid for p in ranks}
+        assert res.returncode == 0 and doc["ok"] is True, res.stdout
+    finally:
+        for p in [shell, *ranks]:
+            for child in _children(p.pid):
+                os.kill(child, 9)
+            p.kill()
+            p.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def test_missing_pid_is_off() -> None:

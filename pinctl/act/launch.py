@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
+from pinctl.plan.environment import launch_markers
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
@@ -47,8 +48,10 @@ class LaunchSpec(Record):
         self.rank_source: Final = rank_source
 
 
-def spec_for_rank(rank: RankPlan, argv: Sequence[str], source: str | None = None) -> LaunchSpec:
-    return LaunchSpec(Binding.of_rank(rank), rank.env, tuple(argv), rank.local_rank, source)
+def spec_for_rank(rank: RankPlan, fingerprint: str, argv: Sequence[str], source: str | None = None) -> LaunchSpec:
+    """The launch of one plan rank: its binding, its variables and pinctl's markers (for ``check``)."""
+    env = tuple(sorted({**dict(rank.env), **dict(launch_markers(rank.local_rank, fingerprint))}.items()))
+    return LaunchSpec(Binding.of_rank(rank), env, tuple(argv), rank.local_rank, source)
 
 
 def build_env(base: Mapping[str, str], updates: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """``pinctl check``: is each process bound where the plan says? Exit 1 when anything is off (a health check).
 
-With no PID it checks the processes whose environment carries a local-rank
-variable (LOCAL_RANK, SLURM_LOCALID, ...); ``--gpu-procs`` checks those NVML sees
-on a GPU. The judgement is pinctl.doctor.pinning's; the view pinctl.render.check's.
+With no PID it checks the ranks ``pinctl launch`` started (it marks them), this user's
+only, in this Slurm job when run inside one, launched with this plan when there is one,
+and not their children: batch shells, srun clients and DataLoader workers carry a
+launcher's variables too and are not ranks. ``--gpu-procs`` checks the processes NVML
+sees on a GPU. The judgement is pinctl.doctor.pinning's; the view pinctl.render.check's.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ import click
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
-from pinctl.doctor.pinning import evaluate, gather, to_dict
+from pinctl.doctor.pinning import evaluate, gather, launched_ranks, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
-from pinctl.kernel.proc import pids, read_environ
-from pinctl.plan.localrank import rank_from_env
 from pinctl.plan.types import Plan
 from pinctl.render.check import draw
 
@@ -37,14 +37,14 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     """Show each process's real CPU affinity and memory policy, and what is off compared with the plan."""
     files = KernelFiles()
     notes: list[str] = []
-    targets = _targets(pids, gpu_procs, files)
     plan = _plan(ctx, params, notes)
+    targets = _targets(pids, gpu_procs, files, plan)
     facts = [gather(pid, gpus=gpus, files=files) for pid, gpus in targets]
     nodes = {n: node_cpus(files, n) or frozenset() for n in online_nodes(files)}
     issues = evaluate(facts, plan, nodes)
     ok = not any(issues.values())
     if not facts:
-        notes.append("no process to check (give PIDs, --gpu-procs, or run ranks with LOCAL_RANK set)")
+        notes.append("no process to check (give PIDs or --gpu-procs, or start the ranks with pinctl launch)")
     if as_json:
         doc = {
             "schema": "pinctl.check/v1",
@@ -61,7 +61,9 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     return 0 if ok else 1
 
 
-def _targets(pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles) -> list[tuple[int, tuple[int, ...]]]:
+def _targets(
+    pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles, plan: Plan | None
+) -> list[tuple[int, tuple[int, ...]]]:
     if pids_given and gpu_procs:
         raise UsageError("give PIDs or --gpu-procs, not both")
     if pids_given:
@@ -78,14 +80,10 @@ def _targets(pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles) -
             for pid in g.pids:
                 found.setdefault(pid, []).append(g.index)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
-    me = os.getpid()
-    out_: list[tuple[int, tuple[int, ...]]] = []
-    for pid in pids(files):
-        if pid != me:
-            env = read_environ(files, pid)
-            if env is not None and rank_from_env(env) is not None:
-                out_.append((pid, ()))
-    return out_
+    # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.
+    ranks = launched_ranks(files, uid=os.getuid(), job=os.environ.get("SLURM_JOB_ID"),
+                           fingerprint=plan.fingerprint if plan is not None else None, exclude=os.getpid())
+    return [(pid, ()) for pid in ranks]
 
 
 def _plan(ctx: click.Context, params: dict[str, Any], notes: list[str]) -> Plan | None:

@@ -104,7 +104,7 @@ def launch_plan_file(a: FastArgs) -> int:
     base_env = dict(os.environ)
     plan = api.load_plan(a.plan)
     rank, source = api.select_rank(plan, a.local_rank)
-    spec = spec_for_rank(rank, a.argv, source)
+    spec = spec_for_rank(rank, plan.fingerprint, a.argv, source)
     if a.dry_run or a.verbose:
         from pinctl.render.launch import describe, summary  # shlex: only when asked to report
 

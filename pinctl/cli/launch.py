@@ -78,7 +78,7 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
     if nproc is None:
         if plan is not None:
             rank, source = api.select_rank(plan, params["local_rank"], base_env)
-            spec = spec_for_rank(rank, command, source)
+            spec = spec_for_rank(rank, plan.fingerprint, command, source)
             spec = spec.replace(binding=apply_overrides(spec.binding, overrides))
         else:
             spec = LaunchSpec(apply_overrides(Binding(), overrides), (), command)
@@ -129,7 +129,7 @@ def _group_specs(
         if plan is not None:
             rank = plan.rank(local)
             assert rank is not None
-            binding, rank_env = Binding.of_rank(rank), dict(rank.env)
+            binding, rank_env = Binding.of_rank(rank), dict(spec_for_rank(rank, plan.fingerprint, command).env)
         else:
             binding, rank_env = Binding(), {}
         rank_env.update(

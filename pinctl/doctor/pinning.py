@@ -14,12 +14,14 @@ from pinctl.cpuset import format_list
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
     MemPolicy,
+    pids,
     read_environ,
     read_numa_maps,
     read_status,
     summarize_policies,
     thread_affinities,
 )
+from pinctl.plan.environment import MARKER_PLAN, MARKER_RANK
 from pinctl.plan.localrank import rank_from_env
 from pinctl.plan.types import Plan, RankPlan
 
@@ -54,7 +56,8 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
     if status is None:
         return ProcFacts(pid, exists=False, gpus=gpus)
     env = read_environ(fs, pid)
-    found = rank_from_env(env) if env is not None else None
+    marked = env.get(MARKER_RANK, "") if env is not None else ""
+    found = (int(marked), MARKER_RANK) if marked.isdigit() else rank_from_env(env) if env is not None else None
     maps = read_numa_maps(fs, pid)
     return ProcFacts(
         pid=pid,
@@ -68,6 +71,29 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
         rank_source=found[1] if found else None,
         gpus=gpus,
     )
+
+
+def launched_ranks(files: KernelFiles, *, uid: int, job: str | None, fingerprint: str | None,
+                   exclude: int) -> list[int]:  # fmt: skip
+    """The processes ``pinctl launch`` started as ranks (its markers in their environment), of user
+    *uid*, in Slurm job *job* when given, of the plan with *fingerprint* when given; not their
+    children (a DataLoader worker inherits its rank's markers), not *exclude* (the caller)."""
+    marked: dict[int, tuple[str, str]] = {}
+    parents: dict[int, int | None] = {}
+    for pid in pids(files):
+        if pid == exclude:
+            continue
+        env = read_environ(files, pid)
+        status = read_status(files, pid)
+        if env is None or status is None or MARKER_RANK not in env or status.uid != uid:
+            continue
+        if job is not None and env.get("SLURM_JOB_ID") != job:
+            continue
+        if fingerprint is not None and env.get(MARKER_PLAN) != fingerprint:
+            continue
+        marked[pid] = (env.get(MARKER_PLAN, ""), env[MARKER_RANK])
+        parents[pid] = status.ppid
+    return sorted(pid for pid, mark in marked.items() if marked.get(parents[pid] or -1) != mark)
 
 
 def expected_for(facts: ProcFacts, plan: Plan | None) -> tuple[RankPlan, ...]:

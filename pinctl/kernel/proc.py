@@ -27,17 +27,19 @@ PF_KTHREAD = 0x00200000
 class ProcStatus(Record):
     """The fields of /proc/PID/status that say where a task may run and allocate."""
 
-    __slots__ = ("cpus_allowed", "mems_allowed", "name", "pid", "threads")
+    __slots__ = ("cpus_allowed", "mems_allowed", "name", "pid", "ppid", "threads", "uid")
 
     def __init__(
         self, pid: int, name: str, cpus_allowed: frozenset[int], mems_allowed: frozenset[int],
-        threads: int | None = None,
+        threads: int | None = None, ppid: int | None = None, uid: int | None = None,
     ) -> None:  # fmt: skip
         self.pid: Final = pid
         self.name: Final = name
         self.cpus_allowed: Final = cpus_allowed
         self.mems_allowed: Final = mems_allowed
         self.threads: Final = threads
+        self.ppid: Final = ppid
+        self.uid: Final = uid  # the real user id
 
 
 class MemPolicy(Record):
@@ -70,12 +72,16 @@ def parse_status(text: str) -> dict[str, str]:
 def status_from_text(pid: int, text: str) -> ProcStatus:
     fields = parse_status(text)
     threads = fields.get("Threads", "")
+    ppid = fields.get("PPid", "")
+    uid = (fields.get("Uid", "").split() or [""])[0]
     return ProcStatus(
         pid=pid,
         name=fields.get("Name", ""),
         cpus_allowed=parse_list(fields.get("Cpus_allowed_list", ""), what="Cpus_allowed_list"),
         mems_allowed=parse_list(fields.get("Mems_allowed_list", ""), what="Mems_allowed_list"),
         threads=int(threads) if threads.isdigit() else None,
+        ppid=int(ppid) if ppid.isdigit() else None,
+        uid=int(uid) if uid.isdigit() else None,
     )
 
 

@@ -37,6 +37,17 @@ def env_key_allowed(key: str) -> bool:
     return key in ENV_KEYS or any(key.startswith(p) and len(key) > len(p) for p in ENV_PREFIXES)
 
 
+# What launch adds to the command's environment, beside the plan's variables: which rank of which
+# plan this process was bound as. ``pinctl check`` finds the ranks by them (not by a launcher's
+# variables, which batch shells and srun clients carry too), and their children inherit them.
+MARKER_RANK = "PINCTL_LOCAL_RANK"
+MARKER_PLAN = "PINCTL_PLAN"
+
+
+def launch_markers(local_rank: int, fingerprint: str) -> tuple[tuple[str, str], ...]:
+    return ((MARKER_PLAN, fingerprint), (MARKER_RANK, str(local_rank)))
+
+
 def rank_env(
     local_rank: int, ncores: int, nics: tuple[NicUse, ...], gpu: GpuRef | None, isolate: bool
 ) -> tuple[tuple[str, str], ...]:
