@@ -125,7 +125,31 @@ def test_slurm_masks_gpus_and_gres_core_indexes() -> None:
     assert any("logical core indexes" in line for line in text.splitlines() if line.startswith("#"))
 
 
-def test_slurm_cpu_only_has_no_gpu_bind() -> None:
+def test_slurm_cpu_only_has_no_gpu_bind_and_local_memory_is_preferred_local() -> None:
     p = make_plan(build_node(replace(LAYOUT, gpus=())), PlanRequest(ranks=3, mem_policy="local"))
     text = plan_to_slurm(p)
-    assert "--gpu-bind" not in text and "--mem-bind" not in text and "Name=gpu" not in text
+    assert "--gpu-bind" not in text and "Name=gpu" not in text
+    # Slurm's plain "local" is a strict bind; the kernel's local policy falls back to other nodes
+    assert "--mem-bind=prefer,local" in text
+
+
+@pytest.mark.parametrize(("policy", "mem_bind"), [("preferred", "--mem-bind=prefer,map_mem:"), ("interleave", None),
+                                                  ("none", None)])  # fmt: skip
+def test_slurm_memory_policies(policy: str, mem_bind: str | None) -> None:
+    text = plan_to_slurm(make(mem_policy=policy))
+    srun = next(line for line in text.splitlines() if line.startswith("srun "))
+    if mem_bind is None:
+        assert "--mem-bind" not in srun
+    else:
+        assert mem_bind in srun
+    assert ("has no srun --mem-bind spelling" in text) == (policy == "interleave")
+
+
+def test_slurm_asks_for_the_cpus_and_prints_the_launch_form() -> None:
+    p = make(procs_per_gpu=2)
+    lines = [line for line in plan_to_slurm(p, "/jobs/plan.json", ["python", "train.py"]).splitlines()
+             if line.startswith("srun ")]  # fmt: skip
+    width = max(len(r.cpus) for r in p.ranks)
+    assert all(f"--ntasks-per-node={len(p.ranks)} --cpus-per-task={width}" in line for line in lines)
+    assert lines[0].endswith(" python train.py")
+    assert lines[1].endswith("--cpu-bind=none pinctl launch --plan /jobs/plan.json -- python train.py")

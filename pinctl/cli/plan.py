@@ -54,7 +54,7 @@ def plan(
 ) -> int:
     """Plan CPU, memory, NIC and storage affinity for every local rank.
 
-    COMMAND (after --) fills the numactl lines of --format numactl.
+    COMMAND (after --) fills the command of --format numactl and --format slurm.
     """
     if schema:
         _write(schema_text(), output)
@@ -65,8 +65,8 @@ def plan(
         fmt = "json"
     if fmt is None:
         fmt = "table" if output is None and sys.stdout.isatty() else "json"
-    if command and fmt != "numactl":
-        raise UsageError("a COMMAND is only used with --format numactl")
+    if command and fmt not in ("numactl", "slurm"):
+        raise UsageError("a COMMAND is only used with --format numactl or slurm")
 
     result = api.make_plan(_discover(topology, root), **planning_keywords(params))
     if fmt == "table":
@@ -77,9 +77,10 @@ def plan(
             _write(plain(items), output)
     elif fmt == "numactl":
         _write(export.plan_to_numactl(result, command), output)
+    elif fmt == "slurm":
+        _write(export.plan_to_slurm(result, command=command), output)
     else:
-        _write({"json": export.plan_to_json, "env": export.plan_to_env, "slurm": export.plan_to_slurm}[fmt](result),
-               output)  # fmt: skip
+        _write({"json": export.plan_to_json, "env": export.plan_to_env}[fmt](result), output)
     for w in result.warnings:
         warn(w)
     return 0

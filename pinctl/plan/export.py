@@ -45,17 +45,65 @@ def plan_to_numactl(plan: Plan, command: Sequence[str] = ()) -> str:
     return "".join(f"{' '.join(numactl_argv(r))} -- {cmd}\n" for r in plan.ranks)
 
 
-def plan_to_slurm(plan: Plan) -> str:
-    """srun binding options in rank order, and gres.conf lines per GPU."""
-    masks = ",".join(format_mask(r.cpus) for r in plan.ranks)
-    parts = ["srun", f"--ntasks-per-node={len(plan.ranks)}", f"--cpu-bind=mask_cpu:{masks}"]
+def _slurm_mem_bind(plan: Plan) -> tuple[str | None, str | None]:
+    """srun's --mem-bind for the plan's policy, or (None, why it has none).
+
+    Slurm's ``local`` is a strict bind (numa_maps shows bind:N), so the kernel's local policy,
+    which falls back to other nodes, is ``prefer,local``; interleaving has no srun spelling.
+    """
+    policies = {r.mem_policy for r in plan.ranks}
+    if len(policies) != 1:
+        return None, "ranks have different memory policies"
+    policy = policies.pop()
+    single = all(len(r.mems) == 1 for r in plan.ranks)
+    if policy == "bind" and single:
+        return "map_mem:" + ",".join(str(min(r.mems)) for r in plan.ranks), None
+    if policy == "bind":
+        return "mask_mem:" + ",".join(format_mask(r.mems) for r in plan.ranks), None
+    if policy == "preferred" and single:
+        return "prefer,map_mem:" + ",".join(str(min(r.mems)) for r in plan.ranks), None
+    if policy == "local":
+        return "prefer,local", None
+    if policy == "none":
+        return None, None
+    return None, f"memory policy {policy} has no srun --mem-bind spelling"
+
+
+def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[str] = ()) -> str:
+    """srun lines for the plan (binding options, and the ``pinctl launch --plan`` form that also
+    sets each rank's environment), and gres.conf lines per GPU.
+
+    srun refuses masks outside the CPUs its step holds ("Unable to satisfy cpu bind request"),
+    so the lines ask for them: one node, the plan's tasks, --cpus-per-task as wide as the widest
+    rank. Standalone srun then takes them; inside sbatch the job must hold them.
+    """
+    cmd = " ".join(shlex.quote(c) for c in command) if command else "CMD"
+    ntasks = len(plan.ranks)
+    width = max(len(r.cpus) for r in plan.ranks)
+    ask = ["srun", "--nodes=1", f"--ntasks-per-node={ntasks}", f"--cpus-per-task={width}"]
+    parts = [*ask, "--cpu-bind=mask_cpu:" + ",".join(format_mask(r.cpus) for r in plan.ranks)]
     if all(r.gpu is not None for r in plan.ranks):
         parts.append("--gpu-bind=map_gpu:" + ",".join(str(r.gpu.index) for r in plan.ranks if r.gpu))
-    if all(r.mem_policy == "bind" and len(r.mems) == 1 for r in plan.ranks):
-        parts.append("--mem-bind=map_mem:" + ",".join(str(min(r.mems)) for r in plan.ranks))
+    mem_bind, no_mem_bind = _slurm_mem_bind(plan)
+    if mem_bind is not None:
+        parts.append(f"--mem-bind={mem_bind}")
+    options = dict(plan.options)
     lines = [
-        "# srun options: task i gets the i-th mask (OS CPU numbers, as taskset); needs the whole node.",
-        " ".join(parts) + " CMD",
+        "# srun options: task i gets the i-th mask (OS CPU numbers, as taskset). Standalone, srun takes",
+        "# the CPUs it asks for; inside sbatch the job must hold them "
+        f"(sbatch --exclusive, or -n {ntasks} -c {width}).",
+    ]
+    if options.get("reserve") or options.get("reserve_per_numa"):
+        lines.append("# The plan reserves CPUs: keep Slurm's jobs off them too (CpuSpecList= in slurm.conf), or the")
+        lines.append("# step may be given them and srun refuses the masks.")
+    if no_mem_bind:
+        lines.append(f"# No --mem-bind: {no_mem_bind}; the pinctl launch form below applies it.")
+    lines += [
+        " ".join(parts) + f" {cmd}",
+        "",
+        "# Each rank's environment (NCCL_IB_HCA, UCX_NET_DEVICES, OMP_NUM_THREADS, ...) cannot travel in srun",
+        "# options: this form binds each task and sets it from the plan (pinctl plan --json -o PLAN):",
+        " ".join([*ask, "--cpu-bind=none", "pinctl", "launch", "--plan", shlex.quote(plan_file), "--", cmd]),
     ]
     gpus: dict[int, list[RankPlan]] = {}
     for r in plan.ranks:
