@@ -1,0 +1,155 @@
+"""Real Slurm, Open MPI and MPICH for the tests, brought up by the tests from Debian's packages.
+
+A single-node Slurm (munge, slurmctld, slurmd) with task/cgroup and task/affinity runs on
+localhost from a private slurm.conf in a temporary folder, on ports nobody else uses, so
+it never meets a Slurm the machine may have. Everything started here is stopped by PID,
+and the empty cgroup folders Slurm leaves behind are removed. Setup facts are in
+../shared/notes/real-launchers.md. The tests skip only where this is impossible: not
+root (packages cannot be installed, daemons cannot run), or no package registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "openmpi-bin", "mpich", "numactl")
+TOOLS = ("slurmctld", "slurmd", "srun", "sbatch", "munged", "mungekey", "mpirun.openmpi", "mpiexec.hydra")
+SBIN = ("/usr/sbin", "/sbin")
+
+
+def which(tool: str) -> str | None:
+    return shutil.which(tool) or next((f"{d}/{tool}" for d in SBIN if os.access(f"{d}/{tool}", os.X_OK)), None)
+
+
+def ensure_packages() -> str | None:
+    """Install what is missing; None when everything is there, else why it cannot be."""
+    if all(which(t) for t in TOOLS):
+        return None
+    if os.geteuid() != 0:
+        return "not root: cannot install Slurm, Open MPI and MPICH"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES])
+    for argv in steps:
+        res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        if res.returncode != 0:
+            return f"{' '.join(argv[:2])} failed (no package registry?): {res.stderr.strip()[-300:]}"
+    missing = [t for t in TOOLS if not which(t)]
+    return f"installed, but {', '.join(missing)} missing" if missing else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up within {timeout:g} s")
+
+
+class Slurm:
+    """A private single-node cluster; :attr:`env` points srun/sbatch at it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.node = socket.gethostname().split(".")[0]
+        self.started: list[subprocess.Popen[bytes]] = []
+        self.conf = folder / "slurm.conf"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def run(self, *argv: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=timeout,
+                              check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
+
+    def _spawn(self, argv: list[str], log: str, **kw: object) -> None:
+        out = open(self.folder / log, "wb")  # noqa: SIM115 - the daemon writes it until stopped
+        self.started.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                             **kw))  # type: ignore[call-overload]  # fmt: skip
+
+    def start(self) -> None:
+        self._munge()
+        self._write_conf()
+        self._spawn([which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(self.conf)], "slurmctld.out")
+        _wait(lambda: "UP" in self.run("scontrol", "ping").stdout, "slurmctld")
+        self._spawn([which("slurmd") or "slurmd", "-D", "-f", str(self.conf)], "slurmd.out")
+
+        def idle() -> bool:
+            state = self.run("sinfo", "-h", "-o", "%T").stdout.strip()
+            if state.startswith("down") or state.startswith("drain"):
+                self.run("scontrol", "update", f"nodename={self.node}", "state=resume")
+            return state == "idle"
+
+        _wait(idle, "slurmd")
+
+    def _munge(self) -> None:
+        if subprocess.run("munge -n | unmunge", shell=True, capture_output=True, check=False).returncode == 0:
+            return  # a munged is already serving this machine: use it, and leave it alone
+        for d in ("/run/munge", "/var/log/munge", "/var/lib/munge", "/etc/munge"):
+            os.makedirs(d, exist_ok=True)
+            shutil.chown(d, "munge", "munge")
+        if not os.path.exists("/etc/munge/munge.key"):
+            subprocess.run([which("mungekey") or "mungekey", "--create"], check=True, capture_output=True)
+        shutil.chown("/etc/munge/munge.key", "munge", "munge")
+        self._spawn([which("munged") or "munged", "--foreground"], "munged.out", user="munge")
+        _wait(lambda: subprocess.run("munge -n | unmunge", shell=True, capture_output=True,
+                                     check=False).returncode == 0, "munged")  # fmt: skip
+
+    def _write_conf(self) -> None:
+        d = self.folder
+        (d / "state").mkdir()
+        (d / "spool").mkdir()
+        probe = subprocess.run([which("slurmd") or "slurmd", "-C"], capture_output=True, text=True, check=True)
+        node_line = probe.stdout.splitlines()[0]
+        node_line = " ".join("RealMemory=1000" if w.startswith("RealMemory=") else w for w in node_line.split())
+        self.conf.write_text(f"""ClusterName=pinctltest
+SlurmctldHost={self.node}(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup,task/affinity
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+{node_line} NodeAddr=127.0.0.1 State=UNKNOWN
+PartitionName=test Nodes={self.node} Default=YES MaxTime=10 State=UP
+""")
+        (d / "cgroup.conf").write_text(
+            "CgroupPlugin=autodetect\nConstrainCores=yes\nConstrainRAMSpace=no\nConstrainDevices=no\n"
+        )
+
+    def stop(self) -> None:
+        """Stop what was started, by PID, newest first; then remove Slurm's empty cgroup folders."""
+        for proc in reversed(self.started):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for controller in Path("/sys/fs/cgroup").glob(f"*/slurm_{self.node}"):
+            # cgroup folders hold only the kernel's control files: rmdir takes them, deepest first
+            folders = [p for p in controller.rglob("*") if p.is_dir()]
+            for folder in [*sorted(folders, key=lambda p: -len(p.parts)), controller]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()

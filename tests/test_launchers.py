@@ -1,0 +1,154 @@
+"""pinctl under the real launchers users run it under: srun, sbatch (with srun, mpirun, mpiexec inside),
+Open MPI's mpirun and MPICH's mpiexec.hydra, on a single-node Slurm the tests bring up (tests/real_launchers.py).
+
+Each rank reports what the kernel says it got (/proc/self/status) and which variables it
+saw; the assertions are what a user would check with taskset -p and env.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, plan_dict, rank, write_plan
+from real_launchers import Slurm, ensure_packages, which
+
+pytestmark = pytest.mark.skipif(not TWO_CPUS or ALL_CPUS[:2] != [0, 1], reason="needs CPUs 0 and 1")
+
+PINCTL = f"{shlex.quote(PYTHON)} -m pinctl"
+# What each rank prints: its launcher's rank variables, the CPUs it may run on, what launch set.
+REPORT = ('echo "report localid=${SLURM_LOCALID:-} rank=${LOCAL_RANK:-} '
+          'cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2) omp=${OMP_NUM_THREADS:-}"')  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
+    why = ensure_packages()
+    if why is not None:
+        pytest.skip(why)
+    cluster = Slurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def reports(text: str) -> list[dict[str, str]]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("report "):
+            out.append(dict(field.split("=", 1) for field in line.split()[1:]))
+    return out
+
+
+def sbatch(slurm: Slurm, folder: Path, script: str, *options: str) -> str:
+    """Run a batch script to its end (sbatch -W) and return its output."""
+    path = folder / "job.sh"
+    path.write_text("#!/bin/bash\n" + script)
+    path.chmod(0o755)
+    out = folder / "job.out"
+    res = slurm.run("sbatch", "-W", "-o", str(out), *options, str(path), timeout=120)
+    assert res.returncode == 0, res.stderr
+    return out.read_text()
+
+
+def swapped_plan(folder: Path) -> str:
+    """Rank 0 on CPU 1, rank 1 on CPU 0: the opposite of every launcher's own default binding."""
+    return write_plan(folder / "swapped.json", plan_dict([rank(0, [1]), rank(1, [0])]))
+
+
+def test_mpirun_inside_sbatch_binds_each_rank_as_its_mpi_rank(slurm: Slurm, tmp_path: Path) -> None:
+    """The batch shell's SLURM_LOCALID=0 reaches every rank; Open MPI's own variable is the inner one,
+    and mpirun's default bind-to-core is replaced, not taken for a limit."""
+    plan = swapped_plan(tmp_path)
+    mpirun = which("mpirun.openmpi")
+    out = sbatch(slurm, tmp_path, f"{mpirun} --allow-run-as-root -np 2 {PINCTL} launch --plan {plan} -v -- "
+                                  f"sh -c {shlex.quote(REPORT)}\n", "--exclusive", "-n", "2")  # fmt: skip
+    got = {r["rank"]: r["cpus"] for r in reports(out)}
+    assert got == {"0": "1", "1": "0"}, out
+    assert {r["localid"] for r in reports(out)} == {"0"}  # the batch shell's, passed on by mpirun
+    assert out.count("(from OMPI_COMM_WORLD_LOCAL_RANK)") == 2
+
+
+def test_mpiexec_hydra_inside_sbatch_with_its_own_binding(slurm: Slurm, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0]), rank(1, [1])]))
+    mpiexec = which("mpiexec.hydra")
+    out = sbatch(slurm, tmp_path, f"{mpiexec} -n 2 -bind-to user:1,0 {PINCTL} launch --plan {plan} -v -- "
+                                  f"sh -c {shlex.quote(REPORT)}\n", "--exclusive", "-n", "2")  # fmt: skip
+    assert {r["rank"]: r["cpus"] for r in reports(out)} == {"0": "0", "1": "1"}, out
+    assert out.count("(from MPI_LOCALRANKID)") == 2
+
+
+def test_srun_with_its_own_cpu_binding(slurm: Slurm, tmp_path: Path) -> None:
+    """srun --cpu-bind=map_cpu:1,0 sets an affinity pinctl replaces: the step's cgroup holds both CPUs."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0]), rank(1, [1])]))
+    res = slurm.run("srun", "-n", "2", "--cpu-bind=map_cpu:1,0", *shlex.split(PINCTL), "launch", "--plan", plan,
+                    "--", "sh", "-c", REPORT)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert {r["localid"]: r["cpus"] for r in reports(res.stdout)} == {"0": "0", "1": "1"}
+
+
+def test_a_step_too_small_for_the_rank_is_refused_with_the_fix(slurm: Slurm, tmp_path: Path) -> None:
+    """`srun -n1` holds one CPU; a rank of two cannot fit, and the message says how to ask for two."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0, 1])]))
+    res = slurm.run("srun", "-n", "1", *shlex.split(PINCTL), "launch", "--plan", plan, "--", "true")
+    assert res.returncode != 0
+    assert "outside the CPUs this job step or container may use" in res.stderr and "srun -c 2" in res.stderr
+    ok = slurm.run("srun", "-n", "1", "-c", "2", *shlex.split(PINCTL), "launch", "--plan", plan, "--", "sh", "-c",
+                   REPORT)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert reports(ok.stdout)[0]["cpus"] == "0-1"
+
+
+def test_check_inside_a_job_judges_the_ranks_only(slurm: Slurm, tmp_path: Path) -> None:
+    """The batch shell and the srun client carry SLURM_LOCALID, and each rank has a child that shares
+    its CPUs: none of them is a rank, so correctly pinned ranks check ok."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0]), rank(1, [1])]))
+    script = f"""
+srun -n 2 {PINCTL} launch --plan {plan} -- sh -c 'sleep 30 & exec sleep 31' &
+for i in $(seq 200); do [ "$(pgrep -cfx 'sleep 31')" = 2 ] && break; sleep 0.1; done
+{PINCTL} check --plan {plan} --json > {tmp_path}/check.json
+echo "check rc=$?"
+kill %1; wait
+"""
+    out = sbatch(slurm, tmp_path, script, "--exclusive", "-n", "2")
+    assert "check rc=0" in out, out
+    doc = json.loads((tmp_path / "check.json").read_text())
+    assert doc["ok"] is True and len(doc["processes"]) == 2
+    assert sorted(p["local_rank"] for p in doc["processes"]) == [0, 1]
+
+
+def _slurm_lines(tmp_path: Path, ranks: int) -> tuple[str, list[str]]:
+    """A real plan of this machine and its --format slurm srun lines, pinctl spelled as this interpreter."""
+    plan = tmp_path / f"plan{ranks}.json"
+    subprocess.run([PYTHON, "-m", "pinctl", "plan", "--ranks", str(ranks), "--json", "-o", str(plan)], check=True)
+    text = subprocess.run([PYTHON, "-m", "pinctl", "plan", "--ranks", str(ranks), "--format", "slurm", "--", "sh",
+                           "-c", REPORT], check=True, capture_output=True, text=True).stdout  # fmt: skip
+    lines = [re.sub(r"\bpinctl launch --plan plan\.json", f"{PINCTL} launch --plan {plan}", line)
+             for line in text.splitlines() if line.startswith("srun ")]  # fmt: skip
+    return str(plan), lines
+
+
+@pytest.mark.parametrize("ranks", [2, 1])
+def test_plan_format_slurm_works_as_printed(slurm: Slurm, tmp_path: Path, ranks: int) -> None:
+    """Both srun lines, standalone and inside sbatch: each task on its plan rank's CPUs; the launch
+    form also sets the rank's environment."""
+    plan_path, lines = _slurm_lines(tmp_path, ranks)
+    plan = json.loads(Path(plan_path).read_text())
+    want = {str(r["local_rank"]): r["cpulist"] for r in plan["ranks"]}
+    omp = {str(r["local_rank"]): r["env"]["OMP_NUM_THREADS"] for r in plan["ranks"]}
+    for line in lines:
+        res = slurm.run(*shlex.split(line))
+        assert res.returncode == 0, f"{line}\n{res.stderr}"
+        assert {r["localid"]: r["cpus"] for r in reports(res.stdout)} == want, line
+    launched = reports(slurm.run(*shlex.split(lines[1])).stdout)
+    assert {r["rank"]: r["omp"] for r in launched} == omp
+    out = sbatch(slurm, tmp_path, "\n".join(lines) + "\n", "--exclusive")
+    got = reports(out)
+    assert len(got) == 2 * ranks and all(r["cpus"] == want[r["localid"]] for r in got), out
