@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "openmpi-bin", "mpich", "numactl")
-TOOLS = ("slurmctld", "slurmd", "srun", "sbatch", "munged", "mungekey", "mpirun.openmpi", "mpiexec.hydra")
+TOOLS = ("slurmctld", "slurmd", "srun", "sbatch", "munged", "mungekey", "mpirun.openmpi", "mpiexec.hydra", "numactl")
 SBIN = ("/usr/sbin", "/sbin")
 
 

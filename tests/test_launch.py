@@ -9,14 +9,17 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
+from real_launchers import ensure_packages
 
 from pinctl.cli.fast import FastArgs, parse_fast_args
 from pinctl.errors import UsageError
 from pinctl.kernel.proc import parse_numa_maps, parse_status
 from pinctl.plan.localrank import detect_local_rank, rank_from_env
+from pinctl.plan.world import World, first_host, group_world
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 LAST = ALL_CPUS[-1]
@@ -87,8 +90,9 @@ def test_bad_override_is_a_one_line_usage_error(options: list[str], message: str
 
 
 def test_numactl_line_from_dry_run_binds_the_same(tmp_path: Path) -> None:
-    if shutil.which("numactl") is None:
-        pytest.skip("numactl is not installed")
+    why = ensure_packages()  # the real numactl, from Debian's package, as the launcher tests' tools
+    if why is not None:
+        pytest.skip(why)
     marker = tmp_path / "ran"
     dry = pinctl("launch", "-C", str(LAST), "-m", "0", "--dry-run", "--", "touch", str(marker))
     assert dry.returncode == 0 and not marker.exists()
@@ -262,28 +266,16 @@ def test_an_explicit_local_rank_wins() -> None:
 
 def test_nproc_per_node_sets_rank_variables_and_binds_each(plan_path: str, tmp_path: Path) -> None:
     script = (
-        f'out={tmp_path}/r$LOCAL_RANK; echo "$LOCAL_RANK $RANK $LOCAL_WORLD_SIZE $WORLD_SIZE" > $out; '
-        "grep Cpus_allowed_list /proc/self/status >> $out"
+        f'out={tmp_path}/r$LOCAL_RANK; echo "$LOCAL_RANK $RANK $LOCAL_WORLD_SIZE $WORLD_SIZE $GROUP_RANK '
+        '$GROUP_WORLD_SIZE $MASTER_ADDR $MASTER_PORT" > $out; grep Cpus_allowed_list /proc/self/status >> $out'
     )
-    res = pinctl(
-        "launch",
-        "--plan",
-        plan_path,
-        "--nproc-per-node",
-        "all",
-        "--nnodes",
-        "2",
-        "--node-rank",
-        "1",
-        "--",
-        "sh",
-        "-c",
-        script,
-    )
+    res = pinctl("launch", "--plan", plan_path, "--nproc-per-node", "all", "--nnodes", "2", "--node-rank", "1",
+                 "--master-addr", "node0", "--", "sh", "-c", script)  # fmt: skip
     assert res.returncode == 0, res.stderr
     r0 = (tmp_path / "r0").read_text().splitlines()
     r1 = (tmp_path / "r1").read_text().splitlines()
-    assert r0[0] == "0 2 2 4" and r1[0] == "1 3 2 4"
+    # torch.distributed's env:// init has what it needs: ranks, sizes, and where to meet
+    assert r0[0] == "0 2 2 4 1 2 node0 29500" and r1[0] == "1 3 2 4 1 2 node0 29500"
     assert r0[1].split()[-1] == str(ALL_CPUS[0])
     assert r1[1].split()[-1] == str(LAST)
 
@@ -332,6 +324,62 @@ def test_nproc_per_node_forwards_sigterm(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
         for i in range(2):
             assert not os.path.exists(f"/proc/{int((tmp_path / f'pid{i}').read_text())}/status")
+    finally:
+        proc.kill()
+
+
+def _pids(folder: Path, name: str, count: int) -> list[int]:
+    assert wait_for(lambda: all((folder / f"{name}{i}").exists() and (folder / f"{name}{i}").read_text().strip()
+                                for i in range(count)))  # fmt: skip
+    return [int((folder / f"{name}{i}").read_text()) for i in range(count)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_grace_then_sigkill_for_ranks_that_ignore_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen([PYTHON, "-m", "pinctl", "launch", "-l", "--nproc-per-node", "2", "--grace", "1", "--",
+                             "sh", "-c", f"trap '' TERM; echo $$ > {tmp_path}/pid$LOCAL_RANK; "
+                             "while :; do sleep 1; done"])  # fmt: skip
+    try:
+        ranks = _pids(tmp_path, "pid", 2)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert time.monotonic() - start < 10
+        assert all(_gone(pid) for pid in ranks)
+    finally:
+        proc.kill()
+
+
+def test_a_signalled_launcher_says_so_even_when_its_ranks_exit_0(tmp_path: Path) -> None:
+    """A preempted job must not look finished: ranks that exit 0 on SIGTERM still give 128+15."""
+    proc = subprocess.Popen([PYTHON, "-m", "pinctl", "launch", "-l", "--nproc-per-node", "2", "--", "sh", "-c",
+                             f"trap 'exit 0' TERM; echo $$ > {tmp_path}/pid$LOCAL_RANK; "
+                             "while :; do sleep 0.1; done"])  # fmt: skip
+    try:
+        _pids(tmp_path, "pid", 2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+
+
+def test_no_rank_or_its_children_outlive_a_killed_launcher(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) gives the launcher no chance to forward anything."""
+    proc = subprocess.Popen([PYTHON, "-m", "pinctl", "launch", "-l", "--nproc-per-node", "2", "--", "sh", "-c",
+                             f"sleep 60 & echo $! > {tmp_path}/child$LOCAL_RANK; echo $$ > {tmp_path}/pid$LOCAL_RANK; "
+                             "wait"])  # fmt: skip
+    try:
+        everyone = _pids(tmp_path, "pid", 2) + _pids(tmp_path, "child", 2)
+        proc.kill()
+        proc.wait()
+        assert wait_for(lambda: all(_gone(pid) for pid in everyone)), [p for p in everyone if not _gone(p)]
     finally:
         proc.kill()
 
@@ -409,3 +457,37 @@ def test_an_inherited_affinity_is_no_limit(plan_path: str) -> None:
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[-1] == str(ALL_CPUS[0])
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "first"),
+    [("vm", "vm"), ("gpu[003-010,12]-ib,login1", "gpu003-ib"), ("a1,b[2-3]", "a1"), ("n[7,9]", "n7")],
+)
+def test_first_host_of_a_slurm_host_list(nodelist: str, first: str) -> None:
+    assert first_host(nodelist) == first
+
+
+def test_the_world_under_an_srun_step() -> None:
+    step = {"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "4", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NODEID": "2",
+            "SLURM_STEP_NODELIST": "gpu[01-04]", "SLURM_LOCALID": "0"}  # fmt: skip
+    world = group_world(step)
+    assert (world.nnodes, world.node_rank, world.master_addr, world.master_port) == (4, 2, "gpu01", 29500)
+    assert world.rank_env(1, 8)["RANK"] == "17" and world.rank_env(1, 8)["WORLD_SIZE"] == "32"
+    assert group_world({**step, "MASTER_ADDR": "head", "MASTER_PORT": "1234"}).master_addr == "head"
+    # options win, as torchrun's do
+    assert group_world(step, nnodes=2, node_rank=0, master_port=4000).master_port == 4000
+    # a batch script is no step: one node on loopback
+    assert group_world({"SLURM_JOB_ID": "7", "SLURM_NNODES": "4"}) == World(1, 0, "127.0.0.1", 29500)
+
+
+@pytest.mark.parametrize(
+    ("env", "options", "message"),
+    [
+        ({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "1", "SLURM_STEP_NUM_TASKS": "2"}, {}, "one task per node"),
+        ({}, {"nnodes": 2}, "needs --master-addr"),
+        ({}, {"nnodes": 2, "node_rank": 2, "master_addr": "h"}, "out of range"),
+    ],
+)
+def test_worlds_that_cannot_work_are_refused(env: dict[str, str], options: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        group_world(env, **options)

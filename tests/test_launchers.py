@@ -152,3 +152,18 @@ def test_plan_format_slurm_works_as_printed(slurm: Slurm, tmp_path: Path, ranks:
     out = sbatch(slurm, tmp_path, "\n".join(lines) + "\n", "--exclusive")
     got = reports(out)
     assert len(got) == 2 * ranks and all(r["cpus"] == want[r["localid"]] for r in got), out
+
+
+def test_nproc_per_node_under_srun(slurm: Slurm, tmp_path: Path) -> None:
+    """One task per node starts the node's ranks, with the step's world; two tasks would start them twice."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0]), rank(1, [1])]))
+    report = REPORT.replace('echo "report ', 'echo "report world=$WORLD_SIZE grank=$RANK master=$MASTER_ADDR ')
+    ok = slurm.run("srun", "-N", "1", "-n", "1", "-c", "2", *shlex.split(PINCTL), "launch", "--plan", plan,
+                   "--nproc-per-node", "all", "--", "sh", "-c", report)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    got = {r["rank"]: r for r in reports(ok.stdout)}
+    assert {k: r["cpus"] for k, r in got.items()} == {"0": "0", "1": "1"}
+    assert {r["world"] for r in got.values()} == {"2"} and {r["master"] for r in got.values()} == {"127.0.0.1"}
+    twice = slurm.run("srun", "-n", "2", *shlex.split(PINCTL), "launch", "--plan", plan, "--nproc-per-node",
+                      "all", "--", "true")  # fmt: skip
+    assert twice.returncode != 0 and "run one task per node (srun --ntasks-per-node=1)" in twice.stderr

@@ -49,6 +49,7 @@ INNER_IMPORTS = {
         "pinctl.plan.request": "the planner's dataclasses stay off the launch path",
     },
     "pinctl.act.mempolicy": {"ctypes": "only when a memory policy is set or read"},
+    "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",
                         "pinctl.cli.app": "click loads only off the fast paths"},
     "pinctl.cli.fast": {"pinctl.render.launch": "shlex only for --dry-run and -v"},
@@ -65,7 +66,10 @@ INNER_IMPORTS = {
 }
 MAX_LINES = 400
 # Who may end the process, besides cli/: module -> why.
-EXITS = {"pinctl.discovery.hwloc.isolated": "the forked libhwloc child leaves through os._exit"}
+EXITS = {
+    "pinctl.discovery.hwloc.isolated": "the forked libhwloc child leaves through os._exit",
+    "pinctl.act.supervise": "a forked rank whose exec failed, and the guard, leave through os._exit",
+}
 
 
 def modules() -> Iterator[tuple[str, Path, ast.Module]]:

@@ -23,6 +23,7 @@ from pinctl.cli.output import out, say, warn
 from pinctl.errors import UsageError
 from pinctl.plan.binding import Binding
 from pinctl.plan.types import Plan
+from pinctl.plan.world import group_world
 from pinctl.render.launch import describe, summary
 
 
@@ -38,14 +39,18 @@ from pinctl.render.launch import describe, summary
 @click.option(
     "--nproc-per-node", metavar="N|all", default=None, help="Start N bound children (all: one per plan rank)."
 )
-@click.option("--nnodes", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
-              help="Nodes in the job (WORLD_SIZE = nnodes x nproc-per-node).")
+@click.option("--nnodes", type=click.IntRange(1, 1 << 20), default=None,
+              help="Nodes in the job (WORLD_SIZE = nnodes x nproc-per-node); default: the srun step's, else 1.")
 @click.option(
     "--node-rank",
     type=click.IntRange(0, 1 << 20),
     default=None,
-    help="This node's index (RANK offset); default SLURM_NODEID, GROUP_RANK, else 0.",
+    help="This node's index (RANK offset); default SLURM_NODEID in an srun step, GROUP_RANK, else 0.",
 )
+@click.option("--master-addr", metavar="HOST", default=None,
+              help="Host of node rank 0 (MASTER_ADDR); default $MASTER_ADDR, the step's first host, else 127.0.0.1.")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=None,
+              help="Port on it (MASTER_PORT); default $MASTER_PORT, else 29500 as torchrun.")
 @click.option(
     "--grace", type=click.FloatRange(0, 3600), default=10.0, show_default=True, help="Seconds before SIGKILL."
 )
@@ -104,7 +109,7 @@ def _group_specs(
     params: dict[str, Any],
     env: dict[str, str],
 ) -> list[LaunchSpec]:
-    """One spec per local rank, with the torchrun variables (LOCAL_RANK, RANK, LOCAL_WORLD_SIZE, WORLD_SIZE)."""
+    """One spec per local rank, with torchrun's variables (pinctl.plan.world)."""
     if nproc_text == "all":
         if plan is None:
             raise UsageError("--nproc-per-node all needs a plan (one child per plan rank)")
@@ -115,15 +120,8 @@ def _group_specs(
         raise UsageError(f"--nproc-per-node {nproc_text!r}: expected a count 1-4096 or 'all'")
     if plan is not None and nproc > len(plan.ranks):
         raise UsageError(f"--nproc-per-node {nproc} but the plan has only {len(plan.ranks)} ranks")
-    node_rank = params["node_rank"]
-    if node_rank is None:
-        text = env.get("SLURM_NODEID") or env.get("GROUP_RANK") or "0"
-        if not text.isdigit():
-            raise UsageError(f"node rank {text!r} from SLURM_NODEID/GROUP_RANK is not a number")
-        node_rank = int(text)
-    nnodes = params["nnodes"]
-    if node_rank >= nnodes:
-        raise UsageError(f"node rank {node_rank} is out of range for --nnodes {nnodes}")
+    world = group_world(env, nnodes=params["nnodes"], node_rank=params["node_rank"],
+                        master_addr=params["master_addr"], master_port=params["master_port"])  # fmt: skip
     specs: list[LaunchSpec] = []
     for local in range(nproc):
         if plan is not None:
@@ -132,12 +130,7 @@ def _group_specs(
             binding, rank_env = Binding.of_rank(rank), dict(spec_for_rank(rank, plan.fingerprint, command).env)
         else:
             binding, rank_env = Binding(), {}
-        rank_env.update(
-            LOCAL_RANK=str(local),
-            RANK=str(node_rank * nproc + local),
-            LOCAL_WORLD_SIZE=str(nproc),
-            WORLD_SIZE=str(nproc * nnodes),
-        )
+        rank_env.update(world.rank_env(local, nproc))
         binding = apply_overrides(binding, overrides)
         specs.append(LaunchSpec(binding, tuple(sorted(rank_env.items())), command, local, "--nproc-per-node"))
     return specs
