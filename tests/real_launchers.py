@@ -153,3 +153,31 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=10 State=UP
             for folder in [*sorted(folders, key=lambda p: -len(p.parts)), controller]:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
+
+
+TORCH = "torch==2.13.0"  # the CPU-only build this machine kind keeps on disk for Python 3.11 (env docs)
+TORCH_VENV = Path.home() / ".cache" / "pinctl-tests" / "torch-venv"
+
+
+def torchrun() -> tuple[str | None, str | None]:
+    """(torchrun, None) from a Python 3.11 venv with a CPU-only torch, made once and kept in the
+    user's cache (about 30 s, 0.9 GB); or (None, why it cannot be had in reasonable time)."""
+    exe = TORCH_VENV / "bin" / "torchrun"
+    if exe.exists():
+        return str(exe), None
+    python = shutil.which("python3.11")
+    if python is None:
+        return None, "no python3.11 for a CPU-only torch (PyPI's default torch is a CUDA build of several GB)"
+    try:
+        subprocess.run([python, "-m", "venv", str(TORCH_VENV)], check=True, capture_output=True, timeout=120)
+        res = subprocess.run([str(TORCH_VENV / "bin" / "pip"), "install", "-q", TORCH], capture_output=True,
+                             text=True, timeout=300, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        res = None
+        why = str(exc)
+    else:
+        why = res.stderr.strip()[-300:]
+    if res is None or res.returncode != 0 or not exe.exists():
+        shutil.rmtree(TORCH_VENV, ignore_errors=True)
+        return None, f"cannot install {TORCH} for Python 3.11 in reasonable time: {why}"
+    return str(exe), None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, plan_dict, rank, write_plan
-from real_launchers import Slurm, ensure_packages, which
+from real_launchers import Slurm, ensure_packages, torchrun, which
 
 pytestmark = pytest.mark.skipif(not TWO_CPUS or ALL_CPUS[:2] != [0, 1], reason="needs CPUs 0 and 1")
 
@@ -167,3 +167,35 @@ def test_nproc_per_node_under_srun(slurm: Slurm, tmp_path: Path) -> None:
     twice = slurm.run("srun", "-n", "2", *shlex.split(PINCTL), "launch", "--plan", plan, "--nproc-per-node",
                       "all", "--", "true")  # fmt: skip
     assert twice.returncode != 0 and "run one task per node (srun --ntasks-per-node=1)" in twice.stderr
+
+
+@pytest.fixture(scope="module")
+def torchrun_exe() -> str:
+    exe, why = torchrun()
+    if exe is None:
+        pytest.skip(why)
+    return exe
+
+
+def test_torchrun_no_python_wraps_pinctl_launch(torchrun_exe: str, tmp_path: Path) -> None:
+    """The documented form: torchrun starts pinctl launch for each worker, which binds it and execs the command."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [1]), rank(1, [0])]))
+    pinctl_exe = str(Path(PYTHON).with_name("pinctl"))
+    res = subprocess.run([torchrun_exe, "--standalone", "--nproc-per-node", "2", "--no-python", pinctl_exe, "launch",
+                          "--plan", plan, "-v", "--", "sh", "-c", REPORT], capture_output=True, text=True,
+                         timeout=120, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert {r["rank"]: r["cpus"] for r in reports(res.stdout)} == {"0": "1", "1": "0"}
+    assert res.stderr.count("(from LOCAL_RANK)") == 2
+
+
+def test_torchrun_inside_srun_is_the_inner_launcher(torchrun_exe: str, slurm: Slurm, tmp_path: Path) -> None:
+    """srun's task has SLURM_LOCALID=0 for both of torchrun's workers: torchrun's LOCAL_RANK wins."""
+    plan = write_plan(tmp_path / "plan.json", plan_dict([rank(0, [0]), rank(1, [1])]))
+    pinctl_exe = str(Path(PYTHON).with_name("pinctl"))
+    res = slurm.run("srun", "-n", "1", "-c", "2", torchrun_exe, "--standalone", "--nproc-per-node", "2",
+                    "--no-python", pinctl_exe, "launch", "--plan", plan, "--", "sh", "-c", REPORT,
+                    timeout=180)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = reports(res.stdout)
+    assert {r["rank"]: r["cpus"] for r in got} == {"0": "0", "1": "1"} and {r["localid"] for r in got} == {"0"}

@@ -14,8 +14,8 @@ Two launchers of one tier that disagree (OMPI_COMM_WORLD_LOCAL_RANK=1 with
 MPI_LOCALRANKID=0) cannot both have started this process: that is refused with one
 line naming both. So is a bare LOCAL_RANK that disagrees with an MPI or Slurm
 variable while nothing shows a torchrun-style launcher (LOCAL_WORLD_SIZE, GROUP_RANK,
-TORCHELASTIC_RUN_ID): a LOCAL_RANK left exported in a job script must not bind every
-MPI rank as one. A rank pinctl cannot be sure of is never guessed.
+TORCHELASTIC_RUN_ID, DeepSpeed's LOCAL_SIZE): a LOCAL_RANK left exported in a job
+script must not bind every MPI rank as one. A rank pinctl cannot be sure of is never guessed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ RANK_VARS: tuple[tuple[str, str, int], ...] = (
     ("SLURM_LOCALID", "Slurm", 3),
     ("FLUX_TASK_LOCAL_ID", "Flux", 3),
 )
-# What torchrun (and pinctl launch --nproc-per-node) set beside LOCAL_RANK; a bare LOCAL_RANK may be stale.
-TORCHRUN_MARKERS = ("LOCAL_WORLD_SIZE", "GROUP_RANK", "TORCHELASTIC_RUN_ID")
+# What torchrun (and pinctl launch --nproc-per-node, and DeepSpeed's launcher: LOCAL_SIZE) set beside
+# LOCAL_RANK; a bare LOCAL_RANK may be stale.
+TORCHRUN_MARKERS = ("LOCAL_WORLD_SIZE", "GROUP_RANK", "TORCHELASTIC_RUN_ID", "LOCAL_SIZE")
 
 
 def _found(env: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
