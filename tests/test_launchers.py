@@ -8,6 +8,7 @@ saw; the assertions are what a user would check with taskset -p and env.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -199,3 +200,19 @@ def test_torchrun_inside_srun_is_the_inner_launcher(torchrun_exe: str, slurm: Sl
     assert res.returncode == 0, res.stderr
     got = reports(res.stdout)
     assert {r["rank"]: r["cpus"] for r in got} == {"0": "0", "1": "1"} and {r["localid"] for r in got} == {"0"}
+
+
+@pytest.mark.parametrize(("launcher", "variable"), [("mpirun", "OMPI_COMM_WORLD_LOCAL_RANK"),
+                                                    ("mpiexec", "MPI_LOCALRANKID")])  # fmt: skip
+def test_mpi_launchers_alone(slurm: Slurm, tmp_path: Path, launcher: str, variable: str) -> None:
+    """Outside Slurm too (the fixture provides the packages): each MPI rank on its plan rank's CPUs."""
+    del slurm
+    plan = swapped_plan(tmp_path)
+    argv = ([which("mpirun.openmpi") or "mpirun.openmpi", "--allow-run-as-root", "-np", "2"]
+            if launcher == "mpirun" else [which("mpiexec.hydra") or "mpiexec.hydra", "-n", "2"])  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOCAL_RANK"))}
+    res = subprocess.run([*argv, PYTHON, "-m", "pinctl", "launch", "--plan", plan, "-v", "--", "sh", "-c", REPORT],
+                         capture_output=True, text=True, timeout=120, env=env, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert {r["rank"]: r["cpus"] for r in reports(res.stdout)} == {"0": "1", "1": "0"}
+    assert res.stderr.count(f"(from {variable})") == 2
