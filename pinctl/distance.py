@@ -23,6 +23,11 @@ from pinctl.model import Gpu, Node, PciAddress, PciInfo
 LEVELS = ("X", "NV", "PIX", "PXB", "PHB", "NODE", "SYS")
 
 
+def level_between(a: PciInfo | None, b: PciInfo | None) -> str:
+    """PCIe level between two devices; SYS when either has no PCI facts."""
+    return pci_level(a, b) if a is not None and b is not None else "SYS"
+
+
 def pci_level(a: PciInfo, b: PciInfo) -> str:
     """The nvidia-smi level between two PCI devices (no NVLink)."""
     if a.address == b.address:
@@ -52,6 +57,22 @@ def nvlink_count(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress]) -> int:
     a_fabric = sum(link.links for link in a.nvlinks if link.peer not in gpu_addresses)
     b_fabric = sum(link.links for link in b.nvlinks if link.peer not in gpu_addresses)
     return min(a_fabric, b_fabric)
+
+
+def bridges_between(a: PciInfo | None, b: PciInfo | None) -> int:
+    """PCIe bridges on the path between two devices (below their common ancestor); 0 when unknown.
+
+    The planner's tie-break among NICs of one level: a GPU and a NIC under the same
+    downstream port are nearer than under one switch's two ports.
+    """
+    if a is None or b is None:
+        return 0
+    common = 0
+    for x, y in zip(reversed(a.bridges), reversed(b.bridges), strict=False):
+        if x != y:
+            break
+        common += 1
+    return len(a.bridges) + len(b.bridges) - 2 * common
 
 
 def gpu_level(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress] = frozenset()) -> str:

@@ -1,23 +1,29 @@
-"""The plan on every topology that has GPUs and RDMA NICs: NICs checked against the PCIe tree.
+"""The plan on every topology that has GPUs and RDMA NICs, healthy and with any one NIC failed.
 
 For every fixture and every real capture in ../shared/topologies (when present) with GPUs and
-RDMA NICs: each GPU's NIC is usable, its recorded distance is the PCIe-tree level, and no
-strictly nearer usable NIC had room left (otherwise swapping would shorten the total).
+RDMA NICs: each GPU's NIC is usable, its recorded distance is the PCIe-tree level, and the NIC
+objective holds (nearest first, no NIC shared while an equally near one idles; tests/nic_rule.py).
+Then each NIC in turn is taken away (removed, or its ports DOWN): the objective still holds, and
+the failure costs only the GPUs that used that NIC and whoever now shares a NIC with them.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import pytest
+from nic_rule import gpu_nics, objective_problems, usable
 
 from pinctl.discovery import discover
 from pinctl.distance import level_order, pci_level
 from pinctl.errors import UsageError
+from pinctl.model import Node
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
+from pinctl.plan.types import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"
@@ -26,25 +32,34 @@ FILES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")) + (
 )
 
 
-def usable(nic) -> bool:  # type: ignore[no-untyped-def]
-    ok = [p.state in (None, "ACTIVE") and p.phys_state in (None, "LinkUp") for p in nic.ports]
-    return bool(nic.rdma and (not ok or any(ok)))  # no port facts (NCCL files): usable, as the planner says
+@cache
+def node_of(path: Path) -> Node:
+    return discover(topology=str(path), nvml=False)
+
+
+def plan_of(node: Node) -> Plan | None:
+    try:
+        return make_plan(node, PlanRequest(nic_link_layer="any"))
+    except UsageError as exc:
+        assert "usable cores" in str(exc)  # e.g. the DGX-2 capture trimmed to 4 CPUs for 16 GPUs
+        return None
+
+
+def with_gpus_and_nics(path: Path) -> Node:
+    node = node_of(path)
+    if not node.gpus or not any(usable(n) and n.pci is not None for n in node.nics):
+        pytest.skip("no GPUs or no usable RDMA NIC with PCI facts")
+    return node
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_nics_follow_the_pcie_tree(path: Path) -> None:
-    node = discover(topology=str(path), nvml=False)
-    nics = {n.name: n for n in node.nics if usable(n) and n.pci is not None}
-    if not node.gpus or not nics:
-        pytest.skip("no GPUs or no usable RDMA NIC with PCI facts")
-    try:
-        plan = make_plan(node, PlanRequest(nic_link_layer="any"))
-    except UsageError as exc:
-        assert "usable cores" in str(exc)  # e.g. the DGX-2 capture trimmed to 4 CPUs for 16 GPUs
+    node = with_gpus_and_nics(path)
+    plan = plan_of(node)
+    if plan is None:
         return
     gpus = {g.index: g for g in node.gpus}
-    load = Counter(r.nics[0].name for r in plan.ranks if r.nics)
-    cap = math.ceil(len(plan.ranks) / len(nics))
+    nics = {n.name: n for n in node.nics if usable(n)}
     seen: set[int] = set()
     for r in plan.ranks:
         assert r.gpu is not None and r.nics, f"rank {r.local_rank} got no NIC"
@@ -52,13 +67,53 @@ def test_nics_follow_the_pcie_tree(path: Path) -> None:
         seen |= set(r.cpus)
         gpu, nic = gpus[r.gpu.index], nics.get(r.nics[0].name)
         assert nic is not None, f"{r.nics[0].name} is not a usable RDMA NIC"
-        assert nic.pci is not None
-        level = pci_level(gpu.pci, nic.pci)
-        assert r.nics[0].distance == level
-        for other in nics.values():
-            assert other.pci is not None
-            if level_order(pci_level(gpu.pci, other.pci)) < level_order(level):
-                assert load[other.name] >= cap, f"GPU {gpu.index}: {other.name} is nearer and had room"
+        assert r.nics[0].distance == ("SYS" if nic.pci is None else pci_level(gpu.pci, nic.pci))
         home = node.numa(gpu.numa_node) if gpu.numa_node is not None else None
         if home is not None and home.cpus & node.allowed_cpus and len(node.gpus) <= len(home.cpus):
             assert set(r.cpus) <= home.cpus or any("usable cores" in w for w in plan.warnings)
+    assert objective_problems(node, plan) == []
+
+
+def _without(node: Node, name: str, how: str) -> Node:
+    if how == "removed":
+        return replace(node, nics=tuple(n for n in node.nics if n.name != name))
+    down = [replace(n, ports=tuple(replace(p, state="DOWN", phys_state="Disabled") for p in n.ports))
+            if n.name == name else n for n in node.nics]  # fmt: skip
+    return replace(node, nics=tuple(down))
+
+
+def _quality(node: Node, plan: Plan) -> dict[int, tuple[int, int]]:
+    """Per GPU: (its worst NIC level, how many GPUs share its busiest NIC)."""
+    gpus = {g.index: g for g in node.gpus}
+    nics = {n.name: n for n in node.nics}
+    chosen = gpu_nics(plan)
+    load = Counter(name for names in chosen.values() for name in names)
+    return {
+        i: (max((level_order("SYS" if nics[n].pci is None else pci_level(gpus[i].pci, nics[n].pci))
+                 for n in names), default=99), max((load[n] for n in names), default=0))
+        for i, names in chosen.items()
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["removed", "ports down"])
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_any_one_failed_nic_costs_only_the_gpus_that_used_it(path: Path, how: str) -> None:
+    node = with_gpus_and_nics(path)
+    before = plan_of(node)
+    if before is None:
+        return
+    if len([n for n in node.nics if usable(n)]) < 2:
+        pytest.skip("one usable NIC: taking it away leaves none to judge")
+    old = _quality(node, before)
+    used = gpu_nics(before)
+    for nic in [n for n in node.nics if usable(n)]:
+        failed = _without(node, nic.name, how)
+        after = plan_of(failed)
+        assert after is not None
+        assert objective_problems(failed, after) == [], nic.name
+        hit = {i for i, names in used.items() if nic.name in names}
+        now = gpu_nics(after)
+        sharing_with_hit = {i for i, names in now.items() for j in hit if set(names) & set(now.get(j, ()))}
+        new = _quality(failed, after)
+        worse = {i for i in old if new[i] > old[i]}
+        assert worse <= hit | sharing_with_hit, f"{nic.name} {how}: GPUs {sorted(worse - hit)} paid for it"

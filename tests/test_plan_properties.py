@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -12,9 +11,11 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from nic_rule import gpu_nics, objective_problems
 from nodes import build_node
 from strategies import layouts, nodes
 
+from pinctl.cpuset import parse_list
 from pinctl.distance import level_order as level_rank
 from pinctl.errors import UsageError
 from pinctl.model import Node
@@ -41,6 +42,7 @@ def requests(draw: st.DrawFn, node: Node) -> PlanRequest:
         mem_policy=draw(st.sampled_from(["bind", "preferred", "interleave", "local", "none"])),
         nic_link_layer=draw(st.sampled_from(["ib", "eth", "any"])),
         nics_per_gpu=draw(st.integers(0, 2)),
+        local_rails=draw(st.booleans()),
         isolate_gpus=draw(st.booleans()),
     )
 
@@ -211,6 +213,12 @@ def test_never_a_down_port_and_nic_distinct(case: tuple[Node, PlanRequest, Plan]
         hca = dict(r.env).get("NCCL_IB_HCA")
         if hca is not None:
             assert hca.startswith("=")
+        if request.local_rails:  # an extra rail never crosses the CPU interconnect
+            assert all(use.distance != "SYS" for use in r.nics[1:])
+        elif r.nics and r.nics[0].distance != "SYS" and any(u.distance == "SYS" for u in r.nics[1:]):
+            assert r.gpu is not None
+            named = [w.split(":")[0].split(" ")[1] for w in plan.warnings if "an extra rail is SYS" in w]
+            assert len(named) == 1 and r.gpu.index in parse_list(named[0])
 
 
 def usable_rdma(node: Node) -> list[str]:
@@ -223,42 +231,32 @@ def usable_rdma(node: Node) -> list[str]:
 
 @FAST
 @given(nodes(), st.integers(1, 2), st.integers(1, 2))
-def test_nic_load_capped_and_balanced(node: Node, k: int, procs: int) -> None:
+def test_nics_nearest_first_then_balanced(node: Node, k: int, procs: int) -> None:
     try:
         plan = make_plan(node, PlanRequest(nic_link_layer="any", nics_per_gpu=k, procs_per_gpu=procs))
     except UsageError:
         assume(False)
         raise
     cands = usable_rdma(node)
-    gpu_nics = {r.gpu.index: tuple(n.name for n in r.nics) for r in plan.ranks if r.gpu}
+    chosen = gpu_nics(plan)  # also: the ranks of one GPU share its NICs
     if not cands:
-        assert all(not v for v in gpu_nics.values())
+        assert all(not v for v in chosen.values())
         return
-    kk = min(k, len(cands))
-    cap = math.ceil(kk * len(gpu_nics) / len(cands))
-    load = Counter(name for names in gpu_nics.values() for name in names)
-    assert all(len(v) == kk for v in gpu_nics.values())
-    assert max(load.values()) <= cap
-    # procs of one GPU share its NICs
-    for r in plan.ranks:
-        assert r.gpu is not None and tuple(n.name for n in r.nics) == gpu_nics[r.gpu.index]
+    assert all(len(v) == min(k, len(cands)) for v in chosen.values())
+    assert objective_problems(node, plan) == []
 
 
 LEVELS = ["PIX", "PXB", "PHB", "NODE", "SYS"]
 
 
-def brute_force(levels: list[list[str]], k: int) -> int:
-    g, n = len(levels), len(levels[0])
-    cap = math.ceil(k * g / n)
-    best = None
-    for choice in itertools.product(itertools.combinations(range(n), k), repeat=g):
-        load = Counter(j for row in choice for j in row)
-        if max(load.values()) > cap:
-            continue
-        total = sum(level_rank(levels[i][j]) for i, row in enumerate(choice) for j in row)
-        best = total if best is None else min(best, total)
-    assert best is not None
-    return best
+def objective(levels: list[list[str]], paths: list[list[int]], choice: list[list[int]]) -> tuple[int, int, int]:
+    """(total distance, load cost, bridges): the lexicographic objective, names aside."""
+    load = Counter(j for row in choice for j in row)
+    return (
+        sum(level_rank(levels[i][j]) for i, row in enumerate(choice) for j in row),
+        sum(c * (c - 1) // 2 for c in load.values()),  # the u-th consumer of a supplier costs u
+        sum(paths[i][j] for i, row in enumerate(choice) for j in row),
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -266,12 +264,12 @@ def brute_force(levels: list[list[str]], k: int) -> int:
 def test_assignment_is_optimal(g: int, n: int, k: int, data: st.DataObject) -> None:
     k = min(k, n)
     levels = [[data.draw(st.sampled_from(LEVELS)) for _ in range(n)] for _ in range(g)]
-    chosen = assign(levels, k)
-    cap = math.ceil(k * g / n)
+    paths = [[data.draw(st.integers(0, 4)) for _ in range(n)] for _ in range(g)]
+    chosen = assign(levels, k, paths)
     assert all(len(row) == k == len(set(row)) for row in chosen)
-    assert max(Counter(j for row in chosen for j in row).values()) <= cap
-    total = sum(level_rank(levels[i][j]) for i, row in enumerate(chosen) for j in row)
-    assert total == brute_force(levels, k)
+    best = min(objective(levels, paths, [list(c) for c in choice])
+               for choice in itertools.product(itertools.combinations(range(n), k), repeat=g))  # fmt: skip
+    assert objective(levels, paths, chosen) == best
 
 
 @FAST

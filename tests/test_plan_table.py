@@ -289,9 +289,8 @@ def test_dgx_h100_down_port_avoided() -> None:
             assert r.nics[0].name == s[2]
     # The GPU that lost its PIX HCA is told why it got a farther one; the others are not.
     (victim,) = [i for i, s in enumerate(slices) if s[2] == down]
-    about = [w for w in p.warnings if w.startswith("GPU ")]
-    assert about == [f"GPU {victim} uses {p.ranks[victim].nics[0].name} ({p.ranks[victim].nics[0].distance}) "
-                     f"although nearer NICs exist: {down} port 1 is DOWN"]
+    about = [w for w in p.warnings if w.startswith("GPU")]
+    assert about == [f"GPU {victim}: the nearer NIC {down} has port 1 DOWN (see ibstat), so a farther one is used"]
     assert not [w for w in make_plan(_discover(FIXTURES / "dgx-h100.xml"), PlanRequest()).warnings
                 if w.startswith("GPU ")]
 
@@ -418,9 +417,65 @@ def test_made_up_nic_names_never_reach_nccl() -> None:
 
 
 def test_nic_warning_names_the_real_reason() -> None:
-    node = _discover(FIXTURES / "dgx-h100.xml")
-    p = make_plan(node, PlanRequest(gpus=(0, 1, 2, 3), nics_per_gpu=2))
-    text = " ".join(p.warnings)
-    assert "mlx5_1 is Ethernet, excluded by --nic-link-layer" in text  # a RoCE storage NIC
-    assert "mlx5_3 serves other GPUs (NIC load is balanced)" in text  # GPU1's own HCA
-    assert "InfiniBand, excluded" not in text
+    # GPU0's switch holds a RoCE port only; GPU1's HCA is down: each is told its own reason, once
+    layout = replace(BASE, nics=(NicSpec((0, 0, 0), ROCE, kind="roce"), NicSpec((0, 0, 1), (("DOWN", "InfiniBand"),)),
+                                 NicSpec((1, 0, 0), IB)))  # fmt: skip
+    p = plan(layout)
+    assert nics(p) == [["mlx5_2"]] * 4
+    assert "GPUs 0-1: the nearer NIC mlx5_0 is Ethernet, excluded by --nic-link-layer, so a farther one is used" \
+        in p.warnings
+    assert "GPUs 0-1: the nearer NIC mlx5_1 has port 1 DOWN (see ibstat), so a farther one is used" in p.warnings
+    assert not any("InfiniBand, excluded" in w for w in p.warnings)
+
+
+def test_port_hint_names_the_tool_for_the_nic_kind() -> None:
+    for kind, tool in (("infiniband", "ibstat"), ("efa", "fi_info -p efa"), ("slingshot", "cxi_stat")):
+        layout = replace(BASE, nics=(NicSpec((0, 0, 0), (("DOWN", None),), kind=kind),
+                                     NicSpec((1, 0, 0), ((None, None),), kind=kind)))  # fmt: skip
+        text = "\n".join(plan(layout).warnings)
+        assert f"has port 1 DOWN (see {tool})" in text and f"(check with {tool} on the node)" in text
+        others = {"ibstat", "fi_info", "cxi_stat"} - {tool.split()[0]}
+        assert not any(o in text for o in others), text
+
+
+def test_one_line_per_reason() -> None:
+    """Every GPU far from its NIC: one line naming them all, not a copy per GPU."""
+    layout = replace(BASE, nics=(NicSpec((0, 1, None), IB),))  # one HCA on its own host bridge
+    p = plan(layout)
+    far = [w for w in p.warnings if "no RDMA NIC shares a PCIe switch" in w]
+    assert far == [
+        "GPUs 0-1: no RDMA NIC shares a PCIe switch with them; the nearest is NODE "
+        "(GPUDirect RDMA traffic crosses between PCIe host bridges of one NUMA node)",
+        "GPUs 2-3: no RDMA NIC shares a PCIe switch with them; the nearest is SYS "
+        "(GPUDirect RDMA traffic crosses the CPU interconnect between sockets)",
+    ]
+
+
+def test_cross_socket_rail_is_named_or_left_out() -> None:
+    layout = replace(BASE, nics=(NicSpec((0, 0, 0), IB), NicSpec((1, 0, 0), IB)))  # one HCA per socket
+    p = plan(layout, nics_per_gpu=2)
+    assert [u.distance for u in p.ranks[0].nics] == ["PIX", "SYS"]
+    assert "GPUs 0-3: an extra rail is SYS, across the CPU interconnect from the GPU, so its traffic crosses " \
+        "sockets (--local-rails keeps only the rails on the GPU's side)" in p.warnings
+    local = plan(layout, nics_per_gpu=2, local_rails=True)
+    assert nics(local) == [["mlx5_0"], ["mlx5_0"], ["mlx5_1"], ["mlx5_1"]]
+    assert "GPUs 0-3: --local-rails leaves 1 of 2 rails (the others would be SYS)" in local.warnings
+    assert not any("extra rail is SYS" in w for w in local.warnings)
+    # two HCAs on each socket: the second rail stays on the GPU's side, and nothing is said
+    four = replace(BASE, nics=(NicSpec((0, 0, 0), IB), NicSpec((0, 0, 1), IB), NicSpec((1, 0, 0), IB),
+                               NicSpec((1, 0, 1), IB)))  # fmt: skip
+    p = plan(four, nics_per_gpu=2)
+    assert all("SYS" not in [u.distance for u in r.nics] for r in p.ranks)
+    assert not any("rail" in w for w in p.warnings)
+
+
+def test_juwels_booster_second_rail_crosses_sockets() -> None:
+    path = SHARED / "psmgmt-jwb0004-juwels-booster.xml"
+    if not path.exists():
+        pytest.skip("shared topologies not available")
+    node = _discover(path)
+    p = make_plan(node, PlanRequest(nics_per_gpu=2))
+    assert [[u.distance for u in r.nics] for r in p.ranks] == [["PIX", "SYS"]] * 4
+    assert any(w.startswith("GPUs 0-3: an extra rail is SYS") for w in p.warnings)
+    local = make_plan(node, PlanRequest(nics_per_gpu=2, local_rails=True))
+    assert [[u.distance for u in r.nics] for r in local.ranks] == [["PIX"]] * 4

@@ -21,7 +21,7 @@ from pinctl.plan.types import MEM_POLICIES, Plan
 # The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
 PLAN_OPTION_NAMES = (
     "gpus", "procs_per_gpu", "ranks", "reserve", "reserve_per_numa", "smt", "mem_policy", "nic_link_layer",
-    "nics_per_gpu", "isolate_gpus",
+    "nics_per_gpu", "local_rails", "isolate_gpus",
 )  # fmt: skip
 
 
@@ -62,6 +62,8 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
                      help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any."),
         click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True, metavar="K",
                      help="Distinct NICs per GPU (multi-rail); 0 plans no NICs (and sets no NCCL/UCX variables)."),
+        click.option("--local-rails", is_flag=True,
+                     help="Extra rails (--nics-per-gpu > 1) only on the GPU's side of the CPU interconnect."),
         click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU."),
     ]  # fmt: skip
     for opt in reversed(opts):

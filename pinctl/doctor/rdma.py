@@ -8,12 +8,11 @@ distance (NCCL_NET_GDR_LEVEL), and NVIDIA asks for GPU and HCA under one PCIe
 switch for full GPUDirect RDMA bandwidth (docs/doctor.md has the sources).
 NIC balance is judged with the planner's own assignment
 (:func:`pinctl.plan.devices.choose_gpu_nics`): the doctor warns exactly when the
-best balanced plan must send a GPU past its nearest NIC.
+plan, which serves each GPU at its nearest level and spreads ties, leaves one NIC
+carrying two or more GPUs more than another.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 from pinctl.distance import level_order, pci_level
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
@@ -114,31 +113,19 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
     return out or [ok(NO_GDR, "node", f"every GPU ({len(gpus)}) has an RDMA NIC at PIX/PXB")]
 
 
-def nic_loads(node: Node, gpus: list[Gpu]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
-    """Per usable NIC: how many GPUs have it as their nearest, how many the balanced plan gives it,
-    and for each GPU the plan sends past its nearest NIC, the level it got (by GPU label).
+def nic_loads(node: Node, gpus: list[Gpu]) -> dict[str, list[int]]:
+    """Per usable NIC, the GPUs (by index) the planner's assignment gives it as their first NIC.
 
-    A GPU the plan serves at its nearest level counts for the NIC it got (ties spread);
-    one sent farther counts for the first of its nearest NICs (in name order).
+    The planner serves every GPU at its nearest usable level first, so an uneven
+    spread here is one the hardware forces, not one a better plan would avoid.
     """
     choice = choose_gpu_nics(node, gpus)
-    names = [c.nic.name for c in choice.candidates]
-    nearest: Counter[str] = Counter(dict.fromkeys(names, 0))
-    planned: Counter[str] = Counter(dict.fromkeys(names, 0))
-    moved: dict[str, str] = {}
-    for gpu, levels, chosen in zip(gpus, choice.levels, choice.chosen, strict=True):
-        if not chosen:
-            continue
-        best = min(level_order(v) for v in levels)
-        tied = [names[j] for j, v in enumerate(levels) if level_order(v) == best]
-        got = chosen[0]
-        planned[names[got]] += 1
-        if level_order(levels[got]) > best:
-            moved[f"GPU {gpu.index}"] = levels[got]
-            nearest[tied[0]] += 1
-        else:
-            nearest[names[got]] += 1
-    return nearest, planned, moved
+    loads: dict[str, list[int]] = {c.nic.name: [] for c in choice.candidates}
+    names = list(loads)
+    for gpu, chosen in zip(gpus, choice.chosen, strict=True):
+        if chosen:
+            loads[names[chosen[0]]].append(gpu.index)
+    return loads
 
 
 def nic_imbalance(ctx: DoctorContext) -> list[Finding]:
@@ -147,19 +134,19 @@ def nic_imbalance(ctx: DoctorContext) -> list[Finding]:
         return [needs]
     gpus, _ = needs
     assert ctx.node is not None
-    nearest, planned, moved = nic_loads(ctx.node, gpus)
-    evidence = tuple(f"{name}: nearest NIC of {nearest[name]} GPU(s), planned for {planned[name]}"
-                     for name in sorted(nearest))  # fmt: skip
-    if moved:
-        hi = max(nearest.values())
-        busiest = sorted(name for name, c in nearest.items() if c == hi)
-        far = ", ".join(f"{gpu} ({level})" for gpu, level in sorted(moved.items()))
+    loads = nic_loads(ctx.node, gpus)
+    evidence = tuple(f"{name}: planned for {len(got)} GPU(s)" + (f" ({', '.join(map(str, got))})" if got else "")
+                     for name, got in loads.items())  # fmt: skip
+    counts = {name: len(got) for name, got in loads.items()}
+    hi, lo = max(counts.values()), min(counts.values())
+    if hi - lo > 1:
+        busiest = [name for name, c in counts.items() if c == hi]
         return [Finding(
             IMBALANCE, "warn", ", ".join(busiest),
-            f"RDMA NICs shared unevenly: {hi} GPUs on the busiest NIC, {min(nearest.values())} on the idlest; "
-            f"a balanced plan sends {far} past its nearest NIC",
+            f"RDMA NICs shared unevenly: {hi} GPUs on the busiest NIC, {lo} on the idlest, "
+            "in the plan that serves every GPU from its nearest usable NICs",
             evidence,
             "rebalance GPUs and NICs across PCIe switches (or fix down ports) so each NIC serves "
             "about the same number of GPUs; otherwise the busiest NIC caps all-reduce bandwidth",
         )]
-    return [ok(IMBALANCE, "node", f"{len(gpus)} GPUs spread over {len(nearest)} RDMA NICs", *evidence)]
+    return [ok(IMBALANCE, "node", f"{len(gpus)} GPUs spread over {len(loads)} RDMA NICs", *evidence)]

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pinctl.distance import level_order, pci_level
-from pinctl.model import Gpu, Nic, NicPort, Node, PciInfo, natural_key
+from pinctl.distance import bridges_between, level_between
+from pinctl.model import Gpu, Nic, NicPort, Node, natural_key
 from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
+from pinctl.plan.nicnotes import nic_notes, unknown_port_notes
 from pinctl.plan.types import NicUse, StorageUse
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
@@ -76,22 +77,8 @@ def usable_nics(nics: Sequence[Nic], link_layer: str) -> tuple[list[NicCandidate
     if not chosen and rdma:
         what = {"ib": "RDMA", "eth": "RoCE", "any": "RDMA"}[link_layer]
         warnings.append(f"no usable {what} NIC (every port down or filtered by --nic-link-layer): no NIC assigned")
-    unknown = [c.nic.name for c, known in chosen if not known]
-    if unknown:
-        warnings.append(
-            f"port state unknown for NIC {', '.join(unknown)}: assuming usable "
-            "(check ibstat, fi_info -p efa or cxi_stat on the node)"
-        )
+    warnings.extend(unknown_port_notes([c.nic for c, known in chosen if not known]))
     return [c for c, _ in chosen], warnings
-
-
-def level_between(a: PciInfo | None, b: PciInfo | None) -> str:
-    """PCIe level between two devices; SYS when either has no PCI facts."""
-    if a is None or b is None:
-        return "SYS"
-    return pci_level(a, b)
-
-
 
 
 @dataclass(frozen=True)
@@ -99,23 +86,40 @@ class NicChoice:
     """The balanced NIC assignment for a set of GPUs: per GPU, the chosen candidates' indexes.
 
     ``levels[i][j]`` is the distance from GPU i to candidate j; ``chosen[i]`` is
-    sorted nearest first. ``warnings`` say which NICs were not usable and why.
+    sorted nearest first. ``warnings`` say which NICs were not usable and why;
+    ``short_rails`` maps a GPU index to the rails --local-rails left it.
     """
 
     candidates: tuple[NicCandidate, ...]
     levels: tuple[tuple[str, ...], ...]
     chosen: tuple[tuple[int, ...], ...]
     warnings: tuple[str, ...] = ()
+    short_rails: tuple[tuple[int, int], ...] = ()
 
 
-def choose_gpu_nics(node: Node, gpus: Sequence[Gpu], per_gpu: int = 1, link_layer: str = "ib") -> NicChoice:
-    """Each GPU's *per_gpu* usable NICs: minimum total distance under a load cap (pinctl.plan.flow)."""
+def choose_gpu_nics(
+    node: Node, gpus: Sequence[Gpu], per_gpu: int = 1, link_layer: str = "ib", local_rails: bool = False
+) -> NicChoice:
+    """Each GPU's *per_gpu* usable NICs by the objective of pinctl.plan.flow (nearest, then spread).
+
+    With *local_rails*, a rail after the first is dropped where it is SYS: it would
+    carry the GPU's traffic across the CPU interconnect.
+    """
     cands, warnings = usable_nics(node.nics, link_layer) if per_gpu > 0 else ([], [])
     levels = [[level_between(g.pci, c.nic.pci) for c in cands] for g in gpus]
-    chosen = assign(levels, per_gpu) if cands else [[] for _ in gpus]
+    paths = [[bridges_between(g.pci, c.nic.pci) for c in cands] for g in gpus]
+    chosen = assign(levels, per_gpu, paths) if cands else [[] for _ in gpus]
+    short: list[tuple[int, int]] = []
+    if local_rails:
+        for i, gpu in enumerate(gpus):
+            kept = chosen[i][:1] + [j for j in chosen[i][1:] if levels[i][j] != "SYS"]
+            if len(kept) < len(chosen[i]):
+                short.append((gpu.index, len(kept)))
+            chosen[i] = kept
     return NicChoice(
-        tuple(cands), tuple(tuple(row) for row in levels), tuple(tuple(c) for c in chosen), tuple(warnings)
-    )
+        tuple(cands), tuple(tuple(row) for row in levels), tuple(tuple(c) for c in chosen), tuple(warnings),
+        tuple(short),
+    )  # fmt: skip
 
 
 def assign_devices(
@@ -123,6 +127,7 @@ def assign_devices(
     *,
     nics_per_gpu: int,
     link_layer: str,
+    local_rails: bool = False,
     gpus: Sequence[Gpu],
     rank_domains: Sequence[Domain],
     warnings: list[str],
@@ -134,7 +139,7 @@ def assign_devices(
     disks = sorted(node.storage, key=lambda s: natural_key(s.name))
     if gpus:
         keys = [g.index for g in gpus]
-        choice = choose_gpu_nics(node, gpus, nics_per_gpu, link_layer)
+        choice = choose_gpu_nics(node, gpus, nics_per_gpu, link_layer, local_rails)
         cands = list(choice.candidates)
         nic_levels = [list(row) for row in choice.levels]
         nic_chosen = [list(c) for c in choice.chosen]
@@ -154,7 +159,8 @@ def assign_devices(
         for key, levels, chosen in zip(keys, nic_levels, nic_chosen, strict=True):
             nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)
         if gpus:
-            warnings.extend(_nic_warnings(node, gpus, nic_map, frozenset(c.nic.name for c in cands)))
+            names = frozenset(c.nic.name for c in cands)
+            warnings.extend(nic_notes(node.nics, gpus, nic_map, names, dict(choice.short_rails), nics_per_gpu))
         unnamed = sorted({u.name for uses in nic_map.values() for u in uses if "@" in u.name}, key=natural_key)
         if unnamed:
             warnings.append(
@@ -166,44 +172,6 @@ def assign_devices(
         for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
     return nic_map, storage_map
-
-
-def _nic_warnings(
-    node: Node, gpus: Sequence[Gpu], nic_map: dict[int, tuple[NicUse, ...]], candidates: frozenset[str]
-) -> list[str]:
-    """Say when a GPU's NIC is farther than the nearest RDMA NIC it has, and why."""
-    out: list[str] = []
-    rdma = sorted((n for n in node.nics if n.rdma and n.pci is not None), key=lambda n: natural_key(n.name))
-    for gpu in gpus:
-        used = nic_map.get(gpu.index, ())
-        if not used or not rdma:
-            continue
-        got = max(level_order(u.distance or "SYS") for u in used)
-        best = min(level_order(level_between(gpu.pci, n.pci)) for n in rdma)
-        in_use = {u.name for u in used}
-        nearer = [n for n in rdma if n.name not in in_use and level_order(level_between(gpu.pci, n.pci)) < got]
-        names = ", ".join(u.name for u in used)
-        level = "/".join(u.distance or "SYS" for u in used)
-        if nearer:
-            why = "; ".join(f"{n.name} {_unused_reason(n, candidates)}" for n in nearer)
-            out.append(f"GPU {gpu.index} uses {names} ({level}) although nearer NICs exist: {why}")
-        elif best >= level_order("PHB"):
-            out.append(f"GPU {gpu.index}: no RDMA NIC shares a PCIe switch with it; {names} is {level} "
-                       "(GPUDirect RDMA traffic crosses the host bridge or the CPU interconnect)")
-    return out
-
-
-def _unused_reason(nic: Nic, candidates: frozenset[str]) -> str:
-    """Why a nearer NIC was not taken: its port, the --nic-link-layer filter, or the load cap."""
-    port = nic.primary_port
-    if port is not None and port.state not in (None, "ACTIVE"):
-        return f"port {port.number} is {port.state}"
-    if port is not None and port.phys_state not in (None, "LinkUp"):
-        return f"port {port.number} is {port.phys_state}"
-    if nic.name not in candidates:
-        layer = port.link_layer if port is not None and port.link_layer else nic.kind
-        return f"is {layer}, excluded by --nic-link-layer"
-    return "serves other GPUs (NIC load is balanced)"
 
 
 def _numa_level(dom: Domain, numa: int | None) -> str:
@@ -219,5 +187,3 @@ def _nic_use(cand: NicCandidate, level: str) -> NicUse:
     port = cand.port
     netdev = port.netdev if port and port.netdev else (cand.nic.netdevs[0] if cand.nic.netdevs else None)
     return NicUse(cand.nic.name, port.number if port else None, netdev, _bus(cand.nic.pci), level, cand.nic.kind)
-
-

@@ -1,14 +1,17 @@
-"""Balanced minimum-distance choice of suppliers (NICs, disks) for consumers (GPUs, ranks). Pure.
+"""The choice of suppliers (NICs, disks) for consumers (GPUs): nearest first, then balanced. Pure.
 
-Nearest-first per GPU overloads one HCA when several GPUs tie on it (two GPUs
-on a switch with one NIC, or every GPU at SYS on a VM). So this is solved as a
-transportation problem: minimum total PCIe distance, each consumer taking K
-distinct devices, each device serving at most ceil(K * consumers / devices).
-It is a small min-cost flow (successive shortest paths, Dijkstra with
-potentials): exact, and fast at 16 GPUs x 16 NICs. Ties are broken
-deterministically: among all optimal assignments, GPU 0 gets the lowest-named
-devices it can (natural order: mlx5_2 before mlx5_10), then GPU 1, and so on
-(the tie costs are weighted so that they never outweigh a distance step).
+The objective, in this order (docs/plan.md):
+
+1. the nearest level (X, PIX, ... SYS) each consumer can have;
+2. no supplier serves two consumers while one at the same or a nearer level serves none
+   (a dead HCA then costs only the GPUs next to it, not half the node's bandwidth);
+3. the shorter PCIe path (fewer bridges) among equals;
+4. names, as people count them: GPU 0 gets the lowest-named supplier it can, then GPU 1.
+
+It is solved exactly as a min-cost flow (successive shortest paths, Dijkstra with
+potentials) in which each supplier's n-th consumer costs more than its (n-1)-th, so the
+load is convex and spreads; the weights keep every criterion below the one before it.
+Fast at 16 GPUs x 16 NICs.
 """
 
 from __future__ import annotations
@@ -18,25 +21,35 @@ from collections.abc import Sequence
 from pinctl.distance import level_order
 
 
-def assign(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]]:
-    """Choose *per_consumer* distinct suppliers for each consumer: minimum total distance, balanced.
+def assign(
+    levels: Sequence[Sequence[str]], per_consumer: int, paths: Sequence[Sequence[int]] | None = None
+) -> list[list[int]]:
+    """Choose *per_consumer* distinct suppliers for each consumer by the objective above.
 
-    *levels[i][j]* is the distance level (X, PIX, ... SYS) from consumer i to
-    supplier j; suppliers are given in tie-break order (by name). Each supplier
-    serves at most ceil(per_consumer * consumers / suppliers). Returns, per
-    consumer, the chosen supplier indexes sorted by (distance, index).
+    *levels[i][j]* is the distance level from consumer i to supplier j; *paths[i][j]*
+    the number of PCIe bridges between them (None: all equal); suppliers are given in
+    tie-break order (by name). Returns, per consumer, the chosen supplier indexes
+    sorted by (distance, index).
     """
     g = len(levels)
     n = len(levels[0]) if g else 0
     k = min(per_consumer, n)
     if g == 0 or n == 0 or k <= 0:
         return [[] for _ in range(g)]
-    cap = -(-k * g // n)
+    units = k * g  # supplier-consumer pairs chosen in all
     base = k * n + 1
     weight = [base ** (g - 1 - i) for i in range(g)]
-    scale = base**g
-    cost = [[level_order(levels[i][j]) * scale + j * weight[i] for j in range(n)] for i in range(g)]
-    chosen = _min_cost_flow(cost, k, cap)
+    names = base**g  # > any sum of name weights
+    longest = max((max(row) for row in paths), default=0) if paths else 0
+    bridges = names  # one bridge outweighs every name tie
+    load = bridges * (units * (longest + 1) + 1)  # one unit of load outweighs every bridge
+    level = load * (units * units + 1)  # one level step outweighs every load
+    cost = [
+        [level_order(levels[i][j]) * level + (paths[i][j] if paths else 0) * bridges + j * weight[i]
+         for j in range(n)]
+        for i in range(g)
+    ]  # fmt: skip
+    chosen = _min_cost_flow(cost, k, [u * load for u in range(g)])
     return [sorted(row, key=lambda j: (level_order(levels[i][j]), j)) for i, row in enumerate(chosen)]
 
 
@@ -65,8 +78,12 @@ def spread(levels: Sequence[Sequence[str]], per_consumer: int) -> list[list[int]
     return out
 
 
-def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[int]]:
-    """Successive shortest paths on source -> consumers -> suppliers -> sink (dense, small)."""
+def _min_cost_flow(cost: list[list[int]], demand: int, unit_costs: list[int]) -> list[list[int]]:
+    """Successive shortest paths on source -> consumers -> suppliers -> sink (dense, small).
+
+    Each supplier reaches the sink through one unit edge per consumer it may serve, the
+    u-th costing *unit_costs[u]* (increasing: the load is convex, so the cheap ones fill first).
+    """
     g, n = len(cost), len(cost[0])
     size = g + n + 2
     src, sink = 0, g + n + 1
@@ -94,7 +111,8 @@ def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[in
             pair_edge[(i, j)] = len(to)
             edge(1 + i, 1 + g + j, 1, cost[i][j])
     for j in range(n):
-        edge(1 + g + j, sink, cap, 0)
+        for unit in unit_costs:
+            edge(1 + g + j, sink, 1, unit)
 
     potential = [0] * size
     for _ in range(g * demand):
@@ -122,7 +140,7 @@ def _min_cost_flow(cost: list[list[int]], demand: int, cap: int) -> list[list[in
                     prev_edge[v] = e
         d_sink = dist[sink]
         if d_sink is None:
-            break  # cannot happen with cap * suppliers >= demand * consumers
+            break  # cannot happen: every supplier can take every consumer
         for v in range(size):
             dv = dist[v]
             if dv is not None:

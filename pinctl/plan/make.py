@@ -114,7 +114,8 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
             runs[i] = run
 
     nic_map, storage_map = assign_devices(
-        node, nics_per_gpu=request.nics_per_gpu, link_layer=request.nic_link_layer, gpus=gpus,
+        node, nics_per_gpu=request.nics_per_gpu, link_layer=request.nic_link_layer,
+        local_rails=request.local_rails, gpus=gpus,
         rank_domains=rank_domain, warnings=warnings,
     )  # fmt: skip
     if not request.isolate_gpus and any(g is not None and g.index != i for i, g in enumerate(rank_gpu)):

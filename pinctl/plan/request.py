@@ -38,6 +38,7 @@ class PlanOptions(TypedDict, total=False):
     mem_policy: str
     nic_link_layer: str
     nics_per_gpu: int
+    local_rails: bool
     isolate_gpus: bool
     visible_devices: str | Iterable[int | str] | None
 
@@ -59,6 +60,7 @@ class PlanRequest:
     mem_policy: str = "bind"
     nic_link_layer: LinkLayer = "ib"
     nics_per_gpu: int = 1
+    local_rails: bool = False
     isolate_gpus: bool = False
     visible_devices: tuple[int | str, ...] | None = None
 
@@ -84,6 +86,7 @@ class PlanRequest:
             mem_policy=options.get("mem_policy", "bind"),
             nic_link_layer=cast(LinkLayer, options.get("nic_link_layer", "ib")),
             nics_per_gpu=options.get("nics_per_gpu", 1),
+            local_rails=bool(options.get("local_rails", False)),
             isolate_gpus=bool(options.get("isolate_gpus", False)),
             visible_devices=parse_visible_devices(visible) if isinstance(visible, str)
             else None if visible is None else tuple(visible),
@@ -116,6 +119,7 @@ class PlanRequest:
         return (
             ("gpus", None if self.gpus is None else tuple(sorted(self.gpus))),
             ("isolate_gpus", self.isolate_gpus),
+            ("local_rails", self.local_rails),
             ("mem_policy", self.mem_policy),
             ("nic_link_layer", self.nic_link_layer),
             ("nics_per_gpu", self.nics_per_gpu),
@@ -142,7 +146,7 @@ def _check_type(name: str, value: object) -> None:
         want = "an integer"
     elif name in _TEXTS:
         ok, want = isinstance(value, str), "a string"
-    elif name == "isolate_gpus":
+    elif name in ("isolate_gpus", "local_rails"):
         ok, want = isinstance(value, bool), "True or False"
     else:  # a list as text, or a collection (not a one-shot iterator: it is read twice)
         allowed: tuple[type, ...] = (int, str) if name == "visible_devices" else (int,)
