@@ -64,6 +64,8 @@ class Layout:
     nics: tuple[NicSpec, ...] = ()
     storage: tuple[Place, ...] = ()
     hostname: str = "synthetic"
+    gpu_vendor: str = "nvidia"  # every GPU's vendor; its os_names follow (nvidiaN, or renderD and rsmi)
+    smt_known: bool = True  # False: the source (an NCCL file) gives one "core" per CPU
     extra_notes: tuple[str, ...] = field(default=())
 
     @property
@@ -143,9 +145,14 @@ def build_node(layout: Layout) -> Node:
     gpus = []
     for i, place in enumerate(layout.gpus):
         override = ncpu + (i % layout.cpuless) if i in layout.gpu_on_cpuless and layout.cpuless else None
-        gpus.append(
-            Gpu(i, pci(place, override), vendor="nvidia", uuid=f"GPU-{i:08x}-0000", os_names=(f"nvidia{i}",))
-        )
+        if layout.gpu_vendor == "nvidia":
+            gpus.append(Gpu(i, pci(place, override), vendor="nvidia", uuid=f"GPU-{i:08x}-0000",
+                            os_names=(f"nvidia{i}",)))  # fmt: skip
+        else:
+            names = (f"renderD{128 + i}",) + ((f"rsmi{i}",) if layout.gpu_vendor == "amd" else ())
+            uuid = f"{0xABC0 + i:016x}" if layout.gpu_vendor == "amd" and i % 2 == 0 else None
+            gpus.append(Gpu(i, pci(place, override), vendor=layout.gpu_vendor, uuid=uuid,  # type: ignore[arg-type]
+                            os_names=names))  # fmt: skip
     nics = []
     for i, spec in enumerate(layout.nics):
         ports = tuple(
@@ -155,6 +162,9 @@ def build_node(layout: Layout) -> Node:
         info = pci(spec.place) if spec.has_pci else None
         nics.append(Nic(f"mlx5_{i}", spec.kind, spec.rdma, info, ports))  # type: ignore[arg-type]
     storage = [Storage(f"nvme{i}n1", pci(place)) for i, place in enumerate(layout.storage)]
+    if not layout.smt_known:  # what an NCCL topology file gives: CPUs, no siblings, no caches
+        cores = [Core((pu,), package=c.package, numa_node=c.numa_node) for c in cores for pu in c.pus]
+        l3s = []
     return Node(
         hostname=layout.hostname,
         source="synthetic",
@@ -168,6 +178,7 @@ def build_node(layout: Layout) -> Node:
         storage=tuple(storage),
         numa_distances=dist,
         notes=layout.extra_notes,
+        smt_known=layout.smt_known,
     )
 
 

@@ -77,6 +77,8 @@ def layouts(draw: st.DrawFn, max_gpus: int = 6, max_nics: int = 6, with_gpus: bo
         gpu_on_cpuless=frozenset(i for i in on_cpuless if i < ngpus and gpus[i] is not None),
         nics=nics,
         storage=storage,
+        gpu_vendor=draw(st.sampled_from(["nvidia", "nvidia", "amd", "intel"])),
+        smt_known=draw(st.integers(0, 5)) != 0,
     )
 
 

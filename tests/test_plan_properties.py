@@ -19,6 +19,7 @@ from pinctl.cpuset import parse_list
 from pinctl.distance import level_order as level_rank
 from pinctl.errors import UsageError
 from pinctl.model import Node
+from pinctl.plan.environment import env_key_allowed
 from pinctl.plan.export import plan_to_json
 from pinctl.plan.flow import assign
 from pinctl.plan.make import make_plan
@@ -165,6 +166,37 @@ def test_balanced_within_a_node(case: tuple[Node, PlanRequest, Plan]) -> None:
         sizes[r.numa_node].append(len(r.cores))
     for node_sizes in sizes.values():
         assert max(node_sizes) - min(node_sizes) <= 1
+
+
+@FAST
+@given(planned())
+def test_unknown_smt_even_share_of_every_range(case: tuple[Node, PlanRequest, Plan]) -> None:
+    """Siblings unknown (NCCL files): every contiguous CPU range of a node is shared out evenly, so
+    whichever CPUs are siblings (n and n+N, or 2n and 2n+1) no two ranks split a core."""
+    node, _, plan = case
+    if node.smt_known:
+        assert not any("SMT siblings are unknown" in w for w in plan.warnings)
+        return
+    assert sum("SMT siblings are unknown" in w for w in plan.warnings) == 1
+    by_node: dict[int | None, list[frozenset[int]]] = defaultdict(list)
+    for r in plan.ranks:
+        by_node[r.numa_node].append(r.cpus)
+    for sets in by_node.values():
+        cpus = sorted(set().union(*sets))
+        ranges = [[cpus[0]]]
+        for c in cpus[1:]:
+            if c == ranges[-1][-1] + 1:
+                ranges[-1].append(c)
+            else:
+                ranges.append([c])
+        for rng in ranges:
+            shares = [len(s & set(rng)) for s in sets]
+            assert max(shares) - min(shares) <= 1, (rng, shares)
+            if len(rng) % len(sets) == 0:  # divides evenly: equal pieces, each a contiguous run
+                assert len(set(shares)) == 1
+                for s in sets:
+                    mine = sorted(s & set(rng))
+                    assert mine == list(range(mine[0], mine[0] + len(mine))) if mine else True
 
 
 @FAST
@@ -327,11 +359,21 @@ def test_env_keys_and_isolation(case: tuple[Node, PlanRequest, Plan]) -> None:
         assert env["LOCAL_RANK"] == str(r.local_rank)
         assert env["OMP_PLACES"] == "cores" and env["OMP_PROC_BIND"] == "close"
         for key in env:
-            prefix = key.split("_")[0]
-            assert key in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK") or prefix in ("NCCL", "UCX", "OMP", "PINCTL")
-        assert ("CUDA_VISIBLE_DEVICES" in env) == request.isolate_gpus
-        if request.isolate_gpus:
+            assert env_key_allowed(key), key
+        vendor = r.gpu.vendor if r.gpu else None
+        # each vendor's own selector, never a CUDA variable for a non-NVIDIA GPU
+        assert ("CUDA_VISIBLE_DEVICES" in env) == (request.isolate_gpus and vendor == "nvidia")
+        assert ("ZE_AFFINITY_MASK" in env) == (request.isolate_gpus and vendor == "intel")
+        if request.isolate_gpus and vendor == "amd":
+            assert r.gpu is not None
+            want = f"GPU-{int(r.gpu.uuid, 16):016X}" if r.gpu.uuid else str(r.gpu.index)  # rsmiN = index here
+            assert env["ROCR_VISIBLE_DEVICES"] == want
+        else:
+            assert "ROCR_VISIBLE_DEVICES" not in env
+        if "CUDA_VISIBLE_DEVICES" in env:
             assert r.gpu is not None and env["CUDA_VISIBLE_DEVICES"] in (r.gpu.uuid, str(r.gpu.index))
+        efa = [n.name for n in r.nics if n.kind == "efa"]
+        assert env.get("FI_EFA_IFACE") == (",".join(efa) if efa else None)
 
 
 @FAST

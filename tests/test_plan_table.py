@@ -413,7 +413,8 @@ def test_made_up_nic_names_never_reach_nccl() -> None:
     assert all(r.nics and "@" in r.nics[0].name for r in p.ranks)
     for r in p.ranks:
         assert "NCCL_IB_HCA" not in dict(r.env) and "UCX_NET_DEVICES" not in dict(r.env)
-    assert any("no verbs device name" in w for w in p.warnings)
+    assert any("the topology gives no device name, so NCCL_IB_HCA and UCX_NET_DEVICES are not set" in w
+               for w in p.warnings)
 
 
 def test_nic_warning_names_the_real_reason() -> None:

@@ -64,7 +64,9 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
                      help="Distinct NICs per GPU (multi-rail); 0 plans no NICs (and sets no NCCL/UCX variables)."),
         click.option("--local-rails", is_flag=True,
                      help="Extra rails (--nics-per-gpu > 1) only on the GPU's side of the CPU interconnect."),
-        click.option("--isolate-gpus", is_flag=True, help="Set CUDA_VISIBLE_DEVICES to each rank's GPU."),
+        click.option("--isolate-gpus", is_flag=True,
+                     help="Show each rank only its GPU (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES or "
+                          "ZE_AFFINITY_MASK, by vendor)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         f = opt(f)

@@ -157,3 +157,35 @@ def split_domain(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]]:
         else:
             runs.append(list(cores[p : p + q]))
     return runs
+
+
+def split_ranges(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]] | None:
+    """Split a domain's CPUs among *k* ranks when SMT siblings are unknown (one CPU per slot).
+
+    Each maximal range of consecutive usable CPU numbers is split evenly and rank i
+    takes the i-th piece of every range. When the ranges divide evenly this is right
+    whichever way siblings are numbered: n and n+48 (ranges of one length split alike,
+    so siblings land in one rank) or 2n and 2n+1 (pieces of even length are split in
+    pairs). Otherwise the leftover CPUs go round the ranks, so totals differ by at most
+    one. None when some rank would get nothing.
+    """
+    if k <= 0:
+        return []
+    ordered = sorted(cores, key=lambda c: c.usable[0])
+    ranges: list[list[CoreSlot]] = []
+    for c in ordered:
+        if ranges and ranges[-1][-1].usable[-1] + 1 == c.usable[0]:
+            ranges[-1].append(c)
+        else:
+            ranges.append([c])
+    runs: list[list[CoreSlot]] = [[] for _ in range(k)]
+    turn = 0  # the rank that takes the next leftover CPU
+    for rng in ranges:
+        q, extra = divmod(len(rng), k)
+        sizes = [q + (1 if (i - turn) % k < extra else 0) for i in range(k)]
+        turn = (turn + extra) % k
+        start = 0
+        for i, n in enumerate(sizes):
+            runs[i].extend(rng[start : start + n])
+            start += n
+    return runs if all(runs) else None

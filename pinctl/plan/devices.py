@@ -161,17 +161,24 @@ def assign_devices(
         if gpus:
             names = frozenset(c.nic.name for c in cands)
             warnings.extend(nic_notes(node.nics, gpus, nic_map, names, dict(choice.short_rails), nics_per_gpu))
-        unnamed = sorted({u.name for uses in nic_map.values() for u in uses if "@" in u.name}, key=natural_key)
-        if unnamed:
-            warnings.append(
-                f"NIC {', '.join(unnamed)}: the topology gives no verbs device name, so NCCL_IB_HCA and "
-                "UCX_NET_DEVICES are not set for it (plan on the node itself to get mlx5_N names)"
-            )
+        warnings.extend(_unnamed_notes(nic_map))
     if disks:
         solve = assign if gpus else spread
         for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
     return nic_map, storage_map
+
+
+def _unnamed_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
+    """NICs pinctl had to name itself (rdm@ADDR): the variables that would name them are left out."""
+    unnamed: dict[str, set[str]] = {}
+    for uses in nic_map.values():
+        for u in uses:
+            if "@" in u.name and u.kind != "slingshot":  # Slingshot sets nothing anyway (fabric_notes)
+                what = "FI_EFA_IFACE is" if u.kind == "efa" else "NCCL_IB_HCA and UCX_NET_DEVICES are"
+                unnamed.setdefault(what, set()).add(u.name)
+    return [f"NIC {', '.join(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
+            "not set for it (plan on the node itself to get its name)" for what, names in unnamed.items()]
 
 
 def _numa_level(dom: Domain, numa: int | None) -> str:

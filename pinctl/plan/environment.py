@@ -14,12 +14,21 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from pinctl.plan.types import GpuRef, NicUse
+    from pinctl.plan.types import NicUse
 
 ENV_PREFIXES = ("NCCL_", "UCX_", "OMP_", "PINCTL_")
-ENV_KEYS = frozenset({"CUDA_VISIBLE_DEVICES", "LOCAL_RANK"})
+# Single names: each GPU vendor's selector (pinctl.plan.vendors) and EFA's per-process NIC list.
+GPU_SELECTORS = frozenset({
+    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "ZE_ENABLE_PCI_ID_DEVICE_ORDER",
+    "ZE_FLAT_DEVICE_HIERARCHY",
+})  # fmt: skip
+ENV_KEYS = GPU_SELECTORS | {"FI_EFA_IFACE", "LOCAL_RANK"}
 ENV_DENY_PARTS = ("PLUGIN", "LIBRAR", "MODULE_DIR", "CONF_FILE", "DEBUG_FILE", "_PATH", "OMP_TOOL")
-ALLOWED_TEXT = "only NCCL_*, UCX_*, OMP_*, PINCTL_*, CUDA_VISIBLE_DEVICES, LOCAL_RANK"
+ALLOWED_TEXT = (
+    "only NCCL_*, UCX_*, OMP_*, PINCTL_*, LOCAL_RANK, FI_EFA_IFACE and the GPU selectors "
+    "(CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ZE_ENABLE_PCI_ID_DEVICE_ORDER, "
+    "ZE_FLAT_DEVICE_HIERARCHY)"
+)
 # NIC kinds whose verbs device names NCCL_IB_HCA and UCX_NET_DEVICES take.
 VERBS_KINDS = ("infiniband", "roce", "other", "ethernet")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -49,9 +58,10 @@ def launch_markers(local_rank: int, fingerprint: str) -> tuple[tuple[str, str], 
 
 
 def rank_env(
-    local_rank: int, ncores: int, nics: tuple[NicUse, ...], gpu: GpuRef | None, isolate: bool
+    local_rank: int, ncores: int, nics: tuple[NicUse, ...], visible: tuple[tuple[str, str], ...] = ()
 ) -> tuple[tuple[str, str], ...]:
-    """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs, its GPU."""
+    """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs, and
+    *visible*, its GPU's selector (pinctl.plan.vendors; empty unless --isolate-gpus)."""
     env = {
         "LOCAL_RANK": str(local_rank),
         "OMP_NUM_THREADS": str(ncores),
@@ -65,6 +75,9 @@ def rank_env(
         # The '=' prefix makes NCCL match names exactly (mlx5_1 must not also select mlx5_10).
         env["NCCL_IB_HCA"] = "=" + ",".join(n.name if n.port is None else f"{n.name}:{n.port}" for n in verbs)
         env["UCX_NET_DEVICES"] = ",".join(f"{n.name}:{n.port or 1}" for n in verbs)
-    if isolate and gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu.uuid or str(gpu.index)
+    # libfabric's EFA provider shows the process only the devices named here (fi_efa(7)).
+    efa = [n.name for n in nics if n.kind == "efa" and "@" not in n.name]
+    if efa:
+        env["FI_EFA_IFACE"] = ",".join(efa)
+    env.update(visible)
     return tuple(sorted(env.items()))

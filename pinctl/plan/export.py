@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pinctl.cpuset import format_list, format_mask
 from pinctl.plan.binding import Binding, numactl_args
 from pinctl.plan.types import Plan, RankPlan
+from pinctl.plan.vendors import device_file
 
 
 def plan_to_json(plan: Plan) -> str:
@@ -114,10 +115,22 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
             "",
             "# gres.conf: Cores= takes Slurm's logical core indexes (core 0 = first core of the first",
             "# socket, as hwloc's logical order), not OS CPU numbers: these are pinctl's core order.",
-        ]
+        ] if plan.smt_known else ["", "# gres.conf lines:"]
         for index, ranks in sorted(gpus.items()):
             gpu = ranks[0].gpu
-            minor = gpu.minor if gpu and gpu.minor is not None else index
             cores = format_list(c for r in ranks for c in r.cores)
-            lines.append(f"Name=gpu File=/dev/nvidia{minor} Cores={cores}")
+            vendor = gpu.vendor if gpu else None
+            minor = gpu.minor if gpu else None
+            if minor is None and vendor in (None, "nvidia"):
+                minor = index  # the driver numbers /dev/nvidiaN in PCI order unless told otherwise
+            path = device_file(vendor, minor)
+            if path is None:
+                bus = gpu.pci_bus_id if gpu else "?"
+                lines.append(f"# GPU {index} ({bus}): File=/dev/dri/renderDN, N from "
+                             f"`ls -l /dev/dri/by-path/pci-{bus}-render` on the node")
+                path = "/dev/dri/renderD?"
+            lines.append(f"Name=gpu File={path}" + (f" Cores={cores}" if plan.smt_known else ""))
+        if not plan.smt_known:
+            lines.append("# No Cores=: the topology did not say which CPUs share a core, so Slurm's core "
+                         "indexes are unknown.")
     return "\n".join(lines) + "\n"

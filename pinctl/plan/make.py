@@ -23,13 +23,16 @@ from pinctl.plan.cores import (
     reserved_per_numa,
     split_domain,
     split_even,
+    split_ranges,
     usable_cores,
 )
 from pinctl.plan.devices import assign_devices
 from pinctl.plan.domains import assign_domains, cpu_domains, mems_for
 from pinctl.plan.environment import rank_env
+from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import GpuRef, Plan, RankPlan
+from pinctl.plan.vendors import device_minor, isolation_env
 
 
 def fingerprint(node: Node) -> str:
@@ -110,8 +113,14 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     runs: dict[int, list[CoreSlot]] = {}
     for dom, dcores in domains.items():
         members = [i for i, d in enumerate(rank_domain) if d == dom]
-        for i, run in zip(members, split_domain(dcores, len(members)), strict=True):
+        split = None if node.smt_known else split_ranges(dcores, len(members))
+        for i, run in zip(members, split or split_domain(dcores, len(members)), strict=True):
             runs[i] = run
+    if not node.smt_known:
+        warnings.append(
+            "SMT siblings are unknown (the topology does not say which CPUs share a core): each rank "
+            "gets an even share of every contiguous CPU range of its NUMA node, and counts are CPUs, not cores"
+        )
 
     nic_map, storage_map = assign_devices(
         node, nics_per_gpu=request.nics_per_gpu, link_layer=request.nic_link_layer,
@@ -125,6 +134,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         )
 
     ranks: list[RankPlan] = []
+    unisolated: dict[str, list[int]] = {}
     for i, gpu in enumerate(rank_gpu):
         run = runs[i]
         cpus = frozenset(p for c in run for p in c.usable)
@@ -134,18 +144,26 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         nics = nic_map.get(key, ())
         storage = storage_map.get(key, ())
         ref = None
+        visible: tuple[tuple[str, str], ...] = ()
         if gpu is not None:
-            ref = GpuRef(gpu.index, str(gpu.pci.address), gpu.uuid, _minor(gpu))
-        env = rank_env(i, len(run), nics, ref, request.isolate_gpus)
+            ref = GpuRef(gpu.index, str(gpu.pci.address), gpu.uuid, device_minor(gpu), gpu.vendor)
+            if request.isolate_gpus:
+                visible, note = isolation_env(gpu, node.gpus)
+                if note:
+                    unisolated.setdefault(note, []).append(gpu.index)
+        env = rank_env(i, len(run), nics, visible)
         ranks.append(
             RankPlan(i, ref, dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics, storage, env)
         )
+    warnings.extend(grouped(unisolated))
+    warnings.extend(fabric_notes(nic_map))
     return Plan(
         hostname=node.hostname,
         source=node.source,
         fingerprint=fingerprint(node),
         options=request.options(),
         ranks=tuple(ranks),
+        smt_known=node.smt_known,
         warnings=tuple(dict.fromkeys(warnings)),
     )
 
@@ -164,10 +182,3 @@ def _cpu_only_domains(node: Node, domains: dict[Domain, list[CoreSlot]], n: int)
         for dom, c in zip(doms, split_even(count, [len(domains[d]) for d in doms]), strict=True):
             out.extend([dom] * c)
     return out
-
-
-def _minor(gpu: Gpu) -> int | None:
-    for name in gpu.os_names:
-        if name.startswith("nvidia") and name[6:].isdigit():
-            return int(name[6:])
-    return None

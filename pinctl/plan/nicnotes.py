@@ -105,3 +105,16 @@ def nic_notes(
     for index, count in short_rails.items():
         kept.setdefault(f"--local-rails leaves {count} of {per_gpu} rails (the others would be SYS)", []).append(index)
     return out + grouped(kept)
+
+
+def fabric_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
+    """Once per plan: fabrics whose library documents no per-process NIC selector (Slingshot)."""
+    slingshot = sorted({u.name for uses in nic_map.values() for u in uses if u.kind == "slingshot"},
+                       key=natural_key)  # fmt: skip
+    if not slingshot:
+        return []
+    return [
+        f"Slingshot NIC {', '.join(slingshot)}: libfabric's cxi provider documents no per-process NIC "
+        "selector, so the plan names each rank's NIC but sets no variable for it (with HPE Cray MPICH, "
+        "MPICH_OFI_NIC_POLICY=GPU picks the NIC nearest each rank's GPU)"
+    ]

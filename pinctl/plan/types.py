@@ -26,26 +26,33 @@ MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")
 Env = tuple[tuple[str, str], ...]
 
 _TOP_KEYS = {"schema", "node", "options", "ranks", "warnings"}
-_NODE_KEYS = {"hostname", "source", "fingerprint"}
+_NODE_KEYS = {"hostname", "source", "fingerprint", "smt_known"}
+_NODE_REQUIRED = {"hostname", "source", "fingerprint"}
 _RANK_KEYS = {
     "local_rank", "gpu", "numa_node", "cpus", "cpulist", "cores", "mems", "mem_policy", "nics", "storage", "env",
 }  # fmt: skip
 _RANK_REQUIRED = {"local_rank", "cpus", "mems", "mem_policy", "env"}
-_GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor"}
+_GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor"}
 _NIC_KEYS = {"name", "port", "netdev", "pci_bus_id", "distance", "kind"}
 _STORAGE_KEYS = {"name", "pci_bus_id", "distance"}
+GPU_VENDORS = ("nvidia", "amd", "intel", "other")  # pinctl.model.GpuVendor, without importing the model
 
 
 class GpuRef(Record):
-    """A rank's GPU: PCI-order index, bus id, UUID, and N of /dev/nvidiaN when the source named it."""
+    """A rank's GPU: PCI-order index, bus id, UUID, N of its device file (/dev/nvidiaN, or
+    /dev/dri/renderDN for AMD and Intel) when the source named it, and the vendor."""
 
-    __slots__ = ("index", "minor", "pci_bus_id", "uuid")
+    __slots__ = ("index", "minor", "pci_bus_id", "uuid", "vendor")
 
-    def __init__(self, index: int, pci_bus_id: str | None, uuid: str | None = None, minor: int | None = None) -> None:
+    def __init__(
+        self, index: int, pci_bus_id: str | None, uuid: str | None = None, minor: int | None = None,
+        vendor: str | None = None,
+    ) -> None:  # fmt: skip
         self.index: Final = index
         self.pci_bus_id: Final = pci_bus_id
         self.uuid: Final = uuid
         self.minor: Final = minor
+        self.vendor: Final = vendor
 
 
 class NicUse(Record):
@@ -114,7 +121,7 @@ class RankPlan(Record):
         return {
             "local_rank": self.local_rank,
             "gpu": None if g is None else {"index": g.index, "pci_bus_id": g.pci_bus_id, "uuid": g.uuid,
-                                           "minor": g.minor},
+                                           "minor": g.minor, "vendor": g.vendor},
             "numa_node": self.numa_node,
             "cpus": sorted(self.cpus),
             "cpulist": self.cpulist,
@@ -134,7 +141,7 @@ class RankPlan(Record):
 class Plan(Record):
     """Every local rank of one node, with the request that shaped it and what had to give."""
 
-    __slots__ = ("fingerprint", "hostname", "options", "ranks", "source", "warnings")
+    __slots__ = ("fingerprint", "hostname", "options", "ranks", "smt_known", "source", "warnings")
 
     def __init__(
         self,
@@ -144,6 +151,7 @@ class Plan(Record):
         options: tuple[tuple[str, object], ...],
         ranks: tuple[RankPlan, ...],
         warnings: tuple[str, ...] = (),
+        smt_known: bool = True,
     ) -> None:
         self.hostname: Final = hostname
         self.source: Final = source
@@ -151,6 +159,7 @@ class Plan(Record):
         self.options: Final = options
         self.ranks: Final = ranks
         self.warnings: Final = warnings
+        self.smt_known: Final = smt_known  # False: a "core" is one CPU (NCCL topology files)
 
     def rank(self, local_rank: int) -> RankPlan | None:
         for r in self.ranks:
@@ -165,7 +174,8 @@ class Plan(Record):
         """The pinctl.plan/v1 object: exactly what ``pinctl plan --json`` prints."""
         return {
             "schema": SCHEMA_ID,
-            "node": {"hostname": self.hostname, "source": self.source, "fingerprint": self.fingerprint},
+            "node": {"hostname": self.hostname, "source": self.source, "fingerprint": self.fingerprint,
+                     "smt_known": self.smt_known},
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
             "ranks": [r.to_dict() for r in self.ranks],
             "warnings": list(self.warnings),
@@ -177,7 +187,10 @@ class Plan(Record):
         top = f.obj(obj, "plan", _TOP_KEYS, {"schema", "node", "ranks"})
         if top["schema"] != SCHEMA_ID:
             raise f.fail("schema", f"{str(top['schema'])[:80]!r} is not {SCHEMA_ID!r}")
-        node = f.obj(top["node"], "node", _NODE_KEYS, _NODE_KEYS)
+        node = f.obj(top["node"], "node", _NODE_KEYS, _NODE_REQUIRED)
+        smt_known = node.get("smt_known", True)
+        if not isinstance(smt_known, bool):
+            raise f.fail("node.smt_known", "expected true or false")
         options = top.get("options", {})
         if not isinstance(options, dict):
             raise f.fail("options", "expected an object")
@@ -209,6 +222,7 @@ class Plan(Record):
             options=opts,
             ranks=tuple(sorted(ranks, key=lambda r: r.local_rank)),
             warnings=warnings,
+            smt_known=smt_known,
         )
 
 
@@ -223,6 +237,13 @@ def _env_from_dict(value: object, where: str) -> Env:
             raise f.fail(where, f"variable {key[:f.MAX_KEY]!r} is not allowed ({ALLOWED_TEXT})")
         out.append((key, f.text(val, f"{where}.{key}", limit=f.MAX_VALUE)))
     return tuple(sorted(out))
+
+
+def _vendor(value: object, where: str) -> str | None:
+    vendor = f.text_or_none(value, where, limit=16)
+    if vendor is not None and vendor not in GPU_VENDORS:
+        raise f.fail(where, f"{vendor!r} is not one of {', '.join(GPU_VENDORS)}")
+    return vendor
 
 
 def _rank_from_dict(value: object, where: str) -> RankPlan:
@@ -252,6 +273,7 @@ def _rank_from_dict(value: object, where: str) -> RankPlan:
             f.text_or_none(g.get("pci_bus_id"), f"{where}.gpu.pci_bus_id", limit=64),
             f.text_or_none(g.get("uuid"), f"{where}.gpu.uuid", limit=128),
             f.integer_or_none(g.get("minor"), f"{where}.gpu.minor"),
+            _vendor(g.get("vendor"), f"{where}.gpu.vendor"),
         )
     nics = []
     for i, nic in enumerate(f.items(r.get("nics", []), f"{where}.nics")):

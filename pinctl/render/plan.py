@@ -6,6 +6,8 @@ from pinctl.plan.types import Plan
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
+# Without SMT facts a "core" is one CPU: say CPUs, never cores.
+HEADERS_SMT_UNKNOWN = tuple("#CPUs" if h == "#cores" else h for h in HEADERS)
 
 
 def plan_table(plan: Plan) -> list[Table | str]:
@@ -25,4 +27,4 @@ def plan_table(plan: Plan) -> list[Table | str]:
             )
         )
     title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
-    return [Table(title, HEADERS, tuple(rows))]
+    return [Table(title, HEADERS if plan.smt_known else HEADERS_SMT_UNKNOWN, tuple(rows))]
