@@ -153,8 +153,33 @@ def test_local_numa_whenever_room(case: tuple[Node, PlanRequest, Plan]) -> None:
         local[home] += r.numa_node == home
     for home, n in wanted.items():
         assert local[home] == min(n, capacity[home]), f"node {home}: {local[home]} of {n} ranks local"
-    if any(min(n, capacity[h]) < n for h, n in wanted.items()):
-        assert any("usable cores for" in w for w in plan.warnings)
+    for home, n in wanted.items():
+        if capacity[home] < n:  # the warning names the node and every rank that left it
+            (line,) = [w for w in plan.warnings if w.startswith(f"NUMA node {home} is full")]
+            left = {r.local_rank for r in plan.ranks if r.gpu is not None and r.numa_node != home
+                    and next(g for g in node.gpus if g.index == r.gpu.index).numa_node == home}  # fmt: skip
+            named = set()
+            for part in line.split(": ", 1)[1].split(", the nearest")[0].split(", "):
+                named |= set(parse_list(part.split(" ")[1]))
+            assert left <= named
+
+
+@FAST
+@given(planned())
+def test_spilled_ranks_no_wider_than_home(case: tuple[Node, PlanRequest, Plan]) -> None:
+    """A GPU's rank moved off its node (the node full) gets no more cores than its siblings at home."""
+    _, request, plan = case
+    if request.procs_per_gpu < 2:
+        return
+    by_gpu: dict[int, list[int]] = defaultdict(list)
+    for r in plan.ranks:
+        assert r.gpu is not None
+        by_gpu[r.gpu.index].append(r.local_rank)
+    for members in by_gpu.values():
+        ranks = [plan.ranks[i] for i in members]
+        home = ranks[0].numa_node
+        widest = max(len(r.cores) for r in ranks if r.numa_node == home)
+        assert all(len(r.cores) <= widest for r in ranks if r.numa_node != home)
 
 
 @FAST

@@ -111,7 +111,8 @@ def test_too_few_local_cores_moves_to_nearest_node() -> None:
     node = replace(node, allowed_cpus=node.allowed_cpus - (node.packages[0].cpus - keep))
     p = make_plan(node, PlanRequest())
     assert [r.numa_node for r in p.ranks] == [0, 0, 1, 1]
-    assert sum("usable cores" in w for w in p.warnings) == 2
+    assert "NUMA node 0 is full (2 usable cores for 4 ranks): ranks 2-3 to node 1, the nearest with room " \
+           "(memory bound there)" in p.warnings
 
 
 def test_unknown_locality_round_robin_with_warning() -> None:
@@ -480,3 +481,20 @@ def test_juwels_booster_second_rail_crosses_sockets() -> None:
     assert any(w.startswith("GPUs 0-3: an extra rail is SYS") for w in p.warnings)
     local = make_plan(node, PlanRequest(nics_per_gpu=2, local_rails=True))
     assert [[u.distance for u in r.nics] for r in local.ranks] == [["PIX"]] * 4
+
+
+def test_juwels_booster_seven_ranks_on_six_cores() -> None:
+    """--procs-per-gpu 7 for one GPU whose node has 6 cores: six stay, the seventh spills with one core."""
+    path = SHARED / "psmgmt-jwb0004-juwels-booster.xml"
+    if not path.exists():
+        pytest.skip("shared topologies not available")
+    node = _discover(path)
+    p = make_plan(node, PlanRequest(gpus=(0,), procs_per_gpu=7))
+    home = next(g for g in node.gpus if g.index == 0).numa_node
+    assert [r.numa_node for r in p.ranks[:6]] == [home] * 6
+    assert [len(r.cores) for r in p.ranks] == [1] * 7
+    spilled = p.ranks[6]
+    assert spilled.numa_node != home and node.distance(home, spilled.numa_node) == min(
+        node.distance(home, n.os_index) for n in node.numa_nodes if n.os_index != home and n.cpus)  # type: ignore[type-var]
+    assert f"NUMA node {home} is full (6 usable cores for 7 ranks): rank 6 to node {spilled.numa_node}, " \
+           "the nearest with room (memory bound there)" in p.warnings

@@ -116,13 +116,20 @@ def _relieve(
         members = [i for i, d in enumerate(rank_domain) if d == dom]
         excess = len(members) - len(domains[dom])
         members.sort(key=lambda i: (i in movable, i))
+        moved: dict[Domain, list[int]] = {}
         for i in reversed(members[len(members) - excess :] if excess > 0 else []):
             room = [d for d in domains if d != dom and rank_domain.count(d) < len(domains[d])]
             target = nearest(node, dom, room)[0] if dom is not None else room[0]
             rank_domain[i] = target
+            moved.setdefault(target, []).append(i)
+        if moved:
+            def label(group: list[int]) -> str:
+                return f"rank{'s' if len(group) > 1 else ''} {format_list(group)}"
+
+            where = ", ".join(f"{label(g)} to node {target}" for target, g in moved.items())
             warnings.append(
-                f"rank {i}: NUMA node {dom} has {len(domains[dom])} usable cores for {len(members)} ranks; "
-                f"using the nearest node with room, {target}"
+                f"NUMA node {dom} is full ({len(domains[dom])} usable cores for {len(members)} ranks): "
+                f"{where}, the nearest with room (memory bound there)"
             )
 
 

@@ -116,6 +116,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         split = None if node.smt_known else split_ranges(dcores, len(members))
         for i, run in zip(members, split or split_domain(dcores, len(members)), strict=True):
             runs[i] = run
+    _balance_spilled(rank_gpu, rank_domain, runs)
     if not node.smt_known:
         warnings.append(
             "SMT siblings are unknown (the topology does not say which CPUs share a core): each rank "
@@ -182,3 +183,22 @@ def _cpu_only_domains(node: Node, domains: dict[Domain, list[CoreSlot]], n: int)
         for dom, c in zip(doms, split_even(count, [len(domains[d]) for d in doms]), strict=True):
             out.extend([dom] * c)
     return out
+
+
+def _balance_spilled(rank_gpu: list[Gpu | None], rank_domain: list[Domain], runs: dict[int, list[CoreSlot]]) -> None:
+    """Ranks of one GPU that spilled to another node get no more cores than those at home.
+
+    A spilled rank alone on an idle node would otherwise take the whole node: its
+    siblings wait for it at every step, so the extra cores buy nothing but imbalance.
+    """
+    groups: dict[int, list[int]] = {}
+    for i, gpu in enumerate(rank_gpu):
+        if gpu is not None:
+            groups.setdefault(gpu.index, []).append(i)
+    for members in groups.values():
+        home = rank_domain[members[0]]
+        at_home = [len(runs[i]) for i in members if rank_domain[i] == home]
+        cap = max(at_home)
+        for i in members:
+            if rank_domain[i] != home and len(runs[i]) > cap:
+                runs[i] = runs[i][:cap]
