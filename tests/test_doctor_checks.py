@@ -73,6 +73,11 @@ def test_rdma_port_down() -> None:
     bad = rdma.port_down(ctx("bad"))
     assert [(f.severity, f.subject) for f in bad] == [("warn", "mlx5_1 port 1")]
     assert "/sys/class/infiniband/mlx5_1/ports/1/state = 1: DOWN" in bad[0].evidence
+    assert "`ibstat` shows the same" in (bad[0].remedy or "")
+    # the hint names the tool for that NIC's kind only (EFA devices live in the same sysfs class)
+    efa = replace(NIC1, kind="efa")
+    bad = rdma.port_down(ctx("bad", node=small_node(nics=(NIC0, efa))))
+    assert "`fi_info -p efa` shows the same" in (bad[0].remedy or "") and "ibstat" not in (bad[0].remedy or "")
     assert levels(rdma.port_down(ctx("vm"))) == ["skipped"]
 
 

@@ -19,6 +19,7 @@ from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import rdma
 from pinctl.model import Gpu, Nic, Node
 from pinctl.plan.devices import choose_gpu_nics
+from pinctl.plan.nicnotes import port_tool
 
 PORT_DOWN = "rdma.port-down"
 NO_GDR = "rdma.no-gdr-path"
@@ -32,7 +33,9 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
         return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
     out: list[Finding] = []
     ports = 0
+    kinds = {n.name: n.kind for n in ctx.node.nics} if ctx.node is not None else {}
     for dev in devices:
+        tool = port_tool(kinds.get(dev, "infiniband"))
         for port in rdma.ports(ctx.files, dev, strict=True):
             if port.state_text is None:
                 continue
@@ -47,7 +50,7 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
                     f"port is {port.state}" + (f" / {port.phys_state}" if port.phys_text else ""),
                     tuple(evidence),
                     "check the cable and the switch port; on InfiniBand make sure a subnet manager "
-                    "runs (INIT/ARMED means no SM has configured the port); `ibstat` shows the same",
+                    f"runs (INIT/ARMED means no SM has configured the port); `{tool}` shows the same",
                 ))
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
