@@ -498,3 +498,30 @@ def test_juwels_booster_seven_ranks_on_six_cores() -> None:
         node.distance(home, n.os_index) for n in node.numa_nodes if n.os_index != home and n.cpus)  # type: ignore[type-var]
     assert f"NUMA node {home} is full (6 usable cores for 7 ranks): rank 6 to node {spilled.numa_node}, " \
            "the nearest with room (memory bound there)" in p.warnings
+
+
+def test_azure_ndv4_one_hca_removed_costs_only_its_gpu() -> None:
+    """Issue case: 8 A100 + 8 HCAs in GPU+NIC pairs under four switches, one HCA gone."""
+    path = SHARED / "azure-ndv4.nccl.xml"
+    if not path.exists():
+        pytest.skip("shared topologies not available")
+    node = _discover(path)
+    healthy = make_plan(node, PlanRequest())
+    dead = healthy.ranks[2].nics[0].name
+    p = make_plan(replace(node, nics=tuple(n for n in node.nics if n.name != dead)), PlanRequest())
+    load = Counter(r.nics[0].name for r in p.ranks)
+    assert sorted(load.values()) == [1] * 6 + [2]  # one NIC shared by two GPUs, six keep their own
+    shared = next(name for name, c in load.items() if c == 2)
+    sharers = [r.gpu.index for r in p.ranks if r.nics[0].name == shared and r.gpu]
+    assert 2 in sharers and all(r.nics[0].distance == "PIX" for r in p.ranks)
+    changed = [r.gpu.index for r, h in zip(p.ranks, healthy.ranks, strict=True) if r.nics != h.nics and r.gpu]
+    assert changed == [2]
+
+
+def test_lassen_dual_port_cards_one_function_per_gpu() -> None:
+    """Two functions per ConnectX: the two GPUs of a socket get one each, none idles."""
+    path = SHARED / "mpibind-coral-lassen.xml"
+    if not path.exists():
+        pytest.skip("shared topologies not available")
+    p = make_plan(_discover(path), PlanRequest())
+    assert [r.nics[0].name for r in p.ranks] == ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"]
