@@ -4,7 +4,7 @@ Rules (docs/plan.md gives the reasoning; tests/test_plan_properties.py checks th
 CPU sets are disjoint, non-empty, inside the allowed cpuset minus reserved CPUs,
 whole cores, in the GPU's NUMA node when it has usable CPUs, balanced within a
 node and L3-aligned when the counts allow (pinctl.plan.cores). NICs and storage
-are the nearest usable devices under a load cap, solved exactly (pinctl.plan.devices).
+are the nearest usable devices, spread at each level, solved exactly (pinctl.plan.devices).
 Every degradation becomes a line in ``Plan.warnings``.
 """
 
