@@ -37,7 +37,7 @@ _DISPLAY_ONLY_VENDORS = frozenset({0x1A03, 0x102B, 0x1B36, 0x1234, 0x15AD, 0x101
 _DISPLAY_ONLY_DEVICES = frozenset({(0x1002, 0x515E), (0x1002, 0x5969)})
 # OS devices of compute runtimes (DRM card*/renderD* do not make a GPU).
 _COMPUTE_OSDEV = re.compile(r"^(cuda|nvml|rsmi|opencl|ze)\d")
-_GPU_MODEL_INFOS = ("GPUModel",)
+_GPU_MODEL_INFOS = ("GPUModel", "LevelZeroModel")  # LevelZeroModel: hwloc levelzero writes no GPUModel
 _GPU_MEMORY_INFOS = ("CUDAGlobalMemorySize", "RSMIVRAMSize", "LevelZeroHBMSize", "OpenCLGlobalMemorySize")
 _UUID_INFOS = ("NVIDIAUUID", "AMDUUID", "LevelZeroUUID")
 # NVLink bandwidth per link in MB/s as hwloc's NVML backend writes it (NVLink 2+: 25 GB/s, NVLink 1: 20 GB/s).
