@@ -97,12 +97,10 @@ def test_ndv2_devices_directly_under_cpu_are_phb_or_sys() -> None:
 
 
 @pytest.mark.parametrize("name", ["aws-p5-48xl.nccl.xml", "aws-g5-48xl.nccl.xml"])
-def test_bus_id_only_files_load_with_notes(name: str) -> None:
-    node = load_nccl_xml(corpus(name))
-    assert node.gpus == ()
-    assert len(node.numa_nodes) == 2
-    assert any("without class" in n for n in node.notes)
-    assert any("CPUs are unknown" in n for n in node.notes)
+def test_bus_id_only_files_are_refused_with_the_reason(name: str) -> None:
+    """AWS's skeletons list bus ids only; NCCL completes them from sysfs at run time."""
+    with pytest.raises(TopologyError, match=r"lists bus ids only, no GPUs, NICs or CPU sets.*NCCL_TOPO_DUMP_FILE"):
+        load_nccl_xml(corpus(name))
 
 
 def test_model_facts_the_format_lacks_are_marked_unknown() -> None:

@@ -102,3 +102,15 @@ def test_corona_without_ids_says_so_once() -> None:
 def test_g4dn_efa_named_by_its_verbs_device() -> None:
     p = plan(capture("mpibind-g4dnmetal.xml"))
     assert {dict(r.env).get("FI_EFA_IFACE") for r in p.ranks} == {"rdmap197s0"}
+
+
+def test_fi_efa_iface_never_hides_an_idle_near_efa() -> None:
+    """p5-like: four EFAs under each GPU's switch. Naming one must not hide the other three."""
+    node = discover(topology=str(Path(__file__).resolve().parents[1] / "fixtures" / "nccl" / "aws-p5-like.xml"))
+    p = plan(node)
+    assert all("FI_EFA_IFACE" not in dict(r.env) for r in p.ranks)
+    assert "GPUs 0-7: 3 more EFAs as near as the ones planned and used by no rank, so FI_EFA_IFACE is not " \
+           "set (libfabric keeps every EFA visible); --nics-per-gpu 4 names them" in p.warnings
+    four = plan(node, nics_per_gpu=4)
+    assert all(len(dict(r.env)["FI_EFA_IFACE"].split(",")) == 4 for r in four.ranks)
+    assert not any("FI_EFA_IFACE is not set" in w for w in four.warnings)

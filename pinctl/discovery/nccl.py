@@ -138,6 +138,11 @@ def _build(path: str, root: ET.Element) -> Node:
             elif child.tag == "nic":
                 # A NIC straight under <cpu> (azure-ncv4's eth0): NCCL knows no PCI device for it.
                 acc.nics.extend(_nics_from(child, None, kind_hint=None))
+    if acc.ignored and not acc.gpus and not acc.nics and not any(n.cpus for n in numa_nodes):
+        raise ValueError(
+            "it lists bus ids only, no GPUs, NICs or CPU sets (a skeleton NCCL completes from sysfs at "
+            "run time): plan on the node itself, or dump a complete file there with NCCL_TOPO_DUMP_FILE"
+        )
     if acc.nics:
         notes.append("NCCL topology file: NIC port states unknown (the format does not record them)")
     if acc.unnamed_nics:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pinctl.distance import bridges_between, level_between
+from pinctl.cpuset import format_list
+from pinctl.distance import bridges_between, level_between, level_order
 from pinctl.model import Gpu, Nic, NicPort, Node, natural_key
 from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
-from pinctl.plan.nicnotes import nic_notes, unknown_port_notes
+from pinctl.plan.nicnotes import name_list, nic_notes, unknown_port_notes
 from pinctl.plan.types import NicUse, StorageUse
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
@@ -131,9 +132,10 @@ def assign_devices(
     gpus: Sequence[Gpu],
     rank_domains: Sequence[Domain],
     warnings: list[str],
-) -> tuple[dict[int, tuple[NicUse, ...]], dict[int, tuple[StorageUse, ...]]]:
+) -> tuple[dict[int, tuple[NicUse, ...]], dict[int, tuple[StorageUse, ...]], frozenset[int]]:
     """NICs and storage per consumer: per GPU (keyed by GPU index) or, without GPUs, per rank
-    (keyed by rank index, *rank_domains* giving each rank's NUMA node)."""
+    (keyed by rank index, *rank_domains* giving each rank's NUMA node); and the consumers whose
+    EFA selector is withheld (:func:`_efa_withheld`)."""
     nic_map: dict[int, tuple[NicUse, ...]] = {}
     storage_map: dict[int, tuple[StorageUse, ...]] = {}
     disks = sorted(node.storage, key=lambda s: natural_key(s.name))
@@ -162,11 +164,46 @@ def assign_devices(
             names = frozenset(c.nic.name for c in cands)
             warnings.extend(nic_notes(node.nics, gpus, nic_map, names, dict(choice.short_rails), nics_per_gpu))
         warnings.extend(_unnamed_notes(nic_map))
+    withheld = _efa_withheld(keys, cands, nic_levels, nic_chosen, warnings, "GPU" if gpus else "rank")
     if disks:
         solve = assign if gpus else spread
         for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
-    return nic_map, storage_map
+    return nic_map, storage_map, withheld
+
+
+def _efa_withheld(
+    keys: Sequence[int], cands: Sequence[NicCandidate], levels: Sequence[Sequence[str]],
+    chosen: Sequence[Sequence[int]], warnings: list[str], what: str,
+) -> frozenset[int]:
+    """Consumers that would lose bandwidth to FI_EFA_IFACE: an EFA no one uses is as near as theirs.
+
+    FI_EFA_IFACE hides every EFA it does not list. On AWS p5 each GPU has four EFAs under
+    its switch; a plan naming one of them must not hide the other three, so the variable
+    is left out there (libfabric keeps every EFA visible) and the plan says why.
+    """
+    if not cands:
+        return frozenset()
+    used = {j for row in chosen for j in row}
+    idle = [j for j, c in enumerate(cands) if c.nic.kind == "efa" and j not in used]
+    out: dict[int, int] = {}
+    for key, row, mine in zip(keys, levels, chosen, strict=True):
+        if mine and cands[mine[0]].nic.kind == "efa":
+            near = [j for j in idle if level_order(row[j]) <= level_order(row[mine[0]])]
+            if near:
+                out[key] = len(near)
+    if out:
+        by_count: dict[int, list[int]] = {}
+        for key, n in out.items():
+            by_count.setdefault(n, []).append(key)
+        for n, group in by_count.items():
+            label = f"{what} {group[0]}" if len(group) == 1 else f"{what}s {format_list(group)}"
+            warnings.append(
+                f"{label}: {n} more EFA{'s' if n > 1 else ''} as near as the one{'s' if len(group) > 1 else ''} "
+                f"planned and used by no rank, so FI_EFA_IFACE is not set (libfabric keeps every EFA "
+                f"visible); --nics-per-gpu {len(chosen[0]) + n} names them"
+            )
+    return frozenset(out)
 
 
 def _unnamed_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
@@ -177,7 +214,7 @@ def _unnamed_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
             if "@" in u.name and u.kind != "slingshot":  # Slingshot sets nothing anyway (fabric_notes)
                 what = "FI_EFA_IFACE is" if u.kind == "efa" else "NCCL_IB_HCA and UCX_NET_DEVICES are"
                 unnamed.setdefault(what, set()).add(u.name)
-    return [f"NIC {', '.join(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
+    return [f"NIC {name_list(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
             "not set for it (plan on the node itself to get its name)" for what, names in unnamed.items()]
 
 

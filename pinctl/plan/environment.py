@@ -58,7 +58,8 @@ def launch_markers(local_rank: int, fingerprint: str) -> tuple[tuple[str, str], 
 
 
 def rank_env(
-    local_rank: int, ncores: int, nics: tuple[NicUse, ...], visible: tuple[tuple[str, str], ...] = ()
+    local_rank: int, ncores: int, nics: tuple[NicUse, ...], visible: tuple[tuple[str, str], ...] = (),
+    *, efa_selector: bool = True,
 ) -> tuple[tuple[str, str], ...]:
     """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs, and
     *visible*, its GPU's selector (pinctl.plan.vendors; empty unless --isolate-gpus)."""
@@ -77,7 +78,7 @@ def rank_env(
         env["UCX_NET_DEVICES"] = ",".join(f"{n.name}:{n.port or 1}" for n in verbs)
     # libfabric's EFA provider shows the process only the devices named here (fi_efa(7)).
     efa = [n.name for n in nics if n.kind == "efa" and "@" not in n.name]
-    if efa:
+    if efa and efa_selector:
         env["FI_EFA_IFACE"] = ",".join(efa)
     env.update(visible)
     return tuple(sorted(env.items()))

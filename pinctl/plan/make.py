@@ -123,7 +123,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
             "gets an even share of every contiguous CPU range of its NUMA node, and counts are CPUs, not cores"
         )
 
-    nic_map, storage_map = assign_devices(
+    nic_map, storage_map, no_efa_selector = assign_devices(
         node, nics_per_gpu=request.nics_per_gpu, link_layer=request.nic_link_layer,
         local_rails=request.local_rails, gpus=gpus,
         rank_domains=rank_domain, warnings=warnings,
@@ -152,7 +152,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)
-        env = rank_env(i, len(run), nics, visible)
+        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector)
         ranks.append(
             RankPlan(i, ref, dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics, storage, env)
         )

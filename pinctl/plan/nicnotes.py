@@ -38,12 +38,19 @@ def grouped(reasons: dict[str, list[int]]) -> list[str]:
     return [f"{gpu_label(gpus)}: {reason}" for reason, gpus in reasons.items()]
 
 
+def name_list(names: Sequence[str], limit: int = 6) -> str:
+    """``mlx5_0, mlx5_1`` or, past *limit*, ``32 NICs (rdmap79s0, rdmap80s0, ..., rdmap201s0)``."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{len(names)} NICs ({names[0]}, {names[1]}, ..., {names[-1]})"
+
+
 def unknown_port_notes(nics: Sequence[Nic]) -> list[str]:
     """NICs whose port state nobody reported, one line per tool that would show it."""
     by_tool: dict[str, list[str]] = {}
     for nic in nics:
         by_tool.setdefault(port_tool(nic.kind), []).append(nic.name)
-    return [f"port state unknown for NIC {', '.join(names)}: assuming usable (check with {tool} on the node)"
+    return [f"port state unknown for NIC {name_list(names)}: assuming usable (check with {tool} on the node)"
             for tool, names in by_tool.items()]  # fmt: skip
 
 
@@ -114,7 +121,7 @@ def fabric_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
     if not slingshot:
         return []
     return [
-        f"Slingshot NIC {', '.join(slingshot)}: libfabric's cxi provider documents no per-process NIC "
+        f"Slingshot NIC {name_list(slingshot)}: libfabric's cxi provider documents no per-process NIC "
         "selector, so the plan names each rank's NIC but sets no variable for it (with HPE Cray MPICH, "
         "MPICH_OFI_NIC_POLICY=GPU picks the NIC nearest each rank's GPU)"
     ]
