@@ -32,6 +32,8 @@ def pci_level(a: PciInfo, b: PciInfo) -> str:
     """The nvidia-smi level between two PCI devices (no NVLink)."""
     if a.address == b.address:
         return "X"
+    if a.bridges and b.bridges and a.bridges[0] == b.bridges[0]:
+        return "PIX"  # one parent bridge: the two functions of a dual-port card below a root port
     common = [s for s in a.switches if s in b.switches]
     if common:
         first = common[0]

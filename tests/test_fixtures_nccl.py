@@ -226,3 +226,14 @@ def test_table_counts_cpus_not_cores(name: str, capsys: pytest.CaptureFixture[st
     header = out.splitlines()[1].split()
     assert "#CPUs" in header and "#cores" not in header
     assert "SMT siblings are unknown" in err and "SMT siblings" not in out
+    if name == "aws-p5-like.xml":  # an EFA has no verbs port to name
+        assert "rdmap79s0 (PIX)" in out and "rdmap79s0:1" not in out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_show_does_not_count_cores_it_cannot_know(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["show", "--topology", str(FIXTURES / name)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    first = out.splitlines()[0]
+    assert "cores unknown" in first and "SMT unknown" in first and " cores," not in first

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pinctl.plan.types import Plan
+from pinctl.plan.types import NicUse, Plan
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
 # Without SMT facts a "core" is one CPU: say CPUs, never cores.
 HEADERS_SMT_UNKNOWN = tuple("#CPUs" if h == "#cores" else h for h in HEADERS)
+
+
+def _port(nic: NicUse) -> str:
+    """``:1`` for a verbs port (as NCCL_IB_HCA names it); EFA and Slingshot have no port to name."""
+    return "" if nic.kind in ("efa", "slingshot") else f":{nic.port or 1}"
 
 
 def plan_table(plan: Plan) -> list[Table | str]:
@@ -22,7 +27,7 @@ def plan_table(plan: Plan) -> list[Table | str]:
                 r.cpulist,
                 str(len(r.cores)),
                 mem,
-                ", ".join(f"{n.name}:{n.port or 1} ({n.distance})" for n in r.nics) or "-",
+                ", ".join(f"{n.name}{_port(n)} ({n.distance})" for n in r.nics) or "-",
                 ", ".join(f"{s.name} ({s.distance})" for s in r.storage) or "-",
             )
         )

@@ -30,13 +30,15 @@ def summary_line(node: Node) -> str:
     if cpuless:
         numa += f" ({cpuless} CPU-less)"
     threads = max((len(c.pus) for c in node.cores), default=0)
+    # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
+    cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
     smt = f"SMT {threads}" if node.smt_known else "SMT unknown"
     allowed = format_list(node.allowed_cpus)
     restricted = "" if node.allowed_cpus == node.cpus else " (restricted)"
     rdma = sum(1 for n in node.nics if n.rdma)
     return (
         f"{node.hostname}: {len(node.packages)} package{'s' if len(node.packages) != 1 else ''}, {numa}, "
-        f"{_n(len(node.cores), 'core')}, {len(node.cpus)} CPUs ({smt}), {_n(len(node.l3_groups), 'L3 group')}, "
+        f"{cores}{len(node.cpus)} CPUs ({smt}), {_n(len(node.l3_groups), 'L3 group')}, "
         f"allowed {allowed}{restricted}; {_n(len(node.gpus), 'GPU')}, {_n(rdma, 'RDMA NIC')}, "
         f"{_n(len(node.nics) - rdma, 'other NIC')}, {len(node.storage)} storage  [{node.source}]"
     )
