@@ -125,7 +125,7 @@ def test_devices_only_sysfs_knows_get_locality_and_model_host_bridges(dgx: Node)
     mlx5_10, mlx5_11 = nic(dgx, "mlx5_10"), nic(dgx, "mlx5_11")
     assert mlx5_10.pci is not None and mlx5_11.pci is not None
     assert mlx5_10.pci.switches == ()  # a storage card on a root port: no switch
-    assert pci_level(mlx5_10.pci, mlx5_11.pci) == "PHB"
+    assert pci_level(mlx5_10.pci, mlx5_11.pci) == "PIX"  # two functions of one card: one parent bridge
 
 
 def test_gpu_link_trained_below_max_is_degraded(dgx: Node) -> None:
