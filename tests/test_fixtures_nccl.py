@@ -19,6 +19,7 @@ import pytest
 from pinctl.api import discover, make_plan
 from pinctl.cli.main import main
 from pinctl.distance import pci_level
+from pinctl.errors import UsageError
 from pinctl.model import Node
 from pinctl.plan.types import Plan
 
@@ -237,3 +238,16 @@ def test_show_does_not_count_cores_it_cannot_know(name: str, capsys: pytest.Capt
     assert rc == 0, err
     first = out.splitlines()[0]
     assert "cores unknown" in first and "SMT unknown" in first and " cores," not in first
+
+
+def test_smt_options_without_smt_facts() -> None:
+    """One thread per core cannot be chosen without knowing the cores; a reserved core is a CPU of
+    each range (0 and 96 on p5: one core under Linux's n / n+96 numbering), said once."""
+    node = node_of("aws-p5-like.xml")
+    with pytest.raises(UsageError, match="--smt one-per-core needs to know which CPUs share a core"):
+        make_plan(node, smt="one-per-core")
+    plan = make_plan(node, reserve_per_numa=1)
+    held = set().union(*(r.cpus for r in plan.ranks))
+    assert {0, 96, 48, 144}.isdisjoint(held) and {1, 97, 49, 145} <= held
+    assert plan.ranks[0].cpulist == "1-12,97-108"
+    assert sum("--reserve-per-numa 1 with SMT siblings unknown" in w for w in plan.warnings) == 1

@@ -20,7 +20,7 @@ from nic_rule import gpu_nics, objective_problems, usable
 from pinctl.discovery import discover
 from pinctl.distance import level_order, pci_level
 from pinctl.errors import TopologyError, UsageError
-from pinctl.model import Node
+from pinctl.model import Nic, NicPort, Node
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import Plan
@@ -80,9 +80,12 @@ def test_nics_follow_the_pcie_tree(path: Path) -> None:
 def _without(node: Node, name: str, how: str) -> Node:
     if how == "removed":
         return replace(node, nics=tuple(n for n in node.nics if n.name != name))
-    down = [replace(n, ports=tuple(replace(p, state="DOWN", phys_state="Disabled") for p in n.ports))
-            if n.name == name else n for n in node.nics]  # fmt: skip
-    return replace(node, nics=tuple(down))
+    def dead(nic: Nic) -> Nic:
+        # a NIC that reported no ports (NCCL files, Slingshot) fails as one whose one port is DOWN
+        ports = nic.ports or (NicPort(1),)
+        return replace(nic, ports=tuple(replace(p, state="DOWN", phys_state="Disabled") for p in ports))
+
+    return replace(node, nics=tuple(dead(n) if n.name == name else n for n in node.nics))
 
 
 def _quality(node: Node, plan: Plan) -> dict[int, tuple[int, int]]:

@@ -111,8 +111,7 @@ def test_too_few_local_cores_moves_to_nearest_node() -> None:
     node = replace(node, allowed_cpus=node.allowed_cpus - (node.packages[0].cpus - keep))
     p = make_plan(node, PlanRequest())
     assert [r.numa_node for r in p.ranks] == [0, 0, 1, 1]
-    assert "NUMA node 0 is full (2 usable cores for 4 ranks): ranks 2-3 to node 1, the nearest with room " \
-           "(memory bound there)" in p.warnings
+    assert "NUMA node 0 is full (2 usable cores for 4 ranks): ranks 2-3 to node 1, the nearest with room" in p.warnings
 
 
 def test_unknown_locality_round_robin_with_warning() -> None:
@@ -449,7 +448,7 @@ def test_one_line_per_reason() -> None:
         "GPUs 0-1: no RDMA NIC shares a PCIe switch with them; the nearest is NODE "
         "(GPUDirect RDMA traffic crosses between PCIe host bridges of one NUMA node)",
         "GPUs 2-3: no RDMA NIC shares a PCIe switch with them; the nearest is SYS "
-        "(GPUDirect RDMA traffic crosses the CPU interconnect between sockets)",
+        "(GPUDirect RDMA traffic crosses the interconnect between NUMA nodes)",
     ]
 
 
@@ -457,12 +456,13 @@ def test_cross_socket_rail_is_named_or_left_out() -> None:
     layout = replace(BASE, nics=(NicSpec((0, 0, 0), IB), NicSpec((1, 0, 0), IB)))  # one HCA per socket
     p = plan(layout, nics_per_gpu=2)
     assert [u.distance for u in p.ranks[0].nics] == ["PIX", "SYS"]
-    assert "GPUs 0-3: an extra rail is SYS, across the CPU interconnect from the GPU, so its traffic crosses " \
-        "sockets (--local-rails keeps only the rails on the GPU's side)" in p.warnings
+    assert "extra rails at SYS, across the interconnect between NUMA nodes (GPU 0: mlx5_1; GPU 1: mlx5_1; " \
+        "GPU 2: mlx5_0; GPU 3: mlx5_0): their traffic leaves the GPU's NUMA node (--local-rails keeps only " \
+        "rails that do not)" in p.warnings
     local = plan(layout, nics_per_gpu=2, local_rails=True)
     assert nics(local) == [["mlx5_0"], ["mlx5_0"], ["mlx5_1"], ["mlx5_1"]]
     assert "GPUs 0-3: --local-rails leaves 1 of 2 rails (the others would be SYS)" in local.warnings
-    assert not any("extra rail is SYS" in w for w in local.warnings)
+    assert not any("extra rails at SYS" in w for w in local.warnings)
     # two HCAs on each socket: the second rail stays on the GPU's side, and nothing is said
     four = replace(BASE, nics=(NicSpec((0, 0, 0), IB), NicSpec((0, 0, 1), IB), NicSpec((1, 0, 0), IB),
                                NicSpec((1, 0, 1), IB)))  # fmt: skip
@@ -478,7 +478,7 @@ def test_juwels_booster_second_rail_crosses_sockets() -> None:
     node = _discover(path)
     p = make_plan(node, PlanRequest(nics_per_gpu=2))
     assert [[u.distance for u in r.nics] for r in p.ranks] == [["PIX", "SYS"]] * 4
-    assert any(w.startswith("GPUs 0-3: an extra rail is SYS") for w in p.warnings)
+    assert any(w.startswith("extra rails at SYS") and "GPU 0: mlx5_1" in w for w in p.warnings)
     local = make_plan(node, PlanRequest(nics_per_gpu=2, local_rails=True))
     assert [[u.distance for u in r.nics] for r in local.ranks] == [["PIX"]] * 4
 
@@ -497,7 +497,7 @@ def test_juwels_booster_seven_ranks_on_six_cores() -> None:
     assert spilled.numa_node != home and node.distance(home, spilled.numa_node) == min(
         node.distance(home, n.os_index) for n in node.numa_nodes if n.os_index != home and n.cpus)  # type: ignore[type-var]
     assert f"NUMA node {home} is full (6 usable cores for 7 ranks): rank 6 to node {spilled.numa_node}, " \
-           "the nearest with room (memory bound there)" in p.warnings
+           "the nearest with room" in p.warnings
 
 
 def test_azure_ndv4_one_hca_removed_costs_only_its_gpu() -> None:
@@ -525,3 +525,14 @@ def test_lassen_dual_port_cards_one_function_per_gpu() -> None:
         pytest.skip("shared topologies not available")
     p = make_plan(_discover(path), PlanRequest())
     assert [r.nics[0].name for r in p.ranks] == ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"]
+
+
+def test_gpus_sharing_because_an_equally_near_hca_is_down_are_told() -> None:
+    node = _discover(FIXTURES / "dgx-a100.xml")
+    dead = next(n for n in node.nics if n.name == "mlx5_2")
+    down = replace(dead, ports=tuple(replace(p, state="DOWN") for p in dead.ports))
+    p = make_plan(replace(node, nics=tuple(down if n is dead else n for n in node.nics)), PlanRequest())
+    assert [r.nics[0].name for r in p.ranks][2:4] == ["mlx5_3", "mlx5_3"]
+    assert [w for w in p.warnings if "share" in w] == [
+        "GPUs 2-3: share mlx5_3: the equally near NIC mlx5_2 has port 1 DOWN (see ibstat)"]
+    assert not [w for w in make_plan(node, PlanRequest()).warnings if "share" in w]

@@ -81,7 +81,7 @@ def test_tioga_mi250x_rocr_uuid_and_slingshot_note() -> None:
     slurm = plan_to_slurm(p)
     assert "/dev/nvidia" not in slurm
     assert "ls -l /dev/dri/by-path/pci-0000:c1:00.0-render" in slurm  # no render node in the capture
-    notes = [w for w in p.warnings if w.startswith("Slingshot NIC")]
+    notes = [w for w in p.warnings if w.startswith("Slingshot NICs")]
     assert notes == [notes[0]] and "hsi0, hsi1, hsi2, hsi3" in notes[0] and "no per-process NIC selector" in notes[0]
 
 

@@ -84,6 +84,28 @@ def reserved_per_numa(cores: Sequence[CoreSlot], allowed: frozenset[int], per_nu
     return frozenset(out)
 
 
+def reserved_per_range(cores: Sequence[CoreSlot], allowed: frozenset[int], per_numa: int) -> frozenset[int]:
+    """SMT unknown: the first *per_numa* allowed CPUs of each contiguous CPU range of each NUMA node.
+
+    Siblings numbered n and n+N then lose whole cores (CPU 0 and CPU N together), as
+    --reserve-per-numa means; reserving only the lowest CPUs would split them.
+    """
+    if per_numa <= 0:
+        return frozenset()
+    by_numa: dict[Domain, list[int]] = {}
+    for c in cores:
+        by_numa.setdefault(c.numa, []).extend(p for p in c.pus if p in allowed)
+    out: set[int] = set()
+    for cpus in by_numa.values():
+        run: list[int] = []
+        for cpu in [*sorted(cpus), -2]:
+            if run and cpu != run[-1] + 1:
+                out.update(run[:per_numa])
+                run = []
+            run.append(cpu)
+    return frozenset(out)
+
+
 def usable_cores(cores: Sequence[CoreSlot], usable: frozenset[int], smt: str) -> list[CoreSlot]:
     """Cores with at least one usable PU; with ``one-per-core`` only the lowest usable PU is kept."""
     out = []
@@ -162,12 +184,15 @@ def split_domain(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]]:
 def split_ranges(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]] | None:
     """Split a domain's CPUs among *k* ranks when SMT siblings are unknown (one CPU per slot).
 
-    Each maximal range of consecutive usable CPU numbers is split evenly and rank i
-    takes the i-th piece of every range. When the ranges divide evenly this is right
-    whichever way siblings are numbered: n and n+48 (ranges of one length split alike,
-    so siblings land in one rank) or 2n and 2n+1 (pieces of even length are split in
-    pairs). Otherwise the leftover CPUs go round the ranks, so totals differ by at most
-    one. None when some rank would get nothing.
+    Each maximal range of consecutive usable CPU numbers is split evenly, leftover CPUs
+    to the first ranks, and rank i takes the i-th piece of every range. Ranges of one
+    length are split alike, so where siblings are numbered n and n+N (Linux on x86, and
+    AWS's and Azure's files) a rank's share of one range has its siblings in the other,
+    and no core is split even when the counts do not divide; where they are 2n and
+    2n+1, pieces of even length keep pairs whole. A rank may then hold up to one CPU
+    per range more than another: one core, under n and n+N. When some rank would get
+    nothing that way (ranges shorter than the rank count), leftovers go round the ranks
+    instead; None when even that leaves a rank empty.
     """
     if k <= 0:
         return []
@@ -178,14 +203,17 @@ def split_ranges(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]] | No
             ranges[-1].append(c)
         else:
             ranges.append([c])
-    runs: list[list[CoreSlot]] = [[] for _ in range(k)]
-    turn = 0  # the rank that takes the next leftover CPU
-    for rng in ranges:
-        q, extra = divmod(len(rng), k)
-        sizes = [q + (1 if (i - turn) % k < extra else 0) for i in range(k)]
-        turn = (turn + extra) % k
-        start = 0
-        for i, n in enumerate(sizes):
-            runs[i].extend(rng[start : start + n])
-            start += n
-    return runs if all(runs) else None
+    for rotate in (False, True):  # ranges shorter than the rank count: leftovers go round instead
+        runs: list[list[CoreSlot]] = [[] for _ in range(k)]
+        turn = 0
+        for rng in ranges:
+            q, extra = divmod(len(rng), k)
+            start = 0
+            for i in range(k):
+                n = q + (1 if (i - turn) % k < extra else 0)
+                runs[i].extend(rng[start : start + n])
+                start += n
+            turn = (turn + extra) % k if rotate else 0
+        if all(runs):
+            return runs
+    return None

@@ -214,8 +214,9 @@ def _unnamed_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
             if "@" in u.name and u.kind != "slingshot":  # Slingshot sets nothing anyway (fabric_notes)
                 what = "FI_EFA_IFACE is" if u.kind == "efa" else "NCCL_IB_HCA and UCX_NET_DEVICES are"
                 unnamed.setdefault(what, set()).add(u.name)
-    return [f"NIC {name_list(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
-            "not set for it (plan on the node itself to get its name)" for what, names in unnamed.items()]
+    return [f"{name_list(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
+            f"not set for {'it' if len(names) == 1 else 'them'} (plan on the node itself to get the names)"
+            for what, names in unnamed.items()]
 
 
 def _numa_level(dom: Domain, numa: int | None) -> str:

@@ -126,10 +126,11 @@ def _relieve(
             def label(group: list[int]) -> str:
                 return f"rank{'s' if len(group) > 1 else ''} {format_list(group)}"
 
-            where = ", ".join(f"{label(g)} to node {target}" for target, g in moved.items())
+            groups = sorted(moved.items(), key=lambda item: min(item[1]))
+            where = ", ".join(f"{label(sorted(g))} to node {target}" for target, g in groups)
             warnings.append(
                 f"NUMA node {dom} is full ({len(domains[dom])} usable cores for {len(members)} ranks): "
-                f"{where}, the nearest with room (memory bound there)"
+                f"{where}, the nearest with room"
             )
 
 

@@ -124,12 +124,12 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
             if minor is None and vendor in (None, "nvidia"):
                 minor = index  # the driver numbers /dev/nvidiaN in PCI order unless told otherwise
             path = device_file(vendor, minor)
-            if path is None:
+            line = f"Name=gpu File={path or '/dev/dri/renderDN'}" + (f" Cores={cores}" if plan.smt_known else "")
+            if path is None:  # commented out: a made-up path would stop slurmd
                 bus = gpu.pci_bus_id if gpu else "?"
-                lines.append(f"# GPU {index} ({bus}): File=/dev/dri/renderDN, N from "
-                             f"`ls -l /dev/dri/by-path/pci-{bus}-render` on the node")
-                path = "/dev/dri/renderD?"
-            lines.append(f"Name=gpu File={path}" + (f" Cores={cores}" if plan.smt_known else ""))
+                lines.append(f"# GPU {index} ({bus}): N from `ls -l /dev/dri/by-path/pci-{bus}-render` on the node")
+                line = "# " + line
+            lines.append(line)
         if not plan.smt_known:
             lines.append("# No Cores=: the topology did not say which CPUs share a core, so Slurm's core "
                          "indexes are unknown.")

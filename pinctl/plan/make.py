@@ -21,6 +21,7 @@ from pinctl.plan.cores import (
     Domain,
     ordered_cores,
     reserved_per_numa,
+    reserved_per_range,
     split_domain,
     split_even,
     split_ranges,
@@ -84,7 +85,19 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     outside = request.reserve - node.cpus
     if outside:
         warnings.append(f"--reserve CPUs {format_list(outside)} do not exist on this node")
-    reserved = request.reserve | reserved_per_numa(all_cores, node.allowed_cpus, request.reserve_per_numa)
+    if not node.smt_known and request.smt == "one-per-core":
+        raise UsageError("--smt one-per-core needs to know which CPUs share a core, and this topology "
+                         "does not say (an NCCL file?): plan on the node itself")
+    if node.smt_known:
+        reserved = request.reserve | reserved_per_numa(all_cores, node.allowed_cpus, request.reserve_per_numa)
+    else:
+        reserved = request.reserve | reserved_per_range(all_cores, node.allowed_cpus, request.reserve_per_numa)
+        if request.reserve_per_numa:
+            warnings.append(
+                f"--reserve-per-numa {request.reserve_per_numa} with SMT siblings unknown: the first "
+                f"{request.reserve_per_numa} CPUs of each contiguous CPU range of a node are reserved "
+                "(whole cores where siblings are numbered n and n+N)"
+            )
     cores = usable_cores(all_cores, node.allowed_cpus - reserved, request.smt)
     domains = cpu_domains(node, cores)
 

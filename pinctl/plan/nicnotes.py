@@ -18,7 +18,7 @@ from pinctl.plan.types import NicUse
 _CROSSES = {
     "PHB": "crosses the CPU's PCIe host bridge",
     "NODE": "crosses between PCIe host bridges of one NUMA node",
-    "SYS": "crosses the CPU interconnect between sockets",
+    "SYS": "crosses the interconnect between NUMA nodes",
 }
 
 
@@ -39,9 +39,11 @@ def grouped(reasons: dict[str, list[int]]) -> list[str]:
 
 
 def name_list(names: Sequence[str], limit: int = 6) -> str:
-    """``mlx5_0, mlx5_1`` or, past *limit*, ``32 NICs (rdmap79s0, rdmap80s0, ..., rdmap201s0)``."""
+    """``NIC mlx5_0``, ``NICs mlx5_0, mlx5_1`` or, past *limit*, ``32 NICs (rdmap79s0, ..., rdmap201s0)``."""
+    if len(names) == 1:
+        return f"NIC {names[0]}"
     if len(names) <= limit:
-        return ", ".join(names)
+        return f"NICs {', '.join(names)}"
     return f"{len(names)} NICs ({names[0]}, {names[1]}, ..., {names[-1]})"
 
 
@@ -50,8 +52,13 @@ def unknown_port_notes(nics: Sequence[Nic]) -> list[str]:
     by_tool: dict[str, list[str]] = {}
     for nic in nics:
         by_tool.setdefault(port_tool(nic.kind), []).append(nic.name)
-    return [f"port state unknown for NIC {name_list(names)}: assuming usable (check with {tool} on the node)"
+    return [f"port state unknown for {name_list(names)}: assuming usable (check with {tool} on the node)"
             for tool, names in by_tool.items()]  # fmt: skip
+
+
+def _down(nic: Nic) -> bool:
+    port = nic.primary_port
+    return port is not None and (port.state not in (None, "ACTIVE") or port.phys_state not in (None, "LinkUp"))
 
 
 def unused_reason(nic: Nic, candidates: frozenset[str]) -> str:
@@ -80,8 +87,13 @@ def nic_notes(
     rails --local-rails left out (*short_rails*: GPU index -> rails kept)."""
     rdma = sorted((n for n in nics if n.rdma and n.pci is not None), key=lambda n: natural_key(n.name))
     unusable: dict[str, list[int]] = {}
+    sharing: dict[str, list[int]] = {}
     far: dict[str, list[int]] = {}
-    cross: list[int] = []
+    cross: list[str] = []
+    riders: dict[str, int] = {}  # first NIC -> how many GPUs ride on it
+    for uses in nic_map.values():
+        if uses:
+            riders[uses[0].name] = riders.get(uses[0].name, 0) + 1
     for gpu in gpus:
         used = nic_map.get(gpu.index, ())
         if not used or not rdma:
@@ -92,21 +104,29 @@ def nic_notes(
         for n in nearer:
             unusable.setdefault(f"the nearer NIC {n.name} {unused_reason(n, candidates)}", []).append(gpu.index)
         first = used[0].distance or "SYS"
+        if riders.get(used[0].name, 0) > 1:  # sharing: say so when an equally near NIC is out of use
+            for n in rdma:
+                out_of_use = _down(n)  # a link-layer filter is a choice, not a loss: not repeated here
+                if out_of_use and n.name not in in_use and level_between(gpu.pci, n.pci) == first:
+                    reason = f"share {used[0].name}: the equally near NIC {n.name} {unused_reason(n, candidates)}"
+                    sharing.setdefault(reason, []).append(gpu.index)
         best = min(level_order(level_between(gpu.pci, n.pci)) for n in rdma)
         if not nearer and best >= level_order("PHB"):
             far.setdefault(first, []).append(gpu.index)
-        if first != "SYS" and any(u.distance == "SYS" for u in used[1:]):
-            cross.append(gpu.index)
+        far_rails = [u.name for u in used[1:] if u.distance == "SYS"]
+        if first != "SYS" and far_rails:
+            cross.append(f"GPU {gpu.index}: {', '.join(far_rails)}")
     out = [
         f"{gpu_label(indexes)}: no RDMA NIC shares a PCIe switch with {'it' if len(indexes) == 1 else 'them'}; "
         f"the nearest is {level} (GPUDirect RDMA traffic {_CROSSES.get(level, _CROSSES['SYS'])})"
         for level, indexes in far.items()
     ]
     out += [f"{line}, so a farther one is used" for line in grouped(unusable)]
+    out += grouped(sharing)
     if cross:
         out.append(
-            f"{gpu_label(cross)}: an extra rail is SYS, across the CPU interconnect from the GPU, so its "
-            "traffic crosses sockets (--local-rails keeps only the rails on the GPU's side)"
+            f"extra rails at SYS, across the interconnect between NUMA nodes ({'; '.join(cross)}): their "
+            "traffic leaves the GPU's NUMA node (--local-rails keeps only rails that do not)"
         )
     kept: dict[str, list[int]] = {}
     for index, count in short_rails.items():
@@ -121,7 +141,7 @@ def fabric_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
     if not slingshot:
         return []
     return [
-        f"Slingshot NIC {name_list(slingshot)}: libfabric's cxi provider documents no per-process NIC "
+        f"Slingshot {name_list(slingshot)}: libfabric's cxi provider documents no per-process NIC "
         "selector, so the plan names each rank's NIC but sets no variable for it (with HPE Cray MPICH, "
         "MPICH_OFI_NIC_POLICY=GPU picks the NIC nearest each rank's GPU)"
     ]

@@ -12,7 +12,7 @@ HEADERS_SMT_UNKNOWN = tuple("#CPUs" if h == "#cores" else h for h in HEADERS)
 
 def _port(nic: NicUse) -> str:
     """``:1`` for a verbs port (as NCCL_IB_HCA names it); EFA and Slingshot have no port to name."""
-    return "" if nic.kind in ("efa", "slingshot") else f":{nic.port or 1}"
+    return "" if nic.kind in ("efa", "slingshot") or nic.port is None else f":{nic.port}"
 
 
 def plan_table(plan: Plan) -> list[Table | str]:

@@ -81,9 +81,12 @@ def _draw_rich(items: list[Table | str], out: TextIO) -> None:
             console.print(Text(item))
             continue
         table = RichTable(title=item.title, title_justify="left", title_style="bold")
+        # Lists break after their commas rather than inside a number: "48-55,17" + "6-183" on two
+        # lines reads as two wrong CPU lists.
+        rows = [tuple(c.replace(",", ", ") if "," in c and " " not in c else c for c in row) for row in item.rows]
         for h in item.headers:
             table.add_column(h, overflow="fold")
-        for row in item.rows:
+        for row in rows:
             cells = []
             for c in row:
                 style = _LEVEL_STYLE.get(c) or ("cyan" if c.startswith("NV") and c[2:].isdigit() else "")
@@ -93,3 +96,4 @@ def _draw_rich(items: list[Table | str], out: TextIO) -> None:
         for line in item.footer:
             console.print(Text(line, style="dim"))
         console.print()
+
