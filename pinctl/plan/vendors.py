@@ -22,18 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pinctl.model import Gpu
+from pinctl.model import Gpu, rocr_uuid
+
+__all__ = ["device_file", "device_minor", "isolation_env", "rocr_uuid"]
 
 Env = tuple[tuple[str, str], ...]
 
 
 def device_minor(gpu: Gpu) -> int | None:
     """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when the source named it."""
-    prefix = "nvidia" if gpu.vendor == "nvidia" else "renderD"
-    for name in gpu.os_names:
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return int(name[len(prefix):])
-    return None
+    return gpu.device_minor
 
 
 def device_file(vendor: str | None, minor: int | None) -> str | None:
@@ -48,19 +46,6 @@ def _rsmi_index(gpu: Gpu) -> int | None:
         if name.startswith("rsmi") and name[4:].isdigit():
             return int(name[4:])
     return None
-
-
-def rocr_uuid(unique_id: str | None) -> str | None:
-    """ROCm's spelling of a unique id: GPU- and 16 upper-case hex digits, zero-padded, as the ROCm
-    runtime builds its own list to match ROCR_VISIBLE_DEVICES against (hwloc drops leading zeros)."""
-    if not unique_id:
-        return None
-    digits = unique_id[4:] if unique_id.upper().startswith("GPU-") else unique_id
-    try:
-        value = int(digits, 16)
-    except ValueError:
-        return None
-    return f"GPU-{value:016X}" if 0 < value < 1 << 64 else None
 
 
 def isolation_env(gpu: Gpu, all_gpus: Sequence[Gpu]) -> tuple[Env, str | None]:
