@@ -56,15 +56,14 @@ def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[
     (:class:`pinctl.plan.request.PlanOptions`).
 
     Lists may be given as text (``gpus="0-3,6"``, ``reserve="0,1"``) or as values.
-    On the live node, ``CUDA_VISIBLE_DEVICES`` limits the GPUs unless
-    *visible_devices* is given (a topology file is not what it indexes).
+    Only the GPUs this job may use are planned: :func:`discover` has applied the visibility
+    variables (CUDA_VISIBLE_DEVICES, ...), the device files and NVML's list, and ranks follow
+    the order the launched process counts GPUs in. *visible_devices* narrows further.
     """
     from pinctl.plan.make import make_plan as plan_node  # the planner's dataclasses
     from pinctl.plan.request import PlanRequest
 
     if request is None:
-        if options.get("visible_devices") is None and node.source == "live":
-            options["visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         request = PlanRequest.from_options(node, **options)
     elif options:
         raise UsageError("give a PlanRequest or planning options, not both")
