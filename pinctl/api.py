@@ -38,17 +38,21 @@ if TYPE_CHECKING:
 __all__ = ["bind", "bind_to", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
 
-def discover(*, topology: str | None = None, root: str | None = None, nvml: bool = True) -> Node:
+def discover(
+    *, topology: str | None = None, root: str | None = None, nvml: bool = True, env: Mapping[str, str] | None = None
+) -> Node:
     """This machine's Node (hwloc, sysfs and NVML), or a saved one's.
 
     *topology*: an hwloc XML (``lstopo --of xml``, ``pinctl snapshot``) or an NCCL
     topology XML; *root*: a gathered /sys and /proc tree. *nvml* False skips NVML
     (GPU names, UUIDs, NVLink). No GPU, driver or InfiniBand is fine: the Node's
-    ``notes`` say what could not be seen.
+    ``notes`` say what could not be seen. GPUs this job may not use (a pod's or job step's
+    share of the node) are kept and marked; *env* is the environment whose visibility
+    variables apply (default: this process's, for this machine).
     """
     from pinctl.discovery import discover as run_discovery  # xml, dataclasses; pyhwloc when it runs
 
-    return run_discovery(topology=topology, root=root, nvml=nvml)
+    return run_discovery(topology=topology, root=root, nvml=nvml, env=env)
 
 
 def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[PlanOptions]) -> Plan:

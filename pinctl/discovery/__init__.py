@@ -75,7 +75,7 @@ def job_access(files: KernelFiles, env: Mapping[str, str], result: nvml_source.N
         device_files=gpu_device_files(files),
         cpus=None if limit is None else limit.cpus,
         mems=None if limit is None else limit.mems,
-        cgroup=None if limit is None else limit.path,
+        cgroup=None if limit is None else limit.path.rsplit("/", 1)[0],
     )
 
 
