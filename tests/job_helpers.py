@@ -76,6 +76,9 @@ def fake_pynvml(gpus: list[dict[str, Any]]) -> types.ModuleType:
     m.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle  # type: ignore[attr-defined]
     m.nvmlDeviceGetGpuInstanceId = lambda h: mig_of(h)["gi"]  # type: ignore[attr-defined]
     m.nvmlDeviceGetComputeInstanceId = lambda h: mig_of(h)["ci"]  # type: ignore[attr-defined]
+    procs = lambda h: [types.SimpleNamespace(pid=p) for p in gpus[h].get("pids", [])]  # noqa: E731
+    m.nvmlDeviceGetComputeRunningProcesses = procs  # type: ignore[attr-defined]
+    m.nvmlDeviceGetGraphicsRunningProcesses = lambda h: []  # type: ignore[attr-defined]
     return m
 
 
@@ -83,9 +86,15 @@ def scenario(name: str) -> dict[str, Any]:
     return dict(json.loads((JOBS / name / "scenario.json").read_text()))
 
 
-def enter_job(monkeypatch: pytest.MonkeyPatch, name: str, env: dict[str, str] | None = None) -> None:
-    """Make this test process look like one inside the job *name* (env: replaces the scenario's variables)."""
+def enter_job(
+    monkeypatch: pytest.MonkeyPatch, name: str, env: dict[str, str] | None = None,
+    pids: dict[int, list[int]] | None = None,
+) -> None:  # fmt: skip
+    """Make this test process look like one inside the job *name* (env: replaces the scenario's variables;
+    pids: the processes NVML reports on its GPU N, N counted as NVML inside the job counts)."""
     spec = scenario(name)
+    for i, found in (pids or {}).items():
+        spec["nvml"][i]["pids"] = found
     real_load = hwloc_mod.load_hwloc
     # The node as sysfs shows it from inside (every GPU on the bus), labelled as discovery labels this machine.
     monkeypatch.setattr(hwloc_mod, "load_hwloc", lambda **_: replace(real_load(xml_path=DGX), source="live"))

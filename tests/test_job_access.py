@@ -15,8 +15,10 @@ import pytest
 from job_helpers import DGX, JOBS, enter_job, scenario
 from test_fixtures_fresh import snapshot
 
+import pinctl.cli.pin as cli_pin
 from pinctl import api
 from pinctl.cli.app import run
+from pinctl.cli.options import PLAN_OPTION_NAMES
 from pinctl.cpuset import parse_list
 from pinctl.discovery import discover
 from pinctl.discovery.access import JobAccess, apply_access
@@ -175,3 +177,17 @@ def test_a_topology_file_is_not_this_jobs(monkeypatch: pytest.MonkeyPatch) -> No
     enter_job(monkeypatch, "k8s-two-gpus")
     node: Node = discover(topology=DGX)
     assert all(g.usable for g in node.gpus) and node.allowed_mems is None
+
+
+def test_pin_auto_joins_nvml_and_plan_on_bus_ids(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # Inside the pod NVML's GPU 0 is the node's GPU 2 and NVML's GPU 1 the node's GPU 5.
+    enter_job(monkeypatch, "k8s-two-gpus", pids={0: [4242], 1: [4343]})
+    params: dict[str, object] = {name: None for name in PLAN_OPTION_NAMES}
+    params.update(plan_file=None, topology=None, root=None, procs_per_gpu=1, reserve_per_numa=0, smt="all",
+                  mem_policy="bind", nic_link_layer="ib", nics_per_gpu=1, local_rails=False, isolate_gpus=False,
+                  force=False, gpus="2")  # fmt: skip
+    ((pid, cpus, mems),) = cli_pin._auto_targets(params)
+    assert (pid, cpus, mems) == (4242, parse_list("8-11,120-123"), frozenset({0}))
+    err = capsys.readouterr().err
+    assert "NVML's GPU 1 (0000:c3:00.0) is not in the plan: its processes 4343 are left alone" in err
