@@ -62,10 +62,14 @@ def test_device_files_and_nvml_must_agree() -> None:
 def test_slurm_step_gpus_with_and_without_constrain_devices() -> None:
     node = dgx()
     named = replace(node, gpus=tuple(replace(g, os_names=(f"nvidia{g.index}",)) for g in node.gpus))
-    # ConstrainDevices=yes: CUDA_VISIBLE_DEVICES counts the step's GPUs from 0.
-    assert usable(job({"SLURM_STEP_GPUS": "2,5", "CUDA_VISIBLE_DEVICES": "0,1"}, named)) == [(2, 0), (5, 1)]
-    # Without it, Slurm writes the same global numbers into both.
-    assert usable(job({"SLURM_STEP_GPUS": "2,5", "CUDA_VISIBLE_DEVICES": "2,5"}, named)) == [(2, 0), (5, 1)]
+    # ConstrainDevices=yes: CUDA_VISIBLE_DEVICES counts the step's GPUs from 0, and so would a new one.
+    constrained = job({"SLURM_STEP_GPUS": "2,5", "CUDA_VISIBLE_DEVICES": "0,1"}, named)
+    assert usable(constrained) == [(2, 0), (5, 1)]
+    assert [g.runtime_index for g in constrained.usable_gpus] == [0, 1]
+    # Without it, Slurm writes the same global numbers into both, and CUDA still opens all eight.
+    free = job({"SLURM_STEP_GPUS": "2,5", "CUDA_VISIBLE_DEVICES": "2,5"}, named)
+    assert usable(free) == [(2, 0), (5, 1)]
+    assert [g.runtime_index for g in free.usable_gpus] == [2, 5]
     assert usable(job({"SLURM_JOB_GPUS": "7"}, named)) == [(7, 0)]
     assert job({"SLURM_JOB_GPUS": "7"}, named).gpus[0].unusable == "not in SLURM_JOB_GPUS=7"
 

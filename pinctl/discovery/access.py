@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pinctl.cpuset import format_list
-from pinctl.discovery.visible import Pick, container_picks, entries, pick, slurm_minors
+from pinctl.discovery.visible import Pick, container_picks, entries, pick, slurm_indexes
 from pinctl.model import Gpu, MigDevice, Node, PciAddress, rocr_uuid
 
 
@@ -42,20 +42,36 @@ def _rocm_key(gpu: Gpu) -> tuple[int, PciAddress]:
     return 1 << 30, gpu.pci.address
 
 
-def _slurm(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str]) -> tuple[str, frozenset[int]] | None:
-    """Deny GPUs outside the Slurm allocation; the list is device numbers (File=/dev/nvidiaN),
-    or indexes in PCI order among a vendor's GPUs when no source named the device files."""
+Slurm = tuple[str, dict[int, str]] | None  # the variable's text, and the GPUs outside the allocation (why)
+
+
+def _slurm(env: dict[str, str], gpus: Sequence[Gpu]) -> Slurm:
+    """The GPUs outside the Slurm allocation. The numbers are gres indexes: a GPU's place among
+    the node's gres GPUs, PCI order under AutoDetect and gres.conf's File= order otherwise (which
+    the usual File=/dev/nvidia[0-7] makes PCI order too), not device numbers: Slurm 22.05 sets
+    SLURM_STEP_GPUS=0,1 for File=/dev/nvidia[4-7] (tests/test_job_slurm.py)."""
     name = next((v for v in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS") if env.get(v)), None)
-    numbers = slurm_minors(env[name]) if name else None
+    numbers = slurm_indexes(env[name]) if name else None
     if name is None or numbers is None:
         return None
+    denied = {}
     for vendor in {g.vendor for g in gpus}:
-        same = [g for g in gpus if g.vendor == vendor]
+        same = sorted((g for g in gpus if g.vendor == vendor), key=lambda g: g.pci.address)
         for position, gpu in enumerate(same):
-            number = gpu.device_minor if gpu.device_minor is not None else position
-            if number not in numbers:
-                why.setdefault(gpu.index, f"not in {name}={env[name]}")
-    return env[name], numbers
+            if position not in numbers:
+                denied[gpu.index] = f"not in {name}={env[name]}"
+    return env[name], denied
+
+
+def _same_as_slurm(text: str, slurm: Slurm) -> bool:
+    """Slurm without ConstrainDevices writes its global numbers into CUDA_VISIBLE_DEVICES and
+    ROCR_VISIBLE_DEVICES too (with it, 0..n-1, counting what the device cgroup leaves): then the
+    variable says nothing more, and the runtime still enumerates every GPU it can open."""
+    return slurm is not None and entries(text) == entries(slurm[0])
+
+
+def _split(gpus: list[Gpu], slurm: Slurm) -> list[Gpu]:
+    return [g for g in gpus if slurm is None or g.index not in slurm[1]]
 
 
 def _keep(base: Sequence[Gpu], picks: list[Pick], why: dict[int, str], reason: str,
@@ -74,7 +90,7 @@ def _keep(base: Sequence[Gpu], picks: list[Pick], why: dict[int, str], reason: s
 
 
 def _nvidia(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]],
-            slurm: tuple[str, frozenset[int]] | None) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
+            slurm: Slurm) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
     """(what CUDA enumerates before CUDA_VISIBLE_DEVICES, what it enumerates with it), in CUDA's order."""
     host = [g for g in gpus if g.vendor == "nvidia"]
     text = env.get("NVIDIA_VISIBLE_DEVICES")
@@ -82,39 +98,46 @@ def _nvidia(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs:
         picks = container_picks(host, text)
         if picks is not None:
             _keep(host, picks, why, f"not in NVIDIA_VISIBLE_DEVICES={text}", migs)
-    base = [g for g in host if g.index not in why]
+    opened = [g for g in host if g.index not in why]
+    base = _split(opened, slurm)
     cuda = env.get("CUDA_VISIBLE_DEVICES")
     if cuda is None:
         return base, base
-    if slurm is not None and entries(cuda) == entries(slurm[0]):
-        return base, base  # Slurm without ConstrainDevices: CUDA_VISIBLE_DEVICES holds the same global numbers
+    if _same_as_slurm(cuda, slurm):
+        return opened, base
     return base, _keep(base, pick(base, cuda), why, f"hidden by CUDA_VISIBLE_DEVICES={cuda}", migs)
 
 
-def _amd(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str],
-         migs: dict[int, tuple[MigDevice, ...]]) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
-    base = sorted((g for g in gpus if g.vendor == "amd" and g.index not in why), key=_rocm_key)
-    visible = base
+def _amd(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]],
+         slurm: Slurm) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
+    opened = sorted((g for g in gpus if g.vendor == "amd" and g.index not in why), key=_rocm_key)
+    base = visible = _split(opened, slurm)
     for name in ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"):
         text = env.get(name)
-        if text is not None:
-            picks = pick(visible, text, uuid_of=lambda g: rocr_uuid(g.uuid))
-            visible = _keep(visible, picks, why, f"hidden by {name}={text}", migs)
+        if text is None:
+            continue
+        if _same_as_slurm(text, slurm):
+            base = opened if name == "ROCR_VISIBLE_DEVICES" else base
+            continue
+        picks = pick(visible, text, uuid_of=lambda g: rocr_uuid(g.uuid))
+        visible = _keep(visible, picks, why, f"hidden by {name}={text}", migs)
     return base, visible
 
 
 def _ordered(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str],
              migs: dict[int, tuple[MigDevice, ...]]) -> dict[int, tuple[int, int | None]]:  # fmt: skip
     """GPU index -> (runtime index, visible index or None) for every GPU its runtime enumerates."""
-    slurm = _slurm(env, gpus, why)
-    groups = [_nvidia(env, gpus, why, migs, slurm), _amd(env, gpus, why, migs)]
-    intel = [g for g in gpus if g.vendor == "intel" and g.index not in why]
+    slurm = _slurm(env, gpus)
+    groups = [_nvidia(env, gpus, why, migs, slurm), _amd(env, gpus, why, migs, slurm)]
+    intel = _split([g for g in gpus if g.vendor == "intel" and g.index not in why], slurm)
     mask = env.get("ZE_AFFINITY_MASK")
-    shown = intel if mask is None else _keep(intel, pick(intel, mask, tiles=True), why,
+    shown = intel if mask is None or _same_as_slurm(mask, slurm) else _keep(intel, pick(intel, mask, tiles=True), why,
                                              f"hidden by ZE_AFFINITY_MASK={mask}", migs)  # fmt: skip
     groups.append((intel, shown))
-    other = [g for g in gpus if g.vendor == "other" and g.index not in why]
+    other = _split([g for g in gpus if g.vendor == "other" and g.index not in why], slurm)
     groups.append((other, other))
+    for index, reason in (slurm[1] if slurm else {}).items():
+        why.setdefault(index, reason)
     out: dict[int, tuple[int, int | None]] = {}
     for base, visible in groups:
         seen = [g.index for g in visible if g.index not in why]

@@ -10,8 +10,8 @@
   counts among what ROCR left.
 * ZE_AFFINITY_MASK (Level Zero): ``N`` or ``N.M`` (tile M of card N); cards counted in
   PCI order here (pinctl sets ZE_ENABLE_PCI_ID_DEVICE_ORDER=1 where it writes one).
-* SLURM_STEP_GPUS / SLURM_JOB_GPUS: the numbers of the allocated gres devices, which are
-  the N of gres.conf's File=/dev/nvidiaN (or renderDN).
+* SLURM_STEP_GPUS / SLURM_JOB_GPUS: the gres indexes of the allocated GPUs, their places among
+  the node's gres GPUs (not the N of File=/dev/nvidiaN: File=/dev/nvidia[4-7] gives 0-3).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def container_picks(nvidia: Sequence[Gpu], text: str) -> list[Pick] | None:
     return out
 
 
-def slurm_minors(text: str) -> frozenset[int] | None:
-    """SLURM_STEP_GPUS / SLURM_JOB_GPUS as device numbers; None when it is not a list of numbers."""
+def slurm_indexes(text: str) -> frozenset[int] | None:
+    """SLURM_STEP_GPUS / SLURM_JOB_GPUS as gres indexes; None when it is not a list of numbers."""
     items = entries(text)
     if not items or not all(t.isdigit() for t in items):
         return None
