@@ -5,6 +5,7 @@ GPU the process can see (fixtures/jobs, built by fixtures/gen_jobs.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -191,3 +192,13 @@ def test_pin_auto_joins_nvml_and_plan_on_bus_ids(monkeypatch: pytest.MonkeyPatch
     assert (pid, cpus, mems) == (4242, parse_list("8-11,120-123"), frozenset({0}))
     err = capsys.readouterr().err
     assert "NVML's GPU 1 (0000:c3:00.0) is not in the plan: its processes 4343 are left alone" in err
+
+
+def test_check_gpu_procs_names_the_nodes_gpu_not_nvmls(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # This test process stands for a rank on NVML's GPU 0 inside the pod: the node's GPU 2.
+    enter_job(monkeypatch, "k8s-two-gpus", pids={0: [os.getpid()]})
+    assert run(["check", "--gpu-procs", "--json"]) in (0, 1)
+    (proc,) = json.loads(capsys.readouterr().out)["processes"]
+    assert proc["gpus"] == [2]
+    assert [e["cpulist"] for e in proc["expected"]] == ["8-11,120-123"]  # GPU 2's rank, not GPU 0's
