@@ -156,6 +156,13 @@ def test_mig_ranks_per_instance_share_their_gpus_cpus_and_nic(monkeypatch: pytes
     assert len(api.make_plan(node, procs_per_gpu=2).ranks) == 20
 
 
+def test_show_names_mig_instances(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    enter_job(monkeypatch, "mig")
+    assert run(["show"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith(("GPU0 ", "GPU2 "))]
+    assert "MIG: 2 instances" in rows[0] and "MIG" not in rows[1]
+
+
 def test_mig_instance_named_by_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     one = scenario("mig")["nvml"][1]["mig"][1]["uuid"]
     enter_job(monkeypatch, "mig", env={"CUDA_VISIBLE_DEVICES": one})

@@ -132,3 +132,33 @@ def test_every_written_selector_names_a_gpu_the_process_sees(drawn: tuple[dict[s
             assert value == dgx().gpus[rank.gpu.index].uuid
         else:  # a new CUDA_VISIBLE_DEVICES counts the container's GPUs (PCI order), not the node's
             assert container[int(value)] == rank.gpu.index
+
+
+def test_amd_render_nodes_decide_in_a_container() -> None:
+    amd = tuple(Gpu(i, PciInfo(PciAddress(0, 0xC1 + i, 0, 0)), vendor="amd", uuid=f"0x{i + 0xA0:x}",
+                    os_names=(f"renderD{128 + i}",)) for i in range(4))  # fmt: skip
+    node = job({}, replace(dgx(), gpus=amd), device_files=frozenset({"renderD129", "renderD131"}))
+    assert usable(node) == [(1, 0), (3, 1)]
+    assert node.gpus[0].unusable == "/dev/dri/renderD128 is absent or cannot be opened"
+    plan = api.make_plan(replace(node, gpus=tuple(replace(g, uuid=None, os_names=(*g.os_names, f"rsmi{g.index}"))
+                                                  for g in node.gpus)), isolate_gpus=True)  # fmt: skip
+    assert [dict(r.env)["ROCR_VISIBLE_DEVICES"] for r in plan.ranks] == ["0", "1"]  # the container's count
+
+
+@st.composite
+def cgroups(draw: st.DrawFn) -> tuple[frozenset[int], frozenset[int]]:
+    cpus = dgx().cpus
+    allowed = draw(st.sets(st.sampled_from(sorted(cpus)), min_size=8, max_size=64))
+    return frozenset(allowed), frozenset(draw(st.sets(st.sampled_from([0, 1]), min_size=1)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(cgroups(), st.sampled_from(["bind", "preferred", "interleave"]))
+def test_ranks_stay_inside_the_cgroup(limits: tuple[frozenset[int], frozenset[int]], policy: str) -> None:
+    cpus, mems = limits
+    node = job({"CUDA_VISIBLE_DEVICES": "0,5"}, cpus=cpus, mems=mems)
+    plan = api.make_plan(node, mem_policy=policy)
+    assert [r.gpu.index for r in plan.ranks if r.gpu] == [0, 5]
+    for rank in plan.ranks:
+        assert rank.cpus and rank.cpus <= cpus
+        assert rank.mems and rank.mems <= mems
