@@ -154,7 +154,7 @@ def apply_access(node: Node, access: JobAccess) -> Node:
     migs = {g.index: g.mig for g in node.gpus}
     for gpu in node.gpus:
         if access.nvml is not None and gpu.vendor == "nvidia" and gpu.pci.address not in access.nvml:
-            why.setdefault(gpu.index, "NVML does not list it (not given to this container or job, or NVML cannot read it)")
+            why.setdefault(gpu.index, "NVML does not list it (not given to this container or job, or unreadable)")
         name = gpu.device_name
         if access.device_files is not None and name is not None and name not in access.device_files:
             folder = "/dev" if gpu.vendor == "nvidia" else "/dev/dri"
