@@ -38,17 +38,21 @@ if TYPE_CHECKING:
 __all__ = ["bind", "bind_to", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
 
-def discover(*, topology: str | None = None, root: str | None = None, nvml: bool = True) -> Node:
+def discover(
+    *, topology: str | None = None, root: str | None = None, nvml: bool = True, env: Mapping[str, str] | None = None
+) -> Node:
     """This machine's Node (hwloc, sysfs and NVML), or a saved one's.
 
     *topology*: an hwloc XML (``lstopo --of xml``, ``pinctl snapshot``) or an NCCL
     topology XML; *root*: a gathered /sys and /proc tree. *nvml* False skips NVML
     (GPU names, UUIDs, NVLink). No GPU, driver or InfiniBand is fine: the Node's
-    ``notes`` say what could not be seen.
+    ``notes`` say what could not be seen. GPUs this job may not use (a pod's or job step's
+    share of the node) are kept and marked; *env* is the environment whose visibility
+    variables apply (default: this process's, for this machine).
     """
     from pinctl.discovery import discover as run_discovery  # xml, dataclasses; pyhwloc when it runs
 
-    return run_discovery(topology=topology, root=root, nvml=nvml)
+    return run_discovery(topology=topology, root=root, nvml=nvml, env=env)
 
 
 def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[PlanOptions]) -> Plan:
@@ -56,15 +60,14 @@ def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[
     (:class:`pinctl.plan.request.PlanOptions`).
 
     Lists may be given as text (``gpus="0-3,6"``, ``reserve="0,1"``) or as values.
-    On the live node, ``CUDA_VISIBLE_DEVICES`` limits the GPUs unless
-    *visible_devices* is given (a topology file is not what it indexes).
+    Only the GPUs this job may use are planned: :func:`discover` has applied the visibility
+    variables (CUDA_VISIBLE_DEVICES, ...), the device files and NVML's list, and ranks follow
+    the order the launched process counts GPUs in. *visible_devices* narrows further.
     """
     from pinctl.plan.make import make_plan as plan_node  # the planner's dataclasses
     from pinctl.plan.request import PlanRequest
 
     if request is None:
-        if options.get("visible_devices") is None and node.source == "live":
-            options["visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         request = PlanRequest.from_options(node, **options)
     elif options:
         raise UsageError("give a PlanRequest or planning options, not both")

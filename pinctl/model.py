@@ -156,8 +156,26 @@ GpuVendor = Literal["nvidia", "amd", "intel", "other"]
 
 
 @dataclass(frozen=True)
+class MigDevice:
+    """A MIG instance of a GPU in MIG mode, as NVML lists it; CUDA selects it by ``uuid`` (``MIG-...``)."""
+
+    uuid: str
+    name: str | None = None
+    memory_bytes: int | None = None
+    gpu_instance: int | None = None
+    compute_instance: int | None = None
+
+
+@dataclass(frozen=True)
 class Gpu:
-    """An accelerator. ``index`` is PCI bus order among GPUs (NVML's order)."""
+    """An accelerator. ``index`` is PCI bus order among all GPUs of the node (a host's NVML order).
+
+    What this job may use (pinctl.discovery.access): ``unusable`` says why it may not (None:
+    it may); ``runtime_index`` is its index among its vendor's GPUs the process enumerates
+    before the selector variable (what a new CUDA_VISIBLE_DEVICES counts); ``visible_index``
+    its index with the selector in force (what torch.cuda counts, and LOCAL_RANK follows).
+    ``mig`` lists its MIG instances when it is in MIG mode (those this job may use).
+    """
 
     index: int
     pci: PciInfo
@@ -168,10 +186,48 @@ class Gpu:
     nvlinks: tuple[NvLink, ...] = ()
     memory_numa_node: int | None = None
     os_names: tuple[str, ...] = ()
+    mig: tuple[MigDevice, ...] = ()
+    unusable: str | None = None
+    runtime_index: int | None = None
+    visible_index: int | None = None
 
     @property
     def numa_node(self) -> int | None:
         return self.pci.numa_node
+
+    @property
+    def usable(self) -> bool:
+        return self.unusable is None
+
+    @property
+    def device_minor(self) -> int | None:
+        """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when a source named it."""
+        prefix = "nvidia" if self.vendor == "nvidia" else "renderD"
+        for name in self.os_names:
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                return int(name[len(prefix):])
+        return None
+
+    @property
+    def device_name(self) -> str | None:
+        """The device file's name under /dev (``nvidia2``) or /dev/dri (``renderD128``)."""
+        minor = self.device_minor
+        if minor is None:
+            return None
+        return f"nvidia{minor}" if self.vendor == "nvidia" else f"renderD{minor}"
+
+
+def rocr_uuid(unique_id: str | None) -> str | None:
+    """ROCm's spelling of a unique id: GPU- and 16 upper-case hex digits, zero-padded, as the ROCm
+    runtime builds its own list to match ROCR_VISIBLE_DEVICES against (hwloc drops leading zeros)."""
+    if not unique_id:
+        return None
+    digits = unique_id[4:] if unique_id.upper().startswith("GPU-") else unique_id
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        return None
+    return f"GPU-{value:016X}" if 0 < value < 1 << 64 else None
 
 
 NicKind = Literal["infiniband", "roce", "efa", "slingshot", "ethernet", "other"]
@@ -240,7 +296,8 @@ class Node:
     """Everything pinctl knows about one machine.
 
     ``allowed_cpus`` is the cpuset the caller may use (cgroup / affinity); it may
-    be smaller than the union of all CPUs. ``numa_distances`` is keyed by OS index
+    be smaller than the union of all CPUs. ``allowed_mems`` the memory nodes the cgroup
+    allows (cpuset.mems.effective), None when no cgroup says (all). ``numa_distances`` is keyed by OS index
     pairs, None when the source had no matrix. ``notes`` carries degradations
     (no NVML, unknown locality, facts a source could not provide).
     """
@@ -258,6 +315,16 @@ class Node:
     numa_distances: tuple[tuple[int, int, int], ...] | None = None
     notes: tuple[str, ...] = ()
     smt_known: bool = True
+    allowed_mems: frozenset[int] | None = None
+
+    @property
+    def usable_gpus(self) -> tuple[Gpu, ...]:
+        """The GPUs this job may use, in the order the launched process counts them (visible index)."""
+        usable = [g for g in self.gpus if g.usable]
+        return tuple(sorted(usable, key=lambda g: (g.visible_index is None, g.visible_index or 0, g.index)))
+
+    def mem_allowed(self, os_index: int) -> bool:
+        return self.allowed_mems is None or os_index in self.allowed_mems
 
     @property
     def cpus(self) -> frozenset[int]:

@@ -54,6 +54,15 @@ def _gpu(g: Gpu) -> dict[str, Any]:
         "nvlinks": [{"peer": str(link.peer), "links": link.links} for link in g.nvlinks],
         "os_names": list(g.os_names),
         "pci": _pci(g.pci),
+        "usable": g.usable,
+        "unusable": g.unusable,
+        "runtime_index": g.runtime_index,
+        "visible_index": g.visible_index,
+        "mig": [
+            {"uuid": m.uuid, "name": m.name, "memory_bytes": m.memory_bytes, "gpu_instance": m.gpu_instance,
+             "compute_instance": m.compute_instance}
+            for m in g.mig
+        ],
     }
 
 
@@ -134,6 +143,7 @@ def node_to_dict(node: Node) -> dict[str, Any]:
         "cpus": sorted(node.cpus),
         "allowed_cpus": sorted(node.allowed_cpus),
         "allowed_cpulist": format_list(node.allowed_cpus),
+        "allowed_mems": None if node.allowed_mems is None else sorted(node.allowed_mems),
         "gpus": [_gpu(g) for g in node.gpus],
         "nics": [_nic(n) for n in node.nics],
         "storage": [_storage(s) for s in node.storage],

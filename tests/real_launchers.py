@@ -61,8 +61,11 @@ def _wait(check: object, what: str, timeout: float = 30.0) -> None:
 class Slurm:
     """A private single-node cluster; :attr:`env` points srun/sbatch at it."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, gpu_files: tuple[str, ...] = ()) -> None:
+        """*gpu_files*: device files for gres.conf's ``Name=gpu File=`` lines (fake ones do: Slurm only
+        stats them with ConstrainDevices=no), so --gres=gpu:N sets CUDA_VISIBLE_DEVICES and SLURM_*_GPUS."""
         self.folder = folder
+        self.gpu_files = gpu_files
         self.node = socket.gethostname().split(".")[0]
         self.started: list[subprocess.Popen[bytes]] = []
         self.conf = folder / "slurm.conf"
@@ -112,6 +115,11 @@ class Slurm:
         probe = subprocess.run([which("slurmd") or "slurmd", "-C"], capture_output=True, text=True, check=True)
         node_line = probe.stdout.splitlines()[0]
         node_line = " ".join("RealMemory=1000" if w.startswith("RealMemory=") else w for w in node_line.split())
+        gres = ""
+        if self.gpu_files:
+            node_line += f" Gres=gpu:{len(self.gpu_files)}"
+            gres = "GresTypes=gpu\n"
+            (d / "gres.conf").write_text("".join(f"Name=gpu File={f}\n" for f in self.gpu_files))
         self.conf.write_text(f"""ClusterName=pinctltest
 SlurmctldHost={self.node}(127.0.0.1)
 SlurmUser=root
@@ -131,7 +139,7 @@ SlurmctldPidFile={d}/slurmctld.pid
 SlurmdPidFile={d}/slurmd.pid
 SlurmctldLogFile={d}/slurmctld.log
 SlurmdLogFile={d}/slurmd.log
-{node_line} NodeAddr=127.0.0.1 State=UNKNOWN
+{gres}{node_line} NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=test Nodes={self.node} Default=YES MaxTime=10 State=UP
 """)
         (d / "cgroup.conf").write_text(

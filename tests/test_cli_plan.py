@@ -91,15 +91,6 @@ def test_schema_option(capsys: pytest.CaptureFixture[str], fake_discovery: list[
     assert fake_discovery == []  # no discovery needed
 
 
-def test_cuda_visible_devices_live_only(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-00000002,3")
-    assert run(["plan", "--json"]) == 0
-    ranks = json.loads(capsys.readouterr().out)["ranks"]
-    assert [r["gpu"]["index"] for r in ranks] == [2, 3]
-    assert run(["plan", "--json", "--topology", "saved.xml"]) == 0  # a saved machine: the env is not ours
-    assert len(json.loads(capsys.readouterr().out)["ranks"]) == 4
-
-
 @pytest.mark.parametrize(
     ("args", "match"),
     [

@@ -18,7 +18,7 @@ import click
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
-from pinctl.doctor.pinning import evaluate, gather, launched_ranks, to_dict
+from pinctl.doctor.pinning import evaluate, gather, launched_ranks, pids_by_gpu, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
@@ -75,10 +75,9 @@ def _targets(
         per_gpu, note = gpu_processes()
         if per_gpu is None:
             raise TopologyError(f"check --gpu-procs: {note}")
-        found: dict[int, list[int]] = {}
-        for g in per_gpu:
-            for pid in g.pids:
-                found.setdefault(pid, []).append(g.index)
+        index_of = None if plan is None else {
+            r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}  # fmt: skip
+        found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.
     ranks = launched_ranks(files, uid=os.getuid(), job=os.environ.get("SLURM_JOB_ID"),

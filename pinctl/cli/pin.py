@@ -17,7 +17,7 @@ from pinctl.act.numactl import cpus_option, mems_option, nodes_of
 from pinctl.act.pin import Target, pin_targets
 from pinctl.cli.fast import report_pins
 from pinctl.cli.options import gpu_cpus, obtain_plan, plan_options
-from pinctl.cli.output import out
+from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
@@ -88,17 +88,26 @@ def _target(cpus_text: str | None, params: dict[str, Any], fs: KernelFiles) -> t
 
 
 def _auto_targets(params: dict[str, Any]) -> list[Target]:
-    """Each process NVML sees on a GPU, with the CPUs of that GPU's ranks (the union when it uses several)."""
-    per_gpu, note = gpu_processes()
+    """Each process NVML sees on a GPU, with the CPUs of that GPU's ranks (the union when it uses several).
+
+    GPUs are joined on bus ids: NVML's index counts only the GPUs this job was given (a pod's
+    two are 0 and 1), the plan's the node's. A GPU outside the plan keeps its processes, with a note.
+    """
+    per_gpu, why = gpu_processes()
     if per_gpu is None:
-        raise TopologyError(f"pin --auto: {note}")
+        raise TopologyError(f"pin --auto: {why}")
     plan = obtain_plan(params, force=params["force"])
     by_bus = {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
     wanted: dict[int, tuple[set[int], set[int]]] = {}
     for gpu in per_gpu:
         if not gpu.pids:
             continue
-        cpus, mems = gpu_cpus(plan, by_bus.get(gpu.pci_bus_id or "", gpu.index))
+        index = by_bus.get(gpu.pci_bus_id or "")
+        if index is None:
+            note(f"pin --auto: NVML's GPU {gpu.index} ({gpu.pci_bus_id or 'bus id unknown'}) is not in the plan: "
+                 f"its processes {', '.join(map(str, gpu.pids))} are left alone")  # fmt: skip
+            continue
+        cpus, mems = gpu_cpus(plan, index)
         for pid in gpu.pids:
             acc = wanted.setdefault(pid, (set(), set()))
             acc[0].update(cpus)

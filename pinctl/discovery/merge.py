@@ -10,8 +10,9 @@ I/O here: every function takes values and returns a new Node.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from pinctl.discovery.nvml import NvmlResult
+from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage, natural_key
@@ -176,6 +177,7 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
                 uuid=found.uuid or gpu.uuid,
                 memory_bytes=found.memory_bytes if found.memory_bytes is not None else gpu.memory_bytes,
                 nvlinks=found.nvlinks if found.nvlinks is not None else gpu.nvlinks,
+                **_nvml_access(gpu.os_names, found),
             )
         )
     for addr, found in sorted(by_addr.items()):
@@ -189,6 +191,7 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
                 uuid=found.uuid,
                 memory_bytes=found.memory_bytes,
                 nvlinks=found.nvlinks or (),
+                **_nvml_access((), found),
             )
         )
     lost = [g.index for g in result.gpus if g.pci is None]
@@ -196,6 +199,16 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
         notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
     ordered = sorted(gpus, key=lambda g: g.pci.address)
     return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+
+
+def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:
+    """The device file NVML names (minor number), the MIG instances, and a GPU in MIG mode without any."""
+    out: dict[str, Any] = {"mig": found.mig}
+    if found.minor is not None and f"nvidia{found.minor}" not in os_names:
+        out["os_names"] = (*os_names, f"nvidia{found.minor}")
+    if found.mig_mode and not found.mig:
+        out["unusable"] = "in MIG mode with no MIG instance this job can see"
+    return out
 
 
 def normalize(node: Node) -> Node:

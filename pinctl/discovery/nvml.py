@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pinctl.model import NvLink, PciAddress
+from pinctl.model import MigDevice, NvLink, PciAddress
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
@@ -43,6 +43,9 @@ class NvmlGpu:
     name: str | None = None
     memory_bytes: int | None = None
     nvlinks: tuple[NvLink, ...] | None = None
+    minor: int | None = None
+    mig_mode: bool | None = None
+    mig: tuple[MigDevice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,9 +228,43 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
                 memory_bytes=int(total) if total is not None else None,
                 nvlinks=_nvlinks(nvml, handle),
+                minor=_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
+                mig_mode=_mig_mode(nvml, handle),
+                mig=_mig_devices(nvml, handle),
             )
         )
     return NvmlResult(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _mig_mode(nvml: Any, handle: Any) -> bool | None:
+    """Whether MIG mode is on now (the current mode, not a pending one); None when the GPU cannot say."""
+    modes = _call(nvml, "nvmlDeviceGetMigMode", handle)  # (current, pending)
+    if modes is None:
+        return None
+    return int(modes[0]) == int(getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+
+
+def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
+    """The MIG instances that exist now (slots without one answer NOT_FOUND and are skipped)."""
+    if not _mig_mode(nvml, handle):
+        return ()
+    out = []
+    for slot in range(_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0):
+        mig = _call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        uuid = None if mig is None else _text(_call(nvml, "nvmlDeviceGetUUID", mig))
+        if uuid is None:
+            continue
+        total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
+        out.append(MigDevice(
+            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
+            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+        ))  # fmt: skip
+    return tuple(out)
 
 
 def _nvlinks(nvml: Any, handle: Any) -> tuple[NvLink, ...] | None:

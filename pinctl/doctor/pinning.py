@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinctl.cpuset import format_list
+from pinctl.discovery.nvml import GpuProcesses
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
     MemPolicy,
@@ -201,3 +202,21 @@ def to_dict(f: ProcFacts, issues: list[str], plan: Plan | None) -> dict[str, Any
         "issues": issues,
         "ok": not issues,
     }
+
+
+def pids_by_gpu(per_gpu: Sequence[GpuProcesses], index_of: Mapping[str, int] | None) -> dict[int, list[int]]:
+    """PID -> the GPUs it runs on, as pinctl numbers them (node-wide, PCI order).
+
+    NVML's index counts only the GPUs this job was given (inside a pod given GPUs 2 and 5,
+    NVML's 0 is the node's 2), so GPUs are joined on bus ids through *index_of* (bus id ->
+    pinctl's index, from the plan or the node); a GPU it does not hold is left out. Without
+    *index_of*, NVML's index is all there is.
+    """
+    found: dict[int, list[int]] = {}
+    for gpu in per_gpu:
+        index = gpu.index if index_of is None else index_of.get(gpu.pci_bus_id or "")
+        if index is None:
+            continue
+        for pid in gpu.pids:
+            found.setdefault(pid, []).append(index)
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
-from pinctl.doctor.pinning import evaluate, gather
+from pinctl.doctor.pinning import evaluate, gather, pids_by_gpu
 from pinctl.kernel.numa import node_cpus, online_nodes
 
 CHECK = "procs.mis-pinned"
@@ -26,10 +26,8 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     per_gpu, note = gpu_processes()
     if per_gpu is None:
         return [skipped(CHECK, note or "NVML process query failed")]
-    found: dict[int, list[int]] = {}
-    for g in per_gpu:
-        for pid in g.pids:
-            found.setdefault(pid, []).append(g.index)
+    index_of = None if ctx.node is None else {str(g.pci.address): g.index for g in ctx.node.gpus}
+    found = pids_by_gpu(per_gpu, index_of)
     if not found:
         return [skipped(CHECK, "no processes on the GPUs")]
     facts = [gather(pid, gpus=tuple(gpus), files=ctx.files) for pid, gpus in sorted(found.items())]

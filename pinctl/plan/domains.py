@@ -135,7 +135,12 @@ def _relieve(
 
 
 def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple[str, tuple[int, ...]]:
-    """The memory policy and its node list for a rank whose CPUs are in *dom*."""
+    """The memory policy and its node list for a rank whose CPUs are in *dom*.
+
+    Only memory nodes the job's cgroup allows (cpuset.mems.effective) are named: the kernel
+    would refuse a bind outside them, so a rank whose node is not allowed binds to the
+    nearest allowed one, with a warning.
+    """
     if policy in ("local", "none"):
         return policy, ()
     if dom is None:
@@ -144,7 +149,17 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple
     if policy == "interleave":
         pkg = numa_package(node, dom)
         if pkg is not None:
-            same = [n.os_index for n in node.numa_nodes if n.cpus and numa_package(node, n.os_index) == pkg]
+            same = [n.os_index for n in node.numa_nodes
+                    if n.cpus and numa_package(node, n.os_index) == pkg and node.mem_allowed(n.os_index)]  # fmt: skip
             if same:
                 return policy, tuple(sorted(same))
+    if not node.mem_allowed(dom):
+        allowed = [n.os_index for n in node.numa_nodes if node.mem_allowed(n.os_index)]
+        if not allowed:
+            warnings.append(f"the cgroup allows no memory node of this node: memory policy {policy} dropped (none)")
+            return "none", ()
+        target = nearest(node, dom, allowed)[0]
+        warnings.append(f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
+                        f"goes to node {target}, the nearest allowed")  # fmt: skip
+        return policy, (target,) if target is not None else ()
     return policy, (dom,)

@@ -15,7 +15,7 @@ import json
 
 from pinctl.cpuset import format_list
 from pinctl.errors import UsageError
-from pinctl.model import Gpu, Node
+from pinctl.model import Gpu, MigDevice, Node
 from pinctl.plan.cores import (
     CoreSlot,
     Domain,
@@ -48,18 +48,26 @@ def fingerprint(node: Node) -> str:
 
 
 def _selected_gpus(node: Node, request: PlanRequest, warnings: list[str]) -> list[Gpu]:
-    gpus = sorted(node.gpus, key=lambda g: g.index)
-    known = {g.index for g in gpus}
+    """The usable GPUs asked for, in the order the launched process counts them (LOCAL_RANK i = the i-th)."""
+    gpus = list(node.usable_gpus)
+    if not gpus:
+        why = "; ".join(f"GPU {g.index}: {g.unusable}" for g in node.gpus[:4])
+        more = f" (and {len(node.gpus) - 4} more)" if len(node.gpus) > 4 else ""
+        raise UsageError(f"no GPU of this node can be used by this job ({why}{more})")
     if request.gpus is not None:
+        known = {g.index for g in node.gpus}
         unknown = sorted(set(request.gpus) - known)
         if unknown:
             have = format_list(known) or "none"
             raise UsageError(f"--gpus: no GPU {format_list(unknown)} on this node (GPUs: {have})")
+        barred = [g for g in node.gpus if g.index in request.gpus and not g.usable]
+        if barred:
+            raise UsageError(f"--gpus: GPU {barred[0].index} cannot be used by this job: {barred[0].unusable}")
         gpus = [g for g in gpus if g.index in request.gpus]
     if request.visible_devices is not None:
         visible: set[int] = set()
         for entry in request.visible_devices:
-            hits = [g.index for g in node.gpus if _matches(g, entry)]
+            hits = [g.index for g in gpus if _matches(g, entry)]
             if not hits:
                 warnings.append(f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no GPU of this node; ignored")
             visible.update(hits)
@@ -72,9 +80,15 @@ def _selected_gpus(node: Node, request: PlanRequest, warnings: list[str]) -> lis
 
 
 def _matches(gpu: Gpu, entry: int | str) -> bool:
+    """An index counts as CUDA counts before CUDA_VISIBLE_DEVICES (runtime index, else pinctl's)."""
     if isinstance(entry, int):
-        return gpu.index == entry
+        return (gpu.index if gpu.runtime_index is None else gpu.runtime_index) == entry
     return gpu.uuid is not None and gpu.uuid.lower().startswith(entry.lower())
+
+
+def _counted(gpu: Gpu) -> int:
+    """The index the launched process gives *gpu* (torch.cuda's), else pinctl's."""
+    return gpu.index if gpu.visible_index is None else gpu.visible_index
 
 
 def make_plan(node: Node, request: PlanRequest) -> Plan:
@@ -106,11 +120,15 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         if not node.gpus:
             raise UsageError("no GPUs on this node: give --ranks N to plan CPU-only ranks")
         gpus = _selected_gpus(node, request, warnings)
-        rank_gpu: list[Gpu | None] = [g for g in gpus for _ in range(request.procs_per_gpu)]
+        # A GPU in MIG mode gives ranks per instance; they share the GPU's CPU share and NICs.
+        slots = [(g, m) for g in gpus for m in (g.mig or (None,)) for _ in range(request.procs_per_gpu)]
+        rank_gpu: list[Gpu | None] = [g for g, _ in slots]
+        rank_mig: list[MigDevice | None] = [m for _, m in slots]
     else:
         if node.gpus:
             warnings.append("--ranks plans CPU-only ranks: GPUs are not assigned to them")
         rank_gpu = [None] * request.ranks
+        rank_mig = [None] * request.ranks
     total = len(rank_gpu)
     if total > len(cores):
         raise UsageError(
@@ -141,7 +159,9 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         local_rails=request.local_rails, gpus=gpus,
         rank_domains=rank_domain, warnings=warnings,
     )  # fmt: skip
-    if not request.isolate_gpus and any(g is not None and g.index != i for i, g in enumerate(rank_gpu)):
+    pairs = list(zip(rank_gpu, rank_mig, strict=True))
+    off = [i for i, (g, m) in enumerate(pairs) if g is not None and m is None and _counted(g) != i]
+    if not request.isolate_gpus and off:
         warnings.append(
             "LOCAL_RANK does not equal the GPU index for every rank: use --isolate-gpus, or select "
             "each rank's GPU from the plan, not from LOCAL_RANK"
@@ -159,9 +179,13 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         storage = storage_map.get(key, ())
         ref = None
         visible: tuple[tuple[str, str], ...] = ()
+        mig = rank_mig[i]
         if gpu is not None:
-            ref = GpuRef(gpu.index, str(gpu.pci.address), gpu.uuid, device_minor(gpu), gpu.vendor)
-            if request.isolate_gpus:
+            ref = GpuRef(gpu.index, str(gpu.pci.address), gpu.uuid, device_minor(gpu), gpu.vendor,
+                         visible_index=gpu.visible_index, mig=None if mig is None else mig.uuid)  # fmt: skip
+            if mig is not None:  # a CUDA process sees one MIG instance: the one named here
+                visible = (("CUDA_VISIBLE_DEVICES", mig.uuid),)
+            elif request.isolate_gpus:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)

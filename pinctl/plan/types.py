@@ -32,7 +32,7 @@ _RANK_KEYS = {
     "local_rank", "gpu", "numa_node", "cpus", "cpulist", "cores", "mems", "mem_policy", "nics", "storage", "env",
 }  # fmt: skip
 _RANK_REQUIRED = {"local_rank", "cpus", "mems", "mem_policy", "env"}
-_GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor"}
+_GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor", "visible_index", "mig"}
 _NIC_KEYS = {"name", "port", "netdev", "pci_bus_id", "distance", "kind"}
 _STORAGE_KEYS = {"name", "pci_bus_id", "distance"}
 GPU_VENDORS = ("nvidia", "amd", "intel", "other")  # pinctl.model.GpuVendor, without importing the model
@@ -40,19 +40,32 @@ GPU_VENDORS = ("nvidia", "amd", "intel", "other")  # pinctl.model.GpuVendor, wit
 
 class GpuRef(Record):
     """A rank's GPU: PCI-order index, bus id, UUID, N of its device file (/dev/nvidiaN, or
-    /dev/dri/renderDN for AMD and Intel) when the source named it, and the vendor."""
+    /dev/dri/renderDN for AMD and Intel) when the source named it, and the vendor; the index
+    the launched process gives it (the job's visibility variables applied) and the MIG
+    instance's UUID, when known (optional in the JSON: written only when set)."""
 
-    __slots__ = ("index", "minor", "pci_bus_id", "uuid", "vendor")
+    __slots__ = ("index", "mig", "minor", "pci_bus_id", "uuid", "vendor", "visible_index")
 
     def __init__(
         self, index: int, pci_bus_id: str | None, uuid: str | None = None, minor: int | None = None,
-        vendor: str | None = None,
+        vendor: str | None = None, *, visible_index: int | None = None, mig: str | None = None,
     ) -> None:  # fmt: skip
         self.index: Final = index
         self.pci_bus_id: Final = pci_bus_id
         self.uuid: Final = uuid
         self.minor: Final = minor
         self.vendor: Final = vendor
+        self.visible_index: Final = visible_index
+        self.mig: Final = mig
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "pci_bus_id": self.pci_bus_id, "uuid": self.uuid,
+                               "minor": self.minor, "vendor": self.vendor}  # fmt: skip
+        if self.visible_index is not None:
+            out["visible_index"] = self.visible_index
+        if self.mig is not None:
+            out["mig"] = self.mig
+        return out
 
 
 class NicUse(Record):
@@ -120,8 +133,7 @@ class RankPlan(Record):
         g = self.gpu
         return {
             "local_rank": self.local_rank,
-            "gpu": None if g is None else {"index": g.index, "pci_bus_id": g.pci_bus_id, "uuid": g.uuid,
-                                           "minor": g.minor, "vendor": g.vendor},
+            "gpu": None if g is None else g.to_dict(),
             "numa_node": self.numa_node,
             "cpus": sorted(self.cpus),
             "cpulist": self.cpulist,
@@ -274,6 +286,8 @@ def _rank_from_dict(value: object, where: str) -> RankPlan:
             f.text_or_none(g.get("uuid"), f"{where}.gpu.uuid", limit=128),
             f.integer_or_none(g.get("minor"), f"{where}.gpu.minor"),
             _vendor(g.get("vendor"), f"{where}.gpu.vendor"),
+            visible_index=f.integer_or_none(g.get("visible_index"), f"{where}.gpu.visible_index"),
+            mig=f.text_or_none(g.get("mig"), f"{where}.gpu.mig", limit=128),
         )
     nics = []
     for i, nic in enumerate(f.items(r.get("nics", []), f"{where}.nics")):

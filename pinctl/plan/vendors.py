@@ -4,9 +4,11 @@ A CUDA variable means nothing to ROCm or Level Zero, and an AMD unique id in
 CUDA_VISIBLE_DEVICES hides every GPU from a CUDA program, so each vendor gets the
 selector its own runtime documents (docs/plan.md cites them):
 
-* NVIDIA: ``CUDA_VISIBLE_DEVICES`` = the UUID (``GPU-...``), else the index, with
-  pinctl's index being PCI bus order, which is CUDA's only under
+* NVIDIA: ``CUDA_VISIBLE_DEVICES`` = the UUID (``GPU-...``), else the index CUDA gives the
+  GPU before any CUDA_VISIBLE_DEVICES: its place among the GPUs this job's process can
+  open (a pod's two, not the node's eight), in PCI bus order, which is CUDA's only under
   CUDA_DEVICE_ORDER=PCI_BUS_ID; the UUID avoids the question. Device file /dev/nvidiaN.
+  A MIG instance is always named by its ``MIG-...`` UUID (pinctl.plan.make).
 * AMD: ``ROCR_VISIBLE_DEVICES`` (the ROCm runtime; HIP and OpenCL sit on it) = the
   unique id as ``GPU-<16 hex>``, which ROCm accepts in place of an index. Without
   one, the ROCm SMI index hwloc reported (rsmiN), else nothing: ROCm's own order is
@@ -22,18 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pinctl.model import Gpu
+from pinctl.model import Gpu, rocr_uuid
+
+__all__ = ["device_file", "device_minor", "isolation_env", "rocr_uuid"]
 
 Env = tuple[tuple[str, str], ...]
 
 
 def device_minor(gpu: Gpu) -> int | None:
     """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when the source named it."""
-    prefix = "nvidia" if gpu.vendor == "nvidia" else "renderD"
-    for name in gpu.os_names:
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return int(name[len(prefix):])
-    return None
+    return gpu.device_minor
 
 
 def device_file(vendor: str | None, minor: int | None) -> str | None:
@@ -50,34 +50,29 @@ def _rsmi_index(gpu: Gpu) -> int | None:
     return None
 
 
-def rocr_uuid(unique_id: str | None) -> str | None:
-    """ROCm's spelling of a unique id: GPU- and 16 upper-case hex digits, zero-padded, as the ROCm
-    runtime builds its own list to match ROCR_VISIBLE_DEVICES against (hwloc drops leading zeros)."""
-    if not unique_id:
-        return None
-    digits = unique_id[4:] if unique_id.upper().startswith("GPU-") else unique_id
-    try:
-        value = int(digits, 16)
-    except ValueError:
-        return None
-    return f"GPU-{value:016X}" if 0 < value < 1 << 64 else None
+def _runtime(gpu: Gpu) -> int:
+    return gpu.index if gpu.runtime_index is None else gpu.runtime_index
 
 
 def isolation_env(gpu: Gpu, all_gpus: Sequence[Gpu]) -> tuple[Env, str | None]:
     """The variables that show a rank only *gpu*, and a note when they cannot be exact."""
     if gpu.vendor == "nvidia":
-        return (("CUDA_VISIBLE_DEVICES", gpu.uuid or str(gpu.index)),), None
+        # Without a UUID: the index CUDA gives it before any CUDA_VISIBLE_DEVICES (the job's GPUs, PCI order).
+        return (("CUDA_VISIBLE_DEVICES", gpu.uuid or str(_runtime(gpu))),), None
     if gpu.vendor == "amd":
         uuid = rocr_uuid(gpu.uuid)
         if uuid is not None:
             return (("ROCR_VISIBLE_DEVICES", uuid),), None
         rsmi = _rsmi_index(gpu)
+        if rsmi is not None and gpu.runtime_index is not None:
+            rsmi = gpu.runtime_index  # ROCm's count among the GPUs this job's process can open
         if rsmi is not None:
             return (("ROCR_VISIBLE_DEVICES", str(rsmi)),), None
         return (), "--isolate-gpus sets no ROCR_VISIBLE_DEVICES: the topology gives no unique id or ROCm index"
     if gpu.vendor == "intel":
         order = sorted((g for g in all_gpus if g.vendor == "intel"), key=lambda g: g.pci.address)
-        index = next(i for i, g in enumerate(order) if g.index == gpu.index)
+        index = gpu.runtime_index if gpu.runtime_index is not None else next(
+            i for i, g in enumerate(order) if g.index == gpu.index)  # fmt: skip
         return (
             ("ZE_AFFINITY_MASK", str(index)),
             ("ZE_ENABLE_PCI_ID_DEVICE_ORDER", "1"),

@@ -39,9 +39,14 @@ def summary_line(node: Node) -> str:
     return (
         f"{node.hostname}: {len(node.packages)} package{'s' if len(node.packages) != 1 else ''}, {numa}, "
         f"{cores}{len(node.cpus)} CPUs ({smt}), {_n(len(node.l3_groups), 'L3 group')}, "
-        f"allowed {allowed}{restricted}; {_n(len(node.gpus), 'GPU')}, {_n(rdma, 'RDMA NIC')}, "
+        f"allowed {allowed}{restricted}; {_n(len(node.gpus), 'GPU')}{_usable(node)}, {_n(rdma, 'RDMA NIC')}, "
         f"{_n(len(node.nics) - rdma, 'other NIC')}, {len(node.storage)} storage  [{node.source}]"
     )
+
+
+def _usable(node: Node) -> str:
+    usable = sum(1 for g in node.gpus if g.usable)
+    return "" if usable == len(node.gpus) else f" ({usable} usable by this job)"
 
 
 def _devices_on(node: Node, numa: NumaNode) -> str:
@@ -120,6 +125,12 @@ def device_table(node: Node) -> Table:
     rows: list[tuple[str, ...]] = []
     for g in node.gpus:
         detail = " ".join(x for x in (g.name or g.vendor, human_bytes(g.memory_bytes) if g.memory_bytes else "") if x)
+        if g.mig:
+            detail += f", MIG: {len(g.mig)} instance{'s' if len(g.mig) != 1 else ''}"
+        if not g.usable:
+            detail += f"; not usable by this job: {g.unusable}"
+        elif g.visible_index is not None and g.visible_index != g.index:
+            detail += f"; this job's GPU {g.visible_index}"
         addr, numa, link, path = _place(g.pci)
         rows.append((f"GPU{g.index}", "gpu", addr, numa, link, detail, path))
     for n in node.nics:
