@@ -26,7 +26,7 @@ def _discover(topology: str | None, root: str | None) -> Node:
 
 
 def schema_text() -> str:
-    return files("pinctl").joinpath("schemas/plan-v1.json").read_text(encoding="utf-8")
+    return files("pinctl").joinpath("schemas/plan-v2.json").read_text(encoding="utf-8")
 
 
 @click.command()
@@ -40,7 +40,7 @@ def schema_text() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
-@click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v1) and exit.")
+@click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v2) and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def plan(
     topology: str | None,

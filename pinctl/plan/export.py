@@ -1,4 +1,4 @@
-"""Plan exports: JSON (pinctl.plan/v1), shell env blocks, numactl lines, Slurm options.
+"""Plan exports: JSON (pinctl.plan/v2), shell env blocks, numactl lines, Slurm options.
 
 Pure string builders; the CLI writes them. JSON is ``sort_keys`` with no clock or
 host facts beyond the plan's own, so the same node and request give the same bytes.
