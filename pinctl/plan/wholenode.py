@@ -102,12 +102,12 @@ def idle_note(node: Node, cores: Sequence[CoreSlot], classes: CpuClasses, rank_c
     by_numa: dict[Domain, list[int]] = {}
     for c in spare:
         by_numa.setdefault(c.numa, []).extend(c.pus)
-    whole = [n for n in node.numa_nodes if n.cpus and n.cpus & node.allowed_cpus
-             and (n.cpus & node.allowed_cpus) <= classes.idle]  # fmt: skip
-    parts = [f"{format_list(cpus)}" + (f" (NUMA node {numa})" if numa is not None else "")
-             for numa, cpus in sorted(by_numa.items(), key=lambda kv: -1 if kv[0] is None else kv[0])]  # fmt: skip
+    parts = []
+    for numa, cpus in sorted(by_numa.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+        n = None if numa is None else node.numa(numa)
+        whole = n is not None and (n.cpus & node.allowed_cpus) <= set(cpus)
+        where = "" if numa is None else f" ({'all of ' if whole else ''}NUMA node {numa})"
+        parts.append(format_list(cpus) + where)
     what = "core" if len(spare) == 1 else "cores"
-    whole_text = (f"; NUMA node{'s' if len(whole) > 1 else ''} {format_list(n.os_index for n in whole)} "
-                  "entirely") if whole else ""  # fmt: skip
-    return (f"{len(spare)} {what} used by no rank: CPUs {', '.join(parts)}{whole_text}; "
+    return (f"{len(spare)} {what} used by no rank: CPUs {', '.join(parts)}; "
             "--helpers gives them to the ranks' data loaders")
