@@ -53,11 +53,12 @@ def plan_cpu_classes(plan: Plan) -> Table | None:
     c = plan.cpu_classes
     if c is None:
         return None
+    idle_why = "no one" + ("" if plan.helper_cpus or not c.idle else " (--helpers gives them to data loaders)")
     entries = [
         ("ranks", plan.rank_cpus, "the ranks (above)"),
         ("helpers", plan.helper_cpus, "data-loader workers (--helpers)"),
         ("housekeeping", c.housekeeping, "daemons and IRQs (--format systemd, slurm, irqbalance)"),
-        ("idle", c.idle, "no one" + ("" if plan.helper_cpus or not c.idle else " (--helpers gives them to data loaders)")),
+        ("idle", c.idle, idle_why),
         ("not allowed", c.not_allowed, "outside the cpuset this plan was made in"),
     ]
     rows = tuple((name, str(len(cpus)), format_list(cpus) or "-", why)
