@@ -59,7 +59,8 @@ def test_table_rows_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[1].split()[:4] == ["rank", "GPU", "NUMA", "cpulist"]
-    assert len(lines) == 4  # title, header, two ranks
+    assert lines[4] == ""  # title, header, two ranks, then the node's CPUs by class
+    assert lines[5] == "Node CPUs" and lines[7].split()[:2] == ["ranks", "16"]
     assert "mlx5_0:1 (PHB)" in lines[2]
     assert "pinctl: warning: LOCAL_RANK" in captured.err and "warning" not in captured.out
 

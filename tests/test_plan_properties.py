@@ -45,6 +45,7 @@ def requests(draw: st.DrawFn, node: Node) -> PlanRequest:
         nics_per_gpu=draw(st.integers(0, 2)),
         local_rails=draw(st.booleans()),
         isolate_gpus=draw(st.booleans()),
+        helpers=draw(st.booleans()),
     )
 
 

@@ -34,7 +34,7 @@ from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import GpuRef, Plan, RankPlan
 from pinctl.plan.vendors import device_minor, isolation_env
-from pinctl.plan.wholenode import cpu_classes, helper_sets, idle_note
+from pinctl.plan.wholenode import cpu_classes, helper_sets, housekeeping_note, idle_note
 
 
 def fingerprint(node: Node) -> str:
@@ -157,10 +157,8 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     if request.helpers and not free:
         warnings.append("--helpers: every allowed CPU is a rank's or housekeeping, so no rank has helper CPUs")
     classes = cpu_classes(node, all_cores, reserved, used.union(*helpers))
-    if not request.helpers:
-        note = idle_note(node, all_cores, classes, used)
-        if note:
-            warnings.append(note)
+    notes = [housekeeping_note(node, classes), None if request.helpers else idle_note(node, all_cores, classes, used)]
+    warnings.extend(n for n in notes if n)
 
     ranks: list[RankPlan] = []
     unisolated: dict[str, list[int]] = {}

@@ -111,3 +111,23 @@ def idle_note(node: Node, cores: Sequence[CoreSlot], classes: CpuClasses, rank_c
     what = "core" if len(spare) == 1 else "cores"
     return (f"{len(spare)} {what} used by no rank: CPUs {', '.join(parts)}; "
             "--helpers gives them to the ranks' data loaders")
+
+
+def housekeeping_note(node: Node, classes: CpuClasses) -> str | None:
+    """NUMA nodes holding devices but no housekeeping CPU: their IRQs would go to another node's."""
+    if not classes.housekeeping:
+        return None
+    devices: dict[int, list[str]] = {}
+    named = [(f"GPU {g.index}", g.numa_node) for g in node.gpus]
+    named += [(n.name, n.numa_node) for n in node.nics if n.rdma]
+    named += [(s.name, s.numa_node) for s in node.storage]
+    for name, numa in named:
+        if numa is not None:
+            devices.setdefault(numa, []).append(name)
+    bare = [(numa, names) for numa, names in sorted(devices.items())
+            if (n := node.numa(numa)) is not None and n.cpus and not n.cpus & classes.housekeeping]
+    if not bare:
+        return None
+    where = "; ".join(f"NUMA node {numa} ({', '.join(names)})" for numa, names in bare)
+    return (f"no housekeeping CPU on {where}: irqbalance would serve those devices' IRQs across the CPU "
+            "interconnect (--reserve-per-numa reserves on every node)")
