@@ -111,6 +111,14 @@ def test_cpu_classes_partition_the_allowed_cpus(case: tuple[Node, PlanRequest, P
     VALIDATOR.validate(plan.to_dict())
 
 
+def test_helpers_fewer_idle_cores_than_ranks_are_named() -> None:
+    node = build_node(Layout(gpus=((0, 0, 0), (0, 0, 1), (0, 0, 2))))  # socket 1's 4 cores idle, 3 ranks
+    plan = make_plan(node, PlanRequest(procs_per_gpu=2, helpers=True))
+    bare = [r.local_rank for r in plan.ranks if not r.helpers]
+    assert len(bare) == 2 and sum(1 for r in plan.ranks if r.helpers) == 4
+    assert any(w.startswith("--helpers: fewer idle cores than ranks: ranks") for w in plan.warnings)
+
+
 # --- JSON and table --------------------------------------------------------------------------------
 
 

@@ -156,6 +156,10 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     helpers = helper_sets(node, all_cores, free, used, anchors) if request.helpers else [frozenset()] * total
     if request.helpers and not free:
         warnings.append("--helpers: every allowed CPU is a rank's or housekeeping, so no rank has helper CPUs")
+    elif request.helpers and not all(helpers):
+        bare = [i for i, h in enumerate(helpers) if not h]
+        warnings.append(f"--helpers: fewer idle cores than ranks: rank{'s' if len(bare) > 1 else ''} "
+                        f"{format_list(bare)} get no helper CPUs (pinctl.bind_helper refuses there)")
     classes = cpu_classes(node, all_cores, reserved, used.union(*helpers))
     notes = [housekeeping_note(node, classes), None if request.helpers else idle_note(node, all_cores, classes, used)]
     warnings.extend(n for n in notes if n)
