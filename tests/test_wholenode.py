@@ -112,11 +112,12 @@ def test_cpu_classes_partition_the_allowed_cpus(case: tuple[Node, PlanRequest, P
 
 
 def test_helpers_fewer_idle_cores_than_ranks_are_named() -> None:
-    node = build_node(Layout(gpus=((0, 0, 0), (0, 0, 1), (0, 0, 2))))  # socket 1's 4 cores idle, 3 ranks
-    plan = make_plan(node, PlanRequest(procs_per_gpu=2, helpers=True))
-    bare = [r.local_rank for r in plan.ranks if not r.helpers]
-    assert len(bare) == 2 and sum(1 for r in plan.ranks if r.helpers) == 4
-    assert any(w.startswith("--helpers: fewer idle cores than ranks: ranks") for w in plan.warnings)
+    # three ranks on socket 0; socket 1 (cores 4-7 with siblings 12-15) has three cores reserved
+    node = build_node(Layout(gpus=((0, 0, 0), (0, 0, 1), (0, 0, 2))))
+    plan = make_plan(node, PlanRequest(reserve=frozenset({4, 5, 6, 12, 13, 14}), helpers=True))
+    assert [r.helpers for r in plan.ranks] == [frozenset({7, 15}), frozenset(), frozenset()]
+    assert any(w.startswith("--helpers: fewer idle cores than ranks: ranks 1-2 get no helper CPUs")
+               for w in plan.warnings)  # fmt: skip
 
 
 # --- JSON and table --------------------------------------------------------------------------------
