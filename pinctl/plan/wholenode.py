@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pinctl.cpuset import format_list
-from pinctl.model import Node
+from pinctl.model import Node, natural_key
 from pinctl.plan.cores import CoreSlot, Domain
 from pinctl.plan.cpuclasses import CpuClasses
 
@@ -118,9 +118,10 @@ def housekeeping_note(node: Node, classes: CpuClasses) -> str | None:
     if not classes.housekeeping:
         return None
     devices: dict[int, list[str]] = {}
-    named = [(f"GPU {g.index}", g.numa_node) for g in node.gpus]
-    named += [(n.name, n.numa_node) for n in node.nics if n.rdma]
-    named += [(s.name, s.numa_node) for s in node.storage]
+    # in a fixed order (GPU index, then names as people count them), whatever the source's order
+    named = [(f"GPU {g.index}", g.numa_node) for g in sorted(node.gpus, key=lambda g: g.index)]
+    named += [(n.name, n.numa_node) for n in sorted(node.nics, key=lambda n: natural_key(n.name)) if n.rdma]
+    named += [(s.name, s.numa_node) for s in sorted(node.storage, key=lambda s: natural_key(s.name))]
     for name, numa in named:
         if numa is not None:
             devices.setdefault(numa, []).append(name)
