@@ -18,7 +18,7 @@ from pinctl.errors import BindError, PinctlError, PinctlWarning, PlanError, Proc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from pinctl.api import bind, bind_to, discover, fit, load_plan, make_plan, select_rank
+    from pinctl.api import bind, bind_helper, bind_to, discover, fit, load_plan, make_plan, select_rank
     from pinctl.model import Node
     from pinctl.plan.types import Plan, RankPlan
 
@@ -35,6 +35,7 @@ __all__ = [
     "TopologyError",
     "UsageError",
     "bind",
+    "bind_helper",
     "bind_to",
     "discover",
     "fit",
@@ -46,6 +47,7 @@ __all__ = [
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
     "bind": "pinctl.api",
+    "bind_helper": "pinctl.api",
     "bind_to": "pinctl.api",
     "discover": "pinctl.api",
     "fit": "pinctl.api",

@@ -18,10 +18,11 @@ import warnings
 
 from pinctl.act.bind import bind_self
 from pinctl.act.pin import pin_threads
-from pinctl.cpuset import format_list
+from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import BindError, PinctlError, PinctlWarning, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.plan.binding import Binding
+from pinctl.plan.environment import HELPER_VARIABLE
 from pinctl.plan.fit import check_live_node, refuse_foreign
 from pinctl.plan.load import load_plan
 from pinctl.plan.localrank import detect_local_rank
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from pinctl.model import Node
     from pinctl.plan.request import PlanOptions, PlanRequest
 
-__all__ = ["bind", "bind_to", "discover", "fit", "load_plan", "make_plan", "select_rank"]
+__all__ = ["bind", "bind_helper", "bind_to", "discover", "fit", "load_plan", "make_plan", "select_rank"]
 
 
 def discover(
@@ -152,6 +153,27 @@ def bind_to(
             raise BindError("binding did not take: " + "; ".join(threads) + " (use --force to run anyway)")
         untaken += threads
     _report([f"binding did not take: {p}" for p in untaken], warn)
+
+
+def bind_helper(
+    worker_id: int | None = None, *, env: Mapping[str, str] | None = None, force: bool = False,
+    warn: Callable[[str], None] | None = None, files: KernelFiles | None = None,
+) -> frozenset[int]:  # fmt: skip
+    """Bind the calling process (a data-loader worker) to its rank's helper CPUs, and return them.
+
+    The CPUs come from ``PINCTL_HELPER_CPUS``, which a rank launched from a ``--helpers`` plan
+    inherits (or :func:`bind` puts into ``os.environ``). PyTorch's ``DataLoader(...,
+    worker_init_fn=pinctl.bind_helper)`` passes the worker id, which is not needed: every
+    worker of a rank shares its helper set and the scheduler spreads them. Only the CPUs are
+    bound; the memory policy is left as inherited. A rank with no helper set raises UsageError.
+    """
+    del worker_id  # the signature of a worker_init_fn
+    text = (os.environ if env is None else env).get(HELPER_VARIABLE, "")
+    if not text.strip():
+        raise UsageError(f"{HELPER_VARIABLE} is not set: plan with --helpers and launch the rank from that plan")
+    cpus = parse_list(text, what=HELPER_VARIABLE)
+    bind_to(Binding(cpus=cpus), force=force, warn=warn, files=files)
+    return cpus
 
 
 def _report(problems: list[str], warn: Callable[[str], None] | None) -> None:

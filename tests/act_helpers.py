@@ -46,11 +46,11 @@ def live_fingerprint() -> str:
 
 
 def plan_dict(ranks: list[dict[str, Any]] | None = None, **node: Any) -> dict[str, Any]:
-    """A small pinctl.plan/v1 document for this machine (one rank per CPU unless given)."""
+    """A small pinctl.plan/v2 document for this machine (one rank per CPU unless given)."""
     info = {"hostname": os.uname().nodename, "source": "test", "fingerprint": live_fingerprint()}
     info.update(node)
     return {
-        "schema": "pinctl.plan/v1",
+        "schema": "pinctl.plan/v2",
         "node": info,
         "options": {},
         "ranks": ranks if ranks is not None else [rank(i, [c]) for i, c in enumerate(ALL_CPUS[:2])],

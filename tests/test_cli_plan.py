@@ -51,7 +51,7 @@ def test_json_matches_library(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_default_format_is_json_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan"]) == 0
-    assert json.loads(capsys.readouterr().out)["schema"] == "pinctl.plan/v1"
+    assert json.loads(capsys.readouterr().out)["schema"] == "pinctl.plan/v2"
 
 
 def test_table_rows_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,7 +59,8 @@ def test_table_rows_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[1].split()[:4] == ["rank", "GPU", "NUMA", "cpulist"]
-    assert len(lines) == 4  # title, header, two ranks
+    assert lines[4] == ""  # title, header, two ranks, then the node's CPUs by class
+    assert lines[5] == "Node CPUs" and lines[7].split()[:2] == ["ranks", "16"]
     assert "mlx5_0:1 (PHB)" in lines[2]
     assert "pinctl: warning: LOCAL_RANK" in captured.err and "warning" not in captured.out
 
@@ -121,5 +122,5 @@ def test_real_fixture_end_to_end(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     first = capsys.readouterr().out
     assert run(["plan", "--topology", fixture, "--json"]) == 0
     assert capsys.readouterr().out == first
-    schema = json.loads((REPO / "pinctl" / "schemas" / "plan-v1.json").read_text())
+    schema = json.loads((REPO / "pinctl" / "schemas" / "plan-v2.json").read_text())
     jsonschema.validate(json.loads(first), schema, cls=jsonschema.Draft202012Validator)

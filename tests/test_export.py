@@ -39,7 +39,7 @@ def test_json_is_stable_sorted_and_valid_for_launch() -> None:
     assert a == b and a.endswith("}\n")
     obj = json.loads(a)
     assert list(obj) == sorted(obj)
-    assert obj["schema"] == "pinctl.plan/v1"
+    assert obj["schema"] == "pinctl.plan/v2"
     parsed = parse_plan_text(a)
     assert parsed == make()  # the same Plan, every field
 

@@ -36,6 +36,8 @@ NAMES = [
     "dgx-a100-dead-hca.xml",
     "dual-port-4gpu.xml",
     "intel-gpu.xml",
+    "gpus-one-socket.xml",
+    "uneven-nvme.xml",
 ]
 
 

@@ -194,7 +194,7 @@ def test_pin_auto_joins_nvml_and_plan_on_bus_ids(monkeypatch: pytest.MonkeyPatch
     params: dict[str, object] = {name: None for name in PLAN_OPTION_NAMES}
     params.update(plan_file=None, topology=None, root=None, procs_per_gpu=1, reserve_per_numa=0, smt="all",
                   mem_policy="bind", nic_link_layer="ib", nics_per_gpu=1, local_rails=False, isolate_gpus=False,
-                  force=False, gpus="2")  # fmt: skip
+                  helpers=False, force=False, gpus="2")  # fmt: skip
     ((pid, cpus, mems),) = cli_pin._auto_targets(params)
     assert (pid, cpus, mems) == (4242, parse_list("8-11,120-123"), frozenset({0}))
     err = capsys.readouterr().err

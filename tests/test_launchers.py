@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,3 +217,34 @@ def test_mpi_launchers_alone(slurm: Slurm, tmp_path: Path, launcher: str, variab
     assert res.returncode == 0, res.stderr
     assert {r["rank"]: r["cpus"] for r in reports(res.stdout)} == {"0": "1", "1": "0"}
     assert res.stderr.count(f"(from {variable})") == 2
+
+
+def test_slurm_cpuspeclist_keeps_jobs_off_the_housekeeping_cores(slurm: Slurm) -> None:
+    """Issue 13: the node line pinctl writes for a plan with housekeeping CPUs, put into this
+    cluster's slurm.conf: scontrol shows the specialized core and a job never gets it. Last in
+    this module: the cluster's configuration is restored after, but its daemons were reconfigured."""
+    from pinctl import api
+    from pinctl.plan.export import plan_to_slurm
+
+    plan = api.make_plan(api.discover(nvml=False), ranks=1, reserve="1")
+    line = next(w for w in plan_to_slurm(plan).splitlines() if w.startswith("NodeName="))
+    spec = line.split()[1]
+    assert spec == "CpuSpecList=1"  # one thread per core here: Slurm's id of core 1 is 1
+    original = slurm.conf.read_text()
+    try:
+        slurm.conf.write_text(re.sub(r"^(NodeName=\S+ .*?) NodeAddr=", rf"\1 {spec} NodeAddr=", original,
+                                     flags=re.MULTILINE))  # fmt: skip
+        assert slurm.run("scontrol", "reconfigure").returncode == 0
+        shown = ""
+        for _ in range(300):  # slurmd reports the specialized cores back a moment after the reconfigure
+            shown = slurm.run("scontrol", "show", "node", slurm.node).stdout
+            if "CPUSpecList=" in shown:
+                break
+            time.sleep(0.1)
+        assert "CPUSpecList=1 " in shown and "CoreSpecCount=1" in shown
+        res = slurm.run("srun", "-n", "1", "sh", "-c", REPORT, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert [r["cpus"] for r in reports(res.stdout)] == ["0"]
+    finally:
+        slurm.conf.write_text(original)
+        slurm.run("scontrol", "reconfigure")

@@ -21,4 +21,5 @@ def test_every_package_directory_is_listed() -> None:
 def test_plan_schema_ships_with_the_package() -> None:
     from importlib.resources import files
 
-    assert files("pinctl").joinpath("schemas/plan-v1.json").is_file()
+    assert files("pinctl").joinpath("schemas/plan-v2.json").is_file()
+    assert files("pinctl").joinpath("schemas/plan-v1.json").is_file()  # the schema of older plan files

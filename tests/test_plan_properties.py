@@ -26,7 +26,7 @@ from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import Plan
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v2.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -45,6 +45,7 @@ def requests(draw: st.DrawFn, node: Node) -> PlanRequest:
         nics_per_gpu=draw(st.integers(0, 2)),
         local_rails=draw(st.booleans()),
         isolate_gpus=draw(st.booleans()),
+        helpers=draw(st.booleans()),
     )
 
 

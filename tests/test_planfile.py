@@ -25,7 +25,7 @@ from pinctl.plan.make import fingerprint, make_plan
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import Plan
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v1.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v2.json"
 
 
 def test_valid_plan_keeps_what_acting_needs() -> None:
@@ -99,7 +99,7 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("schema", "pinctl.plan/v2", "is not 'pinctl.plan/v1'"),
+        ("schema", "pinctl.plan/v3", "is not 'pinctl.plan/v1' or 'pinctl.plan/v2'"),
         ("schema", 1, "is not"),
         ("ranks.0.cpus", [70000], "out of range"),
         ("ranks.0.cpus", [-1], "out of range"),
@@ -261,7 +261,7 @@ def test_hand_written_plans_meet_the_json_schema() -> None:
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        ("schema", "pinctl.plan/v2"),
+        ("schema", "pinctl.plan/v3"),
         ("ranks.0.cpus", [True]),
         ("ranks.0.cpus", "0-1"),
         ("ranks.0.mem_policy", "steal"),

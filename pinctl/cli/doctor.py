@@ -57,6 +57,9 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
     loaded = api.load_plan(plan) if plan is not None else None
+    if housekeeping is None and loaded is not None and loaded.cpu_classes is not None:
+        housekeeping = loaded.cpu_classes.housekeeping or None  # the plan's own, unless --reserve says
+
     job_cpus = frozenset().union(*(r.cpus for r in loaded.ranks)) if loaded is not None else None
     return DoctorContext(files=KernelFiles(root or "/"), node=node, health=health, nvml_note=note,
                          discovery_error=error, housekeeping=housekeeping, job_cpus=job_cpus, plan=loaded)
@@ -68,7 +71,8 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
 @click.option("--only", metavar="IDS", help="Run only these checks (ids or areas: rdma,kernel.thp-defrag).")
 @click.option("--skip", metavar="IDS", help="Skip these checks (ids or areas).")
 @click.option("--strict", is_flag=True, help="Exit 2 on warnings too.")
-@click.option("--reserve", metavar="CPUS", help="Housekeeping CPUs the plan reserves (compared with isolcpus).")
+@click.option("--reserve", metavar="CPUS",
+              help="Housekeeping CPUs the plan reserves (compared with isolcpus; default: the --plan file's).")
 @click.option("--plan", "plan", metavar="FILE", help="A plan file: its CPUs are the job CPUs.")
 @click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU health checks are skipped).")
 @click.option("--list", "list_checks", is_flag=True, help="List check ids and exit.")

@@ -21,7 +21,7 @@ from pinctl.plan.types import MEM_POLICIES, Plan
 # The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
 PLAN_OPTION_NAMES = (
     "gpus", "procs_per_gpu", "ranks", "reserve", "reserve_per_numa", "smt", "mem_policy", "nic_link_layer",
-    "nics_per_gpu", "local_rails", "isolate_gpus",
+    "nics_per_gpu", "local_rails", "isolate_gpus", "helpers",
 )  # fmt: skip
 
 
@@ -67,6 +67,9 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
         click.option("--isolate-gpus", is_flag=True,
                      help="Show each rank only its GPU (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES or "
                           "ZE_AFFINITY_MASK, by vendor)."),
+        click.option("--helpers", is_flag=True,
+                     help="Share the idle cores out as each rank's helper CPUs for data-loader workers, nearest "
+                          "its GPU first (PINCTL_HELPER_CPUS; pinctl.bind_helper binds a worker there)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         f = opt(f)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,11 +14,11 @@ from pinctl.cli.options import planning_keywords, planning_options
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan import export
+from pinctl.plan import export, housekeeping
 from pinctl.render.plan import plan_table
 from pinctl.render.table import draw, plain
 
-FORMATS = ("table", "json", "env", "numactl", "slurm")
+FORMATS = ("table", "json", "env", "numactl", "slurm", "systemd", "irqbalance")
 
 
 def _discover(topology: str | None, root: str | None) -> Node:
@@ -26,7 +27,7 @@ def _discover(topology: str | None, root: str | None) -> Node:
 
 
 def schema_text() -> str:
-    return files("pinctl").joinpath("schemas/plan-v1.json").read_text(encoding="utf-8")
+    return files("pinctl").joinpath("schemas/plan-v2.json").read_text(encoding="utf-8")
 
 
 @click.command()
@@ -39,8 +40,9 @@ def schema_text() -> str:
     help="Output form (default: table on a terminal, json otherwise).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
-@click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v1) and exit.")
+@click.option("-o", "--output", default=None, type=click.Path(), metavar="FILE|DIR",
+              help="Write to FILE, not stdout (--format systemd: the drop-ins under DIR, laid out as /etc/systemd).")
+@click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v2) and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def plan(
     topology: str | None,
@@ -79,11 +81,30 @@ def plan(
         _write(export.plan_to_numactl(result, command), output)
     elif fmt == "slurm":
         _write(export.plan_to_slurm(result, command=command), output)
+    elif fmt == "systemd":
+        if output is None:
+            _write(housekeeping.plan_to_systemd(result), None)
+        else:
+            _write_tree(housekeeping.systemd_files(result), output)
+    elif fmt == "irqbalance":
+        _write(housekeeping.plan_to_irqbalance(result), output)
     else:
         _write({"json": export.plan_to_json, "env": export.plan_to_env}[fmt](result), output)
     for w in result.warnings:
         warn(w)
     return 0
+
+
+def _write_tree(files: list[tuple[str, str]], folder: str) -> None:
+    """Write (relative path, text) pairs under *folder*, making the folders they need."""
+    root = Path(folder)
+    try:
+        for rel, text in files:
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write under {folder!r}: {exc.strerror}") from None
 
 
 def _write(text: str, output: str | None) -> None:

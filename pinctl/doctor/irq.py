@@ -11,6 +11,11 @@ CPUs, so a NIC is flagged when more IRQs are remote than that spill explains.
 NVMe uses managed IRQs, one per queue, spread over *all* CPUs by design (the
 remote ones serve I/O submitted there), so an NVMe device is flagged only when
 every one of its IRQs is remote.
+
+Given a plan with housekeeping CPUs (``doctor --plan``, issue 13), a NIC's IRQs are judged
+against it instead: each must be served by housekeeping CPUs of the NIC's own NUMA node (any
+housekeeping CPU where that node has none), as ``pinctl plan --format irqbalance`` arranges.
+NVMe's managed IRQs cannot be moved and keep the rule above.
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ def _local_cpus(ctx: DoctorContext, info: PciInfo) -> frozenset[int]:
     return info.local_cpus or pci.local_cpus(ctx.files, info.address)
 
 
+def _housekeeping(ctx: DoctorContext) -> frozenset[int]:
+    plan = ctx.plan
+    if plan is None or plan.cpu_classes is None:
+        return frozenset()
+    return plan.cpu_classes.housekeeping
+
+
 def remote_numa(ctx: DoctorContext) -> list[Finding]:
     if ctx.node is None:
         return [no_node(ctx, CHECK)]
@@ -40,6 +52,7 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
     devices += [(f"NVMe {s.name}", s.pci, True) for s in ctx.node.storage if s.pci is not None]
     if not devices:
         return [skipped(CHECK, "no RDMA NICs or NVMe in the topology")]
+    housekeeping = _housekeeping(ctx)
     out: list[Finding] = []
     checked = 0
     seen: set[str] = set()
@@ -51,6 +64,7 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
         local = _local_cpus(ctx, info)
         if not irqs or not local:
             continue
+        target = (housekeeping & local or housekeeping) if housekeeping and not is_nvme else frozenset()
         remote: list[str] = []
         total = 0
         for irq in irqs:
@@ -59,13 +73,21 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
                 continue
             total += 1
             cpus, ev = aff
-            if cpus and not cpus & local:
+            if (cpus and not cpus <= target) if target else (cpus and not cpus & local):
                 remote.append(ev)
         if total == 0:
             continue
         checked += 1
-        allowed = total - 1 if is_nvme else max(0, total - len(local))
-        if len(remote) > allowed:
+        allowed = 0 if target else total - 1 if is_nvme else max(0, total - len(local))
+        if target and remote:
+            out.append(Finding(
+                CHECK, "warn", f"{label} ({info.address})",
+                f"{len(remote)} of {total} IRQs served by CPUs outside the plan's housekeeping CPUs "
+                f"{format_list(target)}{' (its NUMA node has none)' if not housekeeping & local else ''}",
+                tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
+                "keep IRQs on the housekeeping CPUs: pinctl plan --format irqbalance (with the plan's options)",
+            ))
+        elif len(remote) > allowed:
             out.append(Finding(
                 CHECK, "warn", f"{label} ({info.address})",
                 f"{len(remote)} of {total} IRQs served only by CPUs outside its NUMA node "
@@ -76,4 +98,5 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
             ))
     if checked == 0:
         return [skipped(CHECK, f"no IRQ facts (msi_irqs, {kirq.IRQ_DIR}) for these devices")]
-    return out or [ok(CHECK, "node", f"IRQs of {checked} devices served by local CPUs")]
+    where = "the plan's housekeeping CPUs (NICs) and local CPUs" if housekeeping else "local CPUs"
+    return out or [ok(CHECK, "node", f"IRQs of {checked} devices served by {where}")]

@@ -147,6 +147,7 @@ def assign_devices(
         nic_chosen = [list(c) for c in choice.chosen]
         warnings.extend(choice.warnings)
         disk_levels = [[level_between(g.pci, d.pci) for d in disks] for g in gpus]
+        disk_paths: list[list[int]] | None = [[bridges_between(g.pci, d.pci) for d in disks] for g in gpus]
     else:
         keys = list(range(len(rank_domains)))
         cands, w = usable_nics(node.nics, link_layer) if nics_per_gpu > 0 else ([], [])
@@ -155,6 +156,7 @@ def assign_devices(
         # CPU-only ranks (many, alike): round-robin per tier, linear where the flow would be quadratic.
         nic_chosen = spread(nic_levels, nics_per_gpu) if cands else []
         disk_levels = [[_numa_level(dom, d.numa_node) for d in disks] for dom in rank_domains]
+        disk_paths = None
     if cands and nics_per_gpu > len(cands):
         warnings.append(f"--nics-per-gpu {nics_per_gpu} but only {len(cands)} usable NICs")
     if cands:
@@ -166,10 +168,24 @@ def assign_devices(
         warnings.extend(_unnamed_notes(nic_map))
     withheld = _efa_withheld(keys, cands, nic_levels, nic_chosen, warnings, "GPU" if gpus else "rank")
     if disks:
-        solve = assign if gpus else spread
-        for key, levels, chosen in zip(keys, disk_levels, solve(disk_levels, 1), strict=True):
+        # The NIC rule (pinctl.plan.flow): nearest level first, spread only among equally near disks.
+        picked = assign(disk_levels, 1, disk_paths) if gpus else spread(disk_levels, 1)
+        for key, levels, chosen in zip(keys, disk_levels, picked, strict=True):
             storage_map[key] = tuple(StorageUse(disks[j].name, _bus(disks[j].pci), levels[j]) for j in chosen)
+        warnings.extend(_far_storage_notes(storage_map, "GPU" if gpus else "rank"))
     return nic_map, storage_map, withheld
+
+
+def _far_storage_notes(storage_map: dict[int, tuple[StorageUse, ...]], what: str) -> list[str]:
+    """Consumers whose nearest storage is across the CPU interconnect (SYS): every read crosses it."""
+    far: dict[str, list[int]] = {}
+    for key, uses in sorted(storage_map.items()):
+        for u in uses:
+            if u.distance == "SYS":
+                far.setdefault(u.name, []).append(key)
+    return [f"{what}{'s' if len(keys) > 1 else ''} {format_list(keys)}: storage {name}, the nearest there is, is SYS "
+            "(across the CPU interconnect): every read crosses the socket link"
+            for name, keys in far.items()]
 
 
 def _efa_withheld(

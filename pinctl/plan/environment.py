@@ -50,6 +50,8 @@ def env_key_allowed(key: str) -> bool:
 # plan this process was bound as. ``pinctl check`` finds the ranks by them (not by a launcher's
 # variables, which batch shells and srun clients carry too), and their children inherit them.
 MARKER_RANK = "PINCTL_LOCAL_RANK"
+# A rank's helper CPUs (--helpers), for its data-loader workers: pinctl.api.bind_helper reads it.
+HELPER_VARIABLE = "PINCTL_HELPER_CPUS"
 MARKER_PLAN = "PINCTL_PLAN"
 
 
@@ -59,10 +61,11 @@ def launch_markers(local_rank: int, fingerprint: str) -> tuple[tuple[str, str], 
 
 def rank_env(
     local_rank: int, ncores: int, nics: tuple[NicUse, ...], visible: tuple[tuple[str, str], ...] = (),
-    *, efa_selector: bool = True,
+    *, efa_selector: bool = True, helpers: str = "",
 ) -> tuple[tuple[str, str], ...]:
-    """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs, and
-    *visible*, its GPU's selector (pinctl.plan.vendors; empty unless --isolate-gpus)."""
+    """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs,
+    *visible*, its GPU's selector (pinctl.plan.vendors; empty unless --isolate-gpus), and
+    *helpers*, the CPU list its data-loader workers bind to (``pinctl.bind_helper``)."""
     env = {
         "LOCAL_RANK": str(local_rank),
         "OMP_NUM_THREADS": str(ncores),
@@ -81,4 +84,6 @@ def rank_env(
     if efa and efa_selector:
         env["FI_EFA_IFACE"] = ",".join(efa)
     env.update(visible)
+    if helpers:
+        env[HELPER_VARIABLE] = helpers
     return tuple(sorted(env.items()))

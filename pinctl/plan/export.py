@@ -1,4 +1,4 @@
-"""Plan exports: JSON (pinctl.plan/v1), shell env blocks, numactl lines, Slurm options.
+"""Plan exports: JSON (pinctl.plan/v2), shell env blocks, numactl lines, Slurm options.
 
 Pure string builders; the CLI writes them. JSON is ``sort_keys`` with no clock or
 host facts beyond the plan's own, so the same node and request give the same bytes.
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pinctl.cpuset import format_list, format_mask
 from pinctl.plan.binding import Binding, numactl_args
+from pinctl.plan.housekeeping import slurm_node_lines
 from pinctl.plan.types import Plan, RankPlan
 from pinctl.plan.vendors import device_file
 
@@ -94,7 +95,10 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
         "# the CPUs it asks for; inside sbatch the job must hold them "
         f"(sbatch --exclusive, or -n {ntasks} -c {width}).",
     ]
-    if options.get("reserve") or options.get("reserve_per_numa"):
+    if plan.cpu_classes is not None and plan.cpu_classes.housekeeping:
+        lines.append("# The plan reserves housekeeping CPUs: keep Slurm's jobs off them too (the CpuSpecList= line")
+        lines.append("# below), or the step may be given them and srun refuses the masks.")
+    elif plan.cpu_classes is None and (options.get("reserve") or options.get("reserve_per_numa")):
         lines.append("# The plan reserves CPUs: keep Slurm's jobs off them too (CpuSpecList= in slurm.conf), or the")
         lines.append("# step may be given them and srun refuses the masks.")
     if no_mem_bind:
@@ -133,4 +137,5 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
         if not plan.smt_known:
             lines.append("# No Cores=: the topology did not say which CPUs share a core, so Slurm's core "
                          "indexes are unknown.")
+    lines += slurm_node_lines(plan)
     return "\n".join(lines) + "\n"

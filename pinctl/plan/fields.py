@@ -4,7 +4,7 @@ A plan file decides which CPUs, memory and environment a job starts with, so eac
 value is checked for type, range and size before :mod:`pinctl.plan.types` builds
 the Plan from it. The limits keep a hostile file from costing memory or time.
 Hand-written rather than jsonschema: that costs more to import than ``launch`` may
-spend, and the tests hold both to the same answers (pinctl/schemas/plan-v1.json).
+spend, and the tests hold both to the same answers (pinctl/schemas/plan-v2.json).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import GpuRef, Plan, RankPlan
 from pinctl.plan.vendors import device_minor, isolation_env
+from pinctl.plan.wholenode import cpu_classes, helper_sets, housekeeping_note, idle_note
 
 
 def fingerprint(node: Node) -> str:
@@ -167,11 +168,27 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
             "each rank's GPU from the plan, not from LOCAL_RANK"
         )
 
+    rank_cpus = [frozenset(p for c in runs[i] for p in c.usable) for i in range(total)]
+    used = frozenset().union(*rank_cpus)
+    free = (node.allowed_cpus & node.cpus) - reserved - used
+    anchors = [g.numa_node if g is not None and g.numa_node is not None else rank_domain[i]
+               for i, g in enumerate(rank_gpu)]  # fmt: skip
+    helpers = helper_sets(node, all_cores, free, used, anchors) if request.helpers else [frozenset()] * total
+    if request.helpers and not free:
+        warnings.append("--helpers: every allowed CPU is a rank's or housekeeping, so no rank has helper CPUs")
+    elif request.helpers and not all(helpers):
+        bare = [i for i, h in enumerate(helpers) if not h]
+        warnings.append(f"--helpers: fewer idle cores than ranks: rank{'s' if len(bare) > 1 else ''} "
+                        f"{format_list(bare)} get no helper CPUs (pinctl.bind_helper refuses there)")
+    classes = cpu_classes(node, all_cores, reserved, used.union(*helpers))
+    notes = [housekeeping_note(node, classes), None if request.helpers else idle_note(node, all_cores, classes, used)]
+    warnings.extend(n for n in notes if n)
+
     ranks: list[RankPlan] = []
     unisolated: dict[str, list[int]] = {}
     for i, gpu in enumerate(rank_gpu):
         run = runs[i]
-        cpus = frozenset(p for c in run for p in c.usable)
+        cpus = rank_cpus[i]
         dom = rank_domain[i]
         policy, mems = mems_for(node, request.mem_policy, dom, warnings)
         key = gpu.index if gpu is not None else i
@@ -189,10 +206,11 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)
-        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector)
-        ranks.append(
-            RankPlan(i, ref, dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics, storage, env)
-        )
+        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector,
+                       helpers=format_list(helpers[i]))  # fmt: skip
+        ranks.append(RankPlan(
+            i, ref, dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics, storage, env, helpers[i],
+        ))  # fmt: skip
     warnings.extend(grouped(unisolated))
     warnings.extend(fabric_notes(nic_map))
     return Plan(
@@ -203,6 +221,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         ranks=tuple(ranks),
         smt_known=node.smt_known,
         warnings=tuple(dict.fromkeys(warnings)),
+        cpu_classes=classes,
     )
 
 

@@ -40,6 +40,7 @@ class PlanOptions(TypedDict, total=False):
     nics_per_gpu: int
     local_rails: bool
     isolate_gpus: bool
+    helpers: bool
     visible_devices: str | Iterable[int | str] | None
 
 
@@ -62,6 +63,7 @@ class PlanRequest:
     nics_per_gpu: int = 1
     local_rails: bool = False
     isolate_gpus: bool = False
+    helpers: bool = False
     visible_devices: tuple[int | str, ...] | None = None
 
     @classmethod
@@ -88,6 +90,7 @@ class PlanRequest:
             nics_per_gpu=options.get("nics_per_gpu", 1),
             local_rails=bool(options.get("local_rails", False)),
             isolate_gpus=bool(options.get("isolate_gpus", False)),
+            helpers=bool(options.get("helpers", False)),
             visible_devices=parse_visible_devices(visible) if isinstance(visible, str)
             else None if visible is None else tuple(visible),
         )  # fmt: skip
@@ -118,6 +121,7 @@ class PlanRequest:
         """The request as the plan JSON's informational ``options`` (sorted keys, JSON-ready values)."""
         return (
             ("gpus", None if self.gpus is None else tuple(sorted(self.gpus))),
+            ("helpers", self.helpers),
             ("isolate_gpus", self.isolate_gpus),
             ("local_rails", self.local_rails),
             ("mem_policy", self.mem_policy),
@@ -146,7 +150,7 @@ def _check_type(name: str, value: object) -> None:
         want = "an integer"
     elif name in _TEXTS:
         ok, want = isinstance(value, str), "a string"
-    elif name in ("isolate_gpus", "local_rails"):
+    elif name in ("isolate_gpus", "local_rails", "helpers"):
         ok, want = isinstance(value, bool), "True or False"
     else:  # a list as text, or a collection (not a one-shot iterator: it is read twice)
         allowed: tuple[type, ...] = (int, str) if name == "visible_devices" else (int,)

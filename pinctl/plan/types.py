@@ -2,7 +2,7 @@
 
 One type for every road: :func:`pinctl.plan.make.make_plan` builds a :class:`Plan`,
 :meth:`Plan.to_dict` is exactly what ``pinctl plan --json`` prints (schema
-pinctl.plan/v1, docs/plan.md), and :meth:`Plan.from_dict` turns an untrusted
+pinctl.plan/v2, docs/plan.md; v1 files are still read), and :meth:`Plan.from_dict` turns an untrusted
 parsed file back into the same type, refusing anything the rules do not allow
 (:mod:`pinctl.plan.fields`, :mod:`pinctl.plan.environment`). ``from_dict(to_dict(p)) == p``.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pinctl.cpuset import format_list
 from pinctl.plan import fields as f
+from pinctl.plan.cpuclasses import CpuClasses
 from pinctl.plan.environment import ALLOWED_TEXT, env_key_allowed
 from pinctl.record import Record
 
@@ -21,15 +22,18 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the la
 if TYPE_CHECKING:
     from typing import Any, Final
 
-SCHEMA_ID = "pinctl.plan/v1"
+SCHEMA_ID = "pinctl.plan/v2"
+# v1 (before the node's CPU classes and helpers) is still read: its ranks mean the same.
+SCHEMA_IDS_READ = ("pinctl.plan/v1", SCHEMA_ID)
 MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")
 Env = tuple[tuple[str, str], ...]
 
-_TOP_KEYS = {"schema", "node", "options", "ranks", "warnings"}
+_TOP_KEYS = {"schema", "node", "options", "ranks", "warnings", "cpus"}
 _NODE_KEYS = {"hostname", "source", "fingerprint", "smt_known"}
 _NODE_REQUIRED = {"hostname", "source", "fingerprint"}
 _RANK_KEYS = {
     "local_rank", "gpu", "numa_node", "cpus", "cpulist", "cores", "mems", "mem_policy", "nics", "storage", "env",
+    "helpers",
 }  # fmt: skip
 _RANK_REQUIRED = {"local_rank", "cpus", "mems", "mem_policy", "env"}
 _GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor", "visible_index", "mig"}
@@ -97,9 +101,12 @@ class StorageUse(Record):
 
 
 class RankPlan(Record):
-    """One local rank. ``cores`` are logical core indexes (topology order), as Slurm counts them."""
+    """One local rank. ``cores`` are logical core indexes (topology order), as Slurm counts them;
+    ``helpers`` the idle CPUs its data-loader workers may run on (--helpers; empty otherwise)."""
 
-    __slots__ = ("cores", "cpus", "env", "gpu", "local_rank", "mem_policy", "mems", "nics", "numa_node", "storage")
+    __slots__ = (
+        "cores", "cpus", "env", "gpu", "helpers", "local_rank", "mem_policy", "mems", "nics", "numa_node", "storage",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -113,6 +120,7 @@ class RankPlan(Record):
         nics: tuple[NicUse, ...] = (),
         storage: tuple[StorageUse, ...] = (),
         env: Env = (),
+        helpers: frozenset[int] = frozenset(),
     ) -> None:
         self.local_rank: Final = local_rank
         self.gpu: Final = gpu
@@ -124,6 +132,7 @@ class RankPlan(Record):
         self.nics: Final = nics
         self.storage: Final = storage
         self.env: Final = env
+        self.helpers: Final = helpers
 
     @property
     def cpulist(self) -> str:
@@ -147,13 +156,14 @@ class RankPlan(Record):
             ],
             "storage": [{"name": s.name, "pci_bus_id": s.pci_bus_id, "distance": s.distance} for s in self.storage],
             "env": dict(self.env),
+            "helpers": sorted(self.helpers),
         }  # fmt: skip
 
 
 class Plan(Record):
     """Every local rank of one node, with the request that shaped it and what had to give."""
 
-    __slots__ = ("fingerprint", "hostname", "options", "ranks", "smt_known", "source", "warnings")
+    __slots__ = ("cpu_classes", "fingerprint", "hostname", "options", "ranks", "smt_known", "source", "warnings")
 
     def __init__(
         self,
@@ -164,6 +174,7 @@ class Plan(Record):
         ranks: tuple[RankPlan, ...],
         warnings: tuple[str, ...] = (),
         smt_known: bool = True,
+        cpu_classes: CpuClasses | None = None,
     ) -> None:
         self.hostname: Final = hostname
         self.source: Final = source
@@ -172,6 +183,17 @@ class Plan(Record):
         self.ranks: Final = ranks
         self.warnings: Final = warnings
         self.smt_known: Final = smt_known  # False: a "core" is one CPU (NCCL topology files)
+        self.cpu_classes: Final = cpu_classes  # None: a v1 plan file, which did not say
+
+    @property
+    def rank_cpus(self) -> frozenset[int]:
+        """Every rank's CPUs together."""
+        return frozenset().union(*(r.cpus for r in self.ranks))
+
+    @property
+    def helper_cpus(self) -> frozenset[int]:
+        """Every rank's helper CPUs together (empty without --helpers)."""
+        return frozenset().union(*(r.helpers for r in self.ranks))
 
     def rank(self, local_rank: int) -> RankPlan | None:
         for r in self.ranks:
@@ -183,9 +205,10 @@ class Plan(Record):
         return tuple(r for r in self.ranks if r.gpu is not None and r.gpu.index == gpu)
 
     def to_dict(self) -> dict[str, Any]:
-        """The pinctl.plan/v1 object: exactly what ``pinctl plan --json`` prints."""
+        """The pinctl.plan/v2 object: exactly what ``pinctl plan --json`` prints."""
         return {
             "schema": SCHEMA_ID,
+            "cpus": None if self.cpu_classes is None else self.cpu_classes.to_dict(),
             "node": {"hostname": self.hostname, "source": self.source, "fingerprint": self.fingerprint,
                      "smt_known": self.smt_known},
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
@@ -197,8 +220,12 @@ class Plan(Record):
     def from_dict(cls, obj: object) -> Plan:
         """A Plan from parsed JSON that nobody vouches for; any problem is a PlanError naming the place."""
         top = f.obj(obj, "plan", _TOP_KEYS, {"schema", "node", "ranks"})
-        if top["schema"] != SCHEMA_ID:
-            raise f.fail("schema", f"{str(top['schema'])[:80]!r} is not {SCHEMA_ID!r}")
+        if top["schema"] not in SCHEMA_IDS_READ:
+            raise f.fail("schema", f"{str(top['schema'])[:80]!r} is not {' or '.join(map(repr, SCHEMA_IDS_READ))}")
+        if top["schema"] != SCHEMA_ID and ("cpus" in top or any(isinstance(r, dict) and "helpers" in r
+                                                                for r in top.get("ranks") or [])):
+            raise f.fail("schema", "a pinctl.plan/v1 file has no cpus or helpers")
+        classes = None if top.get("cpus") is None else CpuClasses.from_dict(top["cpus"], "cpus")
         node = f.obj(top["node"], "node", _NODE_KEYS, _NODE_REQUIRED)
         smt_known = node.get("smt_known", True)
         if not isinstance(smt_known, bool):
@@ -227,6 +254,7 @@ class Plan(Record):
             seen.add(r.local_rank)
         if seen != set(range(len(ranks))):
             raise f.fail("ranks", f"local ranks must be 0-{len(ranks) - 1}, got {format_list(seen)}")
+        _check_classes(ranks, classes)
         return cls(
             hostname=f.text(node["hostname"], "node.hostname", limit=255),
             source=f.text(node["source"], "node.source"),
@@ -235,7 +263,26 @@ class Plan(Record):
             ranks=tuple(sorted(ranks, key=lambda r: r.local_rank)),
             warnings=warnings,
             smt_known=smt_known,
+            cpu_classes=classes,
         )
+
+
+def _check_classes(ranks: list[RankPlan], classes: CpuClasses | None) -> None:
+    """No CPU in two classes: a rank's, a helper's, housekeeping, idle, not allowed."""
+    used = frozenset().union(*(r.cpus for r in ranks))
+    for r in ranks:
+        if r.helpers & used:
+            raise f.fail(f"ranks[{r.local_rank}].helpers", f"CPU {min(r.helpers & used)} is a rank's own")
+    if classes is None:
+        return
+    used |= frozenset().union(*(r.helpers for r in ranks))
+    others = classes.housekeeping | classes.idle | classes.not_allowed
+    if used & others:
+        raise f.fail("cpus", f"CPU {min(used & others)} is a rank's and also {_class_of(min(used & others), classes)}")
+
+
+def _class_of(cpu: int, classes: CpuClasses) -> str:
+    return "housekeeping" if cpu in classes.housekeeping else "idle" if cpu in classes.idle else "not allowed"
 
 
 def _env_from_dict(value: object, where: str) -> Env:
@@ -310,11 +357,14 @@ def _rank_from_dict(value: object, where: str) -> RankPlan:
             f.text_or_none(s.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
             f.text_or_none(s.get("distance"), f"{at}.distance", limit=64),
         ))  # fmt: skip
+    helpers = frozenset(f.ids(r.get("helpers", []), f"{where}.helpers"))
+    if helpers & cpus:
+        raise f.fail(f"{where}.helpers", f"CPU {min(helpers & cpus)} is also the rank's own")
     env = _env_from_dict(r["env"], f"{where}.env")
     declared = dict(env).get("LOCAL_RANK")
     if declared is not None and declared != str(local_rank):
         raise f.fail(f"{where}.env.LOCAL_RANK", f"{declared!r} does not match local_rank {local_rank}")
     return RankPlan(
         local_rank, gpu, f.integer_or_none(r.get("numa_node"), f"{where}.numa_node"), cpus, cores, mems, policy,
-        tuple(nics), tuple(storage), env,
+        tuple(nics), tuple(storage), env, helpers,
     )  # fmt: skip
