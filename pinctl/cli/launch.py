@@ -76,6 +76,8 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
         interleave=params["interleave"],
         localalloc=params["localalloc"],
     )
+    if params["allow_env"] and not params["plan_file"]:
+        raise UsageError("--allow-env names variables to accept from a plan file: give --plan FILE")
     nproc = params["nproc_per_node"]
     use_plan = bool(params["plan_file"]) or plan_options_given(ctx) or not overrides.given
     plan = obtain_plan(params, force=params["force"]) if use_plan else None
