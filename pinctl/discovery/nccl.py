@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pinctl.cpuset import parse_mask
 from pinctl.discovery.kinds import gpu_vendor, is_efa, pci_nic_kind
+from pinctl.discovery.xmltree import parse_bounded, read_capped
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.model import (
@@ -34,6 +35,7 @@ from pinctl.model import (
     PciLink,
 )
 
+MAX_NUMA_ID = 65535  # as a plan file's node numbers (pinctl.plan.fields.MAX_ID)
 _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
 
@@ -79,10 +81,13 @@ def _kind_of_root(path: str, tag: str) -> str:
 
 def load_nccl_xml(path: str) -> Node:
     """Read an NCCL topology file; any bad input is a one-line TopologyError."""
+    return parse_nccl_xml(read_capped(path, "NCCL topology file"), path)
+
+
+def parse_nccl_xml(data: bytes, path: str) -> Node:
+    """The Node of an NCCL topology file's contents; *path* names it in messages and the Node's source."""
     try:
-        root = ET.parse(path).getroot()
-    except OSError as e:
-        raise TopologyError(f"cannot read NCCL topology file {path}: {e.strerror or e}") from None
+        root = parse_bounded(data, f"NCCL topology file {path}")
     except ET.ParseError as e:
         raise TopologyError(f"NCCL topology file {path} is not valid XML: {e}") from None
     if root.tag != "system":
@@ -122,8 +127,9 @@ def _build(path: str, root: ET.Element) -> Node:
     packages: list[Package] = []
     cores: list[Core] = []
     acc = _Acc()
-    for pkg_index, cpu in enumerate(c for c in root if c.tag == "cpu"):
-        numa = int(cpu.get("numaid", str(pkg_index)))
+    cpu_elems = [c for c in root if c.tag == "cpu"]
+    numa_ids = _numa_ids(cpu_elems, notes)
+    for pkg_index, (cpu, numa) in enumerate(zip(cpu_elems, numa_ids, strict=True)):
         affinity = cpu.get("affinity")
         cpus = parse_mask(affinity, what="cpu affinity mask") if affinity else frozenset()
         if not affinity:
@@ -174,6 +180,40 @@ def _build(path: str, root: ET.Element) -> Node:
         notes=tuple(notes),
         smt_known=False,
     )
+
+
+def _numa_ids(cpus: list[ET.Element], notes: list[str]) -> list[int]:
+    """Each ``<cpu>``'s NUMA node: its numaid, or for a missing or negative one (NCCL copies sysfs's
+    -1, "no NUMA information") the lowest number no other ``<cpu>`` uses, with a note."""
+    given: list[int | None] = []
+    why: list[str] = []  # what each unusable numaid was, for its note
+    numbered = any(c.get("numaid") is not None for c in cpus)
+    for position, cpu in enumerate(cpus):
+        text = cpu.get("numaid")
+        if text is None:
+            # Without any numaid, the order is the numbering (as NCCL's own reader assumes).
+            given.append(None if numbered else position)
+            why.append("a <cpu> without numaid")
+            continue
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"<cpu numaid={text[:40]!r}> is not a number") from None
+        if value > MAX_NUMA_ID:
+            raise ValueError(f"<cpu numaid={value}> is out of range 0..{MAX_NUMA_ID}")
+        given.append(value if value >= 0 else None)
+        why.append(f"<cpu numaid={value}> (no NUMA node number)")
+    seen: set[int] = set()
+    for n in given:
+        if n in seen:
+            raise ValueError(f"two <cpu> elements claim NUMA node {n}")
+        if n is not None:
+            seen.add(n)
+    free = (n for n in range(MAX_NUMA_ID + 1) if n not in seen)
+    out = [n if n is not None else next(free) for n in given]
+    notes.extend(f"NCCL topology file: {reason} is shown as NUMA node {n}, a number of pinctl's"
+                 for n, original, reason in zip(out, given, why, strict=True) if original is None)  # fmt: skip
+    return out
 
 
 def _hex(elem: ET.Element, attr: str) -> int | None:
