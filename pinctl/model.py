@@ -50,7 +50,8 @@ class PciAddress:
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """Sort names as people count: mlx5_2 before mlx5_10 (devices are listed and chosen in this order)."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+    # \d matches any Unicode decimal digit, and int() reads every one (not '²', which isdigit() accepts).
+    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def pcie_switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:

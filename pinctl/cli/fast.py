@@ -22,8 +22,10 @@ from pinctl.act.launch import LaunchSpec, build_env, exec_command, spec_for_rank
 from pinctl.act.numactl import cpus_option, mems_option, nodes_of
 from pinctl.act.pin import PinReport, pin_targets
 from pinctl.cli.output import fail, out, say, warn
+from pinctl.cpuset import decimal
 from pinctl.errors import PinctlError, UsageError
 from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.proc import process_id
 from pinctl.plan.environment import allowed_names
 from pinctl.plan.fit import refuse_foreign
 from pinctl.record import Record
@@ -78,8 +80,8 @@ def parse_fast_args(args: list[str]) -> FastArgs | None:
                 plan = value
             elif name == "--allow-env":
                 allow_env.append(value)
-            elif value.isdigit():
-                local_rank = int(value)
+            elif (number := decimal(value, limit=4)) is not None:
+                local_rank = number
             else:
                 return None
         elif arg in ("-v", "--verbose"):
@@ -178,8 +180,8 @@ def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
             migrate = True
         elif arg == "--force":
             force = True
-        elif arg.isdigit():
-            pids.append(int(arg))
+        elif (pid := process_id(arg)) is not None:
+            pids.append(pid)
         else:
             return None
         i += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from pinctl.cpuset import parse_mask
+from pinctl.cpuset import decimal, parse_mask
 from pinctl.discovery.kinds import gpu_vendor, is_efa, pci_nic_kind
 from pinctl.discovery.xmltree import parse_bounded, read_capped
 from pinctl.errors import TopologyError, UsageError
@@ -234,7 +234,7 @@ def _link(elem: ET.Element) -> PciLink:
     """
     speed = parse_link_speed(elem.get("link_speed"))
     width_text = elem.get("link_width", "").strip()
-    width = int(width_text) if width_text.isdigit() and int(width_text) > 0 else None
+    width = decimal(width_text, limit=3) or None
     return PciLink(speed_gts=speed, width=width, max_speed_gts=speed, max_width=width)
 
 
@@ -332,9 +332,11 @@ def _nics_from(nic: ET.Element | None, info: PciInfo | None, kind_hint: NicKind 
         if not name:
             continue
         speed = net.get("speed")
-        rate = float(speed) / 1000.0 if speed and speed.isdigit() and int(speed) > 0 else None
+        mbps = decimal(speed or "", limit=9)
+        rate = mbps / 1000.0 if mbps else None
         port_text = net.get("port", "")
-        number = int(port_text) if port_text.isdigit() else 1
+        number = decimal(port_text, limit=3)
+        number = 1 if number is None else number
         # NCCL's port attribute is 0 for sockets and 1-based for IB ports; keep it as given.
         ports.setdefault(name, []).append(NicPort(number=number, rate_gbps=rate))
     out = []

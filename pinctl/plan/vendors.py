@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pinctl.cpuset import decimal
 from pinctl.model import Gpu
 
 Env = tuple[tuple[str, str], ...]
@@ -31,8 +32,8 @@ def device_minor(gpu: Gpu) -> int | None:
     """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when the source named it."""
     prefix = "nvidia" if gpu.vendor == "nvidia" else "renderD"
     for name in gpu.os_names:
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return int(name[len(prefix):])
+        if name.startswith(prefix) and (minor := decimal(name[len(prefix):], limit=6)) is not None:
+            return minor
     return None
 
 
@@ -45,8 +46,8 @@ def device_file(vendor: str | None, minor: int | None) -> str | None:
 
 def _rsmi_index(gpu: Gpu) -> int | None:
     for name in gpu.os_names:
-        if name.startswith("rsmi") and name[4:].isdigit():
-            return int(name[4:])
+        if name.startswith("rsmi") and (index := decimal(name[4:], limit=6)) is not None:
+            return index
     return None
 
 
