@@ -91,3 +91,14 @@ def test_cpus_without_numaid_take_free_numbers_next_to_given_ones() -> None:
     node = parse_nccl_xml(nccl(cpu(None, "ff", 1), cpu("0", "ff00", 2)), "mixed.xml")
     assert sorted(n.os_index for n in node.numa_nodes) == [0, 1]
     assert any("without numaid" in n and "NUMA node 1" in n for n in node.notes)
+
+
+def test_launch_from_a_hostile_topology_runs_nothing(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.xml"
+    bridges = nested(5000, '<pci busid="0000:01:00.0" class="0x060400">', "</pci>")
+    deep.write_text(f'<system version="1"><cpu numaid="0" affinity="ff">{bridges}</cpu></system>')
+    marker = tmp_path / "ran"
+    res = subprocess.run([sys.executable, "-m", "pinctl", "launch", "--topology", str(deep), "--local-rank", "0",
+                          "--", "touch", str(marker)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 3 and res.stderr.count("\n") == 1, res.stderr
+    assert not marker.exists()
