@@ -35,7 +35,7 @@ from pinctl.model import (
     PciLink,
 )
 
-MAX_NUMA_ID = 65535  # as a plan file's node numbers (pinctl.plan.fields.MAX_ID)
+MAX_NUMA_ID = 1023  # Linux's MAX_NUMNODES is at most 1024 (CONFIG_NODES_SHIFT=10)
 _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
 
@@ -185,6 +185,8 @@ def _build(path: str, root: ET.Element) -> Node:
 def _numa_ids(cpus: list[ET.Element], notes: list[str]) -> list[int]:
     """Each ``<cpu>``'s NUMA node: its numaid, or for a missing or negative one (NCCL copies sysfs's
     -1, "no NUMA information") the lowest number no other ``<cpu>`` uses, with a note."""
+    if len(cpus) > MAX_NUMA_ID + 1:
+        raise ValueError(f"{len(cpus)} <cpu> elements: Linux has at most {MAX_NUMA_ID + 1} NUMA nodes")
     given: list[int | None] = []
     why: list[str] = []  # what each unusable numaid was, for its note
     numbered = any(c.get("numaid") is not None for c in cpus)
