@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def test_allow_env_misuse_is_one_usage_line(tmp_path: Path, args: list[str]) -> 
 def test_a_plan_error_never_escapes_as_another_exception() -> None:
     with contextlib.suppress(PlanError):
         Plan.from_dict(_with_env(**{"X" * 200: "y"}))
+
+
+@pytest.mark.parametrize(
+    "command", [["check", "{pid}"], ["doctor", "--only", "kernel", "--no-nvml"]], ids=["check", "doctor"]
+)
+def test_commands_that_read_a_plan_take_allow_env_too(tmp_path: Path, command: list[str]) -> None:
+    """The refusal says "add --allow-env NAME": every command that reads a plan file takes it."""
+    path = write_plan(tmp_path / "p.json", _with_env(UCX_LOG_FILE="/tmp/ucx.log"))
+    args = [a.format(pid=os.getpid()) for a in command]
+    refused = pinctl(*args, "--plan", path)
+    assert refused.returncode == 4 and "--allow-env UCX_LOG_FILE" in refused.stderr, refused.stderr
+    accepted = pinctl(*args, "--plan", path, "--allow-env", "UCX_LOG_FILE")
+    assert "not allowed" not in accepted.stderr and accepted.returncode in (0, 1), accepted.stderr
