@@ -276,3 +276,29 @@ def test_gathered_trees_with_garbage(tree: tuple[Path, list[str]], data: st.Data
     finally:
         for p, content in saved.items():
             p.write_bytes(content)
+
+
+CGROUP_LINE = st.tuples(st.sampled_from(["0", "1", "12", "x", ""]), st.sampled_from(["", "cpuset", "cpu,cpuset", "x"]),
+                        st.sampled_from(["/", "/job", "/a/b/c", "/../..", "", "/²"]) | text_value)  # fmt: skip
+
+
+@FILES
+@given(st.lists(CGROUP_LINE, max_size=3), text_value, text_value)
+def test_cgroup_files(lines: list[tuple[str, str, str]], cpus_text: str, mems_text: str) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        proc = Path(root, "proc", "self")
+        proc.mkdir(parents=True)
+        (proc / "cgroup").write_text("\n".join(":".join(parts) for parts in lines))
+        for _, _, path in lines:
+            relative = path.strip("/")
+            for base in (Path(root, "sys/fs/cgroup", relative), Path(root, "sys/fs/cgroup/cpuset", relative)):
+                if not base.resolve().is_relative_to(Path(root).resolve()):
+                    continue  # pinctl may read there; the test writes only inside its own tree
+                with contextlib.suppress(OSError, ValueError):
+                    base.mkdir(parents=True, exist_ok=True)
+                    for name in ("cpuset.cpus.effective", "cpuset.effective_cpus", "cpuset.cpus"):
+                        (base / name).write_text(cpus_text)
+                    for name in ("cpuset.mems.effective", "cpuset.effective_mems", "cpuset.mems"):
+                        (base / name).write_text(mems_text)
+        found = valid_or_pinctl_error(lambda: cgroup.cpuset(KernelFiles(root)))
+        assert found is None or (found.cpus and all(c >= 0 for c in found.cpus))
