@@ -57,11 +57,22 @@ def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] |
     return frozenset(out)
 
 
+def decimal(text: str, *, limit: int = 18) -> int | None:
+    """*text* as a non-negative number of ASCII digits (at most *limit*), else None.
+
+    ``str.isdigit`` is no guard for ``int``: it accepts '²', which int() refuses, and
+    int() refuses over 4300 digits; a launcher variable or a file must not crash pinctl.
+    """
+    text = text.strip()
+    if not text or len(text) > limit or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def _to_int(token: str, text: str, what: str) -> int:
-    token = token.strip()
-    if not token.isdigit():
-        raise UsageError(f"malformed {what} {text!r}: {token!r} is not a number")
-    value = int(token)
+    value = decimal(token)
+    if value is None:
+        raise UsageError(f"malformed {what} {text!r}: {token.strip()[:40]!r} is not a number")
     if value > MAX_CPU:
         raise UsageError(f"malformed {what} {text!r}: {value} is out of range")
     return value
@@ -115,14 +126,9 @@ def parse_mask(text: str, *, what: str = "CPU mask") -> frozenset[int]:
             if len(w) > 8:
                 raise UsageError(f"malformed {what} {text!r}: word {w!r} longer than 32 bits")
             value = (value << 32) | int(w, 16)
-    out = set()
-    bit = 0
-    while value:
-        if value & 1:
-            out.add(bit)
-        value >>= 1
-        bit += 1
-    return frozenset(out)
+    if value.bit_length() > MAX_CPU + 1:
+        raise UsageError(f"malformed {what} {text[:40]!r}...: bit {value.bit_length() - 1} is out of range")
+    return frozenset(i for i, bit in enumerate(reversed(bin(value))) if bit == "1")
 
 
 def format_mask(values: Iterable[int]) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
 
 _PCI_RE = re.compile(
@@ -50,7 +51,8 @@ class PciAddress:
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """Sort names as people count: mlx5_2 before mlx5_10 (devices are listed and chosen in this order)."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+    # \d matches any Unicode decimal digit, and int() reads every one (not '²', which isdigit() accepts).
+    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def pcie_switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:
@@ -204,8 +206,8 @@ class Gpu:
         """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when a source named it."""
         prefix = "nvidia" if self.vendor == "nvidia" else "renderD"
         for name in self.os_names:
-            if name.startswith(prefix) and name[len(prefix):].isdigit():
-                return int(name[len(prefix):])
+            if name.startswith(prefix) and (minor := decimal(name[len(prefix):], limit=6)) is not None:
+                return minor
         return None
 
     @property

@@ -13,6 +13,8 @@ import jsonschema
 import pytest
 
 from pinctl.cli.main import main
+from pinctl.discovery import discover
+from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"))
@@ -200,3 +202,16 @@ def test_schema_rejects_what_tools_could_not_rely_on(capsys: pytest.CaptureFixtu
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, SCHEMA)
+
+
+@pytest.mark.parametrize("args", [["-o", "-"], ["--output=-"]])
+def test_snapshot_dash_writes_standard_output(tmp_path: Path, args: list[str]) -> None:
+    """`snapshot -o -` is standard output, as lstopo's '-' (issue 11: it wrote a file named '-')."""
+    proc = subprocess.run([sys.executable, "-m", "pinctl", "snapshot", *args], capture_output=True, text=True,
+                          cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not list(tmp_path.iterdir())
+    assert check_hwloc_xml_bytes(proc.stdout.encode(), "stdout").version.startswith("2.")
+    saved = tmp_path / "snap.xml"
+    saved.write_text(proc.stdout)
+    assert discover(topology=str(saved)).cpus == discover(nvml=False).cpus

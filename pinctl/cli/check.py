@@ -22,6 +22,7 @@ from pinctl.doctor.pinning import evaluate, gather, launched_ranks, pids_by_gpu,
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
+from pinctl.kernel.proc import process_id
 from pinctl.plan.types import Plan
 from pinctl.render.check import draw
 
@@ -68,8 +69,8 @@ def _targets(
         raise UsageError("give PIDs or --gpu-procs, not both")
     if pids_given:
         for p in pids_given:
-            if not p.isdigit() or int(p) <= 0:
-                raise UsageError(f"{p!r} is not a process id")
+            if process_id(p) is None:
+                raise UsageError(f"{p[:40]!r} is not a process id")
         return [(int(p), ()) for p in dict.fromkeys(pids_given)]
     if gpu_procs:
         per_gpu, note = gpu_processes()

@@ -23,6 +23,7 @@ from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
+from pinctl.plan.environment import allowed_names
 from pinctl.render.doctor import draw
 
 
@@ -40,7 +41,8 @@ def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node
 
 
 def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve: str | None,
-                  plan: str | None, need_node: bool, debug: bool = False) -> DoctorContext:
+                  plan: str | None, need_node: bool, debug: bool = False,
+                  allow_env: tuple[str, ...] = ()) -> DoctorContext:
     """Gather what the selected checks need (skipping discovery or NVML when none need it)."""
     node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
     health = None
@@ -56,7 +58,7 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
         else:
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
-    loaded = api.load_plan(plan) if plan is not None else None
+    loaded = api.load_plan(plan, allowed_names(allow_env)) if plan is not None else None
     if housekeeping is None and loaded is not None and loaded.cpu_classes is not None:
         housekeeping = loaded.cpu_classes.housekeeping or None  # the plan's own, unless --reserve says
 
@@ -74,13 +76,15 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
 @click.option("--reserve", metavar="CPUS",
               help="Housekeeping CPUs the plan reserves (compared with isolcpus; default: the --plan file's).")
 @click.option("--plan", "plan", metavar="FILE", help="A plan file: its CPUs are the job CPUs.")
+@click.option("--allow-env", "allow_env", metavar="NAME", multiple=True,
+              help="Accept this variable in the plan file's environment beyond pinctl's list; repeatable.")
 @click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU health checks are skipped).")
 @click.option("--list", "list_checks", is_flag=True, help="List check ids and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding, not only problems.")
 @click.pass_context
 def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: bool, only: str | None,
-           skip: str | None, strict: bool, reserve: str | None, plan: str | None, no_nvml: bool,
-           list_checks: bool, verbose: bool) -> int:
+           skip: str | None, strict: bool, reserve: str | None, plan: str | None, allow_env: tuple[str, ...],
+           no_nvml: bool, list_checks: bool, verbose: bool) -> int:
     """Find topology problems that silently slow this GPU node down.
 
     Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures.
@@ -97,7 +101,7 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     need_nvml = any(c.area in ("gpu", "procs") for c in checks)
     debug = bool((ctx.find_root().obj or {}).get("debug"))
     context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
-                            plan=plan, need_node=need_node, debug=debug)
+                            plan=plan, need_node=need_node, debug=debug, allow_env=allow_env)
     findings = run_checks(context, checks, debug=debug)
     if as_json:
         out([json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True)])

@@ -22,8 +22,11 @@ from pinctl.act.launch import LaunchSpec, build_env, exec_command, spec_for_rank
 from pinctl.act.numactl import cpus_option, mems_option, nodes_of
 from pinctl.act.pin import PinReport, pin_targets
 from pinctl.cli.output import fail, out, say, warn
+from pinctl.cpuset import decimal
 from pinctl.errors import PinctlError, UsageError
 from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.proc import process_id
+from pinctl.plan.environment import allowed_names
 from pinctl.plan.fit import refuse_foreign
 from pinctl.record import Record
 
@@ -33,14 +36,15 @@ if TYPE_CHECKING:
 
 
 class FastArgs(Record):
-    """``launch --plan FILE [--local-rank N] [-v] [--dry-run] [--force] -- CMD...``."""
+    """``launch --plan FILE [--local-rank N] [--allow-env NAME]... [-v] [--dry-run] [--force] -- CMD...``."""
 
-    __slots__ = ("argv", "dry_run", "force", "local_rank", "plan", "verbose")
+    __slots__ = ("allow_env", "argv", "dry_run", "force", "local_rank", "plan", "verbose")
 
     def __init__(
         self, plan: str, argv: tuple[str, ...], local_rank: int | None = None, verbose: bool = False,
-        dry_run: bool = False, force: bool = False,
+        dry_run: bool = False, force: bool = False, allow_env: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
+        self.allow_env: Final = allow_env
         self.plan: Final = plan
         self.argv: Final = argv
         self.local_rank: Final = local_rank
@@ -53,6 +57,7 @@ def parse_fast_args(args: list[str]) -> FastArgs | None:
     """The fast ``launch`` form, or None for any other."""
     plan: str | None = None
     local_rank: int | None = None
+    allow_env: list[str] = []
     flags = {"verbose": False, "dry_run": False, "force": False}
     i = 0
     while i < len(args):
@@ -61,9 +66,9 @@ def parse_fast_args(args: list[str]) -> FastArgs | None:
             argv = tuple(args[i + 1 :])
             if plan is None or not argv:
                 return None
-            return FastArgs(plan, argv, local_rank, **flags)
+            return FastArgs(plan, argv, local_rank, allow_env=tuple(allow_env), **flags)
         name, eq, inline = arg.partition("=")
-        if name in ("--plan", "--local-rank"):
+        if name in ("--plan", "--local-rank", "--allow-env"):
             if eq:
                 value = inline
             elif i + 1 < len(args):
@@ -73,8 +78,10 @@ def parse_fast_args(args: list[str]) -> FastArgs | None:
                 return None
             if name == "--plan":
                 plan = value
-            elif value.isdigit():
-                local_rank = int(value)
+            elif name == "--allow-env":
+                allow_env.append(value)
+            elif (number := decimal(value, limit=4)) is not None:
+                local_rank = number
             else:
                 return None
         elif arg in ("-v", "--verbose"):
@@ -102,7 +109,7 @@ def try_fast_launch(args: list[str]) -> int | None:
 
 def launch_plan_file(a: FastArgs) -> int:
     base_env = dict(os.environ)
-    plan = api.load_plan(a.plan)
+    plan = api.load_plan(a.plan, allowed_names(a.allow_env))
     rank, source = api.select_rank(plan, a.local_rank)
     spec = spec_for_rank(rank, plan.fingerprint, a.argv, source)
     if a.dry_run or a.verbose:
@@ -173,8 +180,8 @@ def parse_fast_pin(args: list[str]) -> FastPinArgs | None:
             migrate = True
         elif arg == "--force":
             force = True
-        elif arg.isdigit():
-            pids.append(int(arg))
+        elif (pid := process_id(arg)) is not None:
+            pids.append(pid)
         else:
             return None
         i += 1

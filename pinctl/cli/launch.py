@@ -20,6 +20,7 @@ from pinctl.act.supervise import Child, run_children
 from pinctl.cli.fast import run_spec
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import out, say, warn
+from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
 from pinctl.plan.binding import Binding
 from pinctl.plan.types import Plan
@@ -76,6 +77,8 @@ def launch(ctx: click.Context, /, command: tuple[str, ...], **params: Any) -> in
         interleave=params["interleave"],
         localalloc=params["localalloc"],
     )
+    if params["allow_env"] and not params["plan_file"]:
+        raise UsageError("--allow-env names variables to accept from a plan file: give --plan FILE")
     nproc = params["nproc_per_node"]
     use_plan = bool(params["plan_file"]) or plan_options_given(ctx) or not overrides.given
     plan = obtain_plan(params, force=params["force"]) if use_plan else None
@@ -114,7 +117,7 @@ def _group_specs(
         if plan is None:
             raise UsageError("--nproc-per-node all needs a plan (one child per plan rank)")
         nproc = len(plan.ranks)
-    elif nproc_text.isdigit() and 1 <= int(nproc_text) <= 4096:
+    elif 1 <= (decimal(nproc_text, limit=4) or 0) <= 4096:
         nproc = int(nproc_text)
     else:
         raise UsageError(f"--nproc-per-node {nproc_text!r}: expected a count 1-4096 or 'all'")

@@ -15,6 +15,7 @@ import click
 from pinctl import api
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
+from pinctl.plan.environment import allowed_names
 from pinctl.plan.fit import refuse_foreign
 from pinctl.plan.types import MEM_POLICIES, Plan
 
@@ -79,6 +80,10 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
 def plan_options[F: Callable[..., Any]](f: F) -> F:
     """--plan FILE, or the options of ``pinctl plan`` to compute one."""
     f = planning_options(f)
+    f = click.option(
+        "--allow-env", "allow_env", metavar="NAME", multiple=True,
+        help="Accept this variable in the plan file's environment beyond pinctl's list (docs/launch.md); repeatable.",
+    )(f)
     return click.option(
         "--plan", "plan_file", metavar="FILE", default=None, help="A plan file (pinctl plan --json)."
     )(f)
@@ -101,8 +106,10 @@ def obtain_plan(params: dict[str, Any], *, force: bool, note: Callable[[str], No
     ctx = click.get_current_context(silent=True)
     if plan_file and ctx is not None and plan_options_given(ctx, include_plan_file=False):
         raise UsageError("--plan FILE already holds the plan: drop the planning options (--gpus, --ranks, ...)")
+    if params.get("allow_env") and not plan_file:
+        raise UsageError("--allow-env names variables to accept from a plan file: give --plan FILE")
     if plan_file:
-        plan = api.load_plan(plan_file)
+        plan = api.load_plan(plan_file, allowed_names(params.get("allow_env") or ()))
         problems, notes = api.fit(plan, fingerprint=True)
         for n in notes:
             note(n)

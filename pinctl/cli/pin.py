@@ -21,6 +21,7 @@ from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.proc import process_id
 
 
 @click.command()
@@ -68,9 +69,10 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
 
 
 def _pid(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise UsageError(f"{text!r} is not a process id")
-    return int(text)
+    pid = process_id(text)
+    if pid is None:
+        raise UsageError(f"{text[:40]!r} is not a process id")
+    return pid
 
 
 def _target(cpus_text: str | None, params: dict[str, Any], fs: KernelFiles) -> tuple[frozenset[int], frozenset[int]]:

@@ -17,6 +17,11 @@ from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage, natural_key
 
+# Linux's MAX_NUMNODES is at most 1024 (CONFIG_NODES_SHIFT=10); the largest nodes hold a few dozen
+# GPUs, NICs and drives. Beyond these bounds a file describes no machine, only a cost.
+MAX_NUMA_NODES = 1024
+MAX_DEVICES = 1024
+
 
 def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
     """Every sysfs enrichment in dependency order (RDMA before plain NICs, links last)."""
@@ -220,6 +225,13 @@ def normalize(node: Node) -> Node:
     """
     if not (node.cpus or node.numa_nodes or node.gpus or node.nics or node.storage):
         raise TopologyError(f"{node.source}: the topology describes no CPUs, NUMA nodes or devices")
+    devices = len(node.gpus) + len(node.nics) + len(node.storage)
+    if devices > MAX_DEVICES or len(node.numa_nodes) > MAX_NUMA_NODES:
+        # Every view and the JSON hold device x device distances: a 1 MB file of 5000 GPUs made 380 MB.
+        raise TopologyError(
+            f"{node.source}: {len(node.numa_nodes)} NUMA nodes and {devices} devices; no node has more than "
+            f"{MAX_NUMA_NODES} and {MAX_DEVICES} (the file is not a machine's topology)"
+        )
     gpus = sorted(node.gpus, key=lambda g: g.pci.address)
     return replace(
         node,

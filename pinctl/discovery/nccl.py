@@ -14,8 +14,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from pinctl.cpuset import parse_mask
+from pinctl.cpuset import decimal, parse_mask
 from pinctl.discovery.kinds import gpu_vendor, is_efa, pci_nic_kind
+from pinctl.discovery.xmltree import parse_bounded, read_capped
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.model import (
@@ -34,6 +35,7 @@ from pinctl.model import (
     PciLink,
 )
 
+MAX_NUMA_ID = 1023  # Linux's MAX_NUMNODES is at most 1024 (CONFIG_NODES_SHIFT=10)
 _SNIFF_CHUNK = 4096
 _SNIFF_LIMIT = 64 * 1024
 
@@ -79,10 +81,13 @@ def _kind_of_root(path: str, tag: str) -> str:
 
 def load_nccl_xml(path: str) -> Node:
     """Read an NCCL topology file; any bad input is a one-line TopologyError."""
+    return parse_nccl_xml(read_capped(path, "NCCL topology file"), path)
+
+
+def parse_nccl_xml(data: bytes, path: str) -> Node:
+    """The Node of an NCCL topology file's contents; *path* names it in messages and the Node's source."""
     try:
-        root = ET.parse(path).getroot()
-    except OSError as e:
-        raise TopologyError(f"cannot read NCCL topology file {path}: {e.strerror or e}") from None
+        root = parse_bounded(data, f"NCCL topology file {path}")
     except ET.ParseError as e:
         raise TopologyError(f"NCCL topology file {path} is not valid XML: {e}") from None
     if root.tag != "system":
@@ -122,8 +127,9 @@ def _build(path: str, root: ET.Element) -> Node:
     packages: list[Package] = []
     cores: list[Core] = []
     acc = _Acc()
-    for pkg_index, cpu in enumerate(c for c in root if c.tag == "cpu"):
-        numa = int(cpu.get("numaid", str(pkg_index)))
+    cpu_elems = [c for c in root if c.tag == "cpu"]
+    numa_ids = _numa_ids(cpu_elems, notes)
+    for pkg_index, (cpu, numa) in enumerate(zip(cpu_elems, numa_ids, strict=True)):
         affinity = cpu.get("affinity")
         cpus = parse_mask(affinity, what="cpu affinity mask") if affinity else frozenset()
         if not affinity:
@@ -176,6 +182,42 @@ def _build(path: str, root: ET.Element) -> Node:
     )
 
 
+def _numa_ids(cpus: list[ET.Element], notes: list[str]) -> list[int]:
+    """Each ``<cpu>``'s NUMA node: its numaid, or for a missing or negative one (NCCL copies sysfs's
+    -1, "no NUMA information") the lowest number no other ``<cpu>`` uses, with a note."""
+    if len(cpus) > MAX_NUMA_ID + 1:
+        raise ValueError(f"{len(cpus)} <cpu> elements: Linux has at most {MAX_NUMA_ID + 1} NUMA nodes")
+    given: list[int | None] = []
+    why: list[str] = []  # what each unusable numaid was, for its note
+    numbered = any(c.get("numaid") is not None for c in cpus)
+    for position, cpu in enumerate(cpus):
+        text = cpu.get("numaid")
+        if text is None:
+            # Without any numaid, the order is the numbering (as NCCL's own reader assumes).
+            given.append(None if numbered else position)
+            why.append("a <cpu> without numaid")
+            continue
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"<cpu numaid={text[:40]!r}> is not a number") from None
+        if value > MAX_NUMA_ID:
+            raise ValueError(f"<cpu numaid={value}> is out of range 0..{MAX_NUMA_ID}")
+        given.append(value if value >= 0 else None)
+        why.append(f"<cpu numaid={value}> (no NUMA node number)")
+    seen: set[int] = set()
+    for n in given:
+        if n in seen:
+            raise ValueError(f"two <cpu> elements claim NUMA node {n}")
+        if n is not None:
+            seen.add(n)
+    free = (n for n in range(MAX_NUMA_ID + 1) if n not in seen)
+    out = [n if n is not None else next(free) for n in given]
+    notes.extend(f"NCCL topology file: {reason} is shown as NUMA node {n}, a number of pinctl's"
+                 for n, original, reason in zip(out, given, why, strict=True) if original is None)  # fmt: skip
+    return out
+
+
 def _hex(elem: ET.Element, attr: str) -> int | None:
     text = elem.get(attr)
     if not text:
@@ -194,7 +236,7 @@ def _link(elem: ET.Element) -> PciLink:
     """
     speed = parse_link_speed(elem.get("link_speed"))
     width_text = elem.get("link_width", "").strip()
-    width = int(width_text) if width_text.isdigit() and int(width_text) > 0 else None
+    width = decimal(width_text, limit=3) or None
     return PciLink(speed_gts=speed, width=width, max_speed_gts=speed, max_width=width)
 
 
@@ -292,9 +334,11 @@ def _nics_from(nic: ET.Element | None, info: PciInfo | None, kind_hint: NicKind 
         if not name:
             continue
         speed = net.get("speed")
-        rate = float(speed) / 1000.0 if speed and speed.isdigit() and int(speed) > 0 else None
+        mbps = decimal(speed or "", limit=9)
+        rate = mbps / 1000.0 if mbps else None
         port_text = net.get("port", "")
-        number = int(port_text) if port_text.isdigit() else 1
+        number = decimal(port_text, limit=3)
+        number = 1 if number is None else number
         # NCCL's port attribute is 0 for sockets and 1-based for IB ports; keep it as given.
         ports.setdefault(name, []).append(NicPort(number=number, rate_gbps=rate))
     out = []

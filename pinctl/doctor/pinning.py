@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinctl.cpuset import format_list
+from pinctl.cpuset import decimal, format_list
 from pinctl.discovery.nvml import GpuProcesses
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
@@ -58,7 +58,8 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
         return ProcFacts(pid, exists=False, gpus=gpus)
     env = read_environ(fs, pid)
     marked = env.get(MARKER_RANK, "") if env is not None else ""
-    found = (int(marked), MARKER_RANK) if marked.isdigit() else rank_from_env(env) if env is not None else None
+    number = decimal(marked, limit=9)
+    found = (number, MARKER_RANK) if number is not None else rank_from_env(env) if env is not None else None
     maps = read_numa_maps(fs, pid)
     return ProcFacts(
         pid=pid,

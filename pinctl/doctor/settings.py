@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.errors import UsageError
 from pinctl.kernel import settings
@@ -20,7 +20,7 @@ def numa_balancing(ctx: DoctorContext) -> list[Finding]:
     if text is None:
         return [skipped(NUMA_BALANCING, f"{path} absent (kernel without NUMA balancing)")]
     ev = f"{path} = {text}"
-    if not text.isdigit():
+    if decimal(text) is None:
         return [skipped(NUMA_BALANCING, f"unexpected value in {path}", path)]
     # Bit 0 is NUMA_BALANCING_NORMAL (page migration between nodes); bit 1 alone is
     # memory tiering (promotion from slow CXL/pmem tiers), which leaves pinned jobs alone.

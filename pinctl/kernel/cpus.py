@@ -6,7 +6,7 @@ kernel's cpulist syntax; an unparsable list is unknown (None), never a guess.
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 
@@ -57,7 +57,8 @@ def has_cpu_dir(files: KernelFiles) -> bool:
 def governors(files: KernelFiles) -> list[tuple[str, frozenset[int], str]]:
     """(governor, CPUs using it, evidence) for each cpufreq governor in use; empty without cpufreq."""
     by_gov: dict[str, set[int]] = {}
-    cpus = sorted(int(d[3:]) for d in files.listdir(CPU_DIR) if d.startswith("cpu") and d[3:].isdigit())
+    numbers = (decimal(d[3:], limit=5) for d in files.listdir(CPU_DIR) if d.startswith("cpu"))
+    cpus = sorted(c for c in numbers if c is not None)
     for cpu in cpus:
         gov = files.read(f"{CPU_DIR}/cpu{cpu}/cpufreq/scaling_governor", strict_perm=True)
         if gov is not None:

@@ -57,7 +57,7 @@ class KernelFiles(Record):
             if strict_perm:
                 raise NeedsRoot(rel) from None
             return None
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in a path another file named
             return None
 
     def read_int(self, rel: str, base: int = 10) -> int | None:
@@ -73,7 +73,7 @@ class KernelFiles(Record):
         """Sorted entries of a directory; empty when it is absent."""
         try:
             return sorted(os.listdir(self.path(rel)))
-        except OSError:
+        except (OSError, ValueError):
             return []
 
     def exists(self, rel: str) -> bool:
@@ -83,7 +83,7 @@ class KernelFiles(Record):
         """The last component of a symlink's target (e.g. a device's driver), or None."""
         try:
             return os.path.basename(os.readlink(self.path(rel)))
-        except OSError:
+        except (OSError, ValueError):
             return None
 
     def resolve(self, rel: str) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinctl.cpuset import parse_list
+from pinctl.cpuset import decimal, parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 
@@ -18,7 +18,7 @@ def online_nodes(files: KernelFiles) -> frozenset[int]:
         except UsageError:
             pass
     nodes = [n[4:] for n in files.listdir(NODE_DIR) if n.startswith("node")]
-    return frozenset(int(n) for n in nodes if n.isdigit()) or frozenset({0})
+    return frozenset(i for n in nodes if (i := decimal(n, limit=5)) is not None) or frozenset({0})
 
 
 def node_cpus(files: KernelFiles, node: int) -> frozenset[int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pinctl.cpuset import parse_list
+from pinctl.cpuset import decimal, parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import PciAddress, PciLink, pcie_switches
@@ -31,7 +31,8 @@ def parse_link_speed(text: str | None) -> float | None:
 
 
 def _width(text: str | None) -> int | None:
-    return int(text) if text and text.strip().isdigit() and int(text) > 0 else None
+    width = decimal(text or "", limit=3)
+    return width if width else None
 
 
 def _link_of(values: dict[str, str | None]) -> PciLink:

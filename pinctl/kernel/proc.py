@@ -7,7 +7,7 @@ reads through :class:`pinctl.kernel.files.KernelFiles`, so tests can feed text a
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.record import Record
@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 
 # numa_maps policy names that contain a space (kernel mm/mempolicy.c policy_modes[]).
 _MULTIWORD_POLICIES = ("prefer (many)", "weighted interleave")
+_HEX = frozenset("0123456789abcdef")
+
+
+# include/linux/threads.h: PID_MAX_LIMIT on 64-bit kernels (4 * 1024 * 1024).
+PID_MAX_LIMIT = 1 << 22
+
+
+def process_id(text: str) -> int | None:
+    """*text* as a process id (1..PID_MAX_LIMIT), or None: what a PID argument or a /proc entry may be."""
+    pid = decimal(text, limit=8)
+    return pid if pid is not None and 0 < pid <= PID_MAX_LIMIT else None
 
 
 # include/linux/sched.h: the task is a kernel thread (the 9th field of /proc/PID/stat, proc(5)).
@@ -79,9 +90,9 @@ def status_from_text(pid: int, text: str) -> ProcStatus:
         name=fields.get("Name", ""),
         cpus_allowed=parse_list(fields.get("Cpus_allowed_list", ""), what="Cpus_allowed_list"),
         mems_allowed=parse_list(fields.get("Mems_allowed_list", ""), what="Mems_allowed_list"),
-        threads=int(threads) if threads.isdigit() else None,
-        ppid=int(ppid) if ppid.isdigit() else None,
-        uid=int(uid) if uid.isdigit() else None,
+        threads=decimal(threads),
+        ppid=decimal(ppid),
+        uid=decimal(uid),
     )
 
 
@@ -97,10 +108,9 @@ def parse_numa_maps(text: str) -> list[tuple[int, MemPolicy]]:
     out: list[tuple[int, MemPolicy]] = []
     for line in text.splitlines():
         addr, _, rest = line.partition(" ")
-        try:
-            start = int(addr, 16)
-        except ValueError:
+        if not addr or len(addr) > 16 or not set(addr.lower()) <= _HEX:  # int(x, 16) takes "-1" and "0x_1"
             continue
+        start = int(addr, 16)
         for name in _MULTIWORD_POLICIES:
             if rest.startswith(name):
                 token_text = name + rest[len(name) :].split(" ", 1)[0]
@@ -141,13 +151,13 @@ def read_status(files: KernelFiles, pid: int | str) -> ProcStatus | None:
     text = files.read(f"/proc/{pid}/status")
     if text is None:
         return None
-    num = int(str(pid).rsplit("/", 1)[-1]) if str(pid).rsplit("/", 1)[-1].isdigit() else 0
+    num = process_id(str(pid).rsplit("/", 1)[-1]) or 0
     return status_from_text(num, text)
 
 
 def task_ids(files: KernelFiles, pid: int) -> list[int]:
     """The thread ids of a process (empty when it is gone)."""
-    return [int(t) for t in files.listdir(f"/proc/{pid}/task") if t.isdigit()]
+    return [tid for t in files.listdir(f"/proc/{pid}/task") if (tid := process_id(t)) is not None]
 
 
 def thread_affinities(files: KernelFiles, pid: int) -> dict[int, frozenset[int]]:
@@ -181,7 +191,7 @@ def pid_exists(files: KernelFiles, pid: int) -> bool:
 
 def pids(files: KernelFiles) -> list[int]:
     """Every process id in /proc."""
-    return sorted(int(e) for e in files.listdir("/proc") if e.isdigit())
+    return sorted(pid for e in files.listdir("/proc") if (pid := process_id(e)) is not None)
 
 
 def is_kernel_thread(files: KernelFiles, pid: int) -> bool:
@@ -191,4 +201,5 @@ def is_kernel_thread(files: KernelFiles, pid: int) -> bool:
         return False
     fields = stat.rsplit(")", 1)[1].split()
     # after the ')' come state, ppid, pgrp, session, tty_nr, tpgid, flags (proc(5))
-    return len(fields) > 6 and fields[6].isdigit() and bool(int(fields[6]) & PF_KTHREAD)
+    flags = decimal(fields[6], limit=20) if len(fields) > 6 else None
+    return flags is not None and bool(flags & PF_KTHREAD)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pinctl.cpuset import decimal
 from pinctl.kernel import pci
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import PciAddress
@@ -66,7 +67,7 @@ def cxi_devices(files: KernelFiles) -> list[str]:
 def ports(files: KernelFiles, dev: str, *, strict: bool = False) -> list[IbPort]:
     """The ports of a verbs device in port order. With *strict*, an unreadable state raises NeedsRoot."""
     out = []
-    names = sorted((p for p in files.listdir(f"{IB_DIR}/{dev}/ports") if p.isdigit()), key=int)
+    names = sorted((p for p in files.listdir(f"{IB_DIR}/{dev}/ports") if decimal(p, limit=3) is not None), key=int)
     for name in names:
         base = f"{IB_DIR}/{dev}/ports/{name}"
         out.append(

@@ -14,13 +14,15 @@ from pinctl.plan.types import Plan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from typing import Any
 
 MAX_FILE_BYTES = 8 << 20
 
 
-def load_plan(path: str) -> Plan:
-    """Read, parse and validate a plan file."""
+def load_plan(path: str, allow_env: Collection[str] = ()) -> Plan:
+    """Read, parse and validate a plan file; *allow_env*: variables beyond pinctl's list to accept
+    (names the person running the command gave, never the file)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
@@ -32,10 +34,10 @@ def load_plan(path: str) -> Plan:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PlanError(f"plan file {path!r} is not UTF-8") from None
-    return parse_plan_text(text, what=f"plan file {path!r}")
+    return parse_plan_text(text, what=f"plan file {path!r}", allow_env=allow_env)
 
 
-def parse_plan_text(text: str, *, what: str = "plan") -> Plan:
+def parse_plan_text(text: str, *, what: str = "plan", allow_env: Collection[str] = ()) -> Plan:
     """A Plan from JSON text; *what* names the text in messages."""
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
@@ -44,7 +46,7 @@ def parse_plan_text(text: str, *, what: str = "plan") -> Plan:
     except (ValueError, RecursionError) as exc:
         raise PlanError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
     try:
-        return Plan.from_dict(obj)
+        return Plan.from_dict(obj, allow_env)
     except PlanError as exc:
         raise PlanError(f"{what}: {exc}") from None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
 
 # (variable, launcher, tier): lower tiers run inside higher ones.
@@ -45,9 +46,10 @@ def _found(env: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
     for name, launcher, tier in RANK_VARS:
         text = env.get(name)
         if text is not None:
-            if not text.strip().isdigit():
-                raise UsageError(f"{name}={text!r} is not a local rank (a non-negative integer)")
-            out.append((name, launcher, tier, int(text)))
+            value = decimal(text, limit=9)
+            if value is None:
+                raise UsageError(f"{name}={text[:40]!r} is not a local rank (a non-negative integer)")
+            out.append((name, launcher, tier, value))
     return out
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypedDict, Unpack, cast
 
-from pinctl.cpuset import format_list, parse_list
+from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
 from pinctl.plan.types import MEM_POLICIES
@@ -196,5 +196,6 @@ def parse_visible_devices(text: str) -> tuple[int | str, ...]:
     for token in text.split(","):
         token = token.strip()
         if token:
-            out.append(int(token) if token.isdigit() else token)
+            index = decimal(token, limit=9)
+            out.append(token if index is None else index)
     return tuple(out)

@@ -15,11 +15,12 @@ from __future__ import annotations
 from pinctl.cpuset import format_list
 from pinctl.plan import fields as f
 from pinctl.plan.cpuclasses import CpuClasses
-from pinctl.plan.environment import ALLOWED_TEXT, env_key_allowed
+from pinctl.plan.environment import env_key_allowed, env_refusal
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from typing import Any, Final
 
 SCHEMA_ID = "pinctl.plan/v2"
@@ -217,8 +218,11 @@ class Plan(Record):
         }
 
     @classmethod
-    def from_dict(cls, obj: object) -> Plan:
-        """A Plan from parsed JSON that nobody vouches for; any problem is a PlanError naming the place."""
+    def from_dict(cls, obj: object, allow_env: Collection[str] = ()) -> Plan:
+        """A Plan from parsed JSON that nobody vouches for; any problem is a PlanError naming the place.
+
+        *allow_env*: variable names beyond pinctl's list that the person acting on the plan named
+        (``launch --allow-env``); the file itself cannot widen the list."""
         top = f.obj(obj, "plan", _TOP_KEYS, {"schema", "node", "ranks"})
         if top["schema"] not in SCHEMA_IDS_READ:
             raise f.fail("schema", f"{str(top['schema'])[:80]!r} is not {' or '.join(map(repr, SCHEMA_IDS_READ))}")
@@ -246,7 +250,7 @@ class Plan(Record):
             raise f.fail("ranks", "no ranks")
         if len(raw_ranks) > f.MAX_RANKS:
             raise f.fail("ranks", f"more than {f.MAX_RANKS} ranks")
-        ranks = [_rank_from_dict(r, f"ranks[{i}]") for i, r in enumerate(raw_ranks)]
+        ranks = [_rank_from_dict(r, f"ranks[{i}]", allow_env) for i, r in enumerate(raw_ranks)]
         seen: set[int] = set()
         for r in ranks:
             if r.local_rank in seen:
@@ -285,15 +289,17 @@ def _class_of(cpu: int, classes: CpuClasses) -> str:
     return "housekeeping" if cpu in classes.housekeeping else "idle" if cpu in classes.idle else "not allowed"
 
 
-def _env_from_dict(value: object, where: str) -> Env:
+def _env_from_dict(value: object, where: str, allow: Collection[str]) -> Env:
     if not isinstance(value, dict):
         raise f.fail(where, f"expected an object, got {type(value).__name__}")
     if len(value) > f.MAX_ENV:
         raise f.fail(where, f"more than {f.MAX_ENV} variables")
     out: list[tuple[str, str]] = []
     for key, val in value.items():
-        if len(key) > f.MAX_KEY or not env_key_allowed(key):
-            raise f.fail(where, f"variable {key[:f.MAX_KEY]!r} is not allowed ({ALLOWED_TEXT})")
+        if len(key) > f.MAX_KEY:
+            raise f.fail(where, f"variable {key[:40]!r}... is longer than {f.MAX_KEY} characters")
+        if not env_key_allowed(key, allow):
+            raise f.fail(where, env_refusal(key))
         out.append((key, f.text(val, f"{where}.{key}", limit=f.MAX_VALUE)))
     return tuple(sorted(out))
 
@@ -305,7 +311,7 @@ def _vendor(value: object, where: str) -> str | None:
     return vendor
 
 
-def _rank_from_dict(value: object, where: str) -> RankPlan:
+def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) -> RankPlan:
     r = f.obj(value, where, _RANK_KEYS, _RANK_REQUIRED)
     local_rank = f.integer(r["local_rank"], f"{where}.local_rank", hi=f.MAX_RANKS - 1)
     cpus = frozenset(f.ids(r["cpus"], f"{where}.cpus"))
@@ -360,7 +366,7 @@ def _rank_from_dict(value: object, where: str) -> RankPlan:
     helpers = frozenset(f.ids(r.get("helpers", []), f"{where}.helpers"))
     if helpers & cpus:
         raise f.fail(f"{where}.helpers", f"CPU {min(helpers & cpus)} is also the rank's own")
-    env = _env_from_dict(r["env"], f"{where}.env")
+    env = _env_from_dict(r["env"], f"{where}.env", allow_env)
     declared = dict(env).get("LOCAL_RANK")
     if declared is not None and declared != str(local_rank):
         raise f.fail(f"{where}.env.LOCAL_RANK", f"{declared!r} does not match local_rank {local_rank}")

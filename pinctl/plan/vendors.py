@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pinctl.cpuset import decimal
 from pinctl.model import Gpu, rocr_uuid
 
 __all__ = ["device_file", "device_minor", "isolation_env", "rocr_uuid"]
@@ -45,8 +46,8 @@ def device_file(vendor: str | None, minor: int | None) -> str | None:
 
 def _rsmi_index(gpu: Gpu) -> int | None:
     for name in gpu.os_names:
-        if name.startswith("rsmi") and name[4:].isdigit():
-            return int(name[4:])
+        if name.startswith("rsmi") and (index := decimal(name[4:], limit=6)) is not None:
+            return index
     return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
 from pinctl.record import Record
 
@@ -68,9 +69,10 @@ def _number(env: Mapping[str, str], name: str) -> int | None:
     text = env.get(name)
     if text is None:
         return None
-    if not text.strip().isdigit():
-        raise UsageError(f"{name}={text!r} is not a number")
-    return int(text)
+    value = decimal(text, limit=9)
+    if value is None:
+        raise UsageError(f"{name}={text[:40]!r} is not a number")
+    return value
 
 
 def group_world(

@@ -52,9 +52,14 @@ def _check_fsroot(fsroot: str) -> str:
     return root
 
 
+def live_xml() -> str:
+    """The live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
+    return isolated.export_live_xml()
+
+
 def export_xml(path: str) -> None:
-    """Write the live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
-    text = isolated.export_live_xml()
+    """Write :func:`live_xml` to *path*."""
+    text = live_xml()
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -16,6 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from pinctl.discovery.xmltree import MAX_BYTES, parse_bounded
 from pinctl.errors import TopologyError
 
 # Distances kinds (hwloc_distances_kind_e): the matrix holds latencies.
@@ -38,7 +39,7 @@ def check_hwloc_xml(path: str) -> CheckedXml:
     """Read *path* and check it is an hwloc v2/v3 XML libhwloc 3 can load; raise TopologyError if not."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise TopologyError(f"topology file not found: {path}") from None
     except IsADirectoryError:
@@ -47,6 +48,8 @@ def check_hwloc_xml(path: str) -> CheckedXml:
         raise TopologyError(f"cannot read topology file {path}: permission denied") from None
     except OSError as e:
         raise TopologyError(f"cannot read topology file {path}: {e.strerror or e}") from None
+    if len(data) > MAX_BYTES:
+        raise TopologyError(f"topology file {path} is larger than {MAX_BYTES >> 20} MiB")
     return check_hwloc_xml_bytes(data, path)
 
 
@@ -55,7 +58,7 @@ def check_hwloc_xml_bytes(data: bytes, label: str) -> CheckedXml:
     if not data.strip():
         raise TopologyError(f"topology file {label} is empty")
     try:
-        root = ET.fromstring(data)
+        root = parse_bounded(data, label)
     except ET.ParseError as e:
         raise TopologyError(f"malformed XML in {label}: {e}") from None
     if root.tag != "topology":
