@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -75,7 +76,7 @@ def test_lists_use_only_syntax_every_tool_accepts(cpus: frozenset[int]) -> None:
     assert PORTABLE_LIST.fullmatch(text), text
     bounds = [tuple(map(int, part.split("-"))) for part in text.split(",")]
     assert all(b[0] < b[-1] for b in bounds if len(b) == 2)
-    assert all(a[-1] + 1 < b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(a[-1] + 1 < b[0] for a, b in itertools.pairwise(bounds))
 
 
 def test_interleaved_numbering_is_listed_plainly() -> None:

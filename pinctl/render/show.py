@@ -121,7 +121,8 @@ def _place(info: PciInfo | None) -> tuple[str, str, str, str]:
 def device_table(node: Node) -> Table:
     rows: list[tuple[str, ...]] = []
     for g in node.gpus:
-        detail = " ".join(x for x in (_glued(g.name or g.vendor), human_bytes(g.memory_bytes) if g.memory_bytes else "") if x)
+        size = human_bytes(g.memory_bytes) if g.memory_bytes else ""
+        detail = " ".join(x for x in (_glued(g.name or g.vendor), size) if x)
         addr, numa, link, path = _place(g.pci)
         rows.append((f"GPU{g.index}", "gpu", addr, numa, link, detail, path))
     for n in node.nics:
