@@ -93,9 +93,13 @@ def fit(
 
 
 def stacked(headers: Sequence[str], row: Sequence[str], width: int) -> list[str]:
-    """One row as a block: its first cell as a heading, then ``header: value`` lines, wrapped and indented."""
+    """One row as a block: its first cell as a heading, then ``header: value`` lines, wrapped and indented.
+
+    A bare number heads as ``rank 3``: alone it says nothing.
+    """
     label = max((len(h) for h in headers[1:]), default=0) + 2
-    lines = [row[0].replace(GLUE, " ")]
+    head = row[0].replace(GLUE, " ")
+    lines = [f"{headers[0]} {head}" if head.isdigit() and headers[0] else head]
     for h, cell in zip(headers[1:], row[1:], strict=True):
         if not cell or cell == "-":
             continue

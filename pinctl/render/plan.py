@@ -32,4 +32,6 @@ def plan_table(plan: Plan) -> list[Table | str]:
             )
         )
     title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
-    return [Table(title, HEADERS if plan.smt_known else HEADERS_SMT_UNKNOWN, tuple(rows))]
+    headers = HEADERS if plan.smt_known else HEADERS_SMT_UNKNOWN
+    # The core count is the cpulist's, restated: the first thing a narrow terminal can do without.
+    return [Table(title, headers, tuple(rows), optional=(headers[4],))]

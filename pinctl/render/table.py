@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from pinctl.render.layout import GLUE, fit, stacked, wrap
+from pinctl.render.layout import GLUE, Grid, fit, stacked, wrap
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,6 @@ def level_style(cell: str) -> str:
 
 def _draw_rich(items: list[Table | str], out: TextIO) -> None:
     from rich.console import Console
-    from rich.table import Table as RichTable
     from rich.text import Text
 
     console = Console(file=out, highlight=False)
@@ -130,26 +133,63 @@ def _draw_rich(items: list[Table | str], out: TextIO) -> None:
         if isinstance(item, str):
             console.print(Text(item.replace(GLUE, " ")))
             continue
-        # A rich table's overhead: one space of padding each side of a cell, and n + 1 rules.
-        grid = fit(item.headers, item.rows, console.width, per_column=3, fixed=1, optional=item.optional)
-        if grid is None and item.fallback:
+        if item.fallback and _fit_rich(console, item.headers, item.rows, item.optional) is None:
             _draw_rich(list(item.fallback), out)
             continue
-        if grid is None:
-            console.print(Text(item.title, style="bold"))
-            for row in item.rows:
-                lines = stacked(item.headers, row, console.width)
-                console.print(Text(lines[0], style="bold"))
-                for line in lines[1:]:
-                    console.print(Text(line))
-        else:
-            table = RichTable(title=item.title, title_justify="left", title_style="bold")
-            for i, w in zip(grid.keep, grid.widths, strict=True):
-                table.add_column(Text("\n".join(wrap(item.headers[i], w))), width=w, no_wrap=True)
-            for row in item.rows:
-                table.add_row(*(Text("\n".join(wrap(row[i], w)), style=level_style(row[i]))
-                                for i, w in zip(grid.keep, grid.widths, strict=True)))  # fmt: skip
-            console.print(table)
+        grid_rows(console, item.headers, item.rows, title=item.title, optional=item.optional)
         for line in item.footer:
             console.print(Text(line, style="dim"))
         console.print()
+
+
+def _fit_rich(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
+              optional: Sequence[str] = ()) -> Grid | None:  # fmt: skip
+    # A rich table's overhead: one space of padding each side of a cell, and n + 1 rules.
+    return fit(headers, rows, console.width, per_column=3, fixed=1, optional=optional)
+
+
+def fits(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    """Whether these columns fit the console without splitting a value."""
+    return _fit_rich(console, headers, rows) is not None
+
+
+def grid_rows(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+    optional: Sequence[str] = (),
+    styles: Sequence[Sequence[str]] | None = None,
+    sections: frozenset[int] = frozenset(),
+) -> None:
+    """A rich table fitted to the console, or one block per row when it cannot fit.
+
+    *styles* give each cell's style (distance levels are coloured by default); a row whose
+    index is in *sections* starts a new section.
+    """
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    grid = _fit_rich(console, headers, rows, optional)
+    if grid is None:
+        if title:
+            console.print(Text(title, style="bold"))
+        for row in rows:
+            lines = stacked(headers, row, console.width)
+            console.print(Text(lines[0], style="bold"))
+            for line in lines[1:]:
+                console.print(Text(line))
+        return
+    table = RichTable(title=title or None, title_justify="left", title_style="bold")
+    for i, w in zip(grid.keep, grid.widths, strict=True):
+        table.add_column(Text("\n".join(wrap(headers[i], w)), style="bold"), width=w, no_wrap=True)
+    for n, row in enumerate(rows):
+        if n in sections:
+            table.add_section()
+        cells = []
+        for i, w in zip(grid.keep, grid.widths, strict=True):
+            style = styles[n][i] if styles is not None else level_style(row[i])
+            cells.append(Text("\n".join(wrap(row[i], w)), style=style))
+        table.add_row(*cells)
+    console.print(table)
