@@ -43,8 +43,12 @@ def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] |
             stride = _to_int(stride_text, text, what)
             if stride <= 0:
                 raise UsageError(f"malformed {what} {text!r}: stride must be positive")
+        if part.startswith("-"):
+            raise UsageError(f"malformed {what} {text!r}: {part!r} is negative (numbers start at 0)")
         if "-" in part:
             lo_text, _, hi_text = part.partition("-")
+            if not hi_text.strip():
+                raise UsageError(f"malformed {what} {text!r}: range {part!r} has no end")
             lo, hi = _to_int(lo_text, text, what), _to_int(hi_text, text, what)
             if hi < lo:
                 raise UsageError(f"malformed {what} {text!r}: range {lo}-{hi} is reversed")

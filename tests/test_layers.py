@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pinctl"
-VOCABULARY = {"errors", "record", "cpuset", "model", "distance", "nodejson"}
+VOCABULARY = {"errors", "record", "cpuset", "words", "model", "distance", "nodejson"}
 
 # room -> the rooms it may import (its own included)
 ALLOWED = {

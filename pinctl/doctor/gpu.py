@@ -7,6 +7,7 @@ from collections import defaultdict
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel import pci
+from pinctl.words import every
 
 PERSISTENCE = "gpu.persistence-mode"
 LOST = "gpu.lost"
@@ -126,7 +127,7 @@ def nvlink_missing(ctx: DoctorContext) -> list[Finding]:
                 "check `nvidia-smi nvlink -s` and the fabric manager (NVSwitch systems: "
                 "systemctl status nvidia-fabricmanager); reseat or service the baseboard if links stay down",
             ))
-    return out or [ok(NVLINK, "node", f"all {len(healthy)} GPUs have their expected NVLinks active")]
+    return out or [ok(NVLINK, "node", every(len(healthy), "GPU", "has its", "have their") + " expected NVLinks active")]
 
 
 def pcie_replay(ctx: DoctorContext) -> list[Finding]:

@@ -20,6 +20,7 @@ from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import irq as kirq
 from pinctl.kernel import pci
 from pinctl.model import PciInfo
+from pinctl.words import count
 
 CHECK = "irq.remote-numa"
 
@@ -76,4 +77,4 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
             ))
     if checked == 0:
         return [skipped(CHECK, f"no IRQ facts (msi_irqs, {kirq.IRQ_DIR}) for these devices")]
-    return out or [ok(CHECK, "node", f"IRQs of {checked} devices served by local CPUs")]
+    return out or [ok(CHECK, "node", f"IRQs of {count(checked, 'device')} served by local CPUs")]
