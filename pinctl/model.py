@@ -112,17 +112,22 @@ class Package:
 
 @dataclass(frozen=True)
 class NumaNode:
-    """A NUMA domain. ``kind`` says what its memory is: dram, gpu, hbm, cxl, nvm."""
+    """A NUMA domain. ``kind`` says what its memory is: dram, gpu, hbm, cxl, nvm.
+
+    ``cpus_known`` is False where the source does not list the node's CPUs (an NCCL file's
+    ``<cpu>`` without an affinity mask): unknown is not absent, so such a node is not CPU-less.
+    """
 
     os_index: int
     cpus: frozenset[int]
     memory_bytes: int | None = None
     kind: str = "dram"
     package: int | None = None
+    cpus_known: bool = True
 
     @property
     def cpuless(self) -> bool:
-        return not self.cpus
+        return self.cpus_known and not self.cpus
 
 
 @dataclass(frozen=True)

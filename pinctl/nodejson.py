@@ -116,6 +116,7 @@ def node_to_dict(node: Node) -> dict[str, Any]:
                 "cpus": sorted(n.cpus),
                 "cpulist": format_list(n.cpus),
                 "cpuless": n.cpuless,
+                "cpus_known": n.cpus_known,
                 "kind": n.kind,
                 "memory_bytes": n.memory_bytes,
                 "package": n.package,

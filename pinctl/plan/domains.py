@@ -76,7 +76,8 @@ def assign_domains(
             dom: Domain = numa
         else:
             dom = nearest(node, numa, order)[0]
-            why = "is CPU-less" if node_numa.cpuless else "has no usable CPUs (allowed minus reserved)"
+            why = ("is CPU-less" if node_numa.cpuless else "has CPUs the topology does not list"
+                   if not node_numa.cpus_known else "has no usable CPUs (allowed minus reserved)")
             warnings.append(f"GPU {g.index}: its NUMA node {numa} {why}; using the nearest CPU node {dom}")
         gpu_dom[g.index] = dom
         load[dom] += procs[g.index]

@@ -29,8 +29,10 @@ def human_bytes(n: int | None) -> str:
 def summary_line(node: Node) -> str:
     cpuless = sum(1 for n in node.numa_nodes if n.cpuless)
     numa = f"{len(node.numa_nodes)} NUMA node{'s' if len(node.numa_nodes) != 1 else ''}"
-    if cpuless:
-        numa += f" ({cpuless} CPU-less)"
+    unknown = sum(1 for n in node.numa_nodes if not n.cpus_known)
+    if cpuless or unknown:
+        numa += " (" + "; ".join(x for x in (f"{cpuless} CPU-less" if cpuless else "",
+                                             f"{unknown} with CPUs unknown" if unknown else "") if x) + ")"
     threads = max((len(c.pus) for c in node.cores), default=0)
     # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
     cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
@@ -76,7 +78,7 @@ def numa_table(node: Node) -> Table:
                 str(n.os_index),
                 "-" if n.package is None else str(n.package),
                 n.kind + (" (CPU-less)" if n.cpuless else ""),
-                format_list(n.cpus) or "-",
+                format_list(n.cpus) or ("-" if n.cpus_known else "unknown"),
                 _allowed(n.cpus, allowed),
                 str(l3),
                 human_bytes(n.memory_bytes),
