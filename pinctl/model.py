@@ -65,12 +65,17 @@ def pcie_switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class PciLink:
-    """PCIe link state; speeds in GT/s per lane, as sysfs and lspci report them."""
+    """PCIe link state; speeds in GT/s per lane, as sysfs and lspci report them.
+
+    ``bandwidth_gbs`` is hwloc's ``linkspeed`` (GB/s of the whole link, as hwloc XML's
+    ``pci_link_speed`` holds it): an XML has no per-lane speed or width, but it has this.
+    """
 
     speed_gts: float | None = None
     width: int | None = None
     max_speed_gts: float | None = None
     max_width: int | None = None
+    bandwidth_gbs: float | None = None
 
     @property
     def degraded(self) -> bool:

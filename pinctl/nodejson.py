@@ -31,6 +31,7 @@ def _pci(info: PciInfo | None) -> dict[str, Any] | None:
             "max_speed_gts": link.max_speed_gts,
             "max_width": link.max_width,
             "degraded": link.degraded,
+            "bandwidth_gbs": link.bandwidth_gbs,
         },
         "bridges": [str(b) for b in info.bridges],
         "switches": list(info.switches),

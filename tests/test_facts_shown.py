@@ -45,3 +45,22 @@ def test_json_says_whether_cpus_are_known(name: str) -> None:
 
     data = node_to_dict(discover(topology=str(ROOT / "fixtures" / "hwloc" / name), nvml=False))
     assert all(n["cpus_known"] is True and n["cpuless"] is False for n in data["numa_nodes"])
+
+
+def test_hwloc_xml_link_speed_is_shown() -> None:
+    """hwloc XML carries pci_link_speed (GB/s): the link column shows it for every device that has it."""
+    import xml.etree.ElementTree as ET
+
+    from pinctl.render.show import device_table
+
+    xml = ROOT / "fixtures" / "hwloc" / "dgx-h100.xml"
+    speeds = {o.get("pci_busid"): float(o.get("pci_link_speed", "0")) for o in ET.parse(xml).iter("object")
+              if o.get("type") == "PCIDev"}  # fmt: skip
+    node = discover(topology=str(xml), nvml=False)
+    table = device_table(node)
+    links = {row[2]: row[4] for row in table.rows}
+    assert node.gpus
+    for gpu in node.gpus:
+        want = speeds[str(gpu.pci.address)]
+        assert want > 0 and links[str(gpu.pci.address)] == f"{want:.1f}\u00a0GB/s"
+        assert gpu.pci.link.bandwidth_gbs == pytest.approx(want, abs=0.01)

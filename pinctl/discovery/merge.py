@@ -142,6 +142,7 @@ def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
             width=new.width if new.width is not None else old.width,
             max_speed_gts=new.max_speed_gts if new.max_speed_gts is not None else old.max_speed_gts,
             max_width=new.max_width if new.max_width is not None else old.max_width,
+            bandwidth_gbs=old.bandwidth_gbs,
         )
         numa = info.numa_node if info.numa_node is not None else found.numa_node
         return replace(info, link=link, numa_node=numa, local_cpus=info.local_cpus or found.local_cpus)

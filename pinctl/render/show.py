@@ -101,7 +101,8 @@ def numa_table(node: Node) -> Table:
 
 def _link(link: PciLink) -> str:
     if link.speed_gts is None and link.width is None:
-        return "-"
+        # hwloc XML: no per-lane speed or width, but the link's bandwidth (pci_link_speed).
+        return "-" if link.bandwidth_gbs is None else f"{link.bandwidth_gbs:.1f}{GLUE}GB/s"
     cur = f"{link.speed_gts:g}GT/s" if link.speed_gts is not None else "?"
     cur += f" x{link.width}" if link.width is not None else ""
     if link.max_speed_gts is not None or link.max_width is not None:
