@@ -64,3 +64,24 @@ def test_hwloc_xml_link_speed_is_shown() -> None:
         want = speeds[str(gpu.pci.address)]
         assert want > 0 and links[str(gpu.pci.address)] == f"{want:.1f}\u00a0GB/s"
         assert gpu.pci.link.bandwidth_gbs == pytest.approx(want, abs=0.01)
+
+
+SHARED = ROOT.parent / "shared" / "topologies"
+PCILOCALITY = SHARED / "hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"
+
+
+@pytest.mark.skipif(not PCILOCALITY.is_file(), reason="shared topologies not available")
+def test_a_device_whose_numa_node_and_local_cpus_disagree_gets_a_note(tmp_path: Path) -> None:
+    """The 40intel64 capture's qib0: numa_node 2, local_cpulist every CPU."""
+    import tarfile
+
+    with tarfile.open(PCILOCALITY) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (top,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    node = discover(root=str(top), nvml=False)
+    (qib,) = [n for n in node.nics if n.name == "qib0"]
+    assert qib.pci is not None and qib.pci.numa_node == 2
+    notes = [n for n in node.notes if n.startswith("qib0 ")]
+    assert len(notes) == 1 and "NUMA node 2" in notes[0] and f"CPUs 0-{len(node.cpus) - 1}" in notes[0]
+    # Devices whose two facts agree get none.
+    assert not [n for n in node.notes if "local_cpulist says" in n and not n.startswith("qib0 ")]
