@@ -15,7 +15,8 @@ from typing import TextIO
 from pinctl.doctor import summarize, summary_line
 from pinctl.doctor.finding import Finding
 from pinctl.doctor.report import ordered
-from pinctl.render.table import fits, grid_rows, use_rich
+from pinctl.render.layout import fold
+from pinctl.render.table import fits, grid_rows, terminal_width, use_rich
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
 
@@ -49,7 +50,7 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
     """The doctor view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
     if not use_rich(out):
-        out.write("\n".join(plain_lines(findings, verbose=verbose)) + "\n")
+        out.write("\n".join(fold(plain_lines(findings, verbose=verbose), terminal_width(out))) + "\n")
         return
     from rich.console import Console
 

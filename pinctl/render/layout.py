@@ -47,6 +47,21 @@ def wrap(text: str, width: int) -> list[str]:
     return [line.replace(GLUE, " ") for line in out]
 
 
+def fold(lines: Sequence[str], width: int | None) -> list[str]:
+    """Free text for a terminal: each line wrapped at spaces and commas, continuations indented
+    under the line's own indent plus two; unchanged for a pipe (*width* None)."""
+    if width is None:
+        return [line.replace(GLUE, " ") for line in lines]
+    out: list[str] = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        first, *rest = wrap(line, width)
+        out.append(first)
+        if rest:
+            out.extend(indent + part for part in wrap(" ".join(rest), max(width - len(indent), 1)))
+    return out
+
+
 @dataclass(frozen=True)
 class Grid:
     """Which columns are kept, and how wide each is."""

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from pinctl.render.layout import GLUE, Grid, fit, stacked, wrap
+from pinctl.render.layout import GLUE, Grid, fit, fold, stacked, wrap
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,7 +72,7 @@ def plain(items: list[Table | str], width: int | None = None) -> str:
     chunks: list[str] = []
     for item in items:
         if isinstance(item, str):
-            chunks.append(item.replace(GLUE, " ") + "\n")
+            chunks.append("\n".join(fold([item], width)) + "\n")
             continue
         grid = None if width is None else fit(item.headers, item.rows, width, per_column=2, fixed=-2,
                                               optional=item.optional)  # fmt: skip
@@ -85,7 +85,7 @@ def plain(items: list[Table | str], width: int | None = None) -> str:
             body = columns(item.headers, item.rows)
         else:
             body = _wrapped_columns(item, grid.keep, grid.widths)
-        lines = ([item.title] if item.title else []) + body + list(item.footer)
+        lines = fold([item.title] if item.title else [], width) + body + fold(item.footer, width)
         chunks.append("\n".join(lines) + "\n\n")
     return "".join(chunks).rstrip("\n") + "\n"
 
