@@ -33,15 +33,18 @@ def natural_width(text: str) -> int:
     return max((len(line) for line in text.split("\n")), default=0)
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """Greedy wrap at spaces and after commas; a piece longer than *width* stays whole on its own line."""
+def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
+    """Greedy wrap at spaces and after commas; a piece longer than *width* stays whole on its own line.
+
+    Continuation lines start with *indent* (counted in their width).
+    """
     out: list[str] = []
     for line in text.split("\n"):
         current = ""
         for piece in pieces(line):
-            if current and len(current + piece.rstrip(" ")) > width:
+            if current.strip() and len(current + piece.rstrip(" ")) > width:
                 out.append(current.rstrip(" "))
-                current = ""
+                current = indent
             current += piece
         out.append(current.rstrip(" "))
     return [line.replace(GLUE, " ") for line in out]
@@ -54,11 +57,7 @@ def fold(lines: Sequence[str], width: int | None) -> list[str]:
         return [line.replace(GLUE, " ") for line in lines]
     out: list[str] = []
     for line in lines:
-        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
-        first, *rest = wrap(line, width)
-        out.append(first)
-        if rest:
-            out.extend(indent + part for part in wrap(" ".join(rest), max(width - len(indent), 1)))
+        out.extend(wrap(line, width, indent=" " * (len(line) - len(line.lstrip(" ")) + 2)))
     return out
 
 
