@@ -32,12 +32,12 @@ LIST_ELEMENT = re.compile(r"\d+(-\d+)?")
 PCI = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 
 
-def in_pty(columns: int, *args: str) -> str:
+def in_pty(columns: int, *args: str, no_color: bool = False) -> str:
     """Run pinctl on a pseudo-terminal *columns* wide; its screen text without colour codes."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "LINES")}
-    env.update(COLUMNS=str(columns), TERM="xterm-256color")
+    env.update(COLUMNS=str(columns), TERM="xterm-256color", **({"NO_COLOR": "1"} if no_color else {}))
     proc = subprocess.Popen([sys.executable, "-m", "pinctl", *args], stdin=slave, stdout=slave, stderr=slave,
                             env=env, cwd=ROOT, close_fds=True)  # fmt: skip
     os.close(slave)
@@ -153,3 +153,11 @@ def test_doctor_and_check_keep_values_whole(dgx: Node, columns: int) -> None:
     text = in_pty(columns, "check", "--topology", str(DGX_H100), "--force", str(os.getpid()))
     assert str(os.getpid()) in text
     assert_whole(text, dgx, None, columns)
+
+
+@pytest.mark.parametrize("command", ["show", "plan", "doctor"])
+def test_plain_views_on_a_terminal_are_whole_too(dgx: Node, command: str) -> None:
+    """NO_COLOR on a terminal: plain text, fitted to the same width, no box characters."""
+    text = in_pty(80, command, "--topology", str(DGX_H100), no_color=True)
+    assert not BOX.search(text)
+    assert_whole(text, dgx, None, 80, names=command == "show")
