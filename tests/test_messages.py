@@ -68,3 +68,21 @@ def test_libhwlocs_own_reason_is_kept(tmp_path: Path) -> None:
     with pytest.raises(TopologyError) as info:
         discover(root=str(tmp_path), nvml=False)
     assert "cpu topology" in str(info.value) and "Success" not in str(info.value)
+
+
+def test_debug_is_named_where_it_exists() -> None:
+    """`--debug` is the group's option (`pinctl --debug show`); `pinctl show --debug` is a usage error."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in [*root.glob("docs/*.md"), root / "README.md", *root.glob("pinctl/**/*.py")]]
+    misplaced = re.compile(r"pinctl (?:show|plan|doctor|check|launch|pin)[^`\n]*--debug")
+    wrong = [m.group(0) for t in texts for m in misplaced.finditer(t)]
+    assert wrong == []
+    assert main(["show", "--debug"]) == 2
+
+
+def test_the_group_debug_option_reaches_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    xml = Path(__file__).resolve().parents[1] / "fixtures" / "hwloc" / "dgx-h100.xml"
+    assert main(["--debug", "show", "--topology", str(xml)]) == 0
+    assert "dgx-h100-01" in capsys.readouterr().out
