@@ -161,3 +161,13 @@ def test_plain_views_on_a_terminal_are_whole_too(dgx: Node, command: str) -> Non
     text = in_pty(80, command, "--topology", str(DGX_H100), no_color=True)
     assert not BOX.search(text)
     assert_whole(text, dgx, None, 80, names=command == "show")
+
+
+FIXTURES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")) + sorted((ROOT / "fixtures" / "nccl").glob("*.xml"))
+
+
+@pytest.mark.parametrize("xml", FIXTURES, ids=lambda p: p.name)
+def test_every_fixture_is_whole_at_80_columns(xml: Path) -> None:
+    node = discover(topology=str(xml), nvml=False)
+    text = in_pty(80, "show", "--topology", str(xml))
+    assert_whole(text, node, node_lists(node), 80, names=True)
