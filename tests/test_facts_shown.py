@@ -85,3 +85,29 @@ def test_a_device_whose_numa_node_and_local_cpus_disagree_gets_a_note(tmp_path: 
     assert len(notes) == 1 and "NUMA node 2" in notes[0] and f"CPUs 0-{len(node.cpus) - 1}" in notes[0]
     # Devices whose two facts agree get none.
     assert not [n for n in node.notes if "local_cpulist says" in n and not n.startswith("qib0 ")]
+
+
+@pytest.mark.parametrize("xml", sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")), ids=lambda p: p.name)
+def test_nearest_devices_are_the_matrix_minimum(xml: Path) -> None:
+    """The folded matrix lists, per GPU and kind, exactly the devices at the row's nearest level."""
+    from pinctl.distance import device_columns, distance_matrix, level_order
+    from pinctl.render.show import nearest_table
+
+    node = discover(topology=str(xml), nvml=False)
+    if not node.gpus:
+        pytest.skip("no GPUs")
+    labels = [label for label, _ in device_columns(node)]
+    kinds = ["GPUs"] * len(node.gpus) + ["NICs"] * len(node.nics) + ["storage"] * len(node.storage)
+    table = nearest_table(node, "")
+    for row, cells in zip(table.rows, distance_matrix(node), strict=True):
+        for k, kind in enumerate(("GPUs", "NICs", "storage")):
+            here = [(c, lab) for c, lab, kd in zip(cells, labels, kinds, strict=True) if kd == kind and c != "X"]
+            known = [(c, lab) for c, lab in here if c != "?"]
+            shown = row[1 + k]
+            if not known:
+                assert shown == ("?" if here else "-")
+                continue
+            best = min(level_order(c) for c, _ in known)
+            level, _, names = shown.partition(": ")
+            assert level_order(level) == best
+            assert names.split(", ") == [lab for c, lab in known if level_order(c) == best and c == level]

@@ -169,10 +169,12 @@ def matrix_table(node: Node) -> Table:
 
 def _nearest(names: list[str], cells: list[str]) -> str:
     """The devices at the nearest known level among *names*, as ``PIX: mlx5_0, nvme2n1``."""
-    known = [(level, name) for level, name in zip(cells, names, strict=True) if level not in ("X", "?")]
+    others = [(level, name) for level, name in zip(cells, names, strict=True) if level != "X"]
+    known = [(level, name) for level, name in others if level != "?"]
     if not known:
-        return "-" if not names else "?"
-    best = min(known, key=lambda k: level_order(k[0]))[0]
+        return "?" if others else "-"
+    # Among NVLink peers, more links are nearer (NV18 before NV6).
+    best = min(known, key=lambda k: (level_order(k[0]), -int(k[0][2:]) if k[0][2:].isdigit() else 0))[0]
     return f"{best}: " + ", ".join(name for level, name in known if level == best)
 
 
