@@ -69,7 +69,7 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
         if len(remote) > allowed:
             out.append(Finding(
                 CHECK, "warn", f"{label} ({info.address})",
-                f"{len(remote)} of {total} IRQs served only by CPUs outside its NUMA node "
+                f"{len(remote)} of {count(total, 'IRQ')} served only by CPUs outside its NUMA node "
                 f"(local CPUs {format_list(local)})",
                 tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
                 "set the IRQ affinity to local CPUs (mlx5: set_irq_affinity_cpulist.sh or "
