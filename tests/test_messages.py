@@ -86,3 +86,48 @@ def test_the_group_debug_option_reaches_the_command(capsys: pytest.CaptureFixtur
     xml = Path(__file__).resolve().parents[1] / "fixtures" / "hwloc" / "dgx-h100.xml"
     assert main(["--debug", "show", "--topology", str(xml)]) == 0
     assert "dgx-h100-01" in capsys.readouterr().out
+
+
+class _Tty:
+    """A stderr that says it is a terminal."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+
+@given(st.frozensets(st.integers(min_value=0, max_value=999), min_size=1, max_size=80), st.integers(30, 120))
+def test_notes_on_a_terminal_wrap_without_cutting_a_list(cpus: frozenset[int], width: int) -> None:
+    import os
+    import sys
+
+    from pinctl.cli import output
+    from pinctl.cpuset import format_list
+
+    listed = format_list(cpus)
+    tty, saved_err, saved_cols = _Tty(), sys.stderr, os.environ.get("COLUMNS")
+    try:
+        sys.stderr, os.environ["COLUMNS"] = tty, str(width)  # type: ignore[assignment]
+        output.note(f"rank 0's CPUs {listed} are not on NUMA node 0 here")
+    finally:
+        sys.stderr = saved_err
+        if saved_cols is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved_cols
+    lines = tty.text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    rebuilt = ""
+    for i, line in enumerate(lines):
+        part = line[4:] if i else line
+        rebuilt += part if rebuilt.endswith(",") else (" " + part if rebuilt else part)
+    assert rebuilt == f"note: rank 0's CPUs {listed} are not on NUMA node 0 here"

@@ -49,11 +49,14 @@ def _fitted(line: str) -> str:
     out: list[str] = []
     current = ""
     for word in line.split(" "):
-        if current and len(current) + 1 + len(word) > width:
-            out.append(current)
-            current = "    " + word
-        else:
-            current = f"{current} {word}" if current else word
+        # A long CPU list may break after a comma, never inside a number.
+        parts = [p + "," for p in word.split(",")[:-1]] + [word.split(",")[-1]]
+        for k, part in enumerate(parts):
+            glue = "" if k else " "
+            if current.strip() and len(current) + len(glue) + len(part) > width:
+                out.append(current)
+                current, glue = "    ", ""
+            current = f"{current}{glue}{part}" if current else part
     return "\n".join([*out, current]) + "\n"
 
 

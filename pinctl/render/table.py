@@ -131,13 +131,15 @@ def _draw_rich(items: list[Table | str], out: TextIO) -> None:
     console = Console(file=out, highlight=False)
     for item in items:
         if isinstance(item, str):
-            console.print(Text(item.replace(GLUE, " ")))
+            # Folded here, not by rich: rich cuts a word longer than the width (a long CPU list) anywhere.
+            for line in fold([item], console.width):
+                console.print(Text(line))
             continue
         if item.fallback and _fit_rich(console, item.headers, item.rows, item.optional) is None:
             _draw_rich(list(item.fallback), out)
             continue
         grid_rows(console, item.headers, item.rows, title=item.title, optional=item.optional)
-        for line in item.footer:
+        for line in fold(item.footer, console.width):
             console.print(Text(line, style="dim"))
         console.print()
 
