@@ -9,7 +9,6 @@ error message for bad input. Pure functions: no I/O, cheap to import (the
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 from pinctl.errors import UsageError
@@ -44,8 +43,12 @@ def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] |
             stride = _to_int(stride_text, text, what)
             if stride <= 0:
                 raise UsageError(f"malformed {what} {text!r}: stride must be positive")
+        if part.startswith("-"):
+            raise UsageError(f"malformed {what} {text!r}: {part!r} is negative (numbers start at 0)")
         if "-" in part:
             lo_text, _, hi_text = part.partition("-")
+            if not hi_text.strip():
+                raise UsageError(f"malformed {what} {text!r}: range {part!r} has no end")
             lo, hi = _to_int(lo_text, text, what), _to_int(hi_text, text, what)
             if hi < lo:
                 raise UsageError(f"malformed {what} {text!r}: range {lo}-{hi} is reversed")
@@ -79,7 +82,11 @@ def _to_int(token: str, text: str, what: str) -> int:
 
 
 def format_list(values: Iterable[int]) -> str:
-    """Format ints as a compact list: ``{0,1,2,3,8}`` -> ``"0-3,8"``."""
+    """Format ints as a compact list: ``{0,1,2,3,8}`` -> ``"0-3,8"``.
+
+    Only ranges and commas, never the ``a-b:s`` stride form: numactl and hwloc-calc reject
+    strides, and people copy these lists into numactl, taskset and Slurm alike.
+    """
     items = sorted(set(values))
     parts: list[str] = []
     i = 0
@@ -90,21 +97,6 @@ def format_list(values: Iterable[int]) -> str:
         parts.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
         i = j + 1
     return ",".join(parts)
-
-
-def format_compact(values: Iterable[int]) -> str:
-    """For people: like :func:`format_list`, but an even stride reads ``0-62:2`` (taskset syntax).
-
-    Socket-interleaved numbering (even CPUs on socket 0) is unreadable as 32 single
-    numbers; machine-readable outputs keep :func:`format_list`.
-    """
-    items = sorted(set(values))
-    plain = format_list(items)
-    if len(items) > 2:
-        step = items[1] - items[0]
-        if step > 1 and all(b - a == step for a, b in itertools.pairwise(items)):
-            return f"{items[0]}-{items[-1]}:{step}"
-    return plain
 
 
 def parse_mask(text: str, *, what: str = "CPU mask") -> frozenset[int]:

@@ -67,12 +67,17 @@ def pcie_switches(bridges: Sequence[PciAddress]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class PciLink:
-    """PCIe link state; speeds in GT/s per lane, as sysfs and lspci report them."""
+    """PCIe link state; speeds in GT/s per lane, as sysfs and lspci report them.
+
+    ``bandwidth_gbs`` is hwloc's ``linkspeed`` (GB/s of the whole link, as hwloc XML's
+    ``pci_link_speed`` holds it): an XML has no per-lane speed or width, but it has this.
+    """
 
     speed_gts: float | None = None
     width: int | None = None
     max_speed_gts: float | None = None
     max_width: int | None = None
+    bandwidth_gbs: float | None = None
 
     @property
     def degraded(self) -> bool:
@@ -114,17 +119,22 @@ class Package:
 
 @dataclass(frozen=True)
 class NumaNode:
-    """A NUMA domain. ``kind`` says what its memory is: dram, gpu, hbm, cxl, nvm."""
+    """A NUMA domain. ``kind`` says what its memory is: dram, gpu, hbm, cxl, nvm.
+
+    ``cpus_known`` is False where the source does not list the node's CPUs (an NCCL file's
+    ``<cpu>`` without an affinity mask): unknown is not absent, so such a node is not CPU-less.
+    """
 
     os_index: int
     cpus: frozenset[int]
     memory_bytes: int | None = None
     kind: str = "dram"
     package: int | None = None
+    cpus_known: bool = True
 
     @property
     def cpuless(self) -> bool:
-        return not self.cpus
+        return self.cpus_known and not self.cpus
 
 
 @dataclass(frozen=True)

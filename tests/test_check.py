@@ -70,8 +70,8 @@ def test_repinned_rank_sharing_cpus_is_off(plan_path: str, ranks: list[subproces
     os.sched_setaffinity(ranks[1].pid, {FIRST, LAST})
     res = pinctl("check", *(str(p.pid) for p in ranks), "--plan", plan_path)
     assert res.returncode == 1
-    assert f"{ranks[1].pid}: runs on CPUs {FIRST} outside its rank's CPUs {LAST}" in res.stdout
-    assert f"shares CPUs {FIRST} with process {ranks[0].pid}" in res.stdout
+    assert f"{ranks[1].pid}: runs on CPU {FIRST} outside its rank's CPU {LAST}" in res.stdout
+    assert f"shares CPU {FIRST} with process {ranks[0].pid}" in res.stdout
     assert res.stdout.rstrip().endswith("not ok")
 
 
@@ -186,8 +186,8 @@ def test_correctly_bound_ranks_have_no_issue() -> None:
 
 def test_remote_memory_and_cpus_outside_the_gpus_node_are_off() -> None:
     issues = evaluate([_facts(10, {0, 1, 4}, "bind:1", local_rank=0)], PLAN, NODES)[10]
-    assert "runs on CPUs 4 outside its rank's CPUs 0-1" in issues
-    assert "CPUs 4 are outside its GPU's NUMA node 0" in issues
+    assert "runs on CPU 4 outside its rank's CPUs 0-1" in issues
+    assert "CPU 4 is outside its GPU's NUMA node 0" in issues
     assert "memory bind:1 uses node 1, rank's node is 0" in issues
 
 
@@ -204,7 +204,7 @@ def test_unbound_memory_is_fine_when_binding_would_change_nothing() -> None:
 
 def test_gpu_processes_are_matched_by_gpu_and_sharing_is_found() -> None:
     issues = evaluate([_facts(10, {4, 5}, "bind:1", gpus=(1,)), _facts(11, {5}, "bind:1", gpus=(1,))], PLAN, NODES)
-    assert issues[10] == ["shares CPUs 5 with process 11"]
+    assert issues[10] == ["shares CPU 5 with process 11"]
 
 
 def test_rank_not_in_plan_and_no_plan() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinctl.cpuset import format_compact, format_list, format_mask, parse_list, parse_mask
+from pinctl.cpuset import format_list, format_mask, parse_list, parse_mask
 from pinctl.errors import UsageError
 
 
@@ -62,14 +65,19 @@ def test_mask_round_trip(cpus: frozenset[int]) -> None:
     assert parse_mask(format_mask(cpus)) == cpus
 
 
-def test_compact_form_for_interleaved_numbering() -> None:
-    evens = set(range(0, 64, 2))
-    assert format_compact(evens) == "0-62:2"
-    assert parse_list(format_compact(evens)) == evens
-    assert format_compact({0, 1, 2, 3, 112}) == "0-3,112"
-    assert format_compact({4, 8}) == "4,8"
+# The syntax numactl (-C), taskset (--cpu-list) and Slurm (map_cpu ranges, --cpu-bind) all accept.
+PORTABLE_LIST = re.compile(r"(\d+(-\d+)?)(,\d+(-\d+)?)*")
 
 
-@given(st.frozensets(st.integers(min_value=0, max_value=512), max_size=100))
-def test_compact_round_trip(cpus: frozenset[int]) -> None:
-    assert parse_list(format_compact(cpus)) == cpus
+@given(st.frozensets(st.integers(min_value=0, max_value=512), min_size=1, max_size=100))
+def test_lists_use_only_syntax_every_tool_accepts(cpus: frozenset[int]) -> None:
+    """No stride form (0-62:2): numactl and hwloc-calc reject it."""
+    text = format_list(cpus)
+    assert PORTABLE_LIST.fullmatch(text), text
+    bounds = [tuple(map(int, part.split("-"))) for part in text.split(",")]
+    assert all(b[0] < b[-1] for b in bounds if len(b) == 2)
+    assert all(a[-1] + 1 < b[0] for a, b in itertools.pairwise(bounds))
+
+
+def test_interleaved_numbering_is_listed_plainly() -> None:
+    assert format_list(set(range(0, 8, 2))) == "0,2,4,6"

@@ -177,7 +177,7 @@ def test_kernel_cpufreq_governor() -> None:
 
 def test_kernel_offline_cpus() -> None:
     assert levels(kernel.offline_cpus(ctx("good"))) == ["ok"]
-    assert [(f.severity, f.subject) for f in kernel.offline_cpus(ctx("bad"))] == [("warn", "CPUs 3")]
+    assert [(f.severity, f.subject) for f in kernel.offline_cpus(ctx("bad"))] == [("warn", "CPU 3")]
     # the VM has possible 0-15 but present 0-3: its "offline" 4-15 are empty hotplug slots
     assert levels(kernel.offline_cpus(ctx("vm"))) == ["ok"]
 
@@ -190,7 +190,7 @@ def test_kernel_isolcpus() -> None:
     assert any("isolcpus=nohz,domain,0-1" in e for e in bad_no_plan[0].evidence)
     clash = kernel.isolcpus(ctx("bad", housekeeping=frozenset({0, 1}), job_cpus=frozenset(range(1, 8))))
     assert [f.severity for f in clash] == ["warn", "warn"]
-    assert clash[0].subject == "CPUs 0-1" and clash[1].subject == "CPUs 1"
+    assert clash[0].subject == "CPUs 0-1" and clash[1].subject == "CPU 1"
     fine = kernel.isolcpus(ctx("bad", housekeeping=frozenset({2, 3}), job_cpus=frozenset(range(4, 8))))
     assert levels(fine) == ["ok"]
 

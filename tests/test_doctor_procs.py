@@ -52,7 +52,7 @@ def test_gpu_processes_sharing_a_cpu_fire(monkeypatch: pytest.MonkeyPatch) -> No
     with sleepers(cpu, cpu) as pids:
         found = run(monkeypatch, pids)
     assert [f.severity for f in found] == ["warn", "warn"]
-    assert f"shares CPUs {cpu} with process {pids[1]}" in found[0].evidence
+    assert f"shares CPU {cpu} with process {pids[1]}" in found[0].evidence
 
 
 def test_skips_without_processes_nvml_or_live_root(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,7 @@ def plan_of(node: Node) -> Plan | None:
     try:
         return make_plan(node, PlanRequest(nic_link_layer="any"))
     except UsageError as exc:
-        assert "usable cores" in str(exc)  # e.g. the DGX-2 capture trimmed to 4 CPUs for 16 GPUs
+        assert "usable core" in str(exc)  # e.g. the DGX-2 capture trimmed to 4 CPUs for 16 GPUs
         return None
 
 
@@ -73,7 +73,7 @@ def test_nics_follow_the_pcie_tree(path: Path) -> None:
         assert r.nics[0].distance == ("SYS" if nic.pci is None else pci_level(gpu.pci, nic.pci))
         home = node.numa(gpu.numa_node) if gpu.numa_node is not None else None
         if home is not None and home.cpus & node.allowed_cpus and len(node.gpus) <= len(home.cpus):
-            assert set(r.cpus) <= home.cpus or any("usable cores" in w for w in plan.warnings)
+            assert set(r.cpus) <= home.cpus or any("usable core" in w for w in plan.warnings)
     assert objective_problems(node, plan) == []
 
 

@@ -57,7 +57,7 @@ def planned(draw: st.DrawFn) -> tuple[Node, PlanRequest, Plan]:
         plan = make_plan(node, request)
     except UsageError as exc:
         # the only refusals for a valid request: too many ranks, or one thread per core without SMT facts
-        assert "usable cores" in str(exc) or (not node.smt_known and request.smt == "one-per-core"), exc
+        assert "usable core" in str(exc) or (not node.smt_known and request.smt == "one-per-core"), exc
         assume(False)
         raise
     return node, request, plan
@@ -432,7 +432,7 @@ def test_cpu_only_ranks_spread_over_nodes(layout: object, n: int) -> None:
     request = PlanRequest(ranks=n)
     capacity = usable_cores_by_numa(node, request)
     if n > sum(capacity.values()):
-        with pytest.raises(UsageError, match="usable cores"):
+        with pytest.raises(UsageError, match="usable core"):
             make_plan(node, request)
         return
     plan = make_plan(node, request)

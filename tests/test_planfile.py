@@ -186,7 +186,7 @@ def test_live_node_check_names_foreign_facts() -> None:
     foreign = Plan.from_dict(plan_dict([rank(0, [4000], mems=[7])], hostname="gpu-node-17"))
     problems = " | ".join(check_live_node(foreign, foreign.rank(0)))
     assert "gpu-node-17" in problems
-    assert "4000" in problems and "do not exist here" in problems
+    assert "CPU 4000 of the plan does not exist here" in problems
     assert "7" in problems and "not online" in problems
 
 
@@ -204,7 +204,7 @@ def test_live_node_check_catches_another_cpu_numbering(tmp_path: Path) -> None:
         (tmp_path / path).write_text(text + "\n")
     contiguous = Plan.from_dict(plan_dict([rank(0, [0, 1]), rank(1, [2, 3], numa_node=1, mems=[1])]))
     problems = check_live_node(contiguous, None, files=KernelFiles(str(tmp_path)))
-    assert problems == ["rank 0's CPUs 1 are not on NUMA node 0 here", "rank 1's CPUs 2 are not on NUMA node 1 here"]
+    assert problems == ["rank 0's CPU 1 is not on NUMA node 0 here", "rank 1's CPU 2 is not on NUMA node 1 here"]
     interleaved = Plan.from_dict(plan_dict([rank(0, [0, 2]), rank(1, [1, 3], numa_node=1, mems=[1])]))
     assert check_live_node(interleaved, None, files=KernelFiles(str(tmp_path))) == []
 
@@ -231,7 +231,7 @@ def test_a_rank_beyond_the_cgroup_is_refused_with_the_fix(
         monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     plan = Plan.from_dict(plan_dict([rank(0, [0, 1])]))
     problems = check_live_node(plan, plan.rank(0), files=KernelFiles(str(tmp_path)))
-    assert any("rank 0's CPUs 1 are outside the CPUs this job step or container may use (cgroup cpuset 0" in p
+    assert any("rank 0's CPU 1 is outside the CPUs this job step or container may use (cgroup cpuset 0" in p
                and hint in p for p in problems), problems  # fmt: skip
 
 

@@ -55,7 +55,8 @@ class _Kernel:
         ret = int(libc.syscall(ctypes.c_long(numbers[index]), *args))
         if ret < 0:
             err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
+            # errno 0 would read "Success" in an error message.
+            raise OSError(err, os.strerror(err) if err else "failed without setting errno")
         return ret
 
 

@@ -20,6 +20,7 @@ from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import online_nodes
 from pinctl.kernel.proc import is_kernel_thread, pid_exists, read_status, task_ids
 from pinctl.record import Record
+from pinctl.words import count
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles,
             continue
         status = read_status(files, pid)
         name = f" ({status.name})" if status and status.name else ""
-        lines.append(f"{pid}{name}: {len(result.pinned)} threads pinned to {format_list(cpus)}")
+        lines.append(f"{pid}{name}: {count(len(result.pinned), 'thread')} pinned to {format_list(cpus)}")
         if result.failed:
             errors = ", ".join(sorted({err for _, err in result.failed}))
             tids = format_list(tid for tid, _ in result.failed)

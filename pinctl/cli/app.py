@@ -86,6 +86,10 @@ def run(args: list[str]) -> int:
         return fail(exc)
     except click.exceptions.Abort:
         return error("aborted", 130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # Bare `pinctl`: the usage is the answer, not an error about it.
+        sys.stderr.write(exc.format_message() + "\n")
+        return exc.exit_code
     except click.UsageError as exc:
         # One line, like every other error: the usage banner hides the message in scripts' logs.
         hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""

@@ -26,6 +26,7 @@ from pinctl.plan.binding import Binding
 from pinctl.plan.types import Plan
 from pinctl.plan.world import group_world
 from pinctl.render.launch import describe, summary
+from pinctl.words import count
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -122,7 +123,7 @@ def _group_specs(
     else:
         raise UsageError(f"--nproc-per-node {nproc_text!r}: expected a count 1-4096 or 'all'")
     if plan is not None and nproc > len(plan.ranks):
-        raise UsageError(f"--nproc-per-node {nproc} but the plan has only {len(plan.ranks)} ranks")
+        raise UsageError(f"--nproc-per-node {nproc} but the plan has only {count(len(plan.ranks), 'rank')}")
     world = group_world(env, nnodes=params["nnodes"], node_rank=params["node_rank"],
                         master_addr=params["master_addr"], master_port=params["master_port"])  # fmt: skip
     specs: list[LaunchSpec] = []

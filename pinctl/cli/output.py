@@ -9,6 +9,7 @@ path a command took: ``pinctl: error: <what>``, and its exit code
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 
@@ -28,12 +29,35 @@ def fail(exc: PinctlError) -> int:
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"pinctl: warning: {message}\n")
+    sys.stderr.write(_fitted(f"pinctl: warning: {message}"))
 
 
 def note(message: str) -> None:
     """A ``note: ...`` line on stderr: something the reader should know, not a problem."""
-    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.write(_fitted(f"note: {message}"))
+
+
+def _fitted(line: str) -> str:
+    """One line in a pipe (for grep); on a terminal, wrapped at spaces with an indent, so the
+    terminal never cuts a CPU list or a PCI id at its edge."""
+    try:
+        if not sys.stderr.isatty():
+            return line + "\n"
+        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return line + "\n"
+    out: list[str] = []
+    current = ""
+    for word in line.split(" "):
+        # A long CPU list may break after a comma, never inside a number.
+        parts = [p + "," for p in word.split(",")[:-1]] + [word.split(",")[-1]]
+        for k, part in enumerate(parts):
+            glue = "" if k else " "
+            if current.strip() and len(current) + len(glue) + len(part) > width:
+                out.append(current)
+                current, glue = "    ", ""
+            current = f"{current}{glue}{part}" if current else part
+    return "\n".join([*out, current]) + "\n"
 
 
 def say(message: str) -> None:

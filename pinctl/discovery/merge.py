@@ -16,6 +16,7 @@ from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node, PciAddress, PciInfo, PciLink, Storage, natural_key
+from pinctl.words import named as named_list
 
 # Linux's MAX_NUMNODES is at most 1024 (CONFIG_NODES_SHIFT=10); the largest nodes hold a few dozen
 # GPUs, NICs and drives. Beyond these bounds a file describes no machine, only a cost.
@@ -148,16 +149,38 @@ def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
             width=new.width if new.width is not None else old.width,
             max_speed_gts=new.max_speed_gts if new.max_speed_gts is not None else old.max_speed_gts,
             max_width=new.max_width if new.max_width is not None else old.max_width,
+            bandwidth_gbs=old.bandwidth_gbs,
         )
         numa = info.numa_node if info.numa_node is not None else found.numa_node
         return replace(info, link=link, numa_node=numa, local_cpus=info.local_cpus or found.local_cpus)
 
-    return replace(
+    fresh_node = replace(
         node,
         gpus=tuple(replace(g, pci=fresh(g.pci)) for g in node.gpus),
         nics=tuple(replace(n, pci=fresh(n.pci)) if n.pci else n for n in node.nics),
         storage=tuple(replace(s, pci=fresh(s.pci)) if s.pci else s for s in node.storage),
     )
+    return replace(fresh_node, notes=fresh_node.notes + tuple(locality_conflicts(fresh_node, facts)))
+
+
+def locality_conflicts(node: Node, facts: SysfsFacts) -> list[str]:
+    """Devices whose sysfs ``numa_node`` and ``local_cpulist`` disagree (a BIOS that fills one and not the
+    other); the device is shown on its numa_node, and the reader is told the other fact."""
+    named = [(f"GPU{g.index}", g.pci) for g in node.gpus]
+    named += [(n.name, n.pci) for n in node.nics if n.pci is not None]
+    named += [(s.name, s.pci) for s in node.storage if s.pci is not None]
+    notes: list[str] = []
+    for name, info in named:
+        found = facts.function(info.address)
+        numa = node.numa(info.numa_node) if info.numa_node is not None else None
+        if found is None or numa is None or not found.local_cpus or not numa.cpus_known:
+            continue
+        if not found.local_cpus <= numa.cpus:
+            notes.append(
+                f"{name} ({info.address}): numa_node says NUMA node {numa.os_index} ({named_list('CPU', numa.cpus)}), "
+                f"local_cpulist says {named_list('CPU', found.local_cpus)}; shown on node {numa.os_index}"
+            )
+    return notes
 
 
 def apply_nvml(node: Node, result: NvmlResult) -> Node:

@@ -134,7 +134,7 @@ def _build(path: str, root: ET.Element) -> Node:
         cpus = parse_mask(affinity, what="cpu affinity mask") if affinity else frozenset()
         if not affinity:
             notes.append(f"NCCL topology file: NUMA node {numa} has no affinity mask; its CPUs are unknown")
-        numa_nodes.append(NumaNode(os_index=numa, cpus=cpus, package=pkg_index))
+        numa_nodes.append(NumaNode(os_index=numa, cpus=cpus, package=pkg_index, cpus_known=bool(affinity)))
         packages.append(Package(os_index=pkg_index, cpus=cpus))
         cores.extend(Core(pus=(c,), package=pkg_index, numa_node=numa) for c in sorted(cpus))
         where = _Where(numa=numa, cpus=cpus)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel import pci
+from pinctl.words import count, every, verb
 
 PERSISTENCE = "gpu.persistence-mode"
 LOST = "gpu.lost"
@@ -41,7 +42,7 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
         "run nvidia-persistenced (systemctl enable --now nvidia-persistenced): without it the driver "
         "tears down and re-initialises the GPU for every job, adding seconds to each start",
     ) for g in off]
-    return out or [ok(PERSISTENCE, "node", f"persistence mode on for {len(known)} GPUs")]
+    return out or [ok(PERSISTENCE, "node", f"persistence mode on for {count(len(known), 'GPU')}")]
 
 
 def _nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
@@ -67,14 +68,14 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     bound = _nvidia_pci_gpus(ctx)
     if len(bound) > len(h.gpus):
         out.append(Finding(
-            LOST, "fail", "node", f"{len(bound)} GPUs bound to the nvidia driver, NVML sees {len(h.gpus)}",
-            (f"{pci.DEVICES_DIR}/*: {len(bound)} NVIDIA display devices with driver nvidia",
+            LOST, "fail", "node", f"{count(len(bound), 'GPU')} bound to the nvidia driver, NVML sees {len(h.gpus)}",
+            (f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA display device')} with driver nvidia",
              f"nvmlDeviceGetCount() = {len(h.gpus)}"),
             "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
         ))
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
-    return out or [ok(LOST, "node", f"{len(h.gpus)} GPUs answer NVML")]
+    return out or [ok(LOST, "node", f"{count(len(h.gpus), 'GPU')} {verb(len(h.gpus), 'answers', 'answer')} NVML")]
 
 
 def memory_retirement(ctx: DoctorContext) -> list[Finding]:
@@ -98,7 +99,7 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
                                ev, "drain the node and reset the GPU (nvidia-smi -r) or reboot"))
     if known == 0:
         return [skipped(MEMORY, "page retirement / row remapping not reported by these GPUs")]
-    return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {known} GPUs")]
+    return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {count(known, 'GPU')}")]
 
 
 def nvlink_missing(ctx: DoctorContext) -> list[Finding]:
@@ -121,12 +122,12 @@ def nvlink_missing(ctx: DoctorContext) -> list[Finding]:
         if g.active_nvlinks < expected:
             down = [i for i, active in g.nvlinks if not active]
             out.append(Finding(
-                NVLINK, "warn", _label(g), f"{g.active_nvlinks} of {expected} NVLinks active",
+                NVLINK, "warn", _label(g), f"{g.active_nvlinks} of {count(expected, 'NVLink')} active",
                 (f"nvmlDeviceGetNvLinkState(GPU {g.index}, link) inactive for links {down}",),
                 "check `nvidia-smi nvlink -s` and the fabric manager (NVSwitch systems: "
                 "systemctl status nvidia-fabricmanager); reseat or service the baseboard if links stay down",
             ))
-    return out or [ok(NVLINK, "node", f"all {len(healthy)} GPUs have their expected NVLinks active")]
+    return out or [ok(NVLINK, "node", every(len(healthy), "GPU", "has its", "have their") + " expected NVLinks active")]
 
 
 def pcie_replay(ctx: DoctorContext) -> list[Finding]:
@@ -143,4 +144,4 @@ def pcie_replay(ctx: DoctorContext) -> list[Finding]:
         "replays mean link-level CRC errors being retried: compare again later; a growing count "
         "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
     ) for g in known if (g.pcie_replay_counter or 0) > 0]
-    return out or [ok(REPLAY, "node", f"no PCIe replays on {len(known)} GPUs")]
+    return out or [ok(REPLAY, "node", f"no PCIe replays on {count(len(known), 'GPU')}")]

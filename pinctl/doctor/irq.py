@@ -25,6 +25,7 @@ from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import irq as kirq
 from pinctl.kernel import pci
 from pinctl.model import PciInfo
+from pinctl.words import count
 
 CHECK = "irq.remote-numa"
 
@@ -90,7 +91,7 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
         elif len(remote) > allowed:
             out.append(Finding(
                 CHECK, "warn", f"{label} ({info.address})",
-                f"{len(remote)} of {total} IRQs served only by CPUs outside its NUMA node "
+                f"{len(remote)} of {count(total, 'IRQ')} served only by CPUs outside its NUMA node "
                 f"(local CPUs {format_list(local)})",
                 tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
                 "set the IRQ affinity to local CPUs (mlx5: set_irq_affinity_cpulist.sh or "
@@ -99,4 +100,4 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
     if checked == 0:
         return [skipped(CHECK, f"no IRQ facts (msi_irqs, {kirq.IRQ_DIR}) for these devices")]
     where = "the plan's housekeeping CPUs (NICs) and local CPUs" if housekeeping else "local CPUs"
-    return out or [ok(CHECK, "node", f"IRQs of {checked} devices served by {where}")]
+    return out or [ok(CHECK, "node", f"IRQs of {count(checked, 'device')} served by {where}")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pinctl.cpuset import format_list
 from pinctl.doctor.finding import DoctorContext, Finding, ok
 from pinctl.kernel import cpus, pci
+from pinctl.words import count
 
 CHECK = "node.discovery"
 
@@ -24,8 +25,8 @@ def discovery(ctx: DoctorContext) -> list[Finding]:
             tuple(mismatch),
             "give --topology and --root from the same node (or only --root: it is discovered from the tree)",
         )]
-    return [ok(CHECK, "topology", f"{n.source}: {len(n.numa_nodes)} NUMA nodes, {len(n.cpus)} CPUs, "
-               f"{len(n.gpus)} GPUs, {len(n.nics)} NICs, {len(n.storage)} storage devices")]
+    return [ok(CHECK, "topology", f"{n.source}: {count(len(n.numa_nodes), 'NUMA node')}, {count(len(n.cpus), 'CPU')}, "
+               f"{count(len(n.gpus), 'GPU')}, {count(len(n.nics), 'NIC')}, {count(len(n.storage), 'storage device')}")]
 
 
 def _mismatch(ctx: DoctorContext) -> list[str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_list
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel.numa import node_file
 from pinctl.kernel.pci import device_file
+from pinctl.words import every, named
 
 UNKNOWN = "numa.unknown-locality"
 MEMORYLESS = "numa.memoryless-node"
@@ -25,7 +25,8 @@ def unknown_locality(ctx: DoctorContext) -> list[Finding]:
     cpu_nodes = [n for n in node.numa_nodes if n.cpus]
     unknown = [(label, pci) for label, pci in devices if pci.numa_node is None]
     if not unknown:
-        return [ok(UNKNOWN, "node", f"all {len(devices)} GPUs/NICs have a known NUMA node")]
+        return [ok(UNKNOWN, "node", (
+            every(len(devices), "GPU/NIC", "has", "have", plural_word="GPUs/NICs") + " a known NUMA node"))]
     if len(cpu_nodes) <= 1:
         return [ok(UNKNOWN, "node",
                    f"{len(unknown)} device(s) report no NUMA node, harmless with one CPU NUMA node")]
@@ -46,10 +47,11 @@ def memoryless_node(ctx: DoctorContext) -> list[Finding]:
         return [skipped(MEMORYLESS, "the topology has no NUMA memory sizes")]
     empty = [n for n in known if n.memory_bytes == 0 and n.cpus]
     if not empty:
-        return [ok(MEMORYLESS, "node", f"all {len(known)} NUMA nodes with CPUs have memory")]
+        return [ok(MEMORYLESS, "node", (
+            every(len(known), "NUMA node with CPUs", "has", "have", plural_word="NUMA nodes with CPUs") + " memory"))]
     return [Finding(
         MEMORYLESS, "warn", f"NUMA node {n.os_index}",
-        f"NUMA node {n.os_index} has CPUs {format_list(n.cpus)} but no memory",
+        f"NUMA node {n.os_index} has {named('CPU', n.cpus)} but no memory",
         (f"{node_file(n.os_index, 'meminfo')} MemTotal = 0",),
         "populate the DIMM slots of this socket/channel (or change the NPS/SNC BIOS setting): "
         "every allocation from these CPUs goes to a remote node",
@@ -61,7 +63,7 @@ def cpuless_node(ctx: DoctorContext) -> list[Finding]:
         return [no_node(ctx, CPULESS)]
     cpuless = [n for n in ctx.node.numa_nodes if n.cpuless]
     if not cpuless:
-        return [ok(CPULESS, "node", f"all {len(ctx.node.numa_nodes)} NUMA nodes have CPUs")]
+        return [ok(CPULESS, "node", every(len(ctx.node.numa_nodes), "NUMA node", "has", "have") + " CPUs")]
     out: list[Finding] = []
     for n in cpuless:
         ev = (f"{node_file(n.os_index, 'cpulist')} = (empty); kind = {n.kind}",)

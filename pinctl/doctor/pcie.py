@@ -15,6 +15,7 @@ from __future__ import annotations
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import pci as kpci
 from pinctl.model import PciAddress, PciInfo
+from pinctl.words import count
 
 CHECK = "pcie.link-degraded"
 
@@ -99,5 +100,5 @@ def link_degraded(ctx: DoctorContext) -> list[Finding]:
     if checked == 0:
         return [skipped(CHECK, "no PCIe link files (current_link_speed/width) for these devices")]
     if not out:
-        out.append(ok(CHECK, "node", f"{checked} PCIe links at full speed and width"))
+        out.append(ok(CHECK, "node", f"{count(checked, 'PCIe link')} at full speed and width"))
     return out

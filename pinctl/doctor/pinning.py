@@ -25,6 +25,7 @@ from pinctl.kernel.proc import (
 from pinctl.plan.environment import MARKER_PLAN, MARKER_RANK
 from pinctl.plan.localrank import rank_from_env
 from pinctl.plan.types import Plan, RankPlan
+from pinctl.words import named, said
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,11 @@ def evaluate(
         want_cpus = frozenset().union(*(r.cpus for r in expected))
         outside = f.cpus - want_cpus
         if outside:
-            out.append(f"runs on CPUs {format_list(outside)} outside its rank's CPUs {format_list(want_cpus)}")
+            out.append(f"runs on {named('CPU', outside)} outside its rank's {named('CPU', want_cpus)}")
         homes = {r.numa_node for r in expected if r.numa_node is not None}
         home_cpus = frozenset().union(*(node_cpus.get(n, frozenset()) for n in homes))
         if homes and home_cpus and f.cpus - home_cpus:
-            out.append(f"CPUs {format_list(f.cpus - home_cpus)} are outside its GPU's NUMA node {format_list(homes)}")
+            out.append(f"{said('CPU', f.cpus - home_cpus, 'is', 'are')} outside its GPU's {named('NUMA node', homes)}")
         if f.policies is not None:
             want_mems = frozenset().union(*(r.mems for r in expected))
             for text, nodes in sorted(_bound_policies(f.policies).items()):
@@ -161,8 +162,8 @@ def evaluate(
                 issues[b.pid].append(f"has the same local rank {b.local_rank} as process {a.pid}")
             shared = a.cpus & b.cpus
             if shared:
-                issues[a.pid].append(f"shares CPUs {format_list(shared)} with process {b.pid}")
-                issues[b.pid].append(f"shares CPUs {format_list(shared)} with process {a.pid}")
+                issues[a.pid].append(f"shares {named('CPU', shared)} with process {b.pid}")
+                issues[b.pid].append(f"shares {named('CPU', shared)} with process {a.pid}")
     return issues
 
 

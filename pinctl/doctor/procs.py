@@ -13,6 +13,7 @@ from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.doctor.pinning import evaluate, gather, pids_by_gpu
 from pinctl.kernel.numa import node_cpus, online_nodes
+from pinctl.words import count
 
 CHECK = "procs.mis-pinned"
 _GONE = "process does not exist"  # exited between the NVML query and /proc: not a finding
@@ -48,4 +49,4 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
             ))
     live = sum(1 for f in facts if f.exists)
     plan_note = "against the plan" if ctx.plan is not None else "no plan given: only CPU sharing is judged"
-    return out or [ok(CHECK, "node", f"{live} GPU processes pinned apart ({plan_note})")]
+    return out or [ok(CHECK, "node", f"{count(live, 'GPU process', 'GPU processes')} pinned apart ({plan_note})")]

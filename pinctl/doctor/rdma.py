@@ -20,6 +20,7 @@ from pinctl.kernel import rdma
 from pinctl.model import Gpu, Nic, Node
 from pinctl.plan.devices import choose_gpu_nics
 from pinctl.plan.nicnotes import port_tool
+from pinctl.words import count
 
 PORT_DOWN = "rdma.port-down"
 NO_GDR = "rdma.no-gdr-path"
@@ -54,7 +55,7 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
                 ))
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
-    return out or [ok(PORT_DOWN, "node", f"{ports} RDMA ports ACTIVE / LinkUp")]
+    return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE / LinkUp")]
 
 
 def _usable(nics: tuple[Nic, ...]) -> list[Nic]:
@@ -146,10 +147,10 @@ def nic_imbalance(ctx: DoctorContext) -> list[Finding]:
         busiest = [name for name, c in counts.items() if c == hi]
         return [Finding(
             IMBALANCE, "warn", ", ".join(busiest),
-            f"RDMA NICs shared unevenly: {hi} GPUs on the busiest NIC, {lo} on the idlest, "
+            f"RDMA NICs shared unevenly: {count(hi, 'GPU')} on the busiest NIC, {lo} on the idlest, "
             "in the plan that serves every GPU from its nearest usable NICs",
             evidence,
             "rebalance GPUs and NICs across PCIe switches (or fix down ports) so each NIC serves "
             "about the same number of GPUs; otherwise the busiest NIC caps all-reduce bandwidth",
         )]
-    return [ok(IMBALANCE, "node", f"{len(gpus)} GPUs spread over {len(loads)} RDMA NICs", *evidence)]
+    return [ok(IMBALANCE, "node", f"{count(len(gpus), 'GPU')} spread over {count(len(loads), 'RDMA NIC')}", *evidence)]

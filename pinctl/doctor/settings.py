@@ -7,6 +7,7 @@ from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.errors import UsageError
 from pinctl.kernel import settings
 from pinctl.kernel.cpus import CPU_DIR, cpu_list_fact, governors
+from pinctl.words import count, every, named, said, verb
 
 NUMA_BALANCING = "kernel.numa-balancing"
 THP_DEFRAG = "kernel.thp-defrag"
@@ -57,11 +58,11 @@ def cpufreq_governor(ctx: DoctorContext) -> list[Finding]:
     ev = tuple(e for _, _, e in found)
     others = {g: c for g, c in by_gov.items() if g != "performance"}
     if not others:
-        return [ok(GOVERNOR, "node", f"all {len(by_gov['performance'])} CPUs use 'performance'", *ev)]
+        return [ok(GOVERNOR, "node", every(len(by_gov["performance"]), "CPU", "uses", "use") + " 'performance'", *ev)]
     cpus = set().union(*others.values())
     return [Finding(
-        GOVERNOR, "warn", f"CPUs {format_list(cpus)}",
-        f"{len(cpus)} CPUs use governor {', '.join(sorted(others))}, not 'performance'", ev,
+        GOVERNOR, "warn", named("CPU", cpus),
+        f"{said('CPU', cpus, 'uses', 'use')} governor {', '.join(sorted(others))}, not 'performance'", ev,
         "cpupower frequency-set -g performance (or tuned-adm profile latency-performance); "
         "input pipelines and NCCL proxy threads stall while cores ramp up",
     )]
@@ -82,7 +83,8 @@ def offline_cpus(ctx: DoctorContext) -> list[Finding]:
         missing = offline
     if missing:
         return [Finding(
-            OFFLINE, "warn", f"CPUs {format_list(missing)}", f"{len(missing)} present CPUs are offline",
+            OFFLINE, "warn", named("CPU", missing),
+            f"{count(len(missing), 'present CPU')} {verb(len(missing), 'is', 'are')} offline",
             evidence, f"echo 1 > {CPU_DIR}/cpuN/online for each, or check the BIOS and kernel maxcpus=/nr_cpus=; "
             "offline CPUs shrink the node and skew NUMA balance",
         )]
@@ -127,7 +129,7 @@ def isolcpus(ctx: DoctorContext) -> list[Finding]:
     clash = hk & union
     if clash:
         out.append(Finding(
-            ISOLCPUS, "warn", f"CPUs {format_list(clash)}",
+            ISOLCPUS, "warn", named("CPU", clash),
             "housekeeping CPUs are isolated/nohz_full: daemons pinned there get no load balancing",
             tuple(evidence), "reserve non-isolated CPUs for housekeeping (--reserve), or change "
             "isolcpus=/nohz_full= on the kernel command line",
@@ -135,7 +137,7 @@ def isolcpus(ctx: DoctorContext) -> list[Finding]:
     overlap = hk & (ctx.job_cpus or frozenset())
     if overlap:
         out.append(Finding(
-            ISOLCPUS, "warn", f"CPUs {format_list(overlap)}",
+            ISOLCPUS, "warn", named("CPU", overlap),
             "job CPUs overlap the housekeeping CPUs",
             (*evidence, f"plan job CPUs = {format_list(ctx.job_cpus or ())}"),
             "re-plan with the housekeeping CPUs reserved (pinctl plan --reserve ...)",

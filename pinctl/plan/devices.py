@@ -20,6 +20,7 @@ from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
 from pinctl.plan.nicnotes import name_list, nic_notes, unknown_port_notes
 from pinctl.plan.types import NicUse, StorageUse
+from pinctl.words import count
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
 # "eth" (RoCE) and "other" (unknown link layer on an unknown kind).
@@ -158,7 +159,7 @@ def assign_devices(
         disk_levels = [[_numa_level(dom, d.numa_node) for d in disks] for dom in rank_domains]
         disk_paths = None
     if cands and nics_per_gpu > len(cands):
-        warnings.append(f"--nics-per-gpu {nics_per_gpu} but only {len(cands)} usable NICs")
+        warnings.append(f"--nics-per-gpu {nics_per_gpu} but only {count(len(cands), 'usable NIC')}")
     if cands:
         for key, levels, chosen in zip(keys, nic_levels, nic_chosen, strict=True):
             nic_map[key] = tuple(_nic_use(cands[j], levels[j]) for j in chosen)

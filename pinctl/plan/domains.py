@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pinctl.cpuset import format_list
 from pinctl.model import Gpu, Node
 from pinctl.plan.cores import CoreSlot, Domain
+from pinctl.words import count
 
 
 def cpu_domains(node: Node, cores: Sequence[CoreSlot]) -> dict[Domain, list[CoreSlot]]:
@@ -75,7 +76,8 @@ def assign_domains(
             dom: Domain = numa
         else:
             dom = nearest(node, numa, order)[0]
-            why = "is CPU-less" if node_numa.cpuless else "has no usable CPUs (allowed minus reserved)"
+            why = ("is CPU-less" if node_numa.cpuless else "has CPUs the topology does not list"
+                   if not node_numa.cpus_known else "has no usable CPUs (allowed minus reserved)")
             warnings.append(f"GPU {g.index}: its NUMA node {numa} {why}; using the nearest CPU node {dom}")
         gpu_dom[g.index] = dom
         load[dom] += procs[g.index]
@@ -129,7 +131,8 @@ def _relieve(
             groups = sorted(moved.items(), key=lambda item: min(item[1]))
             where = ", ".join(f"{label(sorted(g))} to node {target}" for target, g in groups)
             warnings.append(
-                f"NUMA node {dom} is full ({len(domains[dom])} usable cores for {len(members)} ranks): "
+                f"NUMA node {dom} is full "
+                f"({count(len(domains[dom]), 'usable core')} for {count(len(members), 'rank')}): "
                 f"{where}, the nearest with room"
             )
 

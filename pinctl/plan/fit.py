@@ -21,6 +21,7 @@ from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import read_status
 from pinctl.plan.types import Plan, RankPlan
+from pinctl.words import named, said, verb
 
 
 def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | None = None) -> list[str]:
@@ -34,16 +35,17 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
     if present is not None:
         extra = set().union(*(r.cpus for r in plan.ranks)) - present
         if extra:
-            problems.append(f"CPUs {format_list(extra)} of the plan do not exist here")
+            problems.append(f"{named('CPU', extra)} of the plan {verb(len(extra), 'does', 'do')} not exist here")
     extra_nodes = set().union(*(r.mems for r in plan.ranks)) - online_nodes(fs)
     if extra_nodes:
-        problems.append(f"NUMA nodes {format_list(extra_nodes)} of the plan are not online here")
+        problems.append(
+            f"{named('NUMA node', extra_nodes)} of the plan {verb(len(extra_nodes), 'is', 'are')} not online here")
     problems += _numa_layout_problems(plan, fs)
     if rank is not None:
         limit = cpuset(fs)
         if limit is not None and rank.cpus - limit.cpus:
             problems.append(
-                f"rank {rank.local_rank}'s CPUs {format_list(rank.cpus - limit.cpus)} are outside the CPUs this "
+                f"rank {rank.local_rank}'s {said('CPU', rank.cpus - limit.cpus, 'is', 'are')} outside the CPUs this "
                 f"job step or container may use (cgroup cpuset {format_list(limit.cpus)}, {limit.path}): "
                 + _more_cpus_hint(len(rank.cpus))
             )
@@ -52,7 +54,7 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
             outside_mems = rank.mems - me.mems_allowed
             if outside_mems:
                 problems.append(
-                    f"rank {rank.local_rank}'s memory nodes {format_list(outside_mems)} are outside the "
+                    f"rank {rank.local_rank}'s {said('memory node', outside_mems, 'is', 'are')} outside the "
                     f"allowed mems {format_list(me.mems_allowed)}"
                 )
     return problems
@@ -79,7 +81,7 @@ def _numa_layout_problems(plan: Plan, fs: KernelFiles) -> list[str]:
         here = cpus_of[r.numa_node]
         if here is not None and not r.cpus <= here:
             problems.append(
-                f"rank {r.local_rank}'s CPUs {format_list(r.cpus - here)} are not on NUMA node {r.numa_node} here"
+                f"rank {r.local_rank}'s {said('CPU', r.cpus - here, 'is', 'are')} not on NUMA node {r.numa_node} here"
             )
     return problems
 

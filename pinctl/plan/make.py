@@ -35,6 +35,7 @@ from pinctl.plan.request import PlanRequest
 from pinctl.plan.types import GpuRef, Plan, RankPlan
 from pinctl.plan.vendors import device_minor, isolation_env
 from pinctl.plan.wholenode import cpu_classes, helper_sets, housekeeping_note, idle_note
+from pinctl.words import count, named, verb
 
 
 def fingerprint(node: Node) -> str:
@@ -99,7 +100,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     all_cores = ordered_cores(node)
     outside = request.reserve - node.cpus
     if outside:
-        warnings.append(f"--reserve CPUs {format_list(outside)} do not exist on this node")
+        warnings.append(f"--reserve {named('CPU', outside)} {verb(len(outside), 'does', 'do')} not exist on this node")
     if not node.smt_known and request.smt == "one-per-core":
         raise UsageError("--smt one-per-core needs to know which CPUs share a core, and this topology "
                          "does not say (an NCCL file?): plan on the node itself")
@@ -133,7 +134,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     total = len(rank_gpu)
     if total > len(cores):
         raise UsageError(
-            f"{total} ranks but only {len(cores)} usable cores (allowed CPUs minus reserved): "
+            f"{count(total, 'rank')} but only {count(len(cores), 'usable core')} (allowed CPUs minus reserved): "
             "use fewer ranks or reserve less"
         )
     if request.ranks is None:
@@ -234,9 +235,9 @@ def _cpu_only_domains(node: Node, domains: dict[Domain, list[CoreSlot]], n: int)
     pkgs = sorted(by_pkg)
     per_pkg = split_even(n, [sum(len(domains[d]) for d in by_pkg[p]) for p in pkgs])
     out: list[Domain] = []
-    for p, count in zip(pkgs, per_pkg, strict=True):
+    for p, share in zip(pkgs, per_pkg, strict=True):
         doms = by_pkg[p]
-        for dom, c in zip(doms, split_even(count, [len(domains[d]) for d in doms]), strict=True):
+        for dom, c in zip(doms, split_even(share, [len(domains[d]) for d in doms]), strict=True):
             out.extend([dom] * c)
     return out
 

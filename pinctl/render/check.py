@@ -12,7 +12,8 @@ from typing import TextIO
 
 from pinctl.cpuset import format_list
 from pinctl.doctor.pinning import ProcFacts, thread_groups
-from pinctl.render.table import columns, use_rich
+from pinctl.render.layout import fold
+from pinctl.render.table import columns, grid_rows, terminal_width, use_rich
 
 HEADERS = ("PID", "NAME", "RANK", "CPUS", "THREADS", "MEMS", "POLICY")
 
@@ -44,14 +45,10 @@ def draw(facts: list[ProcFacts], issues: dict[int, list[str]], out: TextIO | Non
     """The check view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
     if not use_rich(out):
-        out.write("".join(line + "\n" for line in plain_lines(facts, issues)))
+        out.write("".join(line + "\n" for line in fold(plain_lines(facts, issues), terminal_width(out))))
         return
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(*HEADERS, "STATUS")
-    for f in facts:
-        status = "[green]ok[/]" if not issues[f.pid] else "[red]" + escape("; ".join(issues[f.pid])) + "[/]"
-        table.add_row(*(escape(c) for c in row(f)), status)
-    Console(file=out).print(table)
+    rows = [(*row(f), "; ".join(issues[f.pid]) or "ok") for f in facts]
+    styles = [("",) * len(HEADERS) + ("red" if issues[f.pid] else "green",) for f in facts]
+    grid_rows(Console(file=out), (*HEADERS, "STATUS"), rows, styles=styles)

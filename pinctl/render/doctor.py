@@ -15,7 +15,8 @@ from typing import TextIO
 from pinctl.doctor import summarize, summary_line
 from pinctl.doctor.finding import Finding
 from pinctl.doctor.report import ordered
-from pinctl.render.table import use_rich
+from pinctl.render.layout import fold
+from pinctl.render.table import fits, grid_rows, terminal_width, use_rich
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
 
@@ -49,28 +50,32 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
     """The doctor view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
     if not use_rich(out):
-        out.write("\n".join(plain_lines(findings, verbose=verbose)) + "\n")
+        out.write("\n".join(fold(plain_lines(findings, verbose=verbose), terminal_width(out))) + "\n")
         return
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
-    table = Table(show_header=True, header_style="bold", expand=False)
-    for col in ("level", "check", "subject", "finding"):
-        table.add_column(col)
+    rows: list[tuple[str, ...]] = []
+    styles: list[tuple[str, ...]] = []
+    sections: set[int] = set()
     area = None
     for f in ordered(findings):
         if area is not None and f.area != area:
-            table.add_section()
+            sections.add(len(rows))
         area = f.area
         text = f.summary
         if verbose or f.severity in ("warn", "fail"):
             text += "".join(f"\n  {e}" for e in f.evidence)
             if f.remedy and f.severity != "ok":
                 text += f"\n  fix: {f.remedy}"
-        # Text, not markup: evidence like "[madvise]" or a process name must print as written.
-        table.add_row(Text(f.severity, style=_STYLE[f.severity]), Text(f.check), Text(f.subject), Text(text),
-                      end_section=False)  # fmt: skip
+        rows.append((f.severity, f.check, f.subject, text))
+        styles.append((_STYLE[f.severity], "", "", ""))
     console = Console(file=out)
-    console.print(table)
+    headers: tuple[str, ...] = ("level", "check", "subject", "finding")
+    if not fits(console, headers, rows):
+        # Narrow: the subject (often a long /sys path) heads its finding instead of taking a column.
+        headers = ("level", "check", "finding")
+        rows = [(lvl, check, f"{subject}:\n{text}") for lvl, check, subject, text in rows]
+        styles = [st[:3] for st in styles]
+    # Cells are rich Text, not markup: evidence like "[madvise]" or a process name prints as written.
+    grid_rows(console, headers, rows, styles=styles, sections=frozenset(sections))
     console.print(summary_line(summarize(findings)), highlight=False)

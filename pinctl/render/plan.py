@@ -41,7 +41,9 @@ def plan_table(plan: Plan) -> list[Table | str]:
     if helpers:
         headers.insert(4, "helpers")
     title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
-    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows))]
+    # The core count is the cpulist's, restated: the first thing a narrow terminal can do without.
+    optional = tuple(h for h in headers if h in ("#cores", "#CPUs"))
+    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows), optional=optional)]
     classes = plan_cpu_classes(plan)
     if classes is not None:
         items.append(classes)

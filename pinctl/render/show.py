@@ -7,10 +7,12 @@ PCIe placement, and the GPU x device distance matrix that decides placement.
 
 from __future__ import annotations
 
-from pinctl.cpuset import format_compact, format_list
-from pinctl.distance import device_columns, distance_matrix
+from pinctl.cpuset import format_list
+from pinctl.distance import device_columns, distance_matrix, level_order
 from pinctl.model import Node, NumaNode, PciInfo, PciLink
+from pinctl.render.layout import GLUE
 from pinctl.render.table import Table
+from pinctl.words import count
 
 
 def human_bytes(n: int | None) -> str:
@@ -19,7 +21,8 @@ def human_bytes(n: int | None) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if value < 1024 or unit == "PiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            # Glued: "1007.4" and "GiB" on two lines read as two values.
+            return f"{value:.0f}{GLUE}{unit}" if unit == "B" else f"{value:.1f}{GLUE}{unit}"
         value /= 1024
     return f"{n} B"
 
@@ -27,8 +30,10 @@ def human_bytes(n: int | None) -> str:
 def summary_line(node: Node) -> str:
     cpuless = sum(1 for n in node.numa_nodes if n.cpuless)
     numa = f"{len(node.numa_nodes)} NUMA node{'s' if len(node.numa_nodes) != 1 else ''}"
-    if cpuless:
-        numa += f" ({cpuless} CPU-less)"
+    unknown = sum(1 for n in node.numa_nodes if not n.cpus_known)
+    if cpuless or unknown:
+        numa += " (" + "; ".join(x for x in (f"{cpuless} CPU-less" if cpuless else "",
+                                             f"{unknown} with CPUs unknown" if unknown else "") if x) + ")"
     threads = max((len(c.pus) for c in node.cores), default=0)
     # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
     cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
@@ -62,7 +67,7 @@ def _allowed(cpus: frozenset[int], allowed: frozenset[int]) -> str:
         return "-"
     if allowed == cpus:
         return "all"
-    return format_compact(allowed) if allowed else "none"
+    return format_list(allowed) if allowed else "none"
 
 
 def _n(count: int, word: str) -> str:
@@ -79,7 +84,7 @@ def numa_table(node: Node) -> Table:
                 str(n.os_index),
                 "-" if n.package is None else str(n.package),
                 n.kind + (" (CPU-less)" if n.cpuless else ""),
-                format_compact(n.cpus) or "-",
+                format_list(n.cpus) or ("-" if n.cpus_known else "unknown"),
                 _allowed(n.cpus, allowed),
                 str(l3),
                 human_bytes(n.memory_bytes),
@@ -102,7 +107,8 @@ def numa_table(node: Node) -> Table:
 
 def _link(link: PciLink) -> str:
     if link.speed_gts is None and link.width is None:
-        return "-"
+        # hwloc XML: no per-lane speed or width, but the link's bandwidth (pci_link_speed).
+        return "-" if link.bandwidth_gbs is None else f"{link.bandwidth_gbs:.1f}{GLUE}GB/s"
     cur = f"{link.speed_gts:g}GT/s" if link.speed_gts is not None else "?"
     cur += f" x{link.width}" if link.width is not None else ""
     if link.max_speed_gts is not None or link.max_width is not None:
@@ -124,9 +130,10 @@ def _place(info: PciInfo | None) -> tuple[str, str, str, str]:
 def device_table(node: Node) -> Table:
     rows: list[tuple[str, ...]] = []
     for g in node.gpus:
-        detail = " ".join(x for x in (g.name or g.vendor, human_bytes(g.memory_bytes) if g.memory_bytes else "") if x)
+        size = human_bytes(g.memory_bytes) if g.memory_bytes else ""
+        detail = " ".join(x for x in (_glued(g.name or g.vendor), size) if x)
         if g.mig:
-            detail += f", MIG: {len(g.mig)} instance{'s' if len(g.mig) != 1 else ''}"
+            detail += f", MIG: {count(len(g.mig), 'instance')}"
         if not g.usable:
             detail += f"; not usable by this job: {g.unusable}"
         elif g.visible_index is not None and g.visible_index != g.index:
@@ -143,10 +150,17 @@ def device_table(node: Node) -> Table:
         kind = n.kind + ("" if n.rdma else " (no RDMA)")
         rows.append((n.name, kind, addr, numa, link, detail or "-", path))
     for s in node.storage:
-        detail = " ".join(x for x in (s.model or "", human_bytes(s.size_bytes) if s.size_bytes else "") if x)
+        detail = " ".join(x for x in (_glued(s.model or ""), human_bytes(s.size_bytes) if s.size_bytes else "") if x)
         addr, numa, link, path = _place(s.pci)
         rows.append((s.name, "storage", addr, numa, link, detail or "-", path))
-    return Table("Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows))
+    # A narrow terminal loses the bridge path first (it is in --json), then gets one block per device.
+    return Table("Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows),
+                 optional=("bridges",))
+
+
+def _glued(name: str) -> str:
+    """A device name is one value: it may not be wrapped between its words."""
+    return GLUE.join(name.split())
 
 
 def matrix_table(node: Node) -> Table:
@@ -154,14 +168,41 @@ def matrix_table(node: Node) -> Table:
     rows = []
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
-        affinity = format_compact(local) if local else "?"
+        affinity = format_list(local) if local else "?"
         numa = "?" if gpu.numa_node is None else str(gpu.numa_node)
         rows.append((f"GPU{gpu.index}", *cells, affinity, numa))
     legend = (
         "X self; NV# NVLink (# links); PIX one PCIe switch; PXB several switches; "
         "PHB same host bridge; NODE same NUMA node; SYS across NUMA nodes or unknown locality"
     )
-    return Table("GPU distances", ("", *cols, "CPU affinity", "NUMA"), tuple(rows), (legend,))
+    return Table("GPU distances", ("", *cols, "CPU affinity", "NUMA"), tuple(rows), (legend,),
+                 fallback=(nearest_table(node, legend),))
+
+
+def _nearest(names: list[str], cells: list[str]) -> str:
+    """The devices at the nearest known level among *names*, as ``PIX: mlx5_0, nvme2n1``."""
+    others = [(level, name) for level, name in zip(cells, names, strict=True) if level != "X"]
+    known = [(level, name) for level, name in others if level != "?"]
+    if not known:
+        return "?" if others else "-"
+    # Among NVLink peers, more links are nearer (NV18 before NV6).
+    best = min(known, key=lambda k: (level_order(k[0]), -int(k[0][2:]) if k[0][2:].isdigit() else 0))[0]
+    return f"{best}: " + ", ".join(name for level, name in known if level == best)
+
+
+def nearest_table(node: Node, legend: str) -> Table:
+    """The matrix folded for a terminal too narrow for it: per GPU, its nearest GPUs, NICs and storage."""
+    cols = [label for label, _ in device_columns(node)]
+    spans = {"GPUs": (0, len(node.gpus)), "NICs": (len(node.gpus), len(node.gpus) + len(node.nics))}
+    spans["storage"] = (spans["NICs"][1], len(cols))
+    rows = []
+    for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
+        local = gpu.pci.local_cpus & node.allowed_cpus
+        nearest = [_nearest(cols[a:b], cells[a:b]) for a, b in spans.values()]
+        rows.append((f"GPU{gpu.index}", *nearest, format_list(local) if local else "?",
+                     "?" if gpu.numa_node is None else str(gpu.numa_node)))  # fmt: skip
+    return Table("GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
+                 ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"), tuple(rows), (legend,))
 
 
 def show_items(node: Node) -> list[Table | str]:

@@ -3,31 +3,56 @@
 Views (what to show) are built as plain :class:`Table` values by pure code;
 this module only draws them, so the same view is rich on a terminal and
 greppable, colourless text in a pipe, on a dumb terminal or with NO_COLOR set.
-:func:`use_rich` is that rule, the only one: every view asks it.
+:func:`use_rich` is that rule, the only one: every view asks it. On a terminal
+tables are fitted to its width by :mod:`pinctl.render.layout`, which never
+splits a value; in a pipe each row stays one line, for grep.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+from pinctl.render.layout import GLUE, Grid, fit, fold, stacked, wrap
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
 class Table:
+    """A view's table. *optional* headers may be dropped, in order, on a narrow terminal; when the
+    rest still does not fit, *fallback* is drawn instead, or else one block per row."""
+
     title: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     footer: tuple[str, ...] = field(default=())
+    optional: tuple[str, ...] = field(default=())
+    fallback: tuple[Table | str, ...] = field(default=())
 
 
 def use_rich(stream: TextIO) -> bool:
     """Rich output only for a terminal that is not ``TERM=dumb``, and never with NO_COLOR set (no-color.org)."""
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
+    return is_terminal(stream)
+
+
+def is_terminal(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def terminal_width(stream: TextIO) -> int | None:
+    """The width to fit plain text to: the terminal's (COLUMNS first, as rich does), None for a pipe."""
+    if not is_terminal(stream):
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def draw(items: list[Table | str], stream: TextIO | None = None) -> None:
@@ -36,17 +61,31 @@ def draw(items: list[Table | str], stream: TextIO | None = None) -> None:
     if use_rich(out):
         _draw_rich(items, out)
     else:
-        out.write(plain(items))
+        out.write(plain(items, terminal_width(out)))
 
 
-def plain(items: list[Table | str]) -> str:
-    """Plain text: a title line, space-aligned columns, no colour or box characters."""
+def plain(items: list[Table | str], width: int | None = None) -> str:
+    """Plain text: a title line, space-aligned columns, no colour or box characters.
+
+    With a *width* (a terminal), tables are fitted to it as on a rich terminal.
+    """
     chunks: list[str] = []
     for item in items:
         if isinstance(item, str):
-            chunks.append(item + "\n")
+            chunks.append("\n".join(fold([item], width)) + "\n")
             continue
-        lines = ([item.title] if item.title else []) + columns(item.headers, item.rows) + list(item.footer)
+        grid = None if width is None else fit(item.headers, item.rows, width, per_column=2, fixed=-2,
+                                              optional=item.optional)  # fmt: skip
+        if width is not None and grid is None:
+            if item.fallback:
+                chunks.append(plain(list(item.fallback), width) + "\n")
+                continue
+            body = [line for row in item.rows for line in stacked(item.headers, row, width)]
+        elif grid is None:
+            body = columns(item.headers, item.rows)
+        else:
+            body = _wrapped_columns(item, grid.keep, grid.widths)
+        lines = fold([item.title] if item.title else [], width) + body + fold(item.footer, width)
         chunks.append("\n".join(lines) + "\n\n")
     return "".join(chunks).rstrip("\n") + "\n"
 
@@ -56,7 +95,18 @@ def columns(headers: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> list
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (headers, *rows)]
+    return ["  ".join(c.replace(GLUE, " ").ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in (headers, *rows)]  # fmt: skip
+
+
+def _wrapped_columns(item: Table, keep: tuple[int, ...], widths: tuple[int, ...]) -> list[str]:
+    out: list[str] = []
+    for row in (item.headers, *item.rows):
+        cells = [wrap(row[i], w) for i, w in zip(keep, widths, strict=True)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)]
+            out.append("  ".join(parts).rstrip())
+    return out
 
 
 _LEVEL_STYLE = {
@@ -70,30 +120,78 @@ _LEVEL_STYLE = {
 }
 
 
+def level_style(cell: str) -> str:
+    return _LEVEL_STYLE.get(cell) or ("cyan" if cell.startswith("NV") and cell[2:].isdigit() else "")
+
+
 def _draw_rich(items: list[Table | str], out: TextIO) -> None:
     from rich.console import Console
-    from rich.table import Table as RichTable
     from rich.text import Text
 
     console = Console(file=out, highlight=False)
     for item in items:
         if isinstance(item, str):
-            console.print(Text(item))
+            # Folded here, not by rich: rich cuts a word longer than the width (a long CPU list) anywhere.
+            for line in fold([item], console.width):
+                console.print(Text(line))
             continue
-        table = RichTable(title=item.title, title_justify="left", title_style="bold")
-        # Lists break after their commas rather than inside a number: "48-55,17" + "6-183" on two
-        # lines reads as two wrong CPU lists.
-        rows = [tuple(c.replace(",", ", ") if "," in c and " " not in c else c for c in row) for row in item.rows]
-        for h in item.headers:
-            table.add_column(h, overflow="fold")
-        for row in rows:
-            cells = []
-            for c in row:
-                style = _LEVEL_STYLE.get(c) or ("cyan" if c.startswith("NV") and c[2:].isdigit() else "")
-                cells.append(Text(c, style=style))
-            table.add_row(*cells)
-        console.print(table)
-        for line in item.footer:
+        if item.fallback and _fit_rich(console, item.headers, item.rows, item.optional) is None:
+            _draw_rich(list(item.fallback), out)
+            continue
+        grid_rows(console, item.headers, item.rows, title=item.title, optional=item.optional)
+        for line in fold(item.footer, console.width):
             console.print(Text(line, style="dim"))
         console.print()
 
+
+def _fit_rich(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
+              optional: Sequence[str] = ()) -> Grid | None:  # fmt: skip
+    # A rich table's overhead: one space of padding each side of a cell, and n + 1 rules.
+    return fit(headers, rows, console.width, per_column=3, fixed=1, optional=optional)
+
+
+def fits(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    """Whether these columns fit the console without splitting a value."""
+    return _fit_rich(console, headers, rows) is not None
+
+
+def grid_rows(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+    optional: Sequence[str] = (),
+    styles: Sequence[Sequence[str]] | None = None,
+    sections: frozenset[int] = frozenset(),
+) -> None:
+    """A rich table fitted to the console, or one block per row when it cannot fit.
+
+    *styles* give each cell's style (distance levels are coloured by default); a row whose
+    index is in *sections* starts a new section.
+    """
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    grid = _fit_rich(console, headers, rows, optional)
+    if grid is None:
+        if title:
+            console.print(Text(title, style="bold"))
+        for row in rows:
+            lines = stacked(headers, row, console.width)
+            console.print(Text(lines[0], style="bold"))
+            for line in lines[1:]:
+                console.print(Text(line))
+        return
+    table = RichTable(title=title or None, title_justify="left", title_style="bold")
+    for i, w in zip(grid.keep, grid.widths, strict=True):
+        table.add_column(Text("\n".join(wrap(headers[i], w)), style="bold"), width=w, no_wrap=True)
+    for n, row in enumerate(rows):
+        if n in sections:
+            table.add_section()
+        cells = []
+        for i, w in zip(grid.keep, grid.widths, strict=True):
+            style = styles[n][i] if styles is not None else level_style(row[i])
+            cells.append(Text("\n".join(wrap(row[i], w)), style=style))
+        table.add_row(*cells)
+    console.print(table)

@@ -139,6 +139,12 @@ def _address(attr: Any) -> PciAddress:
     return PciAddress(int(attr.domain), int(attr.bus), int(attr.dev), int(attr.func))
 
 
+def _bandwidth(attr: Any) -> float | None:
+    """hwloc's link speed in GB/s; 0 (or absent) means hwloc did not know it."""
+    value = float(getattr(attr, "linkspeed", 0.0) or 0.0)
+    return round(value, 2) if value > 0 else None
+
+
 def _device(pci: PciDevice, locality: _Locality) -> _Dev:
     attr = pci.attr
     bridges: list[PciAddress] = []
@@ -159,7 +165,7 @@ def _device(pci: PciDevice, locality: _Locality) -> _Dev:
         class_id=int(attr.class_id),
         vendor_id=int(attr.vendor_id),
         device_id=int(attr.device_id),
-        link=PciLink(),
+        link=PciLink(bandwidth_gbs=_bandwidth(attr)),
         bridges=tuple(bridges),
         switches=pcie_switches(bridges),
         host_bridge=host,

@@ -208,8 +208,11 @@ def _child_export() -> str:
 
 
 def _reason(e: BaseException) -> str:
+    """The first line of *e*; errno 0 ("Success", "Error 0") says nothing, so it is not repeated."""
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    if not text or text[0] in ("Success", "Error 0", "[Errno 0] Success"):
+        return "no reason given"
+    return text[0]
 
 
 # --- crash isolation -------------------------------------------------------------------------
@@ -321,7 +324,10 @@ def _outcome(data: bytes, status: int, what: str, stderr_lines: list[str]) -> ob
     except Exception:
         raise TopologyError(f"libhwloc failed reading {what}: the loader sent back no result{hint}") from None
     if kind == "err":
-        raise TopologyError(str(value))
+        # libhwloc says why on its stderr ("failed to find sysfs cpu topology directory"); the
+        # exception pyhwloc raises only carries errno, so its line is the reason worth showing.
+        said = [ln for ln in stderr_lines if "hwloc" in ln.lower()]
+        raise TopologyError(str(value) + (f" ({said[0]})" if said else ""))
     return value
 
 

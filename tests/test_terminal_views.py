@@ -1,0 +1,177 @@
+"""The views as a person sees them: the real `pinctl` in a pseudo-terminal of 60, 80 and 200 columns.
+
+A value cut across two lines (``0-13,112`` + ``-125``, ``0000:1b:`` + ``00.0``, ``NOD`` + ``E``)
+reads as wrong data. Lists may break after a comma, text at a space; nothing else.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from pinctl.api import discover, make_plan
+from pinctl.cpuset import format_list
+from pinctl.distance import LEVELS
+from pinctl.model import Node
+
+ROOT = Path(__file__).resolve().parents[1]
+DGX_H100 = ROOT / "fixtures" / "hwloc" / "dgx-h100.xml"
+DUAL_PORT = ROOT / "fixtures" / "hwloc" / "dual-port-4gpu.xml"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BOX = re.compile(r"[\u2500-\u257f]")
+LIST_ELEMENT = re.compile(r"\d+(-\d+)?")
+PCI = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+
+
+def in_pty(columns: int, *args: str, no_color: bool = False) -> str:
+    """Run pinctl on a pseudo-terminal *columns* wide; its screen text without colour codes."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "LINES")}
+    env.update(COLUMNS=str(columns), TERM="xterm-256color", **({"NO_COLOR": "1"} if no_color else {}))
+    proc = subprocess.Popen([sys.executable, "-m", "pinctl", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, cwd=ROOT, close_fds=True)  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(timeout=10)
+    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r", "")
+    assert "Traceback" not in text, text
+    return text
+
+
+def fragments(text: str) -> list[list[str]]:
+    """Each screen line as its words, with table rules and borders taken out."""
+    return [BOX.sub(" ", line).split() for line in text.splitlines()]
+
+
+def assert_whole(text: str, node: Node, cpulists: list[str] | None, columns: int, *, names: bool = False) -> None:
+    """No value cut; with *cpulists*, every list element shown is one of theirs (``112`` of ``112-125`` is not)."""
+    lines = fragments(text)
+    assert all(len(line) <= columns for line in text.splitlines()), "a line wider than the terminal"
+    words = [w.rstrip(",;:)").lstrip("(") for line in lines for w in line]
+    # Every word that looks like a CPU list is made of whole elements of the lists shown.
+    elements = {e for cl in cpulists or () for e in cl.split(",")}
+    for w in words:
+        if re.fullmatch(r"[\d,-]+", w) and re.search(r"\d", w) and ("," in w or "-" in w):
+            for e in filter(None, w.split(",")):
+                assert LIST_ELEMENT.fullmatch(e), f"CPU list element {e!r} cut in {w!r}"
+                if cpulists is not None:
+                    assert e in elements, f"CPU list element {e!r} cut in {w!r}"
+    # A PCI id is never cut: no fragment of one stands alone.
+    for w in words:
+        if re.search(r"[0-9a-f]{4}:[0-9a-f]{2}", w):
+            assert PCI.search(w), f"PCI id cut: {w!r}"
+    levels = set(LEVELS) | {"?"}
+    for w in words:
+        if re.fullmatch(r"[A-Z]{1,3}", w) and w not in levels and w not in ("CPU", "GPU", "NIC", "PCI", "L3", "MIG"):
+            assert not any(w in lv for lv in levels if lv != w), f"distance level cut: {w!r}"
+    # Device names stay on one line.
+    for gpu in node.gpus if names else ():
+        if gpu.name:
+            assert any(gpu.name in " ".join(line) for line in lines), f"device name {gpu.name!r} split"
+    for dev in (*node.gpus, *node.nics, *node.storage) if names else ():
+        if dev.pci is not None:
+            assert str(dev.pci.address) in text, f"{dev.pci.address} missing"
+
+
+@pytest.fixture(scope="module")
+def dgx() -> Node:
+    return discover(topology=str(DGX_H100), nvml=False)
+
+
+def node_lists(node: Node) -> list[str]:
+    from pinctl.cpuset import format_list
+
+    lists = [format_list(n.cpus) for n in node.numa_nodes] + [format_list(node.allowed_cpus)]
+    lists += [format_list(g.pci.local_cpus & node.allowed_cpus) for g in node.gpus]
+    return lists
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_show_keeps_every_value_whole(dgx: Node, columns: int) -> None:
+    text = in_pty(columns, "show", "--topology", str(DGX_H100))
+    assert_whole(text, dgx, node_lists(dgx), columns, names=True)
+    assert "GPU0" in text and "mlx5_11" in text and "nvme9n1" in text
+
+
+def test_show_folds_the_matrix_into_nearest_devices_when_it_does_not_fit(dgx: Node) -> None:
+    """30 device columns cannot fit 80 columns: each GPU lists its nearest NIC and storage instead."""
+    text = in_pty(80, "show", "--topology", str(DGX_H100))
+    assert "nearest devices" in text
+    folded = text[text.index("nearest devices"):]
+    block = [w for line in fragments(folded[folded.index("GPU0"):folded.index("GPU1 ")]) for w in line]
+    assert block[:1] == ["GPU0"] and "mlx5_0" in block and "nvme2n1" in block
+
+
+def test_a_matrix_that_fits_is_drawn_whole() -> None:
+    node = discover(topology=str(DUAL_PORT), nvml=False)
+    text = in_pty(200, "show", "--topology", str(DUAL_PORT))
+    assert "GPU distances" in text and "nearest devices" not in text
+    assert_whole(text, node, node_lists(node), 200, names=True)
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_plan_keeps_cpu_lists_and_bus_ids_whole(dgx: Node, columns: int) -> None:
+    plan = make_plan(dgx)
+    text = in_pty(columns, "plan", "--topology", str(DGX_H100))
+    assert plan.cpu_classes is not None
+    c = plan.cpu_classes
+    shown = [r.cpulist for r in plan.ranks] + [format_list(x) for x in (plan.rank_cpus, c.housekeeping, c.idle)]
+    assert_whole(text, dgx, shown, columns)
+    for r in plan.ranks:
+        assert r.gpu is not None and r.gpu.pci_bus_id in text
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_doctor_and_check_keep_values_whole(dgx: Node, columns: int) -> None:
+    text = in_pty(columns, "doctor", "--topology", str(DGX_H100))
+    assert "ok," in text
+    assert_whole(text, dgx, None, columns)
+    text = in_pty(columns, "check", "--topology", str(DGX_H100), "--force", str(os.getpid()))
+    assert str(os.getpid()) in text
+    assert_whole(text, dgx, None, columns)
+
+
+@pytest.mark.parametrize("command", ["show", "plan", "doctor"])
+def test_plain_views_on_a_terminal_are_whole_too(dgx: Node, command: str) -> None:
+    """NO_COLOR on a terminal: plain text, fitted to the same width, no box characters."""
+    text = in_pty(80, command, "--topology", str(DGX_H100), no_color=True)
+    assert not BOX.search(text)
+    assert_whole(text, dgx, None, 80, names=command == "show")
+
+
+FIXTURES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")) + sorted((ROOT / "fixtures" / "nccl").glob("*.xml"))
+
+
+@pytest.mark.parametrize("xml", FIXTURES, ids=lambda p: p.name)
+def test_every_fixture_is_whole_at_80_columns(xml: Path) -> None:
+    node = discover(topology=str(xml), nvml=False)
+    text = in_pty(80, "show", "--topology", str(xml))
+    assert_whole(text, node, node_lists(node), 80, names=True)
