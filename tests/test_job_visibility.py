@@ -162,3 +162,20 @@ def test_ranks_stay_inside_the_cgroup(limits: tuple[frozenset[int], frozenset[in
     for rank in plan.ranks:
         assert rank.cpus and rank.cpus <= cpus
         assert rank.mems and rank.mems <= mems
+
+
+VISIBILITY_VARS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+                   "ZE_AFFINITY_MASK", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")  # fmt: skip
+GARBAGE = st.lists(st.sampled_from([*"0123456789²٣,.:- abcdef", "GPU-", "MIG-", "all", "void"]),
+                   max_size=12).map("".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(VISIBILITY_VARS), GARBAGE, max_size=4))
+def test_any_visibility_text_gives_usable_gpus_in_a_runtime_order(env: dict[str, str]) -> None:
+    """Whatever the variables say (digits in other scripts, half UUIDs, junk), the job's GPUs are a
+    subset of the node's, each once, counted 0..n-1 as the runtime counts them; never an exception."""
+    out = job(env)
+    seen = [g.index for g in out.usable_gpus]
+    assert len(seen) == len(set(seen)) and set(seen) <= {g.index for g in dgx().gpus}
+    assert [g.visible_index for g in out.usable_gpus] == list(range(len(seen)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pinctl.cpuset import format_list
+from pinctl.cpuset import decimal, format_list
 from pinctl.discovery.visible import Pick, container_picks, entries, pick, slurm_indexes
 from pinctl.model import Gpu, MigDevice, Node, PciAddress, rocr_uuid
 
@@ -37,8 +37,8 @@ class JobAccess:
 def _rocm_key(gpu: Gpu) -> tuple[int, PciAddress]:
     """ROCm's own order: the ROCm SMI index hwloc reported (rsmiN), else PCI order."""
     for name in gpu.os_names:
-        if name.startswith("rsmi") and name[4:].isdigit():
-            return int(name[4:]), gpu.pci.address
+        if name.startswith("rsmi") and (index := decimal(name[4:], limit=6)) is not None:
+            return index, gpu.pci.address
     return 1 << 30, gpu.pci.address
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pinctl.cpuset import decimal
 from pinctl.model import Gpu
 
 VISIBILITY_VARS = (
@@ -62,8 +63,9 @@ def pick(
     for token in entries(text):
         head = token.split(".", 1)[0] if tiles else token
         found: Pick | None
-        if head.isdigit():
-            found = Pick(base[int(head)]) if int(head) < len(base) else None
+        if head.isdigit():  # '²' too: then decimal() says None and it names nothing
+            number = decimal(head, limit=6)
+            found = Pick(base[number]) if number is not None and number < len(base) else None
         else:
             found = _by_uuid(base, token, uuid_of)
         if found is None:
@@ -85,8 +87,8 @@ def container_picks(nvidia: Sequence[Gpu], text: str) -> list[Pick] | None:
         if ":" in token and token.replace(":", "").isdigit():  # GPU:MIG, both indexes
             token = token.split(":", 1)[0]
         if token.isdigit():
-            if int(token) < len(nvidia):
-                out.append(Pick(nvidia[int(token)]))
+            if (number := decimal(token, limit=6)) is not None and number < len(nvidia):
+                out.append(Pick(nvidia[number]))
         else:
             found = _by_uuid(nvidia, token, lambda g: g.uuid)
             if found is not None:
@@ -97,6 +99,7 @@ def container_picks(nvidia: Sequence[Gpu], text: str) -> list[Pick] | None:
 def slurm_indexes(text: str) -> frozenset[int] | None:
     """SLURM_STEP_GPUS / SLURM_JOB_GPUS as gres indexes; None when it is not a list of numbers."""
     items = entries(text)
-    if not items or not all(t.isdigit() for t in items):
+    numbers = [decimal(t, limit=9) for t in items]
+    if not numbers or None in numbers:
         return None
-    return frozenset(int(t) for t in items)
+    return frozenset(n for n in numbers if n is not None)
