@@ -19,6 +19,7 @@ from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
 from pinctl.discovery.nvml import NvmlUnavailable, query_health
 from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select
+from pinctl.doctor.inventory import inventory
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
 from pinctl.kernel.files import KernelFiles
@@ -96,7 +97,8 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
                             plan=plan, need_node=need_node, debug=debug)
     findings = run_checks(context, checks, debug=debug)
     if as_json:
-        out([json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True)])
+        report = to_json_value(findings, strict=strict, inventory=inventory(context))
+        out([json.dumps(report, indent=2, sort_keys=True)])
     else:
         draw(findings, verbose=verbose)
     return exit_code(findings, strict=strict)
