@@ -29,13 +29,17 @@ class Difference:
 
 @dataclass(frozen=True)
 class Outlier:
+    """An odd node: how its shape differs, and its warn/fail findings (``new``: those the reference lacks)."""
+
     node: str
     differences: tuple[Difference, ...]
     checks: Checks
+    new: Checks = ()
 
     def to_dict(self) -> dict[str, object]:
         return {"node": self.node, "differences": [d.to_dict() for d in self.differences],
-                "checks": [{"check": c, "level": lv, "subject": s, "summary": m} for c, lv, s, m in self.checks]}
+                "checks": [{"check": c, "level": lv, "subject": s, "summary": m, "new": (c, lv, s, m) in self.new}
+                           for c, lv, s, m in self.checks]}
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,9 @@ class Tally:
             shape, checks = shapes[s], problem_sets[c]
             diffs = () if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes,
                                                                  against=None if reference is None else ref_name)
-            new = any((ch, lv, sub) not in known for ch, lv, sub, _ in checks)
+            new = tuple(row for row in checks if row[:3] not in known)
             if diffs or new:
-                outliers.extend(Outlier(h, diffs, checks) for h in hosts)
+                outliers.extend(Outlier(h, diffs, checks, new) for h in hosts)
         groups = []
         for i, shape in enumerate(shapes):
             hosts = [h for (s, _), hs in self.groups.items() if s == i for h in hs[:HOST_SAMPLE]][:HOST_SAMPLE]
@@ -179,7 +183,8 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
                 out.append(Difference(f"device.{device}", "present", None, f"{device} extra, {word} has none"))
         elif not device:
             out.append(Difference(key, value, None, f"{label} {value}, {word} unknown".strip()))
-    return tuple(out)
+    # counts and the NPS mode first: "3 GPUs" explains the rest
+    return tuple(sorted(out, key=lambda d: 0 if d.key.startswith("count.") or d.key == "numa.nps" else 1))
 
 
 def shape_differences(shape: Shape, ref: Shape, name: str) -> tuple[Difference, ...]:

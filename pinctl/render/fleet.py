@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from pinctl.fleet.compare import Verdict
+from pinctl.fleet.compare import Outlier, Verdict
 from pinctl.render.table import use_rich
 
 
@@ -20,8 +20,13 @@ def _headline(v: Verdict) -> str:
     return f"{v.nodes} nodes, {len(v.groups)} shapes, {odd} odd against {against}{skipped}"
 
 
-def _problems(checks: tuple[tuple[str, str, str, str], ...]) -> list[str]:
-    return [f"{level.upper()} {check} {subject}: {summary}" for check, level, subject, summary in checks]
+def _problems(o: Outlier) -> list[str]:
+    """The node's own problems; those it shares with the reference are counted, not listed."""
+    lines = [f"{level.upper()} {check} {subject}: {summary}" for check, level, subject, summary in o.new]
+    shared = len(o.checks) - len(o.new)
+    if shared:
+        lines.append(f"(+{shared} warn/fail finding{'s' if shared > 1 else ''} the reference has too)")
+    return lines
 
 
 def plain_lines(v: Verdict) -> list[str]:
@@ -36,7 +41,7 @@ def plain_lines(v: Verdict) -> list[str]:
         for o in v.outliers:
             out.append(o.node)
             out.extend(f"    {d.text}" for d in o.differences)
-            out.extend(f"    {line}" for line in _problems(o.checks))
+            out.extend(f"    {line}" for line in _problems(o))
     for source, reason in v.skipped:
         out.append(f"skipped {source}: {reason}")
     return out
@@ -70,7 +75,7 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
         nodes.add_column("problems")
         for o in v.outliers:
             nodes.add_row(Text(o.node, style="bold red"), Text("\n".join(d.text for d in o.differences)),
-                          Text("\n".join(_problems(o.checks))))
+                          Text("\n".join(_problems(o))))
         console.print(nodes)
     for source, reason in v.skipped:
         console.print(Text(f"skipped {source}: {reason}", style="dim"))
