@@ -10,8 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-from fleet_helpers import HEALTHY, doctor_reports, generate, run_cli
+from fleet_helpers import HEALTHY, run_cli
 
 # planted node -> (a difference sentence it must show, a doctor check it must newly fail or warn, or None)
 EXPECTED = {
@@ -25,12 +24,6 @@ EXPECTED = {
     "node-powersave": ("governor performance,powersave, fleet performance", "kernel.cpufreq-governor"),
     "node-offline": ("offline CPUs 1, fleet 0", "kernel.offline-cpus"),
 }
-
-
-@pytest.fixture(scope="session")
-def fleet_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    top = tmp_path_factory.mktemp("fleet")
-    return doctor_reports(generate(top / "trees"), top / "reports")
 
 
 def verdict(*args: str, stdin: str | None = None) -> tuple[int, dict, str]:  # type: ignore[type-arg]
