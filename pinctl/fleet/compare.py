@@ -111,8 +111,9 @@ class Tally:
             if not shapes:
                 return Verdict(0, "majority", (), (), tuple(self.skipped))
             ref_name = "majority"
-            ref_shape = shapes[max(range(len(shapes)), key=lambda i: by_shape[i])]
-            ref_checks = problem_sets[max(range(len(problem_sets)), key=lambda i: by_problems[i])]
+            # a tie goes to the greater shape, not the first seen: the verdict must not depend on report order
+            ref_shape = shapes[max(range(len(shapes)), key=lambda i: (by_shape[i], shapes[i]))]
+            ref_checks = problem_sets[max(range(len(problem_sets)), key=lambda i: (by_problems[i], problem_sets[i]))]
             ref_count = by_shape[shapes.index(ref_shape)]
         else:
             ref_name, ref_shape, ref_checks = reference

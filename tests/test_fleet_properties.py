@@ -1,0 +1,64 @@
+"""Invariants of the fleet verdict, over generated shapes: what holds for any fleet, not one fixture."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pinctl.fleet.compare import Tally, differences
+from pinctl.fleet.shape import Shape
+
+KEYS = ["count.gpus", "gpu.0000:1b:00.0.pcie_width", "nic.mlx5_0.rate", "numa.nps", "kernel.thp_defrag"]
+VALUES = ["a", "b", "c"]
+
+shapes = st.lists(st.sampled_from(VALUES), min_size=len(KEYS), max_size=len(KEYS)).map(
+    lambda values: tuple((k, k, v, "") for k, v in zip(KEYS, values, strict=True)))
+checks = st.sampled_from([(), (("rdma.port-down", "warn", "mlx5_1 port 1", "port is DOWN"),)])
+
+
+def tally(nodes: list[tuple[str, Shape, tuple]]) -> Tally:  # type: ignore[type-arg]
+    t = Tally()
+    for host, shape, problems in nodes:
+        t.add(host, shape, problems)
+    return t
+
+
+@given(shapes)
+def test_a_shape_does_not_differ_from_itself(shape: Shape) -> None:
+    assert differences(shape, shape, 1, 1) == ()
+
+
+@given(shapes, shapes)
+def test_every_differing_fact_is_said_once(a: Shape, b: Shape) -> None:
+    diffs = differences(a, b, 1, 2)
+    assert sorted(d.key for d in diffs) == sorted(k for (k, _, v, _), (_, _, w, _) in zip(a, b, strict=True) if v != w)
+
+
+@given(st.lists(st.tuples(shapes, checks), min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_the_verdict_does_not_depend_on_report_order(fleet: list, rnd) -> None:  # type: ignore[no-untyped-def,type-arg]
+    nodes = [(f"n{i}", s, c) for i, (s, c) in enumerate(fleet)]
+    shuffled = list(nodes)
+    rnd.shuffle(shuffled)
+    a, b = tally(nodes).verdict(), tally(shuffled).verdict()
+    assert a.nodes == b.nodes == len(nodes) == sum(g.nodes for g in a.groups)
+    assert [(o.node, o.differences, o.new) for o in a.outliers] == [(o.node, o.differences, o.new) for o in b.outliers]
+    assert sorted((g.shape, g.nodes, g.reference) for g in a.groups) == sorted(
+        (g.shape, g.nodes, g.reference) for g in b.groups)
+
+
+@given(shapes, shapes, checks, st.integers(2, 30))
+def test_one_odd_node_among_twins_is_the_only_one_named(twin: Shape, odd: Shape, problems: tuple,  # type: ignore[type-arg]
+                                                        twins: int) -> None:
+    nodes = [(f"twin{i}", twin, ()) for i in range(twins)] + [("odd", odd, problems)]
+    v = tally(nodes).verdict()
+    expected = [] if odd == twin and not problems else ["odd"]
+    assert [o.node for o in v.outliers] == expected
+    if odd != twin:
+        assert v.outliers[0].differences and all("fleet" in d.text or "nodes have" in d.text
+                                                 for d in v.outliers[0].differences)
+
+
+@given(shapes, st.lists(shapes, min_size=1, max_size=10))
+def test_against_a_reference_exactly_the_unlike_nodes_are_odd(ref: Shape, fleet: list[Shape]) -> None:
+    v = tally([(f"n{i}", s, ()) for i, s in enumerate(fleet)]).verdict(("ref", ref, ()))
+    assert sorted(o.node for o in v.outliers) == sorted(f"n{i}" for i, s in enumerate(fleet) if s != ref)
