@@ -100,7 +100,7 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
         raise UsageError(f"--root {root!r} is not a directory")
     if root is not None and not KernelFiles(root).holds_a_tree():
         raise UsageError(f"--root {root!r} holds no sys/ or proc/: not a gathered /sys and /proc tree")
-    need_node = any(c.needs_node for c in checks)
+    need_node = any(c.needs_node for c in checks) or expect is not None  # a shape needs the topology
     need_nvml = any(c.area in ("gpu", "procs") for c in checks)
     debug = bool((ctx.find_root().obj or {}).get("debug"))
     context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
