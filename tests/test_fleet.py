@@ -6,11 +6,17 @@ each judged by ``pinctl doctor --root --json`` as a node would judge itself.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
+import pytest
 from fleet_helpers import HEALTHY, run_cli
+
+from pinctl.cli.fleet import tally
+from pinctl.fleet.read import read_paths
+from pinctl.render.fleet import draw
 
 # planted node -> (a difference sentence it must show, a doctor check it must newly fail or warn, or None)
 EXPECTED = {
@@ -138,3 +144,26 @@ def test_expect_of_a_bad_reference_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "ref.json").write_text("[]")
     rc, _, err = run_cli("fleet", "--expect", str(tmp_path / "ref.json"), str(tmp_path))
     assert rc == 2 and err.startswith("pinctl: error: --expect") and err.count("\n") == 1
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_the_rich_tables(fleet_reports: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "200")
+    t = tally(read_paths([str(next(iter(fleet_reports.values())).parent)], io.StringIO()))
+    buf = FakeTTY()
+    draw(t.verdict(), buf)
+    text = buf.getvalue()
+    assert "\x1b[" in text and "odd nodes" in text and "node-hca-hdr" in text
+    assert "mlx5_2 200 Gb/s, fleet 400 Gb/s" in text
+
+
+def test_no_path_on_a_terminal_is_refused_rather_than_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", FakeTTY())
+    rc, out, err = run_cli("fleet")
+    assert rc == 2 and out == "" and err.startswith("pinctl: error: no PATH given")

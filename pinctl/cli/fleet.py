@@ -54,6 +54,8 @@ def fleet(paths: tuple[str, ...], expect: str | None, as_json: bool) -> int:
 
     Exit status: 0 no node is odd, 1 some are, 2 nothing could be read.
     """
+    if not paths and sys.stdin.isatty():
+        raise UsageError("no PATH given and standard input is a terminal: pipe reports in, or name files or folders")
     reference = load_reference(expect) if expect is not None else None
     t = tally(read_paths(paths or ("-",), sys.stdin))
     verdict: Verdict = t.verdict(reference)
