@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinctl.fleet.compare import Tally, differences
+from pinctl.fleet.compare import HOST_SAMPLE, Tally, differences
 from pinctl.fleet.shape import Shape
 
 KEYS = ["count.gpus", "gpu.0000:1b:00.0.pcie_width", "nic.mlx5_0.rate", "numa.nps", "kernel.thp_defrag"]
@@ -16,8 +16,8 @@ shapes = st.lists(st.sampled_from(VALUES), min_size=len(KEYS), max_size=len(KEYS
 checks = st.sampled_from([(), (("rdma.port-down", "warn", "mlx5_1 port 1", "port is DOWN"),)])
 
 
-def tally(nodes: list[tuple[str, Shape, tuple]]) -> Tally:  # type: ignore[type-arg]
-    t = Tally()
+def tally(nodes: list[tuple[str, Shape, tuple]], reference: tuple | None = None) -> Tally:  # type: ignore[type-arg]
+    t = Tally(reference)
     for host, shape, problems in nodes:
         t.add(host, shape, problems)
     return t
@@ -60,5 +60,23 @@ def test_one_odd_node_among_twins_is_the_only_one_named(twin: Shape, odd: Shape,
 
 @given(shapes, st.lists(shapes, min_size=1, max_size=10))
 def test_against_a_reference_exactly_the_unlike_nodes_are_odd(ref: Shape, fleet: list[Shape]) -> None:
-    v = tally([(f"n{i}", s, ()) for i, s in enumerate(fleet)]).verdict(("ref", ref, ()))
+    v = tally([(f"n{i}", s, ()) for i, s in enumerate(fleet)], ("ref", ref, ())).verdict()
     assert sorted(o.node for o in v.outliers) == sorted(f"n{i}" for i, s in enumerate(fleet) if s != ref)
+
+
+@given(shapes, st.integers(0, 40))
+def test_with_a_reference_twins_are_counted_not_kept(ref: Shape, twins: int) -> None:
+    """Memory follows shapes and odd nodes when the reference is known from the start (--expect)."""
+    t = tally([(f"n{i}", ref, ()) for i in range(twins)], ("ref", ref, ()))
+    assert sum(len(m.hosts) for m in t.groups.values()) == min(twins, HOST_SAMPLE)
+    v = t.verdict()
+    assert v.nodes == twins and v.outliers == () and [g.nodes for g in v.groups] == ([twins] if twins else [])
+
+
+def test_a_node_whose_discovery_failed_is_said_once_with_its_kernel_differences() -> None:
+    full: Shape = (("count.gpus", "GPUs", "8", ""), ("gpu.x.model", "GPU 0 model", "h100", "GPU 0 (x)"),
+                   ("kernel.thp_defrag", "THP defrag", "madvise", ""))
+    failed: Shape = (("topology", "topology", "unknown (discovery failed)", ""),
+                     ("kernel.thp_defrag", "THP defrag", "always", ""))
+    assert [d.text for d in differences(failed, full, 9, 10)] == [
+        "topology unknown (discovery failed), fleet known", "THP defrag always, fleet madvise"]

@@ -30,9 +30,9 @@ def load_reference(path: str) -> tuple[str, Shape, Checks]:
     return str(data.get("hostname") or path), facts(data), problems(data)
 
 
-def tally(reports: Iterable[Report]) -> Tally:
+def tally(reports: Iterable[Report], reference: tuple[str, Shape, Checks] | None = None) -> Tally:
     """Count a stream of reports, naming the unreadable ones as they come."""
-    t = Tally()
+    t = Tally(reference)
     for report in reports:
         if report.data is None:
             warn(f"skipped {report.source}: {report.error}")
@@ -57,8 +57,7 @@ def fleet(paths: tuple[str, ...], expect: str | None, as_json: bool) -> int:
     if not paths and sys.stdin.isatty():
         raise UsageError("no PATH given and standard input is a terminal: pipe reports in, or name files or folders")
     reference = load_reference(expect) if expect is not None else None
-    t = tally(read_paths(paths or ("-",), sys.stdin))
-    verdict: Verdict = t.verdict(reference)
+    verdict: Verdict = tally(read_paths(paths or ("-",), sys.stdin), reference).verdict()
     if as_json:
         out([json.dumps(verdict.to_dict(), indent=2)])
     else:

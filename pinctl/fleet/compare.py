@@ -77,64 +77,82 @@ class Verdict:
 
 
 HOST_SAMPLE = 5  # hosts listed per group in the summary; outliers are named in full
+Reference = tuple[str, Shape, Checks]  # (name, shape, problems) of the --expect node
+
+
+@dataclass
+class _Members:
+    count: int = 0
+    hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Tally:
-    """Reports counted as they stream in; :meth:`verdict` judges them at the end."""
+    """Reports counted as they stream in; :meth:`verdict` judges them at the end.
 
+    With a *reference* known from the start (``--expect``), a node just like it is only
+    counted (its name kept among the first few for the summary), so memory follows the
+    shapes and the odd nodes. Against the majority, which is known only at the end, each
+    node's name is kept in its group (tens of bytes a node; its report is not).
+    """
+
+    reference: Reference | None = None
     shapes: dict[Shape, int] = field(default_factory=dict)
     problem_sets: dict[Checks, int] = field(default_factory=dict)
-    groups: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    groups: dict[tuple[int, int], _Members] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     nodes: int = 0
 
     def add(self, host: str, shape: Shape, checks: Checks) -> None:
         s = self.shapes.setdefault(shape, len(self.shapes))
         c = self.problem_sets.setdefault(checks, len(self.problem_sets))
-        self.groups.setdefault((s, c), []).append(host)
+        members = self.groups.setdefault((s, c), _Members())
+        members.count += 1
         self.nodes += 1
+        ref = self.reference
+        if ref is None or len(members.hosts) < HOST_SAMPLE or shape != ref[1] or new_problems(checks, ref[2]):
+            members.hosts.append(host)
 
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append((source, reason))
 
-    def verdict(self, reference: tuple[str, Shape, Checks] | None = None) -> Verdict:
-        """Judge against *reference* (name, shape, problems), or the most common shape and problem set."""
-        shapes = list(self.shapes)
-        problem_sets = list(self.problem_sets)
+    def _majority(self) -> Reference:
+        """The most common shape and problem set; a tie goes to the greater one, never to the first seen,
+        so the verdict does not depend on the order of the reports."""
+        by_shape: dict[Shape, int] = {}
+        by_problems: dict[Checks, int] = {}
+        shapes, problem_sets = list(self.shapes), list(self.problem_sets)
+        for (s, c), members in self.groups.items():
+            by_shape[shapes[s]] = by_shape.get(shapes[s], 0) + members.count
+            by_problems[problem_sets[c]] = by_problems.get(problem_sets[c], 0) + members.count
+        shape = max(by_shape, key=lambda k: (by_shape[k], k))
+        checks = max(by_problems, key=lambda k: (by_problems[k], k))
+        return "majority", shape, checks
+
+    def verdict(self) -> Verdict:
+        """Judge every node against the reference, or the majority when there is none."""
+        if not self.shapes:
+            return Verdict(0, self.reference[0] if self.reference else "majority", (), (), tuple(self.skipped))
+        ref_name, ref_shape, ref_checks = self.reference or self._majority()
+        against = None if self.reference is None else ref_name
+        shapes, problem_sets = list(self.shapes), list(self.problem_sets)
         by_shape = [0] * len(shapes)
-        by_problems = [0] * len(problem_sets)
-        for (s, c), hosts in self.groups.items():
-            by_shape[s] += len(hosts)
-            by_problems[c] += len(hosts)
-        if reference is None:
-            if not shapes:
-                return Verdict(0, "majority", (), (), tuple(self.skipped))
-            ref_name = "majority"
-            # a tie goes to the greater shape, not the first seen: the verdict must not depend on report order
-            ref_shape = shapes[max(range(len(shapes)), key=lambda i: (by_shape[i], shapes[i]))]
-            ref_checks = problem_sets[max(range(len(problem_sets)), key=lambda i: (by_problems[i], problem_sets[i]))]
-            ref_count = by_shape[shapes.index(ref_shape)]
-        else:
-            ref_name, ref_shape, ref_checks = reference
-            ref_count = by_shape[shapes.index(ref_shape)] if ref_shape in self.shapes else 0
+        for (s, _), members in self.groups.items():
+            by_shape[s] += members.count
+        ref_count = by_shape[self.shapes[ref_shape]] if ref_shape in self.shapes else 0
+        said = [() if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes, against=against)
+                for shape in shapes]  # fmt: skip
         outliers: list[Outlier] = []
-        known = {(c, lv, s) for c, lv, s, _ in ref_checks}
-        for (s, c), hosts in sorted(self.groups.items(), key=lambda kv: kv[0]):
-            shape, checks = shapes[s], problem_sets[c]
-            diffs = () if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes,
-                                                                 against=None if reference is None else ref_name)
-            new = tuple(row for row in checks if row[:3] not in known)
-            if diffs or new:
-                outliers.extend(Outlier(h, diffs, checks, new) for h in hosts)
+        for (s, c), members in self.groups.items():
+            new = new_problems(problem_sets[c], ref_checks)
+            if said[s] or new:
+                outliers.extend(Outlier(h, said[s], problem_sets[c], new) for h in members.hosts)
         groups = []
         for i, shape in enumerate(shapes):
-            hosts = [h for (s, _), hs in self.groups.items() if s == i for h in hs[:HOST_SAMPLE]][:HOST_SAMPLE]
-            differs = () if shape == ref_shape else tuple(
-                d.text for d in differences(shape, ref_shape, ref_count, self.nodes,
-                                            against=None if reference is None else ref_name))
-            groups.append(Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape, differs))
-        groups.sort(key=lambda g: -g.nodes)
+            hosts = [h for (s, _), m in self.groups.items() if s == i for h in m.hosts[:HOST_SAMPLE]][:HOST_SAMPLE]
+            groups.append(Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape,
+                                tuple(d.text for d in said[i])))
+        groups.sort(key=lambda g: (-g.nodes, g.shape, g.hosts))
         outliers.sort(key=lambda o: o.node)
         return Verdict(self.nodes, ref_name, tuple(groups), tuple(outliers), tuple(self.skipped))
 
@@ -153,6 +171,15 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
     mine, theirs = _index(shape), _index(ref)
     word = "fleet" if against is None else "reference"
     out: list[Difference] = []
+    if ("topology" in mine) != ("topology" in theirs):
+        # one side has no hardware facts: say so once, and compare only what both have (kernel settings)
+        if "topology" in mine:
+            out.append(Difference("topology", mine["topology"][2], "known", f"topology unknown (discovery failed), "
+                                  f"{word} known"))
+        else:
+            out.append(Difference("topology", "known", theirs["topology"][2], f"topology known, {word} unknown"))
+        mine = {k: f for k, f in mine.items() if k.startswith("kernel.")}
+        theirs = {k: f for k, f in theirs.items() if k.startswith("kernel.")}
     missing_devices = {f[3] for k, f in theirs.items() if k not in mine and f[3]}
     extra_devices = {f[3] for k, f in mine.items() if k not in theirs and f[3]}
     said: set[str] = set()
