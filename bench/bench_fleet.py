@@ -1,8 +1,8 @@
 """Time ``pinctl fleet`` on 20,000 generated reports against Python merely parsing the same files.
 
-Run: .venv/bin/python bench/bench_fleet.py [NODES]   (default 20000: a 160,000-GPU fleet of 8-GPU nodes)
+Run: .venv/bin/python bench/bench_fleet.py [NODES]   (default 20000: what a 160,000-GPU fleet of 8-GPU nodes sends)
 
-The reports are real ``pinctl doctor --root --json`` output for fixtures/gen_fleet.py's trees:
+The reports are real ``pinctl doctor --root --json`` output for fixtures/gen_fleet.py's (4-GPU) trees:
 the healthy twin under 20,000 hostnames, with every planted node's report among them once per
 thousand nodes. The baseline is ``json.load`` of every file in one interpreter, the least any
 reader must do; the issue's bound is 3x. Peak RSS shows that memory follows shapes, not nodes.
