@@ -80,3 +80,16 @@ def test_a_node_whose_discovery_failed_is_said_once_with_its_kernel_differences(
                      ("kernel.thp_defrag", "THP defrag", "always", ""))
     assert [d.text for d in differences(failed, full, 9, 10)] == [
         "topology unknown (discovery failed), fleet known", "THP defrag always, fleet madvise"]
+
+
+def test_a_device_with_fewer_facts_is_not_called_missing_or_extra() -> None:
+    """A GPU whose link the reference could not read differs in that fact only; a new GPU is extra once."""
+    ref: Shape = (("gpu.b.model", "GPU 0 model", "h100", "GPU 0 (b)"),)
+    node: Shape = (("gpu.b.model", "GPU 0 model", "h100", "GPU 0 (b)"),
+                   ("gpu.b.pcie_width", "GPU 0 PCIe", "x16", "GPU 0 (b)"),
+                   ("gpu.c.model", "GPU 1 model", "h100", "GPU 1 (c)"),
+                   ("gpu.c.pcie_width", "GPU 1 PCIe", "x16", "GPU 1 (c)"))
+    assert [d.text for d in differences(node, ref, 1, 2)] == [
+        "GPU 0 PCIe x16, fleet unknown", "GPU 1 (c) extra, fleet has none"]
+    assert [d.text for d in differences(ref, node, 1, 2)] == [
+        "GPU 0 PCIe unknown, fleet x16", "GPU 1 (c) missing, fleet has it"]

@@ -161,6 +161,10 @@ def _index(shape: Shape) -> dict[str, Fact]:
     return {fact[0]: fact for fact in shape}
 
 
+def _devices(facts: dict[str, Fact]) -> set[str]:
+    return {f[3] for f in facts.values() if f[3]}
+
+
 def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
                 against: str | None = None) -> tuple[Difference, ...]:
     """How *shape* differs from *ref*, one sentence each, a missing or extra device said once.
@@ -180,37 +184,35 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
             out.append(Difference("topology", "known", theirs["topology"][2], f"topology known, {word} unknown"))
         mine = {k: f for k, f in mine.items() if k.startswith("kernel.")}
         theirs = {k: f for k, f in theirs.items() if k.startswith("kernel.")}
-    missing_devices = {f[3] for k, f in theirs.items() if k not in mine and f[3]}
-    extra_devices = {f[3] for k, f in mine.items() if k not in theirs and f[3]}
+    # a device none of whose facts the other side has is missing (or extra) as a whole: said once
+    gone = _devices(theirs) - _devices({k: f for k, f in theirs.items() if k in mine})
+    extra = _devices(mine) - _devices({k: f for k, f in mine.items() if k in theirs})
     said: set[str] = set()
     for key, (_, label, ref_value, device) in theirs.items():
         fact = mine.get(key)
         if fact is None:
-            if device in missing_devices and device not in said and not any(
-                    k2 in mine for k2, f2 in theirs.items() if f2[3] == device):
+            if device not in gone:
+                out.append(Difference(key, None, ref_value, f"{label} unknown, {word} {ref_value}".strip()))
+            elif device not in said:
                 said.add(device)
                 out.append(Difference(f"device.{device}", None, "present", f"{device} missing, {word} has it"))
-            elif device not in said:
-                out.append(Difference(key, None, ref_value, f"{label} unknown, {word} {ref_value}".strip()))
-            continue
-        value = fact[2]
-        if value == ref_value:
-            continue
-        if key.startswith("count."):
-            tail = (f"{ref_count} of {total} nodes have {ref_value}" if against is None
-                    else f"{against} has {ref_value}")
-            out.append(Difference(key, value, ref_value, f"{value} {label}, {tail}"))
-        else:
-            out.append(Difference(key, value, ref_value, f"{fact[1]} {value}, {word} {ref_value}".strip()))
+        elif fact[2] != ref_value:
+            value = fact[2]
+            if key.startswith("count."):
+                tail = (f"{ref_count} of {total} nodes have {ref_value}" if against is None
+                        else f"{against} has {ref_value}")
+                out.append(Difference(key, value, ref_value, f"{value} {label}, {tail}"))
+            else:
+                out.append(Difference(key, value, ref_value, f"{fact[1]} {value}, {word} {ref_value}".strip()))
+    said.clear()
     for key, (_, label, value, device) in mine.items():
         if key in theirs:
             continue
-        if device and device in extra_devices:
-            if device not in said:
-                said.add(device)
-                out.append(Difference(f"device.{device}", "present", None, f"{device} extra, {word} has none"))
-        elif not device:
+        if device not in extra:
             out.append(Difference(key, value, None, f"{label} {value}, {word} unknown".strip()))
+        elif device not in said:
+            said.add(device)
+            out.append(Difference(f"device.{device}", "present", None, f"{device} extra, {word} has none"))
     # counts and the NPS mode first: "3 GPUs" explains the rest
     return tuple(sorted(out, key=lambda d: 0 if d.key.startswith("count.") or d.key == "numa.nps" else 1))
 

@@ -102,7 +102,7 @@ def _kernel(out: list[Fact], kernel: Mapping[str, Any]) -> None:
 
 
 def facts(report: Mapping[str, Any]) -> Shape:
-    """The shape of one ``pinctl.doctor/v2`` report (see :mod:`pinctl.fleet.read` for the checks)."""
+    """The shape of one ``pinctl.doctor/v2`` report (:mod:`pinctl.fleet.read` checks its schema first)."""
     inventory = report.get("inventory") or {}
     hw, kernel = inventory.get("hardware"), inventory.get("kernel")
     out: list[Fact] = []
