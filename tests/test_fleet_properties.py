@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pinctl.fleet.compare import HOST_SAMPLE, Tally, differences
+from pinctl.fleet.read import split
 from pinctl.fleet.shape import Shape
 
 KEYS = ["count.gpus", "gpu.0000:1b:00.0.pcie_width", "nic.mlx5_0.rate", "numa.nps", "kernel.thp_defrag"]
@@ -93,3 +97,18 @@ def test_a_device_with_fewer_facts_is_not_called_missing_or_extra() -> None:
         "GPU 0 PCIe x16, fleet unknown", "GPU 1 (c) extra, fleet has none"]
     assert [d.text for d in differences(ref, node, 1, 2)] == [
         "GPU 0 PCIe unknown, fleet x16", "GPU 1 (c) missing, fleet has it"]
+
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+reports = st.builds(lambda host, subject, level: {
+    "schema": "pinctl.doctor/v2", "hostname": host, "inventory": {"hardware": None, "kernel": None},
+    "findings": [{"check": "x.y", "level": level, "subject": subject, "summary": "{\n}"}]},
+    texts, texts, st.sampled_from(["ok", "warn", "fail"]))
+
+
+@given(st.lists(reports, max_size=6), st.booleans())
+def test_concatenated_reports_split_back_into_the_same_reports(docs: list, indent: bool) -> None:  # type: ignore[type-arg]
+    """srun's indented documents one after another, or JSON Lines: each report comes back whole."""
+    stream = "".join(json.dumps(d, indent=2 if indent else None) + "\n" for d in docs)
+    got = list(split(io.StringIO(stream), "<stdin>"))
+    assert [r.data for r in got] == docs and all(r.error is None for r in got)
