@@ -11,8 +11,9 @@ import json
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
-from fleet_helpers import HEALTHY, run_cli
+from fleet_helpers import HEALTHY, REPO, run_cli
 
 from pinctl.cli.fleet import tally
 from pinctl.fleet.read import read_paths
@@ -41,6 +42,7 @@ def test_the_planted_nodes_and_only_they_are_named(fleet_reports: dict[str, Path
     folder = next(iter(fleet_reports.values())).parent
     rc, v, _ = verdict(str(folder))
     assert rc == 1
+    jsonschema.validate(v, json.loads((REPO / "pinctl" / "schemas" / "fleet-v1.json").read_text()))
     assert v["nodes"] == HEALTHY + len(EXPECTED)
     odd = {o["node"]: o for o in v["outliers"]}
     assert set(odd) == set(EXPECTED)
