@@ -109,3 +109,11 @@ def test_prometheus_label_values_are_escaped() -> None:
     samples = _samples(textfile(report))
     assert samples[("pinctl_doctor_check", (("check", "x.y"), ("host", 'a"b\\c'), ("level", "warn"),
                                             ("subject", "line\nbreak")))] == 1
+
+
+def test_a_topology_file_alone_names_its_own_machine_not_this_one() -> None:
+    rc, out, _ = run_cli("doctor", "--topology", str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml"), "--json",
+                         "--only", "node")
+    report = json.loads(out)
+    assert rc == report["exit_code"] and report["hostname"] == "dgx-h100-01" != socket.gethostname()
+    assert len(report["inventory"]["hardware"]["gpus"]) == 8

@@ -106,7 +106,7 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
                             plan=plan, need_node=need_node, debug=debug)
     findings = run_checks(context, checks, debug=debug)
-    node_inventory = inventory(context)
+    node_inventory = inventory(context, from_topology=topology is not None and root is None)
     if reference is not None:
         shape = facts(to_json_value(findings, inventory=node_inventory))
         findings.extend(expected_shape(shape, reference[1], reference[0]))

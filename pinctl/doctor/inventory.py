@@ -120,10 +120,19 @@ def _selected(text: str | None) -> str | None:
     return text.partition("[")[2].partition("]")[0]
 
 
-def inventory(ctx: DoctorContext) -> dict[str, Any]:
+def node_name(ctx: DoctorContext, *, from_topology: bool = False) -> str | None:
+    """The judged node's name: the topology file's own with *from_topology* (``--topology`` alone,
+    where the kernel files are this machine's), else the tree's files, else what discovery named."""
+    node_says = ctx.node.hostname if ctx.node is not None and ctx.node.hostname not in ("", "unknown") else None
+    if from_topology:
+        return node_says
+    return hostname(ctx.files) or node_says
+
+
+def inventory(ctx: DoctorContext, *, from_topology: bool = False) -> dict[str, Any]:
     """hostname, hardware (None without a topology) and kernel settings of the node under *ctx*."""
     return {
-        "hostname": hostname(ctx.files) or (ctx.node.hostname if ctx.node else None),
+        "hostname": node_name(ctx, from_topology=from_topology),
         "hardware": hardware(ctx.node) if ctx.node is not None else None,
         "kernel": kernel_settings(ctx),
     }
