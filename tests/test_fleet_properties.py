@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pinctl.fleet import read
 from pinctl.fleet.compare import HOST_SAMPLE, Tally, differences
 from pinctl.fleet.read import split
 from pinctl.fleet.shape import Shape
@@ -112,3 +114,26 @@ def test_concatenated_reports_split_back_into_the_same_reports(docs: list, inden
     stream = "".join(json.dumps(d, indent=2 if indent else None) + "\n" for d in docs)
     got = list(split(io.StringIO(stream), "<stdin>"))
     assert [r.data for r in got] == docs and all(r.error is None for r in got)
+
+
+@given(st.lists(reports, min_size=1, max_size=4), st.integers(1, 64))
+def test_chunk_boundaries_do_not_matter(docs: list, chunk: int) -> None:  # type: ignore[type-arg]
+    stream = "\n".join(json.dumps(d, indent=2) for d in docs) + "\n"
+    old = read.CHUNK
+    try:
+        read.CHUNK = chunk
+        got = list(split(io.StringIO(stream), "<stdin>"))
+    finally:
+        read.CHUNK = old
+    assert [r.data for r in got] == docs
+
+
+def test_an_oversized_document_is_named_and_the_next_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(read, "MAX_REPORT", 400)
+    monkeypatch.setattr(read, "CHUNK", 64)
+    good = {"schema": "pinctl.doctor/v2", "hostname": "n1", "inventory": {}, "findings": []}
+    stream = "{\n" + '  "pad": 1,\n' * 100 + '  "end": 0\n}\n' + json.dumps(good) + "\n"
+    got = list(split(io.StringIO(stream), "<stdin>"))
+    assert [(r.source, r.error is not None and "over" in r.error) for r in got] == [("<stdin>:1", True),
+                                                                                 ("<stdin>:104", False)]
+    assert got[1].data == good

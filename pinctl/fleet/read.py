@@ -9,6 +9,7 @@ next one, and keeps one report in memory at a time.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -50,29 +51,47 @@ def check(source: str, text: str) -> Report:
     return Report(source, data)
 
 
-def split(lines: Iterable[str], source: str) -> Iterator[Report]:
-    """Documents in a stream of lines, each starting at a line that starts with ``{``."""
-    chunk: list[str] = []
-    start = 0
-    size = 0
-    for number, line in enumerate(lines, 1):
-        if line.startswith("{") and chunk:
-            yield _document(chunk, f"{source}:{start}", size)
-            chunk, size = [], 0
+CHUNK = 1 << 20
+
+
+def split(stream: TextIO, source: str) -> Iterator[Report]:
+    """Documents in a stream, each starting at a line that starts with ``{``, named ``SOURCE:LINE``.
+
+    Read in large chunks and cut at each newline followed by ``{`` (a per-line loop costs
+    more than parsing); a document over MAX_REPORT is named and skipped up to the next one,
+    so memory stays one report's worth whatever comes in.
+    """
+    buf, line, oversized = "", 1, False
+    while True:
+        chunk = stream.read(CHUNK)
+        buf += chunk
+        start = 0
+        while (cut := buf.find("\n{", start)) >= 0:
+            yield from _emit(buf[start:cut + 1], source, line, oversized)
+            line += buf.count("\n", start, cut + 1)
+            start, oversized = cut + 1, False
+        buf = buf[start:]
         if not chunk:
-            if not line.strip():
-                continue
-            start = number
-        chunk.append(line)
-        size += len(line)
-    if chunk:
-        yield _document(chunk, f"{source}:{start}", size)
+            break
+        if len(buf) > MAX_REPORT:  # no document ends within the limit: keep only its line count
+            if not oversized:
+                yield Report(f"{source}:{line}", error=f"over {MAX_REPORT // 2**20} MiB: not a doctor report")
+            keep = buf.rfind("\n") + 1 or len(buf)
+            line += buf.count("\n", 0, keep)
+            buf, oversized = buf[keep:], True
+    yield from _emit(buf, source, line, oversized)
 
 
-def _document(chunk: list[str], source: str, size: int) -> Report:
-    if size > MAX_REPORT:
-        return Report(source, error=f"over {MAX_REPORT // 2**20} MiB: not a doctor report")
-    return check(source, "".join(chunk))
+def _emit(text: str, source: str, line: int, oversized: bool) -> Iterator[Report]:
+    """One document's report, named by the line its ``{`` is on; nothing for blank text or a skipped tail."""
+    body = text.lstrip()
+    if not body or oversized:
+        return
+    first = line + text.count("\n", 0, len(text) - len(body))
+    if len(text) > MAX_REPORT:
+        yield Report(f"{source}:{first}", error=f"over {MAX_REPORT // 2**20} MiB: not a doctor report")
+    else:
+        yield check(f"{source}:{first}", body)
 
 
 def read_file(path: str) -> Iterator[Report]:
@@ -90,7 +109,7 @@ def read_file(path: str) -> Iterator[Report]:
     if report.data is not None or text.count("\n{") == 0:
         yield report
         return
-    yield from split(text.splitlines(keepends=True), path)
+    yield from split(io.StringIO(text), path)
 
 
 def read_paths(paths: Iterable[str], stdin: TextIO) -> Iterator[Report]:
