@@ -54,7 +54,7 @@ def test_failure_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
 def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--json", "--skip", "procs")
     data = json.loads(out)
-    assert data["schema"] == "pinctl.doctor/v1"
+    assert data["schema"] == "pinctl.doctor/v2"
     assert set(data["summary"]) == {"ok", "warn", "fail", "skipped"}
     levels = [f["level"] for f in data["findings"]]
     assert data["summary"]["warn"] == levels.count("warn") and sum(data["summary"].values()) == len(levels)

@@ -23,9 +23,10 @@ ALLOWED = {
     "plan": {"vocabulary", "plan"},
     "act": {"vocabulary", "kernel", "plan", "act"},
     "doctor": {"vocabulary", "kernel", "discovery", "plan", "doctor"},
-    "render": {"vocabulary", "plan", "act", "doctor", "render"},
+    "fleet": {"vocabulary", "fleet"},
+    "render": {"vocabulary", "plan", "act", "doctor", "fleet", "render"},
     "api": {"vocabulary", "kernel", "discovery", "plan", "act", "api"},
-    "cli": {"vocabulary", "kernel", "discovery", "plan", "act", "doctor", "render", "api", "cli"},
+    "cli": {"vocabulary", "kernel", "discovery", "plan", "act", "doctor", "fleet", "render", "api", "cli"},
 }
 # Single modules with one extra edge each (docs/design.md says why).
 EXTRA = {
@@ -62,6 +63,7 @@ INNER_IMPORTS = {
     "pinctl.discovery.nvml": {"pynvml": "optional, ~34 ms, only inside a query"},
     "pinctl.render.check": {"rich.console": "rich only on a terminal"},
     "pinctl.render.doctor": {"rich.console": "rich only on a terminal"},
+    "pinctl.render.fleet": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
     "pinctl.render.table": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
 }
 MAX_LINES = 400

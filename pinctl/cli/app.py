@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "pin": "pinctl.cli.pin:pin",
     "check": "pinctl.cli.check:check",
     "doctor": "pinctl.cli.doctor:doctor",
+    "fleet": "pinctl.cli.fleet:fleet",
 }
 
 

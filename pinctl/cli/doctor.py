@@ -14,13 +14,19 @@ import os
 import click
 
 from pinctl import api
+from pinctl.cli.fleet import load_reference
 from pinctl.cli.options import source_options
 from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
 from pinctl.discovery.nvml import NvmlUnavailable, query_health
 from pinctl.doctor import CHECKS, DoctorContext, exit_code, run_checks, select
+from pinctl.doctor.finding import Finding
+from pinctl.doctor.inventory import inventory
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
+from pinctl.fleet.compare import shape_differences
+from pinctl.fleet.prometheus import textfile
+from pinctl.fleet.shape import facts
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 from pinctl.plan.environment import allowed_names
@@ -69,7 +75,10 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
 
 @click.command()
 @source_options
-@click.option("--json", "as_json", is_flag=True, help="Print findings and summary as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print findings, summary and the node's inventory as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "prometheus"]), default="table",
+              help="table (default), json (= --json), or prometheus (node_exporter textfile collector).")
+@click.option("--expect", metavar="REPORT", help="Fail unless this node has the shape of this doctor --json report.")
 @click.option("--only", metavar="IDS", help="Run only these checks (ids or areas: rdma,kernel.thp-defrag).")
 @click.option("--skip", metavar="IDS", help="Skip these checks (ids or areas).")
 @click.option("--strict", is_flag=True, help="Exit 2 on warnings too.")
@@ -82,29 +91,53 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
 @click.option("--list", "list_checks", is_flag=True, help="List check ids and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding, not only problems.")
 @click.pass_context
-def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: bool, only: str | None,
-           skip: str | None, strict: bool, reserve: str | None, plan: str | None, allow_env: tuple[str, ...],
-           no_nvml: bool, list_checks: bool, verbose: bool) -> int:
+def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: bool, fmt: str, expect: str | None,
+           only: str | None, skip: str | None, strict: bool, reserve: str | None, plan: str | None,
+           allow_env: tuple[str, ...], no_nvml: bool, list_checks: bool, verbose: bool) -> int:
     """Find topology problems that silently slow this GPU node down.
 
-    Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures.
+    Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures
+    (a shape unlike the --expect reference is a failure).
     """
     if list_checks:
         out([f"{c.id:<24} {c.title}" for c in CHECKS])
         return 0
+    reference = load_reference(expect) if expect is not None else None
     checks = select(only, skip)
     if root is not None and not os.path.isdir(root):
         raise UsageError(f"--root {root!r} is not a directory")
     if root is not None and not KernelFiles(root).holds_a_tree():
         raise UsageError(f"--root {root!r} holds no sys/ or proc/: not a gathered /sys and /proc tree")
-    need_node = any(c.needs_node for c in checks)
+    need_node = any(c.needs_node for c in checks) or expect is not None  # a shape needs the topology
     need_nvml = any(c.area in ("gpu", "procs") for c in checks)
     debug = bool((ctx.find_root().obj or {}).get("debug"))
     context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
                             plan=plan, need_node=need_node, debug=debug, allow_env=allow_env)
     findings = run_checks(context, checks, debug=debug)
-    if as_json:
-        out([json.dumps(to_json_value(findings, strict=strict), indent=2, sort_keys=True)])
+    node_inventory = inventory(context, from_topology=topology is not None and root is None)
+    if reference is not None:
+        shape = facts(to_json_value(findings, inventory=node_inventory))
+        findings.extend(expected_shape(shape, reference[1], reference[0]))
+    report = to_json_value(findings, strict=strict, inventory=node_inventory)
+    if as_json or fmt == "json":
+        out([json.dumps(report, indent=2, sort_keys=True)])
+    elif fmt == "prometheus":
+        out([textfile(report).rstrip("\n")])
     else:
         draw(findings, verbose=verbose)
     return exit_code(findings, strict=strict)
+
+
+EXPECTED_SHAPE = "fleet.expected-shape"
+
+
+def expected_shape(shape: tuple[tuple[str, str, str, str], ...], ref: tuple[tuple[str, str, str, str], ...],
+                   name: str) -> list[Finding]:
+    """``--expect``: one failed finding per way this node differs from the reference node, else one ok."""
+    diffs = shape_differences(shape, ref, name)
+    if not diffs:
+        return [Finding(EXPECTED_SHAPE, "ok", "node", f"same shape as {name}")]
+    remedy = ("drain the node and look at what changed (a GPU off the bus, a link or HCA trained low, "
+              "a BIOS NUMA setting); docs/fleet.md")
+    return [Finding(EXPECTED_SHAPE, "fail", d.key, d.text, (f"this node: {d.node}", f"{name}: {d.reference}"), remedy)
+            for d in diffs]

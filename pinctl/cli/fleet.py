@@ -1,0 +1,67 @@
+"""``pinctl fleet PATH...``: read every node's ``doctor --json`` and name the nodes unlike their peers.
+
+Exit status: 0 no node is odd, 1 some are, 2 no report could be read (a report that cannot
+be read is named on stderr and skipped; it never stops the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+
+import click
+
+from pinctl.cli.output import out, warn
+from pinctl.errors import UsageError
+from pinctl.fleet.compare import Tally, Verdict
+from pinctl.fleet.read import Report, read_file, read_paths
+from pinctl.fleet.shape import Checks, Shape, facts, problems
+from pinctl.render.fleet import draw
+
+
+def load_reference(path: str) -> tuple[str, Shape, Checks]:
+    """The reference node of ``--expect``: a single readable report, or a usage error."""
+    reports = list(read_file(path))
+    if len(reports) != 1 or reports[0].data is None:
+        why = reports[0].error if len(reports) == 1 else f"{len(reports)} reports in one file"
+        raise UsageError(f"--expect {path}: {why}")
+    data = reports[0].data
+    return str(data.get("hostname") or path), facts(data), problems(data)
+
+
+def tally(reports: Iterable[Report], reference: tuple[str, Shape, Checks] | None = None) -> Tally:
+    """Count a stream of reports, naming the unreadable ones as they come."""
+    t = Tally(reference)
+    for report in reports:
+        if report.data is None:
+            warn(f"skipped {report.source}: {report.error}")
+            t.skip(report.source, report.error or "unreadable")
+            continue
+        t.add(str(report.data.get("hostname") or report.source), facts(report.data), problems(report.data))
+    return t
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--expect", metavar="REPORT", help="Compare every node with this node's report, not the majority.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def fleet(paths: tuple[str, ...], expect: str | None, as_json: bool) -> int:
+    """Find the nodes that differ from their peers, from `pinctl doctor --json` reports.
+
+    PATH is a report file, a folder of them, or - for standard input (what
+    `srun pinctl doctor --json` prints, reports one after another); no PATH reads standard input.
+
+    Exit status: 0 no node is odd, 1 some are, 2 nothing could be read.
+    """
+    if not paths and sys.stdin.isatty():
+        raise UsageError("no PATH given and standard input is a terminal: pipe reports in, or name files or folders")
+    reference = load_reference(expect) if expect is not None else None
+    verdict: Verdict = tally(read_paths(paths or ("-",), sys.stdin), reference).verdict()
+    if as_json:
+        out([json.dumps(verdict.to_dict(), indent=2)])
+    else:
+        draw(verdict)
+    if verdict.nodes == 0:
+        return 2
+    return 1 if verdict.outliers else 0
