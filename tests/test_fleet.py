@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -169,3 +170,21 @@ def test_no_path_on_a_terminal_is_refused_rather_than_waiting(monkeypatch: pytes
     monkeypatch.setattr("sys.stdin", FakeTTY())
     rc, out, err = run_cli("fleet")
     assert rc == 2 and out == "" and err.startswith("pinctl: error: no PATH given")
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_a_narrow_terminal_keeps_host_names_and_bus_ids_whole(
+    fleet_reports: dict[str, Path], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", str(columns))
+    t = tally(read_paths([str(next(iter(fleet_reports.values())).parent)], io.StringIO()))
+    buf = FakeTTY()
+    draw(t.verdict(), buf)
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", buf.getvalue())
+    assert max(len(line) for line in screen.splitlines()) <= columns
+    words = {w.strip(",│┃ ") for line in screen.splitlines() for w in line.split()}
+    for node in EXPECTED:
+        assert node in words, f"{node} cut or missing at {columns} columns"
+    assert "0000:c3:00.0" in screen  # the lost GPU's bus id, whole

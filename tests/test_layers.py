@@ -63,7 +63,7 @@ INNER_IMPORTS = {
     "pinctl.discovery.nvml": {"pynvml": "optional, ~34 ms, only inside a query"},
     "pinctl.render.check": {"rich.console": "rich only on a terminal"},
     "pinctl.render.doctor": {"rich.console": "rich only on a terminal"},
-    "pinctl.render.fleet": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
+    "pinctl.render.fleet": {"rich.console": "rich only on a terminal", "rich.text": ""},
     "pinctl.render.table": {"rich.console": "rich only on a terminal", "rich.table": "", "rich.text": ""},
 }
 MAX_LINES = 400

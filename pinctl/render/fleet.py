@@ -10,14 +10,15 @@ import sys
 from typing import TextIO
 
 from pinctl.fleet.compare import Outlier, Verdict
-from pinctl.render.table import use_rich
+from pinctl.render.table import grid_rows, use_rich
+from pinctl.words import count
 
 
 def _headline(v: Verdict) -> str:
     odd = len(v.outliers)
     against = "the majority" if v.reference == "majority" else f"reference {v.reference}"
-    skipped = f", {len(v.skipped)} reports skipped" if v.skipped else ""
-    return f"{v.nodes} nodes, {len(v.groups)} shapes, {odd} odd against {against}{skipped}"
+    skipped = f", {count(len(v.skipped), 'report')} skipped" if v.skipped else ""
+    return f"{count(v.nodes, 'node')}, {count(len(v.groups), 'shape')}, {odd} odd against {against}{skipped}"
 
 
 def _problems(o: Outlier) -> list[str]:
@@ -54,28 +55,21 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
         out.write("\n".join(plain_lines(v)) + "\n")
         return
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out)
+    # Fitted like every other table (pinctl.render.table.grid_rows): a host name, bus id or
+    # count is never split, and a terminal too narrow for the columns gets one block per group.
+    console = Console(file=out, highlight=False)
     console.print(Text(_headline(v), style="bold"))
-    shapes = Table(show_header=True, header_style="bold", title="shapes")
-    for col in ("nodes", "shape", "hosts"):
-        shapes.add_column(col)
+    rows, styles = [], []
     for g in v.groups:
         more = ", ..." if g.nodes > len(g.hosts) else ""
-        shape = "\n".join((g.shape, *(f"  {t}" for t in g.differs)))
-        shapes.add_row(Text(str(g.nodes)), Text(shape, style="green" if g.reference else "yellow"),
-                       Text(", ".join(g.hosts) + more))
-    console.print(shapes)
+        rows.append((str(g.nodes), "\n".join((g.shape, *(f"  {t}" for t in g.differs))), ", ".join(g.hosts) + more))
+        styles.append(("", "green" if g.reference else "yellow", ""))
+    grid_rows(console, ("nodes", "shape", "hosts"), rows, title="shapes", styles=styles)
     if v.outliers:
-        nodes = Table(show_header=True, header_style="bold", title="odd nodes")
-        nodes.add_column("node")
-        nodes.add_column("differs")
-        nodes.add_column("problems")
-        for o in v.outliers:
-            nodes.add_row(Text(o.node, style="bold red"), Text("\n".join(d.text for d in o.differences)),
-                          Text("\n".join(_problems(o))))
-        console.print(nodes)
+        odd = [(o.node, "\n".join(d.text for d in o.differences), "\n".join(_problems(o))) for o in v.outliers]
+        grid_rows(console, ("node", "differs", "problems"), odd, title="odd nodes",
+                  styles=[("bold red", "", "")] * len(odd))
     for source, reason in v.skipped:
         console.print(Text(f"skipped {source}: {reason}", style="dim"))
