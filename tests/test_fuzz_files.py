@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from act_helpers import plan_dict
+from fuzz_helpers import valid_or_pinctl_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nodes import two_sockets
@@ -27,7 +28,6 @@ from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.discovery.merge import normalize
 from pinctl.discovery.nccl import parse_nccl_xml, sniff_topology_file
 from pinctl.doctor import DoctorContext, run_checks
-from pinctl.errors import PinctlError
 from pinctl.kernel import cgroup, cpus, irq, net, numa, nvme, pci, proc, rdma
 from pinctl.kernel import settings as ksettings
 from pinctl.kernel.files import KernelFiles, NeedsRoot
@@ -40,14 +40,6 @@ ODD = ["", "0", "1", "-1", "-5", "65536", "9" * 30, "²", "ff", "0x030200", "0x0
        "0000:01:00.0", "ffff:ff:01.0", "0000:1b:00.0", "16 GT/s", "32.0 GT/s PCIe", "x", "0-3", "ff,ffffffff",
        "\u00e9", "mlx5_0", "efa0", "eth0", "1e999", "nan"]  # fmt: skip
 text_value = st.sampled_from(ODD) | st.text(max_size=12)
-
-
-def valid_or_pinctl_error[T](fn: Callable[[], T]) -> T | None:
-    try:
-        return fn()
-    except PinctlError as exc:
-        assert str(exc) and "\n" not in str(exc), repr(exc)
-        return None
 
 
 @contextlib.contextmanager

@@ -7,15 +7,14 @@ Plan files, NCCL and hwloc XML have their own files (tests/test_fuzz_files.py)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
+from fuzz_helpers import valid_or_pinctl_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinctl.cli.fast import parse_fast_args, parse_fast_pin
 from pinctl.cpuset import MAX_CPU, format_list, format_mask, parse_list, parse_mask
-from pinctl.errors import PinctlError
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.kernel.proc import parse_environ, parse_numa_maps, status_from_text
 from pinctl.kernel.rdma import parse_rate, state_name
@@ -30,14 +29,6 @@ FUZZ = settings(max_examples=300, deadline=timedelta(seconds=2))
 ODD = "0123456789abcdefxX,-:.!+ \t\n\0²٣\u07c0Ⅻ"
 garbage = st.text(alphabet=st.sampled_from(ODD), max_size=40) | st.text(max_size=40)
 huge_numbers = st.integers(0, 10).map(lambda n: "9" * (4000 + n * 100))  # int() refuses over 4300 digits
-
-
-def valid_or_pinctl_error[T](fn: Callable[[], T]) -> T | None:
-    try:
-        return fn()
-    except PinctlError as exc:
-        assert str(exc) and "\n" not in str(exc), repr(exc)
-        return None
 
 
 @FUZZ
