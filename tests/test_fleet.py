@@ -131,7 +131,10 @@ def test_a_truncated_report_in_a_stream_does_not_lose_the_next(fleet_reports: di
 def test_nothing_readable_exits_2(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text("nope")
     rc, out, err = run_cli("fleet", str(tmp_path))
-    assert rc == 2 and "skipped" in err and "0 nodes" in out
+    assert rc == 2 and out == ""
+    assert err.splitlines()[-1] == "pinctl: error: no report could be read (1 source skipped)"
+    rc, out, err = run_cli("fleet", "-", stdin="")
+    assert rc == 2 and err == "pinctl: error: no report could be read (the input held none)\n"
 
 
 def test_plain_view_names_odd_nodes_with_their_differences(fleet_reports: dict[str, Path]) -> None:

@@ -12,12 +12,13 @@ from collections.abc import Iterable
 
 import click
 
-from pinctl.cli.output import out, warn
+from pinctl.cli.output import error, out, warn
 from pinctl.errors import UsageError
 from pinctl.fleet.compare import Tally, Verdict
 from pinctl.fleet.read import Report, read_file, read_paths
 from pinctl.fleet.shape import Checks, Shape, facts, problems
 from pinctl.render.fleet import draw
+from pinctl.words import count
 
 
 def load_reference(path: str) -> tuple[str, Shape, Checks]:
@@ -60,8 +61,9 @@ def fleet(paths: tuple[str, ...], expect: str | None, as_json: bool) -> int:
     verdict: Verdict = tally(read_paths(paths or ("-",), sys.stdin), reference).verdict()
     if as_json:
         out([json.dumps(verdict.to_dict(), indent=2)])
-    else:
+    elif verdict.nodes:
         draw(verdict)
-    if verdict.nodes == 0:
-        return 2
+    if verdict.nodes == 0:  # each skipped report was named as it was read; an empty table says nothing more
+        why = f"{count(len(verdict.skipped), 'source')} skipped" if verdict.skipped else "the input held none"
+        return error(f"no report could be read ({why})", 2)
     return 1 if verdict.outliers else 0
