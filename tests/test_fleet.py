@@ -69,7 +69,16 @@ def test_a_healthy_fleet_has_no_odd_node(fleet_reports: dict[str, Path], tmp_pat
         if name not in EXPECTED:
             shutil.copy(path, tmp_path / path.name)
     rc, v, _ = verdict(str(tmp_path))
-    assert (rc, v["nodes"], v["outliers"], len(v["groups"])) == (0, HEALTHY, [], 1)
+    assert (rc, v["nodes"], v["outliers"], len(v["groups"]), v["duplicates"]) == (0, HEALTHY, [], 1, [])
+
+
+def test_a_node_reported_twice_is_named(fleet_reports: dict[str, Path]) -> None:
+    """Two reports of node-thp (an srun retry, a copied file) make it count twice: say so."""
+    stream = "".join(p.read_text() for p in fleet_reports.values()) + fleet_reports["node-thp"].read_text()
+    rc, v, _ = verdict(stdin=stream)
+    assert rc == 1 and v["nodes"] == len(fleet_reports) + 1 and v["duplicates"] == ["node-thp"]
+    rc, out, _ = run_cli("fleet", stdin=stream)
+    assert "same host name in more than one report: node-thp " in out
 
 
 def test_srun_output_on_stdin_is_read_report_by_report(fleet_reports: dict[str, Path]) -> None:

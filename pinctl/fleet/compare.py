@@ -62,6 +62,9 @@ class Verdict:
     groups: tuple[Group, ...]
     outliers: tuple[Outlier, ...]
     skipped: tuple[tuple[str, str], ...]
+    # Host names in more than one report: a node reported twice, or copied files, counts twice
+    # toward the majority. Against --expect only the names kept (odd nodes, a sample) are seen.
+    duplicates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -73,6 +76,7 @@ class Verdict:
                        for g in self.groups],
             "outliers": [o.to_dict() for o in self.outliers],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
+            "duplicates": list(self.duplicates),
         }
 
 
@@ -154,7 +158,12 @@ class Tally:
                                 tuple(d.text for d in said[i])))
         groups.sort(key=lambda g: (-g.nodes, g.shape, g.hosts))
         outliers.sort(key=lambda o: o.node)
-        return Verdict(self.nodes, ref_name, tuple(groups), tuple(outliers), tuple(self.skipped))
+        seen: dict[str, int] = {}
+        for m in self.groups.values():
+            for h in m.hosts:
+                seen[h] = seen.get(h, 0) + 1
+        twice = tuple(sorted(h for h, n in seen.items() if n > 1))
+        return Verdict(self.nodes, ref_name, tuple(groups), tuple(outliers), tuple(self.skipped), twice)
 
 
 def _index(shape: Shape) -> dict[str, Fact]:

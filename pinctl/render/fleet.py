@@ -10,6 +10,7 @@ import sys
 from typing import TextIO
 
 from pinctl.fleet.compare import Outlier, Verdict
+from pinctl.render.layout import fold
 from pinctl.render.table import grid_rows, use_rich
 from pinctl.words import count
 
@@ -30,8 +31,16 @@ def _problems(o: Outlier) -> list[str]:
     return lines
 
 
+def _duplicates(v: Verdict) -> list[str]:
+    if not v.duplicates:
+        return []
+    names = ", ".join(v.duplicates)
+    return [f"same host name in more than one report: {names} (a node reported twice, or copied "
+            "reports: each counts as a node toward the majority)"]
+
+
 def plain_lines(v: Verdict) -> list[str]:
-    out = [_headline(v), "", "shapes:"]
+    out = [_headline(v), *_duplicates(v), "", "shapes:"]
     for g in v.groups:
         mark = "*" if g.reference else " "
         more = ", ..." if g.nodes > len(g.hosts) else ""
@@ -61,6 +70,8 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
     # count is never split, and a terminal too narrow for the columns gets one block per group.
     console = Console(file=out, highlight=False)
     console.print(Text(_headline(v), style="bold"))
+    for line in fold(_duplicates(v), console.width):
+        console.print(Text(line, style="yellow"))
     rows, styles = [], []
     for g in v.groups:
         more = ", ..." if g.nodes > len(g.hosts) else ""
