@@ -20,6 +20,9 @@ from pinctl.kernel.files import NeedsRoot
 from pinctl.kernel.host import hostname
 from pinctl.model import Node, PciInfo
 
+# Boot parameters that change what a node's CPUs and devices do (kernel-parameters.rst).
+BOOT_PARAMETERS = ("isolcpus", "nohz_full", "iommu", "intel_iommu", "amd_iommu")
+
 # PCIe generation by per-lane transfer rate (PCI-SIG: 2.5, 5, 8, 16, 32, 64 GT/s).
 _GENERATIONS = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
 
@@ -99,9 +102,7 @@ def kernel_settings(ctx: DoctorContext) -> dict[str, Any]:
     """The settings the doctor's kernel checks read, as found (None: absent or unreadable)."""
     files = ctx.files
     cmdline = _quiet(lambda: settings.cmdline(files)) or ""
-    boot = {k: v for k, _, v in (w.partition("=") for w in cmdline.split()) if k in ("isolcpus", "nohz_full",
-                                                                                    "iommu", "intel_iommu",
-                                                                                    "amd_iommu")}  # fmt: skip
+    boot = {k: v for k, _, v in (w.partition("=") for w in cmdline.split()) if k in BOOT_PARAMETERS}
     offline = _quiet(lambda: cpu_list_fact(files, "offline", strict=True)[0])
     govs = _quiet(lambda: governors(files)) or []
     return {

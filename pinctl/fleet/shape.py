@@ -17,6 +17,7 @@ CheckRow = tuple[str, str, str, str]  # (check, level, subject, summary) of a wa
 Checks = tuple[CheckRow, ...]
 
 SCHEMA = "pinctl.doctor/v2"
+BOOT = ("isolcpus", "nohz_full", "iommu", "intel_iommu", "amd_iommu")  # as pinctl.doctor.inventory records them
 
 
 def _text(value: object) -> str:
@@ -97,8 +98,9 @@ def _kernel(out: list[Fact], kernel: Mapping[str, Any]) -> None:
     out.append(("kernel.thp_defrag", "THP defrag", _text(kernel.get("thp_defrag")), ""))
     out.append(("kernel.governors", "governor", ",".join(kernel.get("governors") or []) or "none", ""))
     out.append(("kernel.offline_cpus", "offline CPUs", _text(kernel.get("offline_cpus")), ""))
-    for name, value in sorted((kernel.get("boot") or {}).items()):
-        out.append((f"kernel.boot.{name}", f"{name}=", str(value), ""))
+    boot = kernel.get("boot") or {}
+    for name in sorted(set(BOOT) | set(boot)):  # an unset parameter is a value too: "isolcpus 2-7, fleet unset"
+        out.append((f"kernel.boot.{name}", name, str(boot.get(name, "unset")), ""))
 
 
 def facts(report: Mapping[str, Any]) -> Shape:
