@@ -117,3 +117,11 @@ def test_a_topology_file_alone_names_its_own_machine_not_this_one() -> None:
     report = json.loads(out)
     assert rc == report["exit_code"] and report["hostname"] == "dgx-h100-01" != socket.gethostname()
     assert len(report["inventory"]["hardware"]["gpus"]) == 8
+
+
+def test_show_and_plan_name_a_gathered_tree_by_its_own_hostname(trees: Path) -> None:
+    """show and plan on a gathered tree say whose it is, as doctor's report does, not 'unknown'."""
+    rc, out, _ = run_cli("plan", "--root", str(trees / "node-thp"), "--format", "json")
+    assert rc == 0 and json.loads(out)["node"]["hostname"] == "node-thp"
+    rc, out, _ = run_cli("show", "--root", str(trees / "node-thp"), "--json")
+    assert rc == 0 and json.loads(out)["hostname"] == "node-thp"

@@ -31,6 +31,7 @@ from pinctl.errors import UsageError
 from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.devices import gpu_device_files
 from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.host import hostname
 from pinctl.model import Node
 
 LIVE = KernelFiles("/")
@@ -53,6 +54,8 @@ def discover(
     if root is not None:
         files = KernelFiles(root)
         node = merge.normalize(enrich(files, hwloc_source.load_hwloc(fsroot=root)))
+        if node.hostname == "unknown" and (name := hostname(files)) is not None:
+            node = replace(node, hostname=name)  # the gathered node's own name, as doctor reports it
         return apply_access(node, job_access(files, env or {}, None))
     node = enrich(LIVE, hwloc_source.load_hwloc())
     result = None
