@@ -24,3 +24,21 @@ def fleet_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     top = tmp_path_factory.mktemp("fleet")
     return doctor_reports(generate(top / "trees"), top / "reports")
+
+
+@pytest.fixture(scope="session")
+def nvmlshim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/nvmlshim built with this machine's C compiler: a folder holding libnvidia-ml.so.1.
+
+    NVIDIA's real binding (nvidia-ml-py) and hwloc's NVML plugin load it when LD_LIBRARY_PATH
+    names the folder; FAKE_NVML_CONFIG describes the node (tests/nvmlshim/README.md).
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler to build tests/nvmlshim")
+    out = tmp_path_factory.mktemp("nvmlshim")
+    script = Path(__file__).parent / "nvmlshim" / "build.sh"
+    subprocess.run(["sh", str(script), str(out)], check=True, capture_output=True)
+    return out
