@@ -1,8 +1,10 @@
 """Reading a plan file: size, encoding and JSON checks before :meth:`Plan.from_dict` sees it.
 
 A plan file is untrusted input (it decides a job's CPUs and environment): it is
-read with a size cap, must be UTF-8 JSON without duplicate keys or NaN/Infinity,
-and every problem is one PlanError naming the file and the place.
+read with a size cap, must be UTF-8 JSON without duplicate keys, NaN, Infinity or a
+number too large for a double (1e999999), and every problem is one PlanError naming
+the file and the place (lone surrogates such as "\\ud800" are refused field by field,
+in pinctl.plan.fields).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def load_plan(path: str, allow_env: Collection[str] = ()) -> Plan:
 def parse_plan_text(text: str, *, what: str = "plan", allow_env: Collection[str] = ()) -> Plan:
     """A Plan from JSON text; *what* names the text in messages."""
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
     except PlanError as exc:
         raise PlanError(f"{what}: {exc}") from None
     except (ValueError, RecursionError) as exc:
@@ -58,6 +60,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise PlanError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+def _finite(spelling: str) -> float:
+    """A JSON number as a float; one too large for a double (1e999999) is refused as Infinity is."""
+    value = float(spelling)
+    if value in (INFINITY, -INFINITY):
+        raise PlanError(f"{spelling[:40]} is out of range (it would read as infinity)")
+    return value
+
+
+INFINITY = float("inf")
 
 
 def _no_constant(name: str) -> Any:
