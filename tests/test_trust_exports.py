@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.plan.housekeeping import is_hostname
+from pinctl.render.housekeeping import is_hostname
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "fixtures" / "hwloc" / "dgx-h100.xml"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from pinctl.errors import PlanError
-from pinctl.plan.load import parse_plan_text
-from pinctl.plan.types import Plan
+from pinctl.planfile.load import parse_plan_text
+from pinctl.planfile.types import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 TOPOLOGY = str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml")

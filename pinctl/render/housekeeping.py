@@ -1,6 +1,6 @@
 """Housekeeping exports: where operators confine the system's own work to the plan's housekeeping CPUs.
 
-Pure string builders, like :mod:`pinctl.plan.export`; the CLI prints or writes them.
+Pure string builders, like :mod:`pinctl.render.export`; the CLI prints or writes them.
 
 * systemd: drop-ins that confine system.slice, user.slice and init.scope (cgroup v2
   ``AllowedCPUs=``, systemd.resource-control(5)) and the manager's own ``CPUAffinity=``
@@ -11,8 +11,8 @@ Pure string builders, like :mod:`pinctl.plan.export`; the CLI prints or writes t
   irqbalance keeps a device's IRQs on its own NUMA node's CPUs where any is not banned.
 
 Each file has a grammar a newline or a space in a value escapes: a host name from a --topology
-file (untrusted) with ``\n[Manager]\nDefaultEnvironment=LD_PRELOAD=...`` in it would add settings
-to the manager's drop-in. So every value is checked for its place before it is written (a host
+file (untrusted) holding a newline, ``[Manager]``, a newline and ``DefaultEnvironment=LD_PRELOAD=...``
+would add settings to the manager's drop-in. So every value is checked for its place before it is written (a host
 name is an RFC 1123 host name, a CPU list is digits, commas and hyphens), and refused in one line.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Iterable
 
 from pinctl.cpuset import format_list
 from pinctl.errors import PlanError, TopologyError, UsageError
-from pinctl.plan.cpuclasses import CpuClasses
-from pinctl.plan.types import Plan
+from pinctl.planfile.cpuclasses import CpuClasses
+from pinctl.planfile.types import Plan
 
 DROPIN = "50-pinctl-housekeeping.conf"
 # (path under /etc/systemd, section, key): the units whose processes are the system's own.

@@ -4,7 +4,7 @@ A plan file is untrusted input (it decides a job's CPUs and environment): it is
 read with a size cap, must be UTF-8 JSON without duplicate keys, NaN, Infinity or a
 number too large for a double (1e999999), and every problem is one PlanError naming
 the file and the place (lone surrogates such as "\\ud800" are refused field by field,
-in pinctl.plan.fields).
+in pinctl.planfile.fields).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from pinctl.errors import PlanError
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
