@@ -69,7 +69,7 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
                 text += f"\n  fix: {f.remedy}"
         rows.append((f.severity, f.check, f.subject, text))
         styles.append((_STYLE[f.severity], "", "", ""))
-    console = Console(file=out)
+    console = Console(file=out, width=terminal_width(out))
     headers: tuple[str, ...] = ("level", "check", "subject", "finding")
     if not fits(console, headers, rows):
         # Narrow: the subject (often a long /sys path) heads its finding instead of taking a column.
