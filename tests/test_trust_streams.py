@@ -164,3 +164,16 @@ def test_columns_zero_is_an_unknown_width(command: str) -> None:
     text = in_pty(0, command, "--topology", TOPOLOGY)
     assert "dgx-h100-01" in text or "node.discovery" in text, text
     assert len(text.splitlines()) > 5
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_launch_nproc_per_node_starts_its_ranks_with_the_streams_it_was_given(tmp_path: Path, closed: int) -> None:
+    plan = tmp_path / "local.json"
+    made = run(["plan", "--ranks", "1", "--json", "-o", str(plan)])
+    assert made.returncode == 0, made.stderr
+    listing = tmp_path / "fds"
+    script = f"exec 3>{listing}; for fd in 0 1 2; do [ -e /proc/$$/fd/$fd ] && echo $fd >&3; done; exit 0"
+    args = ["launch", "--plan", str(plan), "--nproc-per-node", "1", "-v", "--", "sh", "-c", script]
+    result = run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close=(closed,))
+    assert result.returncode == 0
+    assert set(listing.read_text().split()) == {"0", "1", "2"} - {str(closed)}
