@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = _dispatch(list(sys.argv[1:] if argv is None else argv))
         except streams.ReaderGone:
+            streams.silence()
             return streams.EPIPE_EXIT
         return streams.finish(code)
     finally:

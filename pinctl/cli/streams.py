@@ -85,10 +85,11 @@ class _Guarded:
             self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
+        # Not silenced here: a caller may swallow the exception (click probes a stream with a write),
+        # so the next write must fail again; main() and finish() silence the stream once it is reported.
         self.failed = True
         if not self._is_stdout:  # dropped; the descriptor stays as it is for a command launch execs
             return
-        self.silence()
         if exc.errno == errno.EPIPE:
             raise ReaderGone from None
         raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
@@ -147,18 +148,27 @@ def _hold_closed_descriptors() -> None:
 
 
 def finish(code: int) -> int:
-    """Flush standard output (a full disk fails here, after the last write) and standard error."""
+    """Flush standard output (a full disk fails here, after the last write) and standard error;
+    the exit code, with a failure not yet reported (*code* is not already OutputError's) said once."""
     try:
         sys.stdout.flush()
     except ReaderGone:
-        return EPIPE_EXIT
+        code = EPIPE_EXIT
     except OutputError as exc:
-        sys.stderr.write(f"pinctl: error: {exc}\n")
-        code = exc.exit_code
+        if code != exc.exit_code:
+            sys.stderr.write(f"pinctl: error: {exc}\n")
+            code = exc.exit_code
     sys.stderr.flush()
-    if isinstance(sys.stderr, _Guarded) and sys.stderr.failed:
-        sys.stderr.silence()
+    silence()
     return code
+
+
+def silence() -> None:
+    """After a failed write: point that descriptor at /dev/null, so what is still buffered cannot
+    fail again when Python flushes at exit (an "Exception ignored" message and exit 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, _Guarded) and stream.failed:
+            stream.silence()
 
 
 def restore(saved: tuple[TextIO | None, TextIO | None]) -> None:
