@@ -37,17 +37,20 @@ def _pairs(ctx: DoctorContext, check: str, *, nics: bool = True, nvme: bool = Fa
     return out or skipped(check, f"no GPU shares a PCIe switch with {what}: no GPUDirect path to check")
 
 
-def _module_finding(ctx: DoctorContext, check: str, names: tuple[str, ...], pairs: Pairs, what: str,
-                    remedy: str) -> Finding:
+def _module_finding(
+    ctx: DoctorContext, check: str, names: tuple[str, ...], pairs: Pairs, what: str, remedy: str
+) -> Finding:
     if not modules.known(ctx.files):
         return skipped(check, f"loaded modules unknown ({modules.MODULES_DIR} and {modules.PROC_MODULES} absent)")
     results = [modules.loaded(ctx.files, n) for n in names]
     shared = f"{count(len({p[0] for p in pairs}), 'GPU')} share a switch with {what}"
     if any(found for found, _ in results):
-        return ok(check, "node", f"{names[[f for f, _ in results].index(True)]} loaded ({shared})",
-                  *(ev for _, ev in results))
-    return Finding(check, "warn", "node", f"{' / '.join(names)} not loaded, but {shared}",
-                   tuple(ev for _, ev in results), remedy)
+        return ok(
+            check, "node", f"{names[[f for f, _ in results].index(True)]} loaded ({shared})", *(ev for _, ev in results)
+        )
+    return Finding(
+        check, "warn", "node", f"{' / '.join(names)} not loaded, but {shared}", tuple(ev for _, ev in results), remedy
+    )
 
 
 def peer_memory(ctx: DoctorContext) -> list[Finding]:
@@ -55,14 +58,29 @@ def peer_memory(ctx: DoctorContext) -> list[Finding]:
     if isinstance(pairs, Finding):
         return [pairs]
     finding = _module_finding(
-        ctx, PEERMEM, ("nvidia_peermem", "nv_peer_mem"), pairs, "an RDMA NIC",
+        ctx,
+        PEERMEM,
+        ("nvidia_peermem", "nv_peer_mem"),
+        pairs,
+        "an RDMA NIC",
         "load it (modprobe nvidia_peermem; make it persistent in /etc/modules-load.d): without it "
-        "NCCL and MPI stage GPU buffers through host memory instead of GPUDirect RDMA")
-    if finding.severity == "warn" and modules.nvidia_open_module(ctx.files) and (
-            modules.kernel_release(ctx.files) or (0, 0)) >= (5, 12):
-        return [ok(PEERMEM, "node", "nvidia_peermem not loaded; the open kernel module on Linux 5.12+ "
-                   "offers DMA-BUF, which NCCL 2.19+ uses for GPUDirect RDMA",
-                   *finding.evidence, f"{modules.NVIDIA_VERSION}: Open Kernel Module")]
+        "NCCL and MPI stage GPU buffers through host memory instead of GPUDirect RDMA",
+    )
+    if (
+        finding.severity == "warn"
+        and modules.nvidia_open_module(ctx.files)
+        and (modules.kernel_release(ctx.files) or (0, 0)) >= (5, 12)
+    ):
+        return [
+            ok(
+                PEERMEM,
+                "node",
+                "nvidia_peermem not loaded; the open kernel module on Linux 5.12+ "
+                "offers DMA-BUF, which NCCL 2.19+ uses for GPUDirect RDMA",
+                *finding.evidence,
+                f"{modules.NVIDIA_VERSION}: Open Kernel Module",
+            )
+        ]
     return [finding]
 
 
@@ -70,10 +88,17 @@ def storage(ctx: DoctorContext) -> list[Finding]:
     pairs = _pairs(ctx, STORAGE, nics=False, nvme=True)
     if isinstance(pairs, Finding):
         return [pairs]
-    return [_module_finding(
-        ctx, STORAGE, ("nvidia_fs",), pairs, "an NVMe drive",
-        "install and load nvidia-fs (the GPUDirect Storage kernel module; modprobe nvidia_fs): "
-        "without it cuFile runs in compatibility mode, through a bounce buffer in host memory")]
+    return [
+        _module_finding(
+            ctx,
+            STORAGE,
+            ("nvidia_fs",),
+            pairs,
+            "an NVMe drive",
+            "install and load nvidia-fs (the GPUDirect Storage kernel module; modprobe nvidia_fs): "
+            "without it cuFile runs in compatibility mode, through a bounce buffer in host memory",
+        )
+    ]
 
 
 def _below_common(a: PciInfo, b: PciInfo) -> list[PciAddress]:
@@ -83,7 +108,7 @@ def _below_common(a: PciInfo, b: PciInfo) -> list[PciAddress]:
         if x != y:
             break
         common += 1
-    return list(a.bridges[:len(a.bridges) - common]) + list(b.bridges[:len(b.bridges) - common])
+    return list(a.bridges[: len(a.bridges) - common]) + list(b.bridges[: len(b.bridges) - common])
 
 
 def acs_redirect(ctx: DoctorContext) -> list[Finding]:
@@ -101,21 +126,30 @@ def acs_redirect(ctx: DoctorContext) -> list[Finding]:
         try:
             control = pcicfg.acs_control(ctx.files, port)
         except NeedsRoot as e:
-            return [skipped(ACS, f"needs root: {e} shows only its first 64 bytes to other users "
-                                 "(ACS is in the extended config space)")]
+            return [
+                skipped(
+                    ACS,
+                    f"needs root: {e} shows only its first 64 bytes to other users "
+                    "(ACS is in the extended config space)",
+                )
+            ]
         if control is None:
             continue
         read += 1
         on = [name for bit, name in pcicfg.ACS_REDIRECT.items() if control & bit]
         if on:
-            out.append(Finding(
-                ACS, "warn", f"switch port {port}", f"ACS {' and '.join(on)} enabled between "
-                + "; ".join(sorted(set(between))),
-                (f"{pci.device_file(port, 'config')}: ACS control = {control:#06x}",),
-                "peer traffic goes up to the root complex instead of across the switch (NCCL's "
-                "troubleshooting guide): disable ACS in the BIOS (or `setpci -s PORT ECAP_ACS+0x6.w=0000` "
-                "at boot on bare metal; VMs need ACS for isolation)",
-            ))
+            out.append(
+                Finding(
+                    ACS,
+                    "warn",
+                    f"switch port {port}",
+                    f"ACS {' and '.join(on)} enabled between " + "; ".join(sorted(set(between))),
+                    (f"{pci.device_file(port, 'config')}: ACS control = {control:#06x}",),
+                    "peer traffic goes up to the root complex instead of across the switch (NCCL's "
+                    "troubleshooting guide): disable ACS in the BIOS (or `setpci -s PORT ECAP_ACS+0x6.w=0000` "
+                    "at boot on bare metal; VMs need ACS for isolation)",
+                )
+            )
     if read == 0:
         return [skipped(ACS, "no ACS capability found on the switch ports between GPUs and NICs")]
     return out or [ok(ACS, "node", f"no ACS redirect on {count(read, 'switch port')} between GPUs and NICs")]
@@ -138,15 +172,30 @@ def iommu(ctx: DoctorContext) -> list[Finding]:
         elif kind.startswith("DMA"):
             translated.append(f"{addr}: iommu group {group} type = {kind}")
     if not translated and unknown and units and "iommu=pt" not in boot:
-        return [skipped(IOMMU, "the IOMMU is on but its mode is not shown (no iommu_groups/N/type: "
-                               "kernel before 5.11)", "node")]
+        return [
+            skipped(
+                IOMMU, "the IOMMU is on but its mode is not shown (no iommu_groups/N/type: kernel before 5.11)", "node"
+            )
+        ]
     if translated:
-        return [Finding(
-            IOMMU, "warn", "node", f"the IOMMU translates DMA for {count(len(translated), 'GPU/NIC/NVMe device')} "
-            "on GPUDirect paths", (*translated, ev_boot),
-            "boot with iommu=pt (passthrough; intel_iommu=on iommu=pt on Intel): translated peer-to-peer "
-            "DMA is redirected or fails, and GPUDirect RDMA/Storage loses bandwidth",
-        )]
+        return [
+            Finding(
+                IOMMU,
+                "warn",
+                "node",
+                f"the IOMMU translates DMA for {count(len(translated), 'GPU/NIC/NVMe device')} on GPUDirect paths",
+                (*translated, ev_boot),
+                "boot with iommu=pt (passthrough; intel_iommu=on iommu=pt on Intel): translated peer-to-peer "
+                "DMA is redirected or fails, and GPUDirect RDMA/Storage loses bandwidth",
+            )
+        ]
     why = "passthrough" if units else "off"
-    return [ok(IOMMU, "node", f"IOMMU {why} for {count(len(devices), 'device')} on GPUDirect paths",
-               f"{pcicfg.IOMMU_CLASS}: {', '.join(units) or 'empty'}", ev_boot)]
+    return [
+        ok(
+            IOMMU,
+            "node",
+            f"IOMMU {why} for {count(len(devices), 'device')} on GPUDirect paths",
+            f"{pcicfg.IOMMU_CLASS}: {', '.join(units) or 'empty'}",
+            ev_boot,
+        )
+    ]

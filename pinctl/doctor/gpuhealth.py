@@ -47,13 +47,18 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
         mask = g.condition.clock_events or 0
         faults = clock_event_names(mask, faults=True)
         if faults:
-            out.append(Finding(
-                CLOCKS, "warn", label(g), "clocks held down: " + ", ".join(faults),
-                (f"nvmlDeviceGetCurrentClocksEventReasons(GPU {g.index}) = {mask:#x}",),
-                "a throttled GPU is the slowest rank of every job on it: check inlet temperature and "
-                "fans (nvidia-smi -q -d TEMPERATURE,PERFORMANCE), the PSUs and power cabling (HW power "
-                "brake is an external signal), and the BMC's event log; drain the node if it persists",
-            ))
+            out.append(
+                Finding(
+                    CLOCKS,
+                    "warn",
+                    label(g),
+                    "clocks held down: " + ", ".join(faults),
+                    (f"nvmlDeviceGetCurrentClocksEventReasons(GPU {g.index}) = {mask:#x}",),
+                    "a throttled GPU is the slowest rank of every job on it: check inlet temperature and "
+                    "fans (nvidia-smi -q -d TEMPERATURE,PERFORMANCE), the PSUs and power cabling (HW power "
+                    "brake is an external signal), and the BMC's event log; drain the node if it persists",
+                )
+            )
     normal = sorted({n for g in known for n in clock_event_names(g.condition.clock_events or 0, faults=False)})
     note = f" (normal: {', '.join(normal)})" if normal else ""
     return out or [ok(CLOCKS, "node", f"no thermal or hardware clock slowdown on {count(len(known), 'GPU')}{note}")]
@@ -64,28 +69,45 @@ def ecc(ctx: DoctorContext) -> list[Finding]:
     gpus = _answering(ctx, ECC)
     if isinstance(gpus, Finding):
         return [gpus]
-    known = [g for g in gpus if g.condition.ecc_uncorrected_volatile is not None
-             or g.condition.ecc_uncorrected_aggregate is not None]
+    known = [
+        g
+        for g in gpus
+        if g.condition.ecc_uncorrected_volatile is not None or g.condition.ecc_uncorrected_aggregate is not None
+    ]
     if not known:
         return [skipped(ECC, "ECC counters not reported (ECC off, not supported, or GPUs lost)")]
     out = []
     for g in known:
         vol, agg = g.condition.ecc_uncorrected_volatile or 0, g.condition.ecc_uncorrected_aggregate or 0
-        ev = (f"nvmlDeviceGetTotalEccErrors(GPU {g.index}, UNCORRECTED, VOLATILE) = {vol}",
-              f"nvmlDeviceGetTotalEccErrors(GPU {g.index}, UNCORRECTED, AGGREGATE) = {agg}")
+        ev = (
+            f"nvmlDeviceGetTotalEccErrors(GPU {g.index}, UNCORRECTED, VOLATILE) = {vol}",
+            f"nvmlDeviceGetTotalEccErrors(GPU {g.index}, UNCORRECTED, AGGREGATE) = {agg}",
+        )
         if vol:
-            out.append(Finding(
-                ECC, "fail", label(g), f"{count(vol, 'uncorrectable ECC error')} since the driver loaded", ev,
-                "the job that hit them was killed (Xid 48/94/95); drain the node, reset the GPU "
-                "(nvidia-smi -r) so row remapping takes effect, and watch gpu.memory-retirement; "
-                "replace the GPU if they return",
-            ))
+            out.append(
+                Finding(
+                    ECC,
+                    "fail",
+                    label(g),
+                    f"{count(vol, 'uncorrectable ECC error')} since the driver loaded",
+                    ev,
+                    "the job that hit them was killed (Xid 48/94/95); drain the node, reset the GPU "
+                    "(nvidia-smi -r) so row remapping takes effect, and watch gpu.memory-retirement; "
+                    "replace the GPU if they return",
+                )
+            )
         elif agg:
-            out.append(Finding(
-                ECC, "warn", label(g), f"{count(agg, 'uncorrectable ECC error')} in the GPU's lifetime", ev,
-                "history, not a current fault: check that gpu.memory-retirement is clean (rows remapped, "
-                "none pending) and compare with the node's peers; a growing count means replace the GPU",
-            ))
+            out.append(
+                Finding(
+                    ECC,
+                    "warn",
+                    label(g),
+                    f"{count(agg, 'uncorrectable ECC error')} in the GPU's lifetime",
+                    ev,
+                    "history, not a current fault: check that gpu.memory-retirement is clean (rows remapped, "
+                    "none pending) and compare with the node's peers; a growing count means replace the GPU",
+                )
+            )
     return out or [ok(ECC, "node", f"no uncorrectable ECC errors on {count(len(known), 'GPU')}")]
 
 
@@ -102,19 +124,29 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
         bad = [e for e in g.condition.nvlink_errors if e.nonzero]
         if not bad:
             continue
-        ev = tuple(f"nvmlDeviceGetNvLinkErrorCounter(GPU {g.index}, link {e.link}): "
-                   + ", ".join(f"{k} = {n}" for k, n in e.nonzero.items())
-                   + ("" if e.active else " (link now down)") for e in bad)
+        ev = tuple(
+            f"nvmlDeviceGetNvLinkErrorCounter(GPU {g.index}, link {e.link}): "
+            + ", ".join(f"{k} = {n}" for k, n in e.nonzero.items())
+            + ("" if e.active else " (link now down)")
+            for e in bad
+        )
         which = ", ".join(str(e.link) for e in bad)
-        out.append(Finding(
-            NVLINK_ERRORS, "warn", label(g), f"NVLink errors on {count(len(bad), 'link')} ({which})", ev,
-            "counters since the driver loaded: compare again later (nvidia-smi nvlink -e); growing replay "
-            "or recovery counts mean a marginal link that slows every collective over it; reseat or service "
-            "the baseboard, and see gpu.nvlink-missing for links that are down",
-        ))
+        out.append(
+            Finding(
+                NVLINK_ERRORS,
+                "warn",
+                label(g),
+                f"NVLink errors on {count(len(bad), 'link')} ({which})",
+                ev,
+                "counters since the driver loaded: compare again later (nvidia-smi nvlink -e); growing replay "
+                "or recovery counts mean a marginal link that slows every collective over it; reseat or service "
+                "the baseboard, and see gpu.nvlink-missing for links that are down",
+            )
+        )
     links = sum(len(g.condition.nvlink_errors) for g in known)
-    return out or [ok(NVLINK_ERRORS, "node", f"no NVLink errors on {count(links, 'link')} of "
-                                             f"{count(len(known), 'GPU')}")]
+    return out or [
+        ok(NVLINK_ERRORS, "node", f"no NVLink errors on {count(links, 'link')} of {count(len(known), 'GPU')}")
+    ]
 
 
 def fabric(ctx: DoctorContext) -> list[Finding]:
@@ -126,20 +158,40 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
     if not known:
         return [skipped(FABRIC, "no NVLink fabric on these GPUs (not an NVSwitch system: not applicable)")]
     out = []
-    fix = ("systemctl status nvidia-fabricmanager (it must run, at the driver's exact version) and its log "
-           "(/var/log/fabricmanager.log); restart it, or reset the GPUs / reboot if registration failed")
+    fix = (
+        "systemctl status nvidia-fabricmanager (it must run, at the driver's exact version) and its log "
+        "(/var/log/fabricmanager.log); restart it, or reset the GPUs / reboot if registration failed"
+    )
     for g in known:
         f = g.condition.fabric
         if f is None:
             continue
-        ev = [f"nvmlDeviceGetGpuFabricInfoV(GPU {g.index}): state = {f.state_name}, status = {f.status}"
-              + ("" if f.health_mask is None else f", healthMask = {f.health_mask:#x}")]
+        ev = [
+            f"nvmlDeviceGetGpuFabricInfoV(GPU {g.index}): state = {f.state_name}, status = {f.status}"
+            + ("" if f.health_mask is None else f", healthMask = {f.health_mask:#x}")
+        ]
         if f.state != FABRIC_COMPLETED:
-            out.append(Finding(FABRIC, "fail", label(g), f"fabric registration {f.state_name}: CUDA init "
-                               "fails on this GPU until it completes", tuple(ev), fix))
+            out.append(
+                Finding(
+                    FABRIC,
+                    "fail",
+                    label(g),
+                    f"fabric registration {f.state_name}: CUDA init fails on this GPU until it completes",
+                    tuple(ev),
+                    fix,
+                )
+            )
         elif f.status != 0:
-            out.append(Finding(FABRIC, "fail", label(g), f"fabric registration failed (NVML status {f.status}): "
-                               "CUDA init fails on this GPU", tuple(ev), fix))
+            out.append(
+                Finding(
+                    FABRIC,
+                    "fail",
+                    label(g),
+                    f"fabric registration failed (NVML status {f.status}): CUDA init fails on this GPU",
+                    tuple(ev),
+                    fix,
+                )
+            )
         elif f.degraded_bandwidth or f.manager_disconnected:
             what = "NVLink bandwidth degraded" if f.degraded_bandwidth else "fabric manager disconnected"
             out.append(Finding(FABRIC, "warn", label(g), what, tuple(ev), fix))
@@ -157,14 +209,21 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
     expected = driver or _majority(list(gsp.values()))
     odd = {i: v for i, v in gsp.items() if v != expected}
     if odd:
-        out.append(Finding(
-            DRIVER, "fail", "node", f"GSP firmware differs from the driver {expected} on "
-            f"{count(len(odd), 'GPU')}: " + ", ".join(f"GPU {i} runs {v}" for i, v in sorted(odd.items())),
-            (f"nvmlSystemGetDriverVersion() = {driver}",
-             *(f"nvmlDeviceGetGspFirmwareVersion(GPU {i}) = {v}" for i, v in sorted(gsp.items()))),
-            "the GPUs run firmware of another driver (a partial upgrade or a GPU not reset since): "
-            "reboot the node, or reset the GPUs (nvidia-smi -r) with the new driver loaded",
-        ))
+        out.append(
+            Finding(
+                DRIVER,
+                "fail",
+                "node",
+                f"GSP firmware differs from the driver {expected} on "
+                f"{count(len(odd), 'GPU')}: " + ", ".join(f"GPU {i} runs {v}" for i, v in sorted(odd.items())),
+                (
+                    f"nvmlSystemGetDriverVersion() = {driver}",
+                    *(f"nvmlDeviceGetGspFirmwareVersion(GPU {i}) = {v}" for i, v in sorted(gsp.items())),
+                ),
+                "the GPUs run firmware of another driver (a partial upgrade or a GPU not reset since): "
+                "reboot the node, or reset the GPUs (nvidia-smi -r) with the new driver loaded",
+            )
+        )
     by_model: dict[str | None, dict[int, str]] = defaultdict(dict)
     for g in gpus:
         if g.condition.vbios:
@@ -173,18 +232,29 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
         common = _majority(list(vbios.values()))
         differ = {i: v for i, v in vbios.items() if v != common}
         if differ:
-            out.append(Finding(
-                DRIVER, "warn", "node", f"VBIOS differs across {model or 'GPUs'}: "
-                + ", ".join(f"GPU {i} has {v}" for i, v in sorted(differ.items())) + f" (others {common})",
-                tuple(f"nvmlDeviceGetVbiosVersion(GPU {i}) = {v}" for i, v in sorted(vbios.items())),
-                "flash the node's GPUs to one VBIOS (the vendor's firmware update package): mixed "
-                "firmware behaves differently under load and in the fabric",
-            ))
+            out.append(
+                Finding(
+                    DRIVER,
+                    "warn",
+                    "node",
+                    f"VBIOS differs across {model or 'GPUs'}: "
+                    + ", ".join(f"GPU {i} has {v}" for i, v in sorted(differ.items()))
+                    + f" (others {common})",
+                    tuple(f"nvmlDeviceGetVbiosVersion(GPU {i}) = {v}" for i, v in sorted(vbios.items())),
+                    "flash the node's GPUs to one VBIOS (the vendor's firmware update package): mixed "
+                    "firmware behaves differently under load and in the fabric",
+                )
+            )
     if not gsp and not by_model:
         return [skipped(DRIVER, "GSP firmware and VBIOS versions not reported")]
     seen = len({*gsp, *(i for v in by_model.values() for i in v)})
-    return out or [ok(DRIVER, "node", f"firmware versions agree on {count(seen, 'GPU')}"
-                                      + (f" (driver {driver})" if driver else ""))]
+    return out or [
+        ok(
+            DRIVER,
+            "node",
+            f"firmware versions agree on {count(seen, 'GPU')}" + (f" (driver {driver})" if driver else ""),
+        )
+    ]
 
 
 def _majority(values: list[str]) -> str | None:

@@ -100,9 +100,24 @@ def xid_events(ctx: DoctorContext) -> list[Finding]:
         if kind.level == "app":
             app.append(f"{subjects[bus]}: {summary}: {kind.action}")
             continue
-        out.append(Finding(CHECK, "fail" if kind.level == "fail" else "warn", subjects[bus], summary,
-                           tuple(h.text for h in hits[-3:]), kind.action))
+        out.append(
+            Finding(
+                CHECK,
+                "fail" if kind.level == "fail" else "warn",
+                subjects[bus],
+                summary,
+                tuple(h.text for h in hits[-3:]),
+                kind.action,
+            )
+        )
     if out:
         return out
-    return [ok(CHECK, "node", f"no hardware Xid events in {count(len(lines), 'kernel log line')}"
-               + (f" ({count(len(app), 'program-fault Xid')})" if app else ""), *app)]
+    return [
+        ok(
+            CHECK,
+            "node",
+            f"no hardware Xid events in {count(len(lines), 'kernel log line')}"
+            + (f" ({count(len(app), 'program-fault Xid')})" if app else ""),
+            *app,
+        )
+    ]

@@ -34,9 +34,9 @@ def acs_control(files: KernelFiles, address: PciAddress) -> int | None:
         raise NeedsRoot(rel)
     offset, seen = 0x100, 0
     while 0x100 <= offset <= len(data) - 8 and seen < 128:
-        header = int.from_bytes(data[offset:offset + 4], "little")
+        header = int.from_bytes(data[offset : offset + 4], "little")
         if header & 0xFFFF == ACS_CAP_ID:
-            return int.from_bytes(data[offset + 6:offset + 8], "little")
+            return int.from_bytes(data[offset + 6 : offset + 8], "little")
         offset, seen = header >> 20, seen + 1
         if offset == 0:
             break
