@@ -262,3 +262,30 @@ def test_fleet_names_the_node_whose_gpu_throttles(
     odd = {o["node"]: o for o in verdict["outliers"]}
     assert list(odd) == ["node-001"], (odd, err)
     assert rc == 1 and "gpu.clocks" in json.dumps(odd["node-001"])
+
+
+def test_an_xid_from_days_ago_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "proc" / "uptime").write_text("259200.00 1000.00\n")  # up 3 days
+    (tmp_path / "dev" / "kmsg").write_text(
+        "3,77,3600000000,-;NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=x, GPU has fallen off the bus.\n"
+    )
+    (found,) = xid.xid_events(context(tmp_path, two_sockets()))
+    assert (found.severity, found.summary) == ("warn", "Xid 79 (GPU has fallen off the bus) x1, last 71 h 0 min ago")
+    assert "over a day old" in (found.remedy or "")
+
+
+def test_dma_buf_on_the_open_kernel_module_stands_in_for_nvidia_peermem(trees: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "open"
+    shutil.copytree(trees["sick"], root, symlinks=True)
+    (root / "proc" / "driver" / "nvidia").mkdir(parents=True)
+    (root / "proc" / "driver" / "nvidia" / "version").write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.90.07  Release Build\n"
+    )
+    (root / "proc" / "sys" / "kernel").mkdir(parents=True)
+    (root / "proc" / "sys" / "kernel" / "osrelease").write_text("6.8.0-45-generic\n")
+    (found,) = gpudirect.peer_memory(context(root, two_sockets()))
+    assert found.severity == "ok" and "DMA-BUF" in found.summary

@@ -207,7 +207,7 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
     out: list[Finding] = []
     gsp = {g.index: g.condition.gsp_firmware for g in gpus if g.condition.gsp_firmware}
     expected = driver or _majority(list(gsp.values()))
-    odd = {i: v for i, v in gsp.items() if v != expected}
+    odd = {i: v for i, v in gsp.items() if expected is not None and not v.startswith(expected)}
     if odd:
         out.append(
             Finding(

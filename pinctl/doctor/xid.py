@@ -3,7 +3,8 @@
 The driver logs ``NVRM: Xid (PCI:0000:18:00): 79, pid=..., name=..., <text>``; the number's
 meaning and the usual action follow NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors).
 Xids that normally mean a program's own bug (13, 31, 43, 45, 69) are listed, not alarmed:
-a healthy node that ran a faulty program logs them.
+a healthy node that ran a faulty program logs them. The log holds everything since boot, so
+a fail-level Xid older than a day is a warning: the GPU may have been reset since.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+from pinctl.doctor.finding import DoctorContext, Finding, Severity, ok, skipped
 from pinctl.kernel import kmsg
 from pinctl.model import PciAddress
 from pinctl.words import count
@@ -19,6 +20,7 @@ from pinctl.words import count
 CHECK = "gpu.xid"
 _XID_RE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})(?:\.\d)?\):\s*(\d+)")
 
+STALE_USEC = 24 * 3600 * 1_000_000  # a fail-level Xid older than this is reported as warn
 _RESET = "drain the node and reset the GPU (nvidia-smi -r) or reboot"
 _RMA = "drain the node; reset the GPU or reboot, and replace it (RMA) if it recurs"
 
@@ -100,16 +102,16 @@ def xid_events(ctx: DoctorContext) -> list[Finding]:
         if kind.level == "app":
             app.append(f"{subjects[bus]}: {summary}: {kind.action}")
             continue
-        out.append(
-            Finding(
-                CHECK,
-                "fail" if kind.level == "fail" else "warn",
-                subjects[bus],
-                summary,
-                tuple(h.text for h in hits[-3:]),
-                kind.action,
-            )
+        last = hits[-1].usec
+        old = now is not None and last is not None and now - last > STALE_USEC
+        level: Severity = "fail" if kind.level == "fail" and not old else "warn"
+        action = kind.action + (
+            "; the last one is over a day old: if the GPU was reset since and passes the "
+            "gpu.* checks, it is history until the next reboot clears the log"
+            if old
+            else ""
         )
+        out.append(Finding(CHECK, level, subjects[bus], summary, tuple(h.text for h in hits[-3:]), action))
     if out:
         return out
     return [
