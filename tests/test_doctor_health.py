@@ -59,13 +59,20 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return health_trees(tmp_path_factory.mktemp("health"))
 
 
-@pytest.mark.parametrize("config", ["", BUSY_BUT_HEALTHY], ids=["idle", "busy"])
+@pytest.mark.parametrize(
+    "config",
+    ["", BUSY_BUT_HEALTHY, "gpu.1.mig = 1\ngpu.1.mig.0.gi = 1\ngpu.1.mig.0.ci = 0\n", "visible = 2,5\n"],
+    ids=["idle", "busy", "mig", "partial"],
+)
 def test_a_healthy_dgx_passes_every_gpu_health_check(nvmlshim: Path, tmp_path: Path, config: str) -> None:
     ctx = context(health=nvml_health(nvmlshim, tmp_path, config))
     for check in GPU_CHECKS:
         levels = by_level(check(ctx))
         assert set(levels) == {"ok"}, (check.__name__, levels)
-    assert "SW power cap" in by_level(gpuhealth.clocks(ctx))["ok"][0] or not config
+    if config == BUSY_BUT_HEALTHY:  # the normal reasons are named, not alarmed
+        assert (
+            "(normal: GPU idle, SW power cap, applications clocks setting)" in by_level(gpuhealth.clocks(ctx))["ok"][0]
+        )
 
 
 def test_thermal_and_power_brake_slowdowns_are_named_per_gpu(sick: NvmlHealth) -> None:
