@@ -37,6 +37,7 @@ gpu.6.nvlink.5.errors = 2,1,0,0
 gpu.6.nvlink_down = 5
 gpu.7.fabric = in_progress
 gpu.1.fabric_status = UNKNOWN
+gpu.3.fabric_health = 0x41A9
 gpu.0.gsp_version = 535.104.05
 gpu.4.vbios = 96.00.61.00.01
 """
@@ -103,9 +104,12 @@ def test_nvlink_error_counters_are_named_per_link(sick: NvmlHealth) -> None:
 
 def test_fabric_registration_not_complete_or_failed_fails(sick: NvmlHealth) -> None:
     found = by_level(gpuhealth.fabric(context(health=sick)))
-    assert set(found) == {"fail"}
-    assert [s.split(":")[0] for s in found["fail"]] == ["GPU 1 (0000", "GPU 7 (0000"]
-    assert "in progress" in found["fail"][1] and "registration failed" in found["fail"][0]
+    assert set(found) == {"fail", "warn"}
+    assert found["fail"] == [
+        "GPU 1 (0000:2a:00.0): fabric registration failed (Unknown Error): CUDA init fails on this GPU",
+        "GPU 7 (0000:db:00.0): fabric registration in progress: CUDA init fails on this GPU until it completes",
+    ]
+    assert found["warn"] == ["GPU 3 (0000:5d:00.0): NVLink bandwidth degraded"]  # healthMask DEGRADED_BW_TRUE
 
 
 def test_firmware_of_another_driver_and_mixed_vbios_are_named(sick: NvmlHealth) -> None:

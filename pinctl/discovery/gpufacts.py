@@ -56,6 +56,7 @@ class FabricInfo:
     state: int
     status: int  # an nvmlReturn_t, meaningful once the state is "completed"
     health_mask: int | None = None
+    status_text: str | None = None  # nvmlErrorString(status) when it is not NVML_SUCCESS
 
     @property
     def state_name(self) -> str:

@@ -356,7 +356,8 @@ def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
         info = None if cls is None else cls()
         if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
             mask = getattr(info, "healthMask", None)
-            return FabricInfo(int(info.state) & 0xFF, int(info.status), None if mask is None else int(mask))
+            why = None if int(info.status) == 0 else _text(_call(nvml, "nvmlErrorString", int(info.status)))
+            return FabricInfo(int(info.state) & 0xFF, int(info.status), None if mask is None else int(mask), why)
     return None
 
 

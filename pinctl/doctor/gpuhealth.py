@@ -187,7 +187,8 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
                     FABRIC,
                     "fail",
                     label(g),
-                    f"fabric registration failed (NVML status {f.status}): CUDA init fails on this GPU",
+                    f"fabric registration failed ({f.status_text or f'NVML status {f.status}'}): "
+                    "CUDA init fails on this GPU",
                     tuple(ev),
                     fix,
                 )
