@@ -27,8 +27,12 @@ TOPOLOGY = str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml")
 SYSTEMD = ["plan", "--topology", TOPOLOGY, "--reserve-per-numa", "1", "--format", "systemd"]
 
 
-def pinctl(*args: str, timeout: float = 60, limit_file_kb: int | None = None) -> subprocess.CompletedProcess[str]:
+def pinctl(
+    *args: str, timeout: float = 60, limit_file_kb: int | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
     def limit() -> None:
+        if umask is not None:
+            os.umask(umask)
         if limit_file_kb is not None:
             import resource
 
@@ -132,10 +136,11 @@ def test_a_link_planted_in_a_world_writable_folder_is_never_written_through(
 # --- the caller's own folder and files ----------------------------------------------------------
 
 
-def test_systemd_folder_is_made_with_fixed_modes_and_rewritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_systemd_folder_is_made_with_fixed_modes_and_rewritten(tmp_path: Path, umask: int) -> None:
     folder = tmp_path / "dropins"
     for _ in range(2):  # a folder pinctl made and filled is its own to rewrite
-        result = pinctl(*SYSTEMD, "-o", str(folder))
+        result = pinctl(*SYSTEMD, "-o", str(folder), umask=umask)
         assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
@@ -145,10 +150,8 @@ def test_systemd_folder_is_made_with_fixed_modes_and_rewritten(tmp_path: Path) -
         "system/system.slice.d/50-pinctl-housekeeping.conf",
         "system/user.slice.d/50-pinctl-housekeeping.conf",
     ]
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in folder.rglob("*"):
-        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644 & ~umask), p
+    for p in folder.rglob("*"):  # installed as they are: modes do not follow the umask
+        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
 
 
 @pytest.mark.parametrize(
@@ -229,7 +232,10 @@ def test_writer_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
             write_file(str(tmp_path / name), "x")
     with pytest.raises(UsageError, match="cannot write"):
         write_file(str(tmp_path / "missing" / "x"), "x")
+    (tmp_path / "ok").write_text("old\n")
+    (tmp_path / "ok").chmod(0o600)
     write_file(str(tmp_path / "ok"), "text\n")
     assert (tmp_path / "ok").read_text() == "text\n"
+    assert stat.S_IMODE((tmp_path / "ok").stat().st_mode) == 0o644
     with pytest.raises(UsageError, match="does not write"):
         write_tree(str(tmp_path), [("a/b.conf", "x")])

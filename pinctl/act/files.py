@@ -2,7 +2,7 @@
 
 Root runs pinctl to write system configuration, often into shared folders (/tmp) where another
 user may have planted a link or a FIFO. So a file is never opened at its own path: the text goes
-into a new file in the target's folder (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0644 less the umask),
+into a new file in the target's folder (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0644),
 is fsynced, and renamed over the target. rename(2) replaces a name, never what a link there points
 to; a reader sees the old file or the new one, never a part; a failed write (disk full, ``ulimit
 -f``) leaves the old file and removes the new one. A target that is a symbolic link or not a
@@ -51,8 +51,9 @@ def write_tree(folder: str, files: Sequence[tuple[str, str]]) -> None:
     try:
         created = _make_folder(folder)
         with _open_folder(folder) as top:
-            if not created:
-                _check_folder(top, folder, files)
+            if created:  # 0755 whatever the umask: the folder is installed as it is
+                os.fchmod(top, FOLDER_MODE)
+            _check_folder(top, folder, files)  # also when made now: another user may have swapped it
             for rel, text in files:
                 *parts, name = rel.split("/")
                 with _open_subfolders(top, parts, folder) as dir_fd:
@@ -101,13 +102,18 @@ def _open_subfolders(top: int, parts: Sequence[str], shown: str) -> Iterator[int
     try:
         current = top
         for part in parts:
-            with suppress(FileExistsError):
+            made = True
+            try:
                 os.mkdir(part, FOLDER_MODE, dir_fd=current)
+            except FileExistsError:
+                made = False
             try:
                 current = os.open(part, _DIR_FLAGS, dir_fd=current)
             except OSError as exc:
                 raise OSError(exc.errno, f"{exc.strerror}: not a folder pinctl made", shown) from None
             fds.append(current)
+            if made:
+                os.fchmod(current, FOLDER_MODE)
             _must_be_mine(os.fstat(current), os.path.join(shown, *parts))
         yield current
     finally:
@@ -132,6 +138,7 @@ def _replace(dir_fd: int, name: str, data: bytes, shown: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
     try:
         try:
+            os.fchmod(fd, FILE_MODE)  # 0644 whatever the umask, as the file it replaces is expected to be
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -150,12 +157,11 @@ def _replace(dir_fd: int, name: str, data: bytes, shown: str) -> None:
 
 
 def _make_folder(folder: str) -> bool:
-    """True when pinctl made *folder* now (so it holds nothing else)."""
+    """True when pinctl made *folder* now."""
     try:
         os.mkdir(folder, FOLDER_MODE)
     except FileExistsError:
         return False
-    os.chmod(folder, FOLDER_MODE, follow_symlinks=False)  # not narrowed by a umask of 027: it is installed as is
     return True
 
 
