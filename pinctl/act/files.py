@@ -51,9 +51,9 @@ def write_tree(folder: str, files: Sequence[tuple[str, str]]) -> None:
     try:
         created = _make_folder(folder)
         with _open_folder(folder) as top:
+            _check_folder(top, folder, files)  # also when made now: another user may have swapped it
             if created:  # 0755 whatever the umask: the folder is installed as it is
                 os.fchmod(top, FOLDER_MODE)
-            _check_folder(top, folder, files)  # also when made now: another user may have swapped it
             for rel, text in files:
                 *parts, name = rel.split("/")
                 with _open_subfolders(top, parts, folder) as dir_fd:
