@@ -1,5 +1,7 @@
 """How long ``pinctl launch --plan P -- /bin/true`` takes from start to exec, beside numactl, taskset, python.
 
+P is what users launch from: a plan made by ``pinctl plan --json -o P`` on this machine.
+
 Usage: python bench/bench_launch.py [--runs N]. Prints the median wall time of N runs
 of each command (interleaved, so drift hits all alike) and its ratio to a bare
 ``python -c pass`` of the same interpreter; the goal is ``launch --plan`` within 2x
@@ -13,6 +15,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,20 +26,18 @@ from timing import ensure_bytecode, run_once
 GOAL = 2.0  # launch --plan within 2x a bare `python -c pass`
 
 
-def write_plan(directory: str) -> str:
-    cpu = min(os.sched_getaffinity(0))
-    plan = {
-        "schema": "pinctl.plan/v1",
-        "node": {"hostname": os.uname().nodename, "source": "bench", "fingerprint": "bench"},
-        "options": {},
-        "ranks": [{"local_rank": 0, "gpu": None, "numa_node": 0, "cpus": [cpu], "cpulist": str(cpu), "mems": [0],
-                   "mem_policy": "bind", "nics": [], "storage": [],
-                   "env": {"LOCAL_RANK": "0", "OMP_NUM_THREADS": "1"}}],
-        "warnings": [],
-    }  # fmt: skip
-    path = Path(directory) / "plan.json"
-    path.write_text(json.dumps(plan, indent=2))
-    return str(path)
+def write_plan(directory: str, python: str) -> str:
+    """The plan users launch from: ``pinctl plan --json -o`` on this machine (one rank per GPU;
+    on a node without GPUs, CPU-only ranks, as many as its CPUs up to 8)."""
+    path = str(Path(directory) / "plan.json")
+    plan = [python, "-m", "pinctl", "plan", "--json", "-o", path]
+    made = subprocess.run(plan, capture_output=True, text=True, check=False)
+    if made.returncode != 0 and "no GPU" in made.stderr:
+        ranks = str(min(8, len(os.sched_getaffinity(0))))
+        made = subprocess.run([*plan, "--ranks", ranks], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        sys.exit(f"pinctl plan failed: {made.stderr.strip()}")
+    return path
 
 
 def main() -> None:
@@ -47,7 +48,9 @@ def main() -> None:
     ensure_bytecode()
     true = shutil.which("true") or "/bin/true"
     with tempfile.TemporaryDirectory() as tmp:
-        plan = write_plan(tmp)
+        plan = write_plan(tmp, python)
+        ranks = len(json.loads(Path(plan).read_text())["ranks"])
+        print(f"plan: pinctl plan --json -o P on this machine, {ranks} ranks")
         script = Path(python).with_name("pinctl")
         commands: dict[str, list[str]] = {"python -c pass": [python, "-c", "pass"]}
         if script.exists():

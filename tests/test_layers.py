@@ -36,7 +36,7 @@ ALLOWED = {
 EXTRA: dict[str, set[str]] = {}
 PURE_ROOMS = ("plan", "planfile")  # no os, sys, clock, kernel, discovery or act: same input, same output
 # cli/ modules every command may import; a command module importing another command is coupling by convenience.
-CLI_SHARED = {"pinctl.cli.options", "pinctl.cli.output", "pinctl.cli.fast"}
+CLI_SHARED = {"pinctl.cli.options", "pinctl.cli.output", "pinctl.cli.fast", "pinctl.cli.argtable"}
 THIRD_PARTY = {  # library -> the modules (prefixes) that may import it
     "click": ("pinctl.cli",),
     "rich": ("pinctl.render",),
@@ -57,7 +57,11 @@ INNER_IMPORTS = {
     "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",
                         "pinctl.cli.app": "click loads only off the fast paths"},
-    "pinctl.cli.fast": {"pinctl.render.launch": "shlex only for --dry-run and -v"},
+    "pinctl.cli.fast": {
+        "pinctl.render.launch": "shlex only for --dry-run and -v",
+        "pinctl.act.supervise": "children (--nproc-per-node) are off the one-rank launch path",
+        "pinctl.job.world": "torchrun's variables, for children only",
+    },
     "pinctl.discovery.hwloc.isolated": {
         "pyhwloc": "heavy (~58 ms), loaded when a topology is",
         "pyhwloc.topology": "heavy, in the forked child",
