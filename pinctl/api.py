@@ -14,7 +14,6 @@ on demand) are imported inside the two functions that need them.
 from __future__ import annotations
 
 import os
-import warnings
 
 from pinctl.act.bind import bind_self
 from pinctl.act.pin import pin_threads
@@ -181,4 +180,6 @@ def _report(problems: list[str], warn: Callable[[str], None] | None) -> None:
         if warn is not None:
             warn(problem)
         else:
+            import warnings  # only for a caller that gave no warn
+
             warnings.warn(problem, PinctlWarning, stacklevel=3)

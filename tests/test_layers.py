@@ -49,10 +49,12 @@ THIRD_PARTY = {  # library -> the modules (prefixes) that may import it
 INNER_IMPORTS = {
     "pinctl": {"importlib": "PEP 562 lazy API: import pinctl stays free"},
     "pinctl.api": {
+        "warnings": "only for a caller that gave no warn",
         "pinctl.discovery": "xml and dataclasses stay off the launch path",
         "pinctl.plan.make": "the planner's dataclasses stay off the launch path",
         "pinctl.plan.request": "the planner's dataclasses stay off the launch path",
     },
+    "pinctl.planfile.load": {"json": "words a JSON error as json does; _json reads every valid file"},
     "pinctl.act.mempolicy": {"ctypes": "only when a memory policy is set or read"},
     "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
 
 from pinctl.act.mempolicy import migrate_pages
 from pinctl.cpuset import format_list
@@ -24,6 +23,7 @@ from pinctl.words import count
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Final
 
 Target = tuple[int, frozenset[int], frozenset[int]]  # pid, CPUs, memory nodes for --migrate

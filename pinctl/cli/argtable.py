@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from typing import Any, Final
 
 
-class Opt(Record):
+class Opt:
     """One option: its spellings, where its value goes (*dest*), its kind ("flag", "text", "int",
-    "float" or "choice"), default, help, and for numbers the range, for choices the names."""
+    "float" or "choice"), default, help, and for numbers the range, for choices the names.
+
+    Plain slots, not a Record: the tables build some fifty of these on every launch."""
 
     __slots__ = ("choices", "default", "dest", "flags", "help", "hi", "kind", "lo", "metavar", "multiple", "shown")
 

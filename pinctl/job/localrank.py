@@ -20,10 +20,12 @@ script must not bind every MPI rank as one. A rank pinctl cannot be sure of is n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # (variable, launcher, tier): lower tiers run inside higher ones.
 RANK_VARS: tuple[tuple[str, str, int], ...] = (
