@@ -37,10 +37,14 @@ class PinResult(Record):
     __slots__ = ("exited", "failed", "mismatched", "missing", "pid", "pinned")
 
     def __init__(
-        self, pid: int, pinned: frozenset[int] = frozenset(), exited: frozenset[int] = frozenset(),
-        failed: tuple[tuple[int, str], ...] = (), mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
+        self,
+        pid: int,
+        pinned: frozenset[int] = frozenset(),
+        exited: frozenset[int] = frozenset(),
+        failed: tuple[tuple[int, str], ...] = (),
+        mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
         missing: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pid: Final = pid
         self.pinned: Final = pinned
         self.exited: Final = exited
@@ -58,8 +62,9 @@ class PinReport(Record):
 
     __slots__ = ("failures", "lines", "narrowed")
 
-    def __init__(self, lines: tuple[str, ...] = (), failures: tuple[str, ...] = (),
-                 narrowed: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, lines: tuple[str, ...] = (), failures: tuple[str, ...] = (), narrowed: tuple[str, ...] = ()
+    ) -> None:
         self.lines: Final = lines
         self.failures: Final = failures
         self.narrowed: Final = narrowed
@@ -110,8 +115,13 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
             continue
         if got != cpus:
             mismatched[tid] = got
-    return PinResult(pid, frozenset(pinned - exited), frozenset(exited), tuple(sorted(failed.items())),
-                     tuple(sorted(mismatched.items())))  # fmt: skip
+    return PinResult(
+        pid,
+        frozenset(pinned - exited),
+        frozenset(exited),
+        tuple(sorted(failed.items())),
+        tuple(sorted(mismatched.items())),
+    )
 
 
 def system_process(pid: int, files: KernelFiles) -> str | None:

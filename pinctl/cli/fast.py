@@ -61,9 +61,13 @@ def launch(values: Mapping[str, Any], given: Collection[str], command: tuple[str
     the LAUNCH table; *given*: the ones typed."""
     base_env = dict(os.environ)  # before discovery: pyhwloc sets HWLOC_PLUGINS_PATH in os.environ
     overrides = Overrides(
-        physcpubind=values["physcpubind"], cpunodebind=values["cpunodebind"], membind=values["membind"],
-        preferred=values["preferred"], interleave=values["interleave"], localalloc=values["localalloc"],
-    )  # fmt: skip
+        physcpubind=values["physcpubind"],
+        cpunodebind=values["cpunodebind"],
+        membind=values["membind"],
+        preferred=values["preferred"],
+        interleave=values["interleave"],
+        localalloc=values["localalloc"],
+    )
     plan, foreign = _plan(values, given, overrides)
     if values["nproc_per_node"] is not None:
         return _run_group(plan, foreign, overrides, command, values, base_env)
@@ -118,9 +122,13 @@ def _run_one(spec: LaunchSpec, base_env: dict[str, str], values: Mapping[str, An
 
 
 def _run_group(
-    plan: Plan | None, foreign: bool, overrides: Overrides, command: tuple[str, ...], values: Mapping[str, Any],
+    plan: Plan | None,
+    foreign: bool,
+    overrides: Overrides,
+    command: tuple[str, ...],
+    values: Mapping[str, Any],
     base_env: dict[str, str],
-) -> int:  # fmt: skip
+) -> int:
     """``--nproc-per-node``: one bound child per local rank, with torchrun's variables (pinctl.job.world)."""
     from pinctl.act.supervise import Child, run_children  # off the one-rank path
     from pinctl.job.world import group_world
@@ -139,8 +147,13 @@ def _run_group(
         raise UsageError(f"--nproc-per-node {nproc} but the plan has only {count(len(plan.ranks), 'rank')}")
     if plan is not None and foreign:
         _refuse_foreign(plan, plan.ranks[:nproc], force=values["force"])
-    world = group_world(base_env, nnodes=values["nnodes"], node_rank=values["node_rank"],
-                        master_addr=values["master_addr"], master_port=values["master_port"])  # fmt: skip
+    world = group_world(
+        base_env,
+        nnodes=values["nnodes"],
+        node_rank=values["node_rank"],
+        master_addr=values["master_addr"],
+        master_port=values["master_port"],
+    )
     specs: list[LaunchSpec] = []
     for local in range(nproc):
         rank = plan.rank(local) if plan is not None else None

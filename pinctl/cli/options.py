@@ -36,8 +36,11 @@ def _click_keywords(opt: Opt) -> dict[str, Any]:
     kw: dict[str, Any] = {"help": opt.help, "metavar": opt.metavar, "show_default": opt.shown}
     if opt.kind == "flag":
         return {**kw, "is_flag": True}
-    kinds = {"int": click.IntRange(opt.lo, opt.hi), "float": click.FloatRange(opt.lo, opt.hi),
-             "choice": click.Choice(opt.choices)}  # fmt: skip
+    kinds = {
+        "int": click.IntRange(opt.lo, opt.hi),
+        "float": click.FloatRange(opt.lo, opt.hi),
+        "choice": click.Choice(opt.choices),
+    }
     if opt.kind in kinds:
         kw["type"] = kinds[opt.kind]
     return {**kw, "default": opt.default, "multiple": opt.multiple}

@@ -92,8 +92,10 @@ def _auto_targets(params: dict[str, Any]) -> list[Target]:
             continue
         index = by_bus.get(gpu.pci_bus_id or "")
         if index is None:
-            note(f"pin --auto: NVML's GPU {gpu.index} ({gpu.pci_bus_id or 'bus id unknown'}) is not in the plan: "
-                 f"its processes {', '.join(map(str, gpu.pids))} are left alone")  # fmt: skip
+            note(
+                f"pin --auto: NVML's GPU {gpu.index} ({gpu.pci_bus_id or 'bus id unknown'}) is not in the plan: "
+                f"its processes {', '.join(map(str, gpu.pids))} are left alone"
+            )
             continue
         cpus, mems = gpu_cpus(plan, index)
         for pid in gpu.pids:

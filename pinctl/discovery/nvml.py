@@ -259,11 +259,15 @@ def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
         if uuid is None:
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
-        out.append(MigDevice(
-            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
-            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
-            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
-        ))  # fmt: skip
+        out.append(
+            MigDevice(
+                uuid=uuid,
+                name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
+                memory_bytes=_int(total),
+                gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+                compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+            )
+        )
     return tuple(out)
 
 

@@ -67,7 +67,7 @@ def _innermost(found: list[tuple[str, str, int, int]], env: Mapping[str, str]) -
                 "runs inside the other: give --local-rank N"
             )
     if name == "LOCAL_RANK" and not any(m in env for m in TORCHRUN_MARKERS):
-        for other, other_launcher, _, other_value in found[len(same):]:
+        for other, other_launcher, _, other_value in found[len(same) :]:
             if other_value != value:
                 raise UsageError(
                     f"LOCAL_RANK={value} but {other}={other_value} ({other_launcher}), and no torchrun variable "

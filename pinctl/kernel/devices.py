@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _numbered(names: Iterable[str], prefix: str) -> list[str]:
-    return [n for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    return [n for n in names if n.startswith(prefix) and n[len(prefix) :].isdigit()]
 
 
 def gpu_device_files(files: KernelFiles) -> frozenset[str] | None:

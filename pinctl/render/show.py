@@ -32,8 +32,15 @@ def summary_line(node: Node) -> str:
     numa = f"{len(node.numa_nodes)} NUMA node{'s' if len(node.numa_nodes) != 1 else ''}"
     unknown = sum(1 for n in node.numa_nodes if not n.cpus_known)
     if cpuless or unknown:
-        numa += " (" + "; ".join(x for x in (f"{cpuless} CPU-less" if cpuless else "",
-                                             f"{unknown} with CPUs unknown" if unknown else "") if x) + ")"
+        numa += (
+            " ("
+            + "; ".join(
+                x
+                for x in (f"{cpuless} CPU-less" if cpuless else "", f"{unknown} with CPUs unknown" if unknown else "")
+                if x
+            )
+            + ")"
+        )
     threads = max((len(c.pus) for c in node.cores), default=0)
     # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
     cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
@@ -94,9 +101,9 @@ def numa_table(node: Node) -> Table:
     footer: list[str] = []
     if node.numa_distances is not None and len(node.numa_nodes) > 1:
         ids = [n.os_index for n in node.numa_nodes]
-        footer.append("distances: " + "; ".join(
-            f"{a}: " + " ".join(str(node.distance(a, b) or "-") for b in ids) for a in ids
-        ))
+        footer.append(
+            "distances: " + "; ".join(f"{a}: " + " ".join(str(node.distance(a, b) or "-") for b in ids) for a in ids)
+        )
     return Table(
         "NUMA domains",
         ("node", "pkg", "kind", "CPUs", "allowed", "L3", "memory", "devices"),
@@ -154,8 +161,9 @@ def device_table(node: Node) -> Table:
         addr, numa, link, path = _place(s.pci)
         rows.append((s.name, "storage", addr, numa, link, detail or "-", path))
     # A narrow terminal loses the bridge path first (it is in --json), then gets one block per device.
-    return Table("Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows),
-                 optional=("bridges",))
+    return Table(
+        "Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows), optional=("bridges",)
+    )
 
 
 def _glued(name: str) -> str:
@@ -175,8 +183,13 @@ def matrix_table(node: Node) -> Table:
         "X self; NV# NVLink (# links); PIX one PCIe switch; PXB several switches; "
         "PHB same host bridge; NODE same NUMA node; SYS across NUMA nodes or unknown locality"
     )
-    return Table("GPU distances", ("", *cols, "CPU affinity", "NUMA"), tuple(rows), (legend,),
-                 fallback=(nearest_table(node, legend),))
+    return Table(
+        "GPU distances",
+        ("", *cols, "CPU affinity", "NUMA"),
+        tuple(rows),
+        (legend,),
+        fallback=(nearest_table(node, legend),),
+    )
 
 
 def _nearest(names: list[str], cells: list[str]) -> str:
@@ -199,10 +212,20 @@ def nearest_table(node: Node, legend: str) -> Table:
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
         nearest = [_nearest(cols[a:b], cells[a:b]) for a, b in spans.values()]
-        rows.append((f"GPU{gpu.index}", *nearest, format_list(local) if local else "?",
-                     "?" if gpu.numa_node is None else str(gpu.numa_node)))  # fmt: skip
-    return Table("GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
-                 ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"), tuple(rows), (legend,))
+        rows.append(
+            (
+                f"GPU{gpu.index}",
+                *nearest,
+                format_list(local) if local else "?",
+                "?" if gpu.numa_node is None else str(gpu.numa_node),
+            )
+        )
+    return Table(
+        "GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
+        ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"),
+        tuple(rows),
+        (legend,),
+    )
 
 
 def show_items(node: Node) -> list[Table | str]:

@@ -74,8 +74,11 @@ def plain(items: list[Table | str], width: int | None = None) -> str:
         if isinstance(item, str):
             chunks.append("\n".join(fold([item], width)) + "\n")
             continue
-        grid = None if width is None else fit(item.headers, item.rows, width, per_column=2, fixed=-2,
-                                              optional=item.optional)  # fmt: skip
+        grid = (
+            None
+            if width is None
+            else fit(item.headers, item.rows, width, per_column=2, fixed=-2, optional=item.optional)
+        )
         if width is not None and grid is None:
             if item.fallback:
                 chunks.append(plain(list(item.fallback), width) + "\n")
@@ -95,8 +98,10 @@ def columns(headers: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> list
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    return ["  ".join(c.replace(GLUE, " ").ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in (headers, *rows)]  # fmt: skip
+    return [
+        "  ".join(c.replace(GLUE, " ").ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in (headers, *rows)
+    ]
 
 
 def _wrapped_columns(item: Table, keep: tuple[int, ...], widths: tuple[int, ...]) -> list[str]:
@@ -144,8 +149,9 @@ def _draw_rich(items: list[Table | str], out: TextIO) -> None:
         console.print()
 
 
-def _fit_rich(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
-              optional: Sequence[str] = ()) -> Grid | None:  # fmt: skip
+def _fit_rich(
+    console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], optional: Sequence[str] = ()
+) -> Grid | None:
     # A rich table's overhead: one space of padding each side of a cell, and n + 1 rules.
     return fit(headers, rows, console.width, per_column=3, fixed=1, optional=optional)
 
