@@ -275,6 +275,27 @@ def test_the_launch_path_imports_json_and_signal_only(module: str) -> None:
     assert _added_modules(f"import {module}") <= allowed
 
 
+def _launch_path() -> set[str]:
+    """pinctl's modules that ``launch --plan`` and ``pin --cpus`` load (a memory policy set)."""
+    code = "import sys, pinctl.cli.main, pinctl.cli.fast, pinctl.act.mempolicy; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return {m for m in out.split() if m.startswith("pinctl")}
+
+
+def test_start_up_tricks_stay_on_the_launch_path() -> None:
+    """Record (no dataclasses: 15-20 ms) and ``TYPE_CHECKING = False`` (no typing: ~10 ms) are
+    what bench/bench_launch.py needs on the launch path; everywhere else plain dataclasses and
+    typing read better (issue 18, item 14)."""
+    path = _launch_path()
+    tricks = []
+    for name, _, tree in modules():
+        spelled = any(ast.unparse(n) == "TYPE_CHECKING = False" for n in tree.body)
+        records = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and "Record" in map(ast.unparse, n.bases)]
+        if (spelled or records) and name not in path:
+            tricks.append(f"{name}: {'TYPE_CHECKING = False ' if spelled else ''}{' '.join(records)}")
+    assert not tricks, tricks
+
+
 def test_the_check_sees_what_it_should() -> None:
     """The scanners above catch what they are for (so a passing run means something)."""
     tree = ast.parse('import sys\nprint("x")\nsys.stderr.write("y")\nP = "/sys/class/net"\n'
