@@ -64,7 +64,6 @@ class _Settings:
 
     strict = True
     object_hook = None
-    parse_float = float
     parse_int = int
 
     def __init__(self) -> None:
