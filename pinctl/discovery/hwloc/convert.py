@@ -35,8 +35,11 @@ _NUMA_KINDS = {
 _SHARED_CACHE_FALLBACK = (ObjType.L2CACHE, ObjType.L4CACHE, ObjType.L5CACHE)
 
 
-def convert(topo: Topology, *, source: str, hostname: str | None, restrict_allowed: frozenset[int] | None) -> Node:
-    """Build a Node from a loaded topology (I/O kept, disallowed CPUs included)."""
+def convert(topo: Topology, *, source: str, hostname: str | None) -> Node:
+    """Build a Node from a loaded topology (I/O kept, disallowed CPUs included).
+
+    The allowed CPUs are hwloc's: the cgroup cpuset, never the affinity this process
+    inherited (taskset, mpirun's bind-to-core), which a binding replaces."""
     packages = tuple(
         sorted((Package(p.os_index, ints(p.cpuset)) for p in topo.iter_packages()), key=lambda p: p.os_index)
     )
@@ -45,8 +48,6 @@ def convert(topo: Topology, *, source: str, hostname: str | None, restrict_allow
     groups = _cache_groups(topo)
     cores, smt_known = _cores(topo, packages, cpu_numa, groups)
     allowed = ints(topo.allowed_cpuset)
-    if restrict_allowed is not None and allowed & restrict_allowed:
-        allowed &= restrict_allowed
     dists = topo.get_distances()
     try:
         distances = _numa_distances(dists)
