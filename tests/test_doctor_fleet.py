@@ -70,6 +70,26 @@ def test_expect_passes_a_twin_and_fails_a_node_that_lost_a_gpu(fleet_reports: di
     assert "GPU 3 (0000:c3:00.0) missing, reference has it" in out
 
 
+def test_expect_counts_agree_and_say_what_is_missing(fleet_reports: dict[str, Path], trees: Path) -> None:
+    """'1 package', not '1 packages'; a missing GPU's evidence says 'absent', never 'None'."""
+    from pinctl.fleet.compare import shape_differences
+    from pinctl.fleet.shape import facts, summary
+
+    reference = load(fleet_reports["node-001"])
+    one = json.loads(json.dumps(reference))
+    hw = one["inventory"]["hardware"]
+    hw["packages"], hw["gpus"], hw["numa"]["nodes"] = 1, hw["gpus"][:1], hw["numa"]["nodes"][:1]
+    texts = [d.text for d in shape_differences(facts(one), facts(reference), "node-001")]
+    assert "1 package, node-001 has 2" in texts and "1 NUMA node, node-001 has 2" in texts
+    assert "1 GPU, node-001 has 4" in texts
+    assert "1 GPU (" in summary(facts(one)) and "1 package," in summary(facts(one))
+    _, out, _ = run_cli("doctor", "--root", str(trees / "node-gpu-lost"), "--expect", str(fleet_reports["node-001"]),
+                        "--json")  # fmt: skip
+    evidence = [f["evidence"] for f in json.loads(out)["findings"] if f["subject"].startswith("device.GPU 3")]
+    assert evidence == [["this node: absent", "node-001: present"]]
+    assert "None" not in out
+
+
 def test_expect_of_an_unreadable_reference_is_a_usage_error(tmp_path: Path, trees: Path) -> None:
     (tmp_path / "ref.json").write_text('{"schema": "pinctl.doctor/v1"}')
     rc, out, err = run_cli("doctor", "--root", str(trees / "node-001"), "--expect", str(tmp_path / "ref.json"))

@@ -73,6 +73,20 @@ def test_an_empty_gpu_in_a_list_is_refused(capsys: pytest.CaptureFixture[str]) -
     assert rc == 2 and err == "pinctl: error: malformed --gpus list '0,,1': empty element\n"
 
 
+def test_fleet_usage_shows_its_paths_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    """fleet reads standard input without a PATH, so its usage must not say PATH is required."""
+    assert main(["fleet", "--help"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Usage: pinctl fleet [OPTIONS] [PATH]..."
+
+
+@pytest.mark.parametrize("fmt", ["prometheus", "table"])
+def test_doctor_refuses_two_outputs_at_once(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    rc = main(["doctor", "--format", fmt, "--json", "--only", "node"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert captured.err == f"pinctl: error: --json and --format {fmt} ask for two outputs: give one\n"
+
+
 def test_errno_zero_is_no_reason() -> None:
     assert _reason(OSError(0, "Success")) == "no reason given"
     assert _reason(ValueError("Success")) == "no reason given"

@@ -12,6 +12,7 @@ import json
 import os
 
 import click
+from click.core import ParameterSource
 
 from pinctl import api
 from pinctl.cli.fleet import load_reference
@@ -24,7 +25,7 @@ from pinctl.doctor.finding import Finding
 from pinctl.doctor.inventory import inventory
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
-from pinctl.fleet.compare import shape_differences
+from pinctl.fleet.compare import shape_differences, shown
 from pinctl.fleet.prometheus import textfile
 from pinctl.fleet.shape import facts
 from pinctl.kernel.files import KernelFiles
@@ -102,6 +103,8 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     if list_checks:
         out([f"{c.id:<24} {c.title}" for c in CHECKS])
         return 0
+    if as_json and fmt != "json" and ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
+        raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
     reference = load_reference(expect) if expect is not None else None
     checks = select(only, skip)
     if root is not None and not os.path.isdir(root):
@@ -139,5 +142,6 @@ def expected_shape(shape: tuple[tuple[str, str, str, str], ...], ref: tuple[tupl
         return [Finding(EXPECTED_SHAPE, "ok", "node", f"same shape as {name}")]
     remedy = ("drain the node and look at what changed (a GPU off the bus, a link or HCA trained low, "
               "a BIOS NUMA setting); docs/fleet.md")
-    return [Finding(EXPECTED_SHAPE, "fail", d.key, d.text, (f"this node: {d.node}", f"{name}: {d.reference}"), remedy)
-            for d in diffs]
+    return [Finding(EXPECTED_SHAPE, "fail", d.key, d.text,
+                    (f"this node: {shown(d.node, d.key)}", f"{name}: {shown(d.reference, d.key)}"), remedy)
+            for d in diffs]  # fmt: skip
