@@ -18,7 +18,7 @@ from pinctl.doctor.report import ordered
 from pinctl.render.layout import fold
 from pinctl.render.table import fits, grid_rows, terminal_width, use_rich
 
-_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim", "n/a": "dim"}
 
 
 def plain_lines(findings: Sequence[Finding], *, verbose: bool = False) -> list[str]:
