@@ -145,3 +145,24 @@ def test_show_and_plan_name_a_gathered_tree_by_its_own_hostname(trees: Path) -> 
     assert rc == 0 and json.loads(out)["node"]["hostname"] == "node-thp"
     rc, out, _ = run_cli("show", "--root", str(trees / "node-thp"), "--json")
     assert rc == 0 and json.loads(out)["hostname"] == "node-thp"
+
+
+def test_a_gathered_tree_places_gpus_as_it_places_nics(trees: Path) -> None:
+    """Issue 18: one placement rule for every PCI device of a tree. Each GPU of node-001 shares a
+    PCIe switch with its HCA (fixtures/gen_fleet.py); hwloc, given no bridges in /sys/bus/pci,
+    hung the GPUs off the machine root (PHB, bridges "-", CPU affinity 0-63)."""
+    rc, out, _ = run_cli("show", "--root", str(trees / "node-001"), "--json")
+    assert rc == 0
+    data = json.loads(out)
+    dist = data["distances"]
+    row = dict(zip(dist["columns"], dist["matrix"][dist["rows"].index("GPU0")], strict=True))
+    assert (row["mlx5_0"], row["mlx5_1"], row["mlx5_2"]) == ("PIX", "NODE", "SYS")
+    numa_cpus = {n["os_index"]: n["cpus"] for n in data["numa_nodes"]}
+    nics = {n["pci"]["switches"][0]: n for n in data["nics"]}
+    for gpu in data["gpus"]:
+        pci = gpu["pci"]
+        assert pci["bridges"] and pci["switches"], gpu["index"]
+        nic = nics[pci["switches"][0]]  # the HCA under the same switch
+        assert pci["host_bridge"] == nic["pci"]["host_bridge"] and pci["bridges"][1:] == nic["pci"]["bridges"][1:]
+        assert pci["local_cpus"] == numa_cpus[gpu["numa_node"]] == nic["pci"]["local_cpus"]
+    assert not any("attached to the machine root" in note for note in data["notes"])
