@@ -52,10 +52,15 @@ def convert(topo: Topology, *, source: str, hostname: str | None) -> Node:
     try:
         distances = _numa_distances(dists)
         io = collect_io(topo, dists, cpu_numa=cpu_numa, packages=packages, gpu_memory=gpu_memory)
+        nvlink_facts = any(d.name == "NVLinkBandwidth" for d in dists)
     finally:
         for d in dists:
             d.release()
     notes = list(io.notes)
+    nvidia = sum(g.vendor == "nvidia" for g in io.gpus)
+    if source != "live" and nvidia >= 2 and not nvlink_facts:  # live: NVML adds the links, or says it cannot
+        notes.append(f"NVLink unknown: {source} holds no NVLink facts (hwloc writes its NVLinkBandwidth matrix "
+                     "only with its NVML plugin), so GPU pairs show their PCIe level, not NV#")  # fmt: skip
     if not smt_known:
         notes.append("hwloc reported no cores: each CPU is treated as its own core (SMT siblings unknown)")
     return Node(
