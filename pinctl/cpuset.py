@@ -9,9 +9,11 @@ error message for bad input. Pure functions: no I/O, cheap to import (the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pinctl.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # A sanity bound: the kernel's NR_CPUS maximum is 8192; anything far beyond it is a typo.
 MAX_CPU = 1 << 16
@@ -42,8 +44,10 @@ def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] |
         if relative:
             beyond = [i for i in picked if i >= len(allowed)]
             if beyond:
-                raise UsageError(f"malformed {what} {text!r}: +{min(beyond)} is beyond the {len(allowed)} allowed "
-                                 f"({format_list(allowed)})")  # fmt: skip
+                raise UsageError(
+                    f"malformed {what} {text!r}: +{min(beyond)} is beyond the {len(allowed)} allowed "
+                    f"({format_list(allowed)})"
+                )
             picked = frozenset(allowed[i] for i in picked)
         return frozenset(allowed) - picked if invert else picked
     return _parse_plain(raw, text, what, all_values)

@@ -155,9 +155,13 @@ def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
             return info
         if not info.bridges and not info.switches and found.bridges:
             placed += 1
-            info = replace(info, bridges=found.bridges, switches=found.switches,
-                           host_bridge=aliases.get(found.host, found.host) if found.host else info.host_bridge,
-                           local_cpus=found.local_cpus or info.local_cpus)  # fmt: skip
+            info = replace(
+                info,
+                bridges=found.bridges,
+                switches=found.switches,
+                host_bridge=aliases.get(found.host, found.host) if found.host else info.host_bridge,
+                local_cpus=found.local_cpus or info.local_cpus,
+            )
         new, old = found.link, info.link
         link = PciLink(
             speed_gts=new.speed_gts if new.speed_gts is not None else old.speed_gts,

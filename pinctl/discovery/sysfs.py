@@ -77,8 +77,9 @@ def function_facts(files: KernelFiles, address: PciAddress) -> PciFacts | None:
     if not pci.exists(files, address):
         return None
     bridges, switches, host = pci.place(files, address) or ((), (), None)
-    return PciFacts(pci.link(files, address), pci.numa_node(files, address), pci.local_cpus(files, address),
-                    host, bridges, switches)  # fmt: skip
+    return PciFacts(
+        pci.link(files, address), pci.numa_node(files, address), pci.local_cpus(files, address), host, bridges, switches
+    )
 
 
 def pci_info(files: KernelFiles, address: PciAddress) -> PciInfo:

@@ -59,8 +59,10 @@ def convert(topo: Topology, *, source: str, hostname: str | None) -> Node:
     notes = list(io.notes)
     nvidia = sum(g.vendor == "nvidia" for g in io.gpus)
     if source != "live" and nvidia >= 2 and not nvlink_facts:  # live: NVML adds the links, or says it cannot
-        notes.append(f"NVLink unknown: {source} holds no NVLink facts (hwloc writes its NVLinkBandwidth matrix "
-                     "only with its NVML plugin), so GPU pairs show their PCIe level, not NV#")  # fmt: skip
+        notes.append(
+            f"NVLink unknown: {source} holds no NVLink facts (hwloc writes its NVLinkBandwidth matrix "
+            "only with its NVML plugin), so GPU pairs show their PCIe level, not NV#"
+        )
     if not smt_known:
         notes.append("hwloc reported no cores: each CPU is treated as its own core (SMT siblings unknown)")
     return Node(
