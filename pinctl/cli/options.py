@@ -17,7 +17,7 @@ from pinctl.cli.output import warn
 from pinctl.errors import UsageError
 from pinctl.plan.environment import allowed_names
 from pinctl.plan.fit import refuse_foreign
-from pinctl.plan.types import MEM_POLICIES, Plan
+from pinctl.plan.types import REQUEST_MEM_POLICIES, Plan
 
 # The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
 PLAN_OPTION_NAMES = (
@@ -57,8 +57,8 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
                      help="Reserve the first N whole cores of each NUMA node."),
         click.option("--smt", type=click.Choice(["all", "one-per-core"]), default="all", show_default=True,
                      help="Give ranks every hardware thread of a core, or only its lowest-numbered one."),
-        click.option("--mem-policy", type=click.Choice(MEM_POLICIES), default="bind", show_default=True,
-                     help="Memory policy per rank (nodes local to its CPUs)."),
+        click.option("--mem-policy", type=click.Choice(REQUEST_MEM_POLICIES), default="bind", show_default=True,
+                     help="Memory policy per rank (nodes local to its CPUs; +gpu adds its GPU's HBM node on Grace)."),
         click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True,
                      help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any."),
         click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True, metavar="K",

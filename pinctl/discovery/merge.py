@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from pinctl.discovery.memory import merge_numa
 from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
@@ -29,7 +30,17 @@ def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
     node = merge_rdma(node, facts)
     node = merge_netifs(node, facts)
     node = merge_nvme(node, facts)
-    return refresh_pci(node, facts)
+    node = merge_numa(node, facts)
+    node = refresh_pci(node, facts)
+    return rdma_stack_missing(node, facts)
+
+
+def rdma_stack_missing(node: Node, facts: SysfsFacts) -> Node:
+    """A note per ConnectX function on mlx5_core with no RDMA device (ib_core/mlx5_ib not loaded)."""
+    notes = [f"ConnectX {info.address} (mlx5_core, NUMA node {info.numa_node if info.numa_node is not None else '?'}) "
+             "has no RDMA device: the RDMA stack is not loaded (modprobe mlx5_ib; install rdma-core or MLNX_OFED/"
+             "DOCA-OFED), so NCCL and MPI cannot use it for RDMA" for info in facts.rdma_less]  # fmt: skip
+    return replace(node, notes=(*node.notes, *notes)) if notes else node
 
 
 def _aliases(node: Node, facts: SysfsFacts) -> dict[str, str]:
