@@ -10,8 +10,9 @@ is the kernel's own word, so where it is read (the live system, a gathered ``--r
 * a CPU-less node sysfs lists and the model lacks is added, with its row of the distance matrix;
 * on a Grace node each NVIDIA GPU's HBM is a CPU-less node: a GPU whose memory node no source
   named gets the CPU-less node with memory nearest its CPU node (one per GPU, GPUs in PCI order,
-  only where each CPU node has as many such nodes as GPUs), marked ``kind == "gpu"``; the empty
-  nodes the driver reserves for MIG after it (eight per GPU on GH200) are marked ``gpu`` too;
+  on a CPU node with as many such nodes as GPUs; NVML's nvmlDeviceGetNumaNodeId wins on the live
+  node), marked ``kind == "gpu"``; the empty nodes the driver reserves for MIG after it (eight
+  node ids per GPU in all) are marked ``gpu`` too;
 * CPUs online but in no node's cpulist are named in a note.
 No I/O here: values in, a new Node out.
 """
@@ -89,7 +90,7 @@ def tie_gpu_memory(node: Node) -> Node:
         mine = [g for g in gpus if g.numa_node == cpu_node]
         near = sorted(i for i, h in home.items() if h == cpu_node)
         if len(near) != len(mine):
-            return node  # not one memory node per GPU (CXL or HBM beside DRAM): no guess
+            continue  # not one memory node per GPU on this CPU node (CXL, HBM beside DRAM): no guess here
         ties.update({g.index: m for g, m in zip(sorted(mine, key=lambda g: g.pci.address), near, strict=True)})
     marked = set(ties.values())
     for first in list(marked):

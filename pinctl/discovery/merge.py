@@ -233,11 +233,22 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
                 **_nvml_access((), found),
             )
         )
+    gpus = _nvml_memory_nodes(node, gpus, result)
     lost = [g.index for g in result.gpus if g.pci is None]
     if lost:
         notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
     ordered = sorted(gpus, key=lambda g: g.pci.address)
-    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+    hbm = {g.memory_numa_node for g in ordered if g.memory_numa_node is not None}
+    numa = tuple(replace(n, kind="gpu") if n.os_index in hbm and n.cpuless else n for n in node.numa_nodes)
+    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), numa_nodes=numa,
+                   notes=tuple(notes))  # fmt: skip
+
+
+def _nvml_memory_nodes(node: Node, gpus: list[Gpu], result: NvmlResult) -> list[Gpu]:
+    """NVML's nvmlDeviceGetNumaNodeId (Grace: the GPU's HBM node) wins over a tie guessed from sysfs."""
+    ids = {g.pci: g.numa_node_id for g in result.gpus if g.pci is not None and g.numa_node_id is not None}
+    known = {n.os_index for n in node.numa_nodes}
+    return [replace(g, memory_numa_node=ids[g.pci.address]) if ids.get(g.pci.address) in known else g for g in gpus]
 
 
 def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:
