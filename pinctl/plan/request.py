@@ -15,8 +15,10 @@ from typing import Literal, TypedDict, Unpack, cast
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
-from pinctl.plan.types import REQUEST_MEM_POLICIES
+from pinctl.planfile.types import MEM_POLICIES
 
+# The policy plus the rank's GPU's own memory node (Grace HBM): request-only, a plan stores bind/interleave.
+REQUEST_MEM_POLICIES = (*MEM_POLICIES, "bind+gpu", "interleave+gpu")
 SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")
 SmtMode = Literal["all", "one-per-core"]
