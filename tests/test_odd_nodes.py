@@ -125,3 +125,20 @@ def test_doctor_cli_reports_the_stack(capsys: pytest.CaptureFixture[str]) -> Non
     found = [f for f in data["findings"] if f["check"] == "rdma.stack-missing"]
     assert rc != 0 and [f["level"] for f in found] == ["fail"]
     assert parse_list("0-7") == discover("mlx5-no-rdma").cpus
+
+
+def test_memoryless_node_in_an_hwloc_xml(tmp_path: Path) -> None:
+    """hwloc writes a node's size as local_memory; 0 beside nodes with memory is memory-less, not unknown."""
+    text = (REPO / "fixtures" / "hwloc" / "dgx-h100.xml").read_text()
+    node1 = 'os_index="1" '
+    at = text.index(node1, text.index('type="NUMANode" os_index="1"'))
+    end = text.index(">", at)
+    head = text[at:end]
+    size = head[head.index('local_memory="') :].split('"')[1]
+    path = tmp_path / "memoryless.xml"
+    path.write_text(text[:at] + head.replace(f'local_memory="{size}"', 'local_memory="0"') + text[end:])
+    node = api.discover(topology=str(path), nvml=False)
+    assert [n.memory_bytes for n in node.numa_nodes][1] == 0
+    plan = api.make_plan(node)
+    assert {r.numa_node for r in plan.ranks} == {0, 1} and all(r.mems == frozenset({0}) for r in plan.ranks)
+    assert any("NUMA node 1 has no memory (memory-less)" in w for w in plan.warnings)
