@@ -160,13 +160,25 @@ def test_doctor_sees_gpu_and_mig_nodes_as_expected() -> None:
     assert memless.severity == "ok"
 
 
-def test_no_tie_is_guessed_without_one_memory_node_per_gpu() -> None:
-    """A Grace node with 2 GPUs but one CPU-less node with memory (CXL, say): no GPU gets it."""
-    node = load("gb200-tray", "xml")
-    bare = replace(node, gpus=tuple(replace(g, memory_numa_node=None) for g in node.gpus),
-                   numa_nodes=tuple(replace(n, kind="dram") for n in node.numa_nodes if n.os_index != 10))  # fmt: skip
-    tied = tie_gpu_memory(bare)
+def untied(node: Node, drop: range | set[int]) -> Node:
+    """*node* as a source that named no GPU memory node, without NUMA nodes *drop*."""
+    numa = tuple(replace(n, kind="dram") for n in node.numa_nodes if n.os_index not in drop)
+    return replace(node, gpus=tuple(replace(g, memory_numa_node=None) for g in node.gpus), numa_nodes=numa)
+
+
+def test_sysfs_tie_needs_one_memory_node_per_gpu() -> None:
+    """A Grace with 2 GPUs but one GPU memory block: its GPUs get none; the other Grace's still tie."""
+    tied = tie_gpu_memory(untied(load("gb200-tray", "root"), range(10, 18)))
     assert [g.memory_numa_node for g in tied.gpus] == [None, None, 18, 26]
+    assert tied.numa(2).kind == "dram" and tied.numa(18).kind == "gpu"  # type: ignore[union-attr]
+
+
+def test_a_cpu_less_memory_node_without_the_mig_block_is_not_gpu_memory() -> None:
+    """CXL memory beside a GPU (a CPU-less node with memory, no 7 empty nodes after it) is not taken for HBM."""
+    tied = tie_gpu_memory(untied(load("gh200", "root"), range(2, 9)))
+    assert tied.gpus[0].memory_numa_node is None and tied.numa(1).kind == "dram"  # type: ignore[union-attr]
+    plan = api.make_plan(tied, mem_policy="bind+gpu")
+    assert [sorted(r.mems) for r in plan.ranks] == [[0]]
 
 
 def test_nvml_numa_node_id_names_the_gpu_memory_node(nvmlshim: Path, tmp_path: Path) -> None:

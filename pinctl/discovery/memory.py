@@ -10,9 +10,9 @@ is the kernel's own word, so where it is read (the live system, a gathered ``--r
 * a CPU-less node sysfs lists and the model lacks is added, with its row of the distance matrix;
 * on a Grace node each NVIDIA GPU's HBM is a CPU-less node: a GPU whose memory node no source
   named gets the CPU-less node with memory nearest its CPU node (one per GPU, GPUs in PCI order,
-  on a CPU node with as many such nodes as GPUs; NVML's nvmlDeviceGetNumaNodeId wins on the live
-  node), marked ``kind == "gpu"``; the empty nodes the driver reserves for MIG after it (eight
-  node ids per GPU in all) are marked ``gpu`` too;
+  on a CPU node with as many such nodes as GPUs, and only a node followed by the driver's 7 empty
+  MIG nodes; NVML's nvmlDeviceGetNumaNodeId wins on the live node), marked ``kind == "gpu"``;
+  the empty nodes the driver reserves for MIG after it (eight node ids per GPU in all) too;
 * CPUs online but in no node's cpulist are named in a note.
 No I/O here: values in, a new Node out.
 """
@@ -81,7 +81,8 @@ def tie_gpu_memory(node: Node) -> Node:
     """Give each NVIDIA GPU without a memory node the CPU-less node with memory nearest its CPU node."""
     gpus = [g for g in node.gpus if g.vendor == "nvidia" and g.memory_numa_node is None and g.numa_node is not None]
     taken = {g.memory_numa_node for g in node.gpus if g.memory_numa_node is not None}
-    free = [n for n in node.numa_nodes if n.cpuless and n.memory_bytes and n.os_index not in taken]
+    free = [n for n in node.numa_nodes if n.cpuless and n.memory_bytes and n.os_index not in taken
+            and _mig_block(node, n.os_index)]  # fmt: skip
     if not gpus or not free or node.numa_distances is None:
         return node
     home = {n.os_index: _nearest_cpu_node(node, n.os_index) for n in free}
@@ -102,6 +103,18 @@ def tie_gpu_memory(node: Node) -> Node:
     gpus_out = tuple(replace(g, memory_numa_node=ties.get(g.index, g.memory_numa_node)) for g in node.gpus)
     numa = tuple(replace(n, kind="gpu") if n.os_index in marked else n for n in node.numa_nodes)
     return replace(node, gpus=gpus_out, numa_nodes=numa)
+
+
+def _mig_block(node: Node, first: int) -> bool:
+    """The NVIDIA driver's signature: the 7 node ids after a GPU memory node exist, CPU-less and empty.
+
+    A CXL expander or an HBM tier is not followed by such a block, so it is never taken for a GPU's.
+    """
+    for i in range(first + 1, first + MIG_NODES_PER_GPU):
+        n = node.numa(i)
+        if n is None or not n.cpuless or n.memory_bytes != 0:
+            return False
+    return True
 
 
 def _nearest_cpu_node(node: Node, index: int) -> int | None:
