@@ -27,6 +27,7 @@ PORT_DOWN = "rdma.port-down"
 STACK = "rdma.stack-missing"
 NO_GDR = "rdma.no-gdr-path"
 IMBALANCE = "rdma.nic-imbalance"
+LINK_ERRORS = "rdma.link-errors"
 _FAR = ("PHB", "NODE", "SYS")
 
 
@@ -65,8 +66,8 @@ def stack_missing(ctx: DoctorContext) -> list[Finding]:
     bare = rdma.mlx5_without_rdma(ctx.files)
     if not bare:
         owned = len(rdma.devices(ctx.files))
-        return [ok(STACK, "node", f"every ConnectX function on mlx5_core has its RDMA device ({owned} in "
-                                  f"{rdma.IB_DIR})" if owned else "no ConnectX function on mlx5_core")]  # fmt: skip
+        return [ok(STACK, "node", f"RDMA stack loaded ({count(owned, 'RDMA device')})" if owned
+                   else "no ConnectX on mlx5_core")]  # fmt: skip
     return [Finding(
         STACK, "fail", f"ConnectX {address}",
         "bound to mlx5_core but has no RDMA device: the RDMA stack (ib_core, mlx5_ib) is not loaded",
@@ -74,6 +75,34 @@ def stack_missing(ctx: DoctorContext) -> list[Finding]:
         "modprobe mlx5_ib (and ib_uverbs, rdma_ucm); make it persistent with the distribution's rdma-core "
         "package (or NVIDIA MLNX_OFED/DOCA-OFED, whose openibd service loads it); `ibv_devices` then lists it",
     ) for address in bare]
+
+
+def link_errors(ctx: DoctorContext) -> list[Finding]:
+    """Ports whose error counters are above zero: a link that flapped or loses bits (NHC, Azure HPC checks)."""
+    devices = rdma.devices(ctx.files)
+    if not devices:
+        return [skipped(LINK_ERRORS, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+    out: list[Finding] = []
+    read = 0
+    for dev in devices:
+        for port in rdma.ports(ctx.files, dev):
+            counters = rdma.error_counters(ctx.files, port.path)
+            if not counters:
+                continue
+            read += 1
+            bad = {k: v for k, v in counters.items() if v > 0}
+            if bad:
+                out.append(Finding(
+                    LINK_ERRORS, "warn", f"{dev} port {port.number}",
+                    ", ".join(f"{k} = {v}" for k, v in bad.items()) + " (since the counters were last cleared)",
+                    tuple(f"{port.path}/counters/{k} = {v}" for k, v in bad.items()),
+                    "a flapping or noisy link slows every collective that crosses it: check `ibstat`/"
+                    "`perfquery -x` again later; if the counts grow, reseat or replace the cable or "
+                    "transceiver and check the switch port (clear with `perfquery -R` to see a rate)",
+                ))
+    if read == 0:
+        return [skipped(LINK_ERRORS, "RDMA ports have no readable error counters")]
+    return out or [ok(LINK_ERRORS, "node", f"no link errors on {count(read, 'RDMA port')}")]
 
 
 def _usable(nics: tuple[Nic, ...]) -> list[Nic]:
