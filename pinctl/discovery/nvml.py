@@ -265,11 +265,15 @@ def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
         if uuid is None:
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
-        out.append(MigDevice(
-            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
-            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
-            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
-        ))  # fmt: skip
+        out.append(
+            MigDevice(
+                uuid=uuid,
+                name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
+                memory_bytes=_int(total),
+                gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+                compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+            )
+        )
     return tuple(out)
 
 
@@ -332,8 +336,10 @@ def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCond
     if events is None:
         events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
     unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
-    ecc = [_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
-           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]
+    ecc = [
+        _int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+        for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))
+    ]
     return GpuCondition(
         clock_events=_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
         nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
@@ -352,8 +358,10 @@ def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
     """
     import ctypes
 
-    for fn, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
-                       ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+    for fn, struct in (
+        ("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+        ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t"),
+    ):
         cls = getattr(nvml, struct, None)
         info = None if cls is None else cls()
         if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:

@@ -92,8 +92,13 @@ def assign_domains(
             dom: Domain = numa
         else:
             dom = nearest(node, numa, order)[0]
-            why = ("is CPU-less" if node_numa.cpuless else "has CPUs the topology does not list"
-                   if not node_numa.cpus_known else "has no usable CPUs (allowed minus reserved)")
+            why = (
+                "is CPU-less"
+                if node_numa.cpuless
+                else "has CPUs the topology does not list"
+                if not node_numa.cpus_known
+                else "has no usable CPUs (allowed minus reserved)"
+            )
             warnings.append(f"GPU {g.index}: its NUMA node {numa} {why}; using the nearest CPU node {dom}")
         gpu_dom[g.index] = dom
         load[dom] += procs[g.index]
@@ -112,8 +117,7 @@ def assign_domains(
     unknown_ids = {g.index for g in unknown}
     # Ranks placed away from their own node (unknown locality, or a CPU-less home) yield first.
     movable = {
-        i for i, g in enumerate(rank_gpu)
-        if g is not None and (g.index in unknown_ids or g.numa_node != rank_domain[i])
+        i for i, g in enumerate(rank_gpu) if g is not None and (g.index in unknown_ids or g.numa_node != rank_domain[i])
     }
     _relieve(node, rank_domain, domains, warnings, movable)
     return rank_domain
@@ -141,6 +145,7 @@ def _relieve(
             rank_domain[i] = target
             moved.setdefault(target, []).append(i)
         if moved:
+
             def label(group: list[int]) -> str:
                 return f"rank{'s' if len(group) > 1 else ''} {format_list(group)}"
 
