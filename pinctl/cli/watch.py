@@ -156,7 +156,7 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             time.sleep(max(0.0, prev.t_ns / 1e9 + interval - time.monotonic()))
             cur = take(files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0)
             figures = [compute(prev, cur, t, ticks) for t in targets]
-            scan = any(f.foreign_cpu_pct >= bounds.scan_at for f in figures)
+            scan = any(bounds.notable(f) for f in figures)
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
                 cur = _with_scan(files, cur, ticks)
             names = users(o.uid for f in figures for o in f.offenders or ())

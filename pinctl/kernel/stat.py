@@ -70,13 +70,15 @@ class TaskTime:
     """A thread's cumulative run time (ns), the CPU it last ran on, its name and state.
 
     ``run_ns`` comes from schedstat where the kernel keeps it, else from utime+stime ticks
-    (``exact`` False: 10 ms steps)."""
+    (``exact`` False: 10 ms steps); ``slices`` how many times it was put on a CPU (schedstat's
+    third field: a thread that wakes often has many), None without schedstat."""
 
     comm: str
     run_ns: int
     processor: int
     exact: bool
     kernel_thread: bool = False
+    slices: int | None = None
 
 
 # include/linux/sched.h: PF_KTHREAD, in the 9th field of stat.
@@ -109,11 +111,12 @@ def read_task(files: KernelFiles, pid: int, tid: int, ticks: int, *, schedstat: 
     task = parse_task_stat(stat, ticks)
     if task is None or not schedstat:
         return task
-    ns = files.read(f"{base}/schedstat")
-    first = decimal(ns.split(" ", 1)[0], limit=20) if ns else None
+    fields = (files.read(f"{base}/schedstat") or "").split()
+    first = decimal(fields[0], limit=20) if fields else None
     if first is None:
         return task
-    return TaskTime(task.comm, first, task.processor, True, task.kernel_thread)
+    slices = decimal(fields[2], limit=20) if len(fields) > 2 else None
+    return TaskTime(task.comm, first, task.processor, True, task.kernel_thread, slices)
 
 
 def involuntary_switches(files: KernelFiles, pid: int, tid: int) -> int | None:

@@ -16,7 +16,8 @@ from pinctl.kernel.counters import Sample
 
 TOP_SOURCES = 8
 TOP_OFFENDERS = 10
-MIN_OFFENDER_PCT = 0.5  # below this an offender is rounding, not a neighbour
+MIN_OFFENDER_PCT = 0.5  # below this an offender is rounding, not a neighbour ...
+MIN_WAKEUPS = 50.0  # ... unless it is put on the CPUs this often a second (a frequent waker)
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,15 @@ class Target:
 
 @dataclass(frozen=True)
 class Offender:
-    """A process whose threads ran on the target's CPUs: its share of those CPUs' time."""
+    """A process whose threads ran on the target's CPUs: its share of those CPUs' time, and how
+    often a second its threads were put on a CPU (None where schedstat is not kept)."""
 
     pid: int
     comm: str
     cpu_pct: float
     uid: int | None
     threads: int
+    wakeups_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def offenders(prev: Sample, cur: Sample, target: Target, capacity_ns: float) -> 
         return None
     mine = set(target.pids)
     per: dict[int, list[int]] = {}
+    seconds = max((cur.t_ns - prev.t_ns) / 1e9, 1e-9)
     for key, now in cur.scan.items():
         pid = key[0]
         was = prev.scan.get(key)
@@ -110,16 +114,19 @@ def offenders(prev: Sample, cur: Sample, target: Target, capacity_ns: float) -> 
         weight = (now.processor in target.cpus) + (was.processor in target.cpus)
         delta = now.run_ns - was.run_ns
         if weight and delta > 0:
-            acc = per.setdefault(pid, [0, 0])
+            acc = per.setdefault(pid, [0, 0, -1])
             acc[0] += delta * weight // 2
             acc[1] += 1
+            if now.slices is not None and was.slices is not None:
+                acc[2] = max(acc[2], 0) + (now.slices - was.slices) * weight // 2
     out = []
-    for pid, (ns, threads) in per.items():
+    for pid, (ns, threads, slices) in per.items():
         pct = 100.0 * ns / capacity_ns
-        if pct >= MIN_OFFENDER_PCT:
+        wakeups = round(slices / seconds, 1) if slices >= 0 else None
+        if pct >= MIN_OFFENDER_PCT or (wakeups or 0) >= MIN_WAKEUPS:
             lead = cur.scan.get((pid, pid))
             comm = lead.comm if lead is not None else next(t.comm for (p, _), t in cur.scan.items() if p == pid)
-            out.append(Offender(pid, comm, round(pct, 1), cur.owners.get(pid), threads))
+            out.append(Offender(pid, comm, round(pct, 1), cur.owners.get(pid), threads, wakeups))
     out.sort(key=lambda o: (-o.cpu_pct, o.pid))
     return tuple(out[:TOP_OFFENDERS])
 

@@ -14,6 +14,7 @@ WATCH_SCHEMA = "pinctl.watch/v1"
 NOISE_SCHEMA = "pinctl.noise/v1"
 NOISY_PCT = 2.0  # a CPU losing less than this to others is quiet: timer ticks and rounding
 NOTABLE_PCT = 5.0  # foreign time worth naming offenders for when no bound is given
+NOTABLE_IRQ_PER_CPU = 1000.0  # ~4x a 250 Hz tick: something wakes the CPUs often (hrtimers fire as LOC)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Bounds:
     def scan_at(self) -> float:
         """Foreign time past which offenders are worth a scan of every thread (the cost rule)."""
         return min(NOTABLE_PCT, self.max_foreign) if self.max_foreign is not None else NOTABLE_PCT
+
+    def notable(self, f: Figures) -> bool:
+        """Whether *f* is worth naming who: foreign time past ``scan_at``, a bound crossed, or
+        interrupts past NOTABLE_IRQ_PER_CPU on each CPU (a frequent waker takes little time)."""
+        per_cpu = (f.irq_per_s or 0) / max(1, len(f.target.cpus))
+        return f.foreign_cpu_pct >= self.scan_at or per_cpu >= NOTABLE_IRQ_PER_CPU or bool(crossed(f, self))
 
 
 def crossed(f: Figures, b: Bounds) -> list[str]:
@@ -46,7 +53,8 @@ def crossed(f: Figures, b: Bounds) -> list[str]:
 
 def _offender(o: Offender, users: Mapping[int, str]) -> dict[str, Any]:
     user = users.get(o.uid) if o.uid is not None else None
-    return {"pid": o.pid, "comm": o.comm, "cpu_pct": o.cpu_pct, "uid": o.uid, "user": user, "threads": o.threads}
+    return {"pid": o.pid, "comm": o.comm, "cpu_pct": o.cpu_pct, "uid": o.uid, "user": user, "threads": o.threads,
+            "wakeups_per_s": o.wakeups_per_s}
 
 
 def target_dict(f: Figures, users: Mapping[int, str]) -> dict[str, Any]:

@@ -25,8 +25,14 @@ def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
     found = t.get("offenders")
     if found is None:
         return "" if (t.get("foreign_cpu_pct") or 0) < 1 else "(named once foreign time is notable)"
-    return ", ".join(f"{o['comm']} ({o['pid']}{', ' + o['user'] if o.get('user') else ''}) {o['cpu_pct']:g}%"
-                     for o in found[:top])  # fmt: skip
+    return ", ".join(_who(o) for o in found[:top])
+
+
+def _who(o: Mapping[str, Any]) -> str:
+    """``comm (pid, user) 12.5%``, with ``2000 runs/s`` when it was put on the CPUs often."""
+    user = f", {o['user']}" if o.get("user") else ""
+    runs = f" {o['wakeups_per_s']:g} runs/s" if (o.get("wakeups_per_s") or 0) >= 50 else ""
+    return f"{o['comm']} ({o['pid']}{user}) {o['cpu_pct']:g}%{runs}"
 
 
 def _irqs(t: Mapping[str, Any], top: int = 2) -> str:
