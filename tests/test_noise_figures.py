@@ -6,17 +6,15 @@ reader watch uses (pinctl.kernel.counters.take, root-prefixed), and checks the f
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import jsonschema
+from noise_helpers import SECOND, gen, node_with_busy_neighbour, two_samples
 from prometheus_client.parser import text_string_to_metric_families
 
 from pinctl.fleet.prometheus import watch_textfile
-from pinctl.kernel.counters import Sample, take
+from pinctl.kernel.counters import take
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.interrupts import parse_counts
 from pinctl.kernel.stat import parse_stat, parse_task_stat
@@ -25,38 +23,6 @@ from pinctl.noise.report import Bounds, crossed, watch_doc
 
 REPO = Path(__file__).resolve().parents[1]
 WATCH_SCHEMA = json.loads((REPO / "pinctl" / "schemas" / "watch-v1.json").read_text())
-
-
-def _gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_noise", REPO / "fixtures" / "gen_noise.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_noise"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _gen()
-SECOND = 10**9
-
-
-def two_samples(tmp_path: Path, before: object, after: object, pids: tuple[int, ...] = (), *,
-                scan: bool = True, numa: bool = False) -> tuple[Sample, Sample]:  # fmt: skip
-    files = KernelFiles(str(tmp_path))
-    gen.write(tmp_path, before)
-    a = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=0)
-    gen.write(tmp_path, after)
-    b = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=SECOND)
-    return a, b
-
-
-def node_with_busy_neighbour(busy_ns: int) -> object:
-    """Two CPUs; a process 500 ("hog") on CPU 1; a 2-thread rank 700 on CPU 0."""
-    node = gen.Node(2)
-    node.threads = [gen.Thread(500, 500, "hog", run_ns=busy_ns, processor=1, cpus="1", slices=busy_ns // 10**6),
-                    gen.Thread(700, 700, "train", processor=0, cpus="0"),
-                    gen.Thread(700, 701, "train", processor=0, cpus="0")]  # fmt: skip
-    return node
 
 
 def test_a_busy_neighbour_is_named_with_its_share_and_the_idle_cpu_reads_zero(tmp_path: Path) -> None:
