@@ -13,13 +13,13 @@ import jsonschema
 from noise_helpers import SECOND, gen, node_with_busy_neighbour, two_samples
 from prometheus_client.parser import text_string_to_metric_families
 
-from pinctl.fleet.prometheus import watch_textfile
 from pinctl.kernel.counters import take
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.interrupts import parse_counts
 from pinctl.kernel.stat import parse_stat, parse_task_stat
 from pinctl.noise.figures import Target, compute
 from pinctl.noise.report import Bounds, crossed, watch_doc
+from pinctl.render.prometheus import watch_textfile
 
 REPO = Path(__file__).resolve().parents[1]
 WATCH_SCHEMA = json.loads((REPO / "pinctl" / "schemas" / "watch-v1.json").read_text())

@@ -17,19 +17,19 @@ import click
 
 from pinctl.act import probe
 from pinctl.cli.output import out
-from pinctl.cli.watch import node_cpus, node_name, users
+from pinctl.cli.targets import node_cpus, node_name, users
 from pinctl.cpuset import format_list
 from pinctl.errors import UsageError
-from pinctl.fleet.prometheus import noise_textfile
 from pinctl.kernel.counters import take
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.stat import clock_ticks
 from pinctl.kernel.tracefs import osnoise
 from pinctl.noise.figures import Target, compute
 from pinctl.noise.report import Bounds, noise_doc, target_dict
-from pinctl.plan.load import load_plan
-from pinctl.plan.types import Plan
+from pinctl.planfile.load import load_plan
+from pinctl.planfile.types import Plan
 from pinctl.render.noise import draw_noise
+from pinctl.render.prometheus import noise_textfile
 
 
 def cpu_class(plan: Plan | None, cpu: int) -> str | None:
