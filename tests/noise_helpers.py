@@ -27,12 +27,14 @@ SECOND = 10**9
 
 
 def two_samples(tmp_path: Path, before: object, after: object, pids: tuple[int, ...] = (), *,
-                scan: bool = True, numa: bool = False) -> tuple[Sample, Sample]:  # fmt: skip
+                scan: bool = True, numa: bool = False,
+                homes: dict[int, frozenset[int]] | None = None) -> tuple[Sample, Sample]:  # fmt: skip
+    """Write *before*, read it, write *after*, read it: a second apart. *homes*: each pid's CPUs."""
     files = KernelFiles(str(tmp_path))
     gen.write(tmp_path, before)
-    a = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=0)
+    a = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=0, homes=homes)
     gen.write(tmp_path, after)
-    b = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=SECOND)
+    b = take(files, {0, 1}, pids, 100, scan=scan, numa=numa, clock=SECOND, homes=homes)
     return a, b
 
 

@@ -54,9 +54,11 @@ def test_a_ranks_own_time_is_not_foreign(tmp_path: Path) -> None:
 
 def test_a_rank_thread_seen_outside_its_cpus_is_named(tmp_path: Path) -> None:
     before, after = node_with_busy_neighbour(0), node_with_busy_neighbour(0)
+    for node in (before, after):  # a thread of the rank was let onto both CPUs (a library's own pool)
+        node.thread(700, 701).cpus = "0-1"
     after.thread(700, 701).run_ns = SECOND // 10
     after.thread(700, 701).processor = 1
-    a, b = two_samples(tmp_path, before, after, pids=(700,))
+    a, b = two_samples(tmp_path, before, after, pids=(700,), homes={700: frozenset({0})})
     rank = compute(a, b, Target("rank 0", "rank", frozenset({0}), (700,)), 100)
     assert rank.outside == ((701, 1),)
 

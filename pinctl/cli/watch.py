@@ -19,8 +19,9 @@ from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.interrupts import Memo
 from pinctl.kernel.stat import clock_ticks
-from pinctl.noise.figures import compute
+from pinctl.noise.figures import compute_all
 from pinctl.noise.report import Bounds, watch_doc
 from pinctl.planfile.load import load_plan
 from pinctl.render.noise import draw_watch
@@ -69,7 +70,9 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     ticks = clock_ticks()
     watched = frozenset().union(*(t.cpus for t in targets))
     own = tuple(dict.fromkeys(p for t in targets for p in t.pids))
-    prev = take(files, watched, own, ticks, numa=True)
+    memo: Memo = {}
+    homes = {p: t.cpus for t in targets for p in t.pids}
+    prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes)
     scan = False
     crossed = False
     n = 0
@@ -77,8 +80,8 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
         while count is None or n < count:
             n += 1
             time.sleep(max(0.0, prev.t_ns / 1e9 + interval - time.monotonic()))
-            cur = take(files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0)
-            figures = [compute(prev, cur, t, ticks) for t in targets]
+            cur = take(files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0, memo=memo, homes=homes)
+            figures = compute_all(prev, cur, targets, ticks)
             scan = any(bounds.notable(f) for f in figures)
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
                 cur = _with_scan(files, cur, ticks)

@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from pinctl.kernel.files import KernelFiles
-from pinctl.kernel.interrupts import read_interrupts, read_softirqs
+from pinctl.kernel.interrupts import Memo, read_interrupts, read_softirqs
 from pinctl.kernel.proc import read_numa_pages, task_ids
-from pinctl.kernel.stat import CpuTime, TaskTime, all_tasks, involuntary_switches, owner, read_cpu_times, read_task
+from pinctl.kernel.stat import CpuTime, TaskTime, all_tasks, owner, read_cpu_times, read_task, read_watched
 
 
 @dataclass(frozen=True)
@@ -46,29 +46,35 @@ class Sample:
 
 def take(
     files: KernelFiles, cpus: Collection[int], pids: Collection[int], ticks: int, *,
-    scan: bool = False, numa: bool = False, clock: int | None = None,
+    scan: bool = False, numa: bool = False, clock: int | None = None, memo: Memo | None = None,
+    homes: Mapping[int, frozenset[int]] | None = None,
 ) -> Sample:  # fmt: skip
     """Read the counters for *cpus* and the threads of *pids*; *scan* every thread; *numa* maps too.
 
-    *clock*: the timestamp to record (tests); else CLOCK_MONOTONIC halfway through the reads."""
+    *clock*: the timestamp to record (tests); else CLOCK_MONOTONIC halfway through the reads.
+    *memo*: kept by the caller between samples of the same *cpus*, so /proc/interrupts rows
+    that did not change are not parsed again (pinctl.kernel.interrupts.parse_counts). *homes*: each
+    watched process's own CPUs (default *cpus*): a thread that may run only there is not asked where
+    it last ran (one file fewer a thread, every interval)."""
     start = time.monotonic_ns()
     denied: list[str] = []
     cpu_times = read_cpu_times(files)
     if not cpu_times:
         denied.append("/proc/stat (no per-CPU counters)")
-    irqs = read_interrupts(files, cpus)
+    irqs = read_interrupts(files, cpus, memo)
     if irqs is None:
         denied.append("/proc/interrupts")
     soft = read_softirqs(files, cpus)
     if soft is None:
         denied.append("/proc/softirqs")
     threads: dict[int, dict[int, ThreadSample]] = {}
+    watched = frozenset(cpus)
     for pid in pids:
         mine: dict[int, ThreadSample] = {}
         for tid in task_ids(files, pid):
-            t = read_task(files, pid, tid, ticks)
-            if t is not None:
-                mine[tid] = ThreadSample(t, involuntary_switches(files, pid, tid))
+            got = read_watched(files, pid, tid, ticks, homes.get(pid, watched) if homes else watched)
+            if got is not None:
+                mine[tid] = ThreadSample(*got)
         threads[pid] = mine
     maps: dict[int, list[tuple[frozenset[int], dict[int, int]]]] = {}
     if numa:

@@ -60,6 +60,20 @@ class KernelFiles(Record):
         except (OSError, ValueError):  # ValueError: a NUL byte in a path another file named
             return None
 
+    def read_quick(self, rel: str) -> str | None:
+        """Like :meth:`read` for a small file read many times a second (a thread's stat), without
+        a text stream: a raw read of up to 64 kB, decoded; None when absent or unreadable."""
+        try:
+            fd = os.open(os.path.join(self.root, rel.lstrip("/")), os.O_RDONLY)
+        except (OSError, ValueError):
+            return None
+        try:
+            return os.read(fd, 65536).decode("utf-8", "replace")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
     def read_int(self, rel: str, base: int = 10) -> int | None:
         text = self.read(rel)
         if text is None:

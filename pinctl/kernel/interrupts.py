@@ -34,42 +34,57 @@ def _source(label: str, tail: list[str]) -> str:
     return f"{label} {' '.join(tail)}".strip()
 
 
-def parse_counts(text: str, cpus: Collection[int] | None = None) -> dict[str, dict[int, int]]:
+Counts = dict[str, dict[int, int]]
+Memo = dict[str, tuple[str, dict[int, int]]]  # a row's text -> (its source, its parsed counts)
+
+
+def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | None = None) -> Counts:
     """Per source, per CPU in *cpus* (all when None), the cumulative count.
 
     Works for /proc/interrupts (``24: 1 0 IO-APIC 5-edge ACPI:Ged``) and /proc/softirqs
-    (``TIMER: 3680 4262``); a row with fewer columns (``ERR: 0``) counts on the first CPU only."""
+    (``TIMER: 3680 4262``); a row with fewer columns (``ERR: 0``) counts on the first CPU only.
+    *memo*: rows parsed last time (for the same *cpus*); a row whose text has not changed is not
+    parsed again and keeps the same counts object, so a reader can skip it (on a big node most
+    device queues are quiet in any one second). It is refilled with this text's rows."""
     lines = text.splitlines()
     if not lines:
         return {}
     columns = _header(lines[0])
     wanted = [(i, c) for i, c in enumerate(columns) if cpus is None or c in cpus]
     width = len(columns)
-    out: dict[str, dict[int, int]] = {}
+    out: Counts = {}
+    old = dict(memo) if memo is not None else {}
+    if memo is not None:
+        memo.clear()
     for line in lines[1:]:
+        known = old.get(line)
+        if known is not None:
+            out[known[0]] = known[1]
+            if memo is not None:
+                memo[line] = known
+            continue
         label, sep, rest = line.partition(":")
         if not sep:
             continue
         fields = rest.split(None, width)
-        counts: dict[int, int] = {}
-        n = 0
-        while n < len(fields) and n < width and fields[n].isdigit():
-            n += 1
-        for i, cpu in wanted:
-            if i < n:
-                counts[cpu] = int(fields[i])
-        tail = fields[n:]
-        if n == width and len(fields) > width:
-            tail = fields[width].split()
-        out[_source(label.strip(), tail)] = counts
+        n = width if len(fields) > width or (len(fields) == width and fields[-1].isdigit()) else 0
+        if not n:
+            while n < len(fields) and n < width and fields[n].isdigit():
+                n += 1
+        counts = {cpu: int(fields[i]) for i, cpu in wanted if i < n}
+        tail = fields[width].split() if n == width and len(fields) > width else fields[n:]
+        source = _source(label.strip(), tail)
+        out[source] = counts
+        if memo is not None:
+            memo[line] = (source, counts)
     return out
 
 
-def read_interrupts(files: KernelFiles, cpus: Collection[int] | None = None) -> dict[str, dict[int, int]] | None:
+def read_interrupts(files: KernelFiles, cpus: Collection[int] | None = None, memo: Memo | None = None) -> Counts | None:
     text = files.read(INTERRUPTS)
-    return None if text is None else parse_counts(text, cpus)
+    return None if text is None else parse_counts(text, cpus, memo)
 
 
-def read_softirqs(files: KernelFiles, cpus: Collection[int] | None = None) -> dict[str, dict[int, int]] | None:
+def read_softirqs(files: KernelFiles, cpus: Collection[int] | None = None) -> Counts | None:
     text = files.read(SOFTIRQS)
     return None if text is None else parse_counts(text, cpus)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pinctl.cpuset import decimal
+from pinctl.cpuset import decimal, parse_list
+from pinctl.errors import UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import process_id
 
@@ -105,13 +106,13 @@ def parse_task_stat(text: str, ticks: int) -> TaskTime | None:
 def read_task(files: KernelFiles, pid: int, tid: int, ticks: int, *, schedstat: bool = True) -> TaskTime | None:
     """One thread's times; None when it is gone. *schedstat*: prefer the nanosecond counter."""
     base = f"/proc/{pid}/task/{tid}"
-    stat = files.read(f"{base}/stat")
+    stat = files.read_quick(f"{base}/stat")
     if stat is None:
         return None
     task = parse_task_stat(stat, ticks)
     if task is None or not schedstat:
         return task
-    fields = (files.read(f"{base}/schedstat") or "").split()
+    fields = (files.read_quick(f"{base}/schedstat") or "").split()
     first = decimal(fields[0], limit=20) if fields else None
     if first is None:
         return task
@@ -119,9 +120,39 @@ def read_task(files: KernelFiles, pid: int, tid: int, ticks: int, *, schedstat: 
     return TaskTime(task.comm, first, task.processor, True, task.kernel_thread, slices)
 
 
+def _status_field(text: str, key: str) -> str | None:
+    at = text.find(key)
+    return None if at < 0 else text[at + len(key) :].split("\n", 1)[0].strip()
+
+
+def read_watched(
+    files: KernelFiles, pid: int, tid: int, ticks: int, cpus: frozenset[int]
+) -> tuple[TaskTime, int | None] | None:
+    """A watched thread's times and involuntary switches, read every interval, so as few files as
+    it takes: status (name, allowed CPUs, switches) and schedstat; stat only when the thread may
+    run outside *cpus* (to see where it last ran; ``processor`` is -1 when it cannot be outside)."""
+    status = files.read_quick(f"/proc/{pid}/task/{tid}/status")
+    if status is None:
+        return None
+    switches = _status_field(status, "nonvoluntary_ctxt_switches:")
+    involuntary = decimal(switches, limit=20) if switches else None
+    allowed = _status_field(status, "Cpus_allowed_list:") or ""
+    try:
+        inside = bool(allowed) and parse_list(allowed) <= cpus
+    except UsageError:
+        inside = False
+    fields = (files.read_quick(f"/proc/{pid}/task/{tid}/schedstat") or "").split()
+    run = decimal(fields[0], limit=20) if fields else None
+    if not inside or run is None:
+        task = read_task(files, pid, tid, ticks)
+        return None if task is None else (task, involuntary)
+    slices = decimal(fields[2], limit=20) if len(fields) > 2 else None
+    return TaskTime(_status_field(status, "Name:") or "", run, -1, True, False, slices), involuntary
+
+
 def involuntary_switches(files: KernelFiles, pid: int, tid: int) -> int | None:
     """``nonvoluntary_ctxt_switches`` of a thread's status: times it was pushed off its CPU."""
-    text = files.read(f"/proc/{pid}/task/{tid}/status")
+    text = files.read_quick(f"/proc/{pid}/task/{tid}/status")
     if text is None:
         return None
     at = text.find("nonvoluntary_ctxt_switches:")

@@ -67,18 +67,29 @@ class Figures:
     offenders: tuple[Offender, ...] | None
 
 
-def _per_s(prev: Mapping[str, Mapping[int, int]] | None, cur: Mapping[str, Mapping[int, int]] | None,
-           cpus: frozenset[int], seconds: float) -> dict[str, float] | None:  # fmt: skip
-    """Per source, events per second on *cpus* (a counter that went backwards, a CPU replugged, is 0)."""
+Rows = list[tuple[str, Mapping[int, int], Mapping[int, int]]]
+
+
+def changed_rows(
+    prev: Mapping[str, Mapping[int, int]] | None, cur: Mapping[str, Mapping[int, int]] | None
+) -> Rows | None:
+    """(source, before, now) for the rows that moved between two readings: a row the reader kept
+    (the same object, its text unchanged) did not, and a quiet device queue costs nothing more."""
     if prev is None or cur is None:
         return None
+    return [(name, before, counts) for name, counts in cur.items()
+            if (before := prev.get(name)) is not None and before is not counts]  # fmt: skip
+
+
+def _per_s(rows: Rows | None, cpus: frozenset[int], seconds: float) -> dict[str, float] | None:
+    """Per source, events per second on *cpus* (a counter that went backwards, a CPU replugged, is 0)."""
+    if rows is None:
+        return None
     out: dict[str, float] = {}
-    for name, counts in cur.items():
-        before = prev.get(name)
-        if before is None:
-            continue
-        n = sum(max(0, v - before.get(c, v)) for c, v in counts.items() if c in cpus)
-        out[name] = n / seconds
+    for name, before, counts in rows:
+        n = sum(max(0, counts[c] - before.get(c, counts[c])) for c in cpus if c in counts)
+        if n:
+            out[name] = n / seconds
     return out
 
 
@@ -151,9 +162,21 @@ def remote_memory_pct(sample: Sample, target: Target) -> float | None:
     return round(100.0 * remote / total, 1)
 
 
-def compute(prev: Sample, cur: Sample, target: Target, ticks: int, *, own_extra_ns: int = 0) -> Figures:
+def compute_all(prev: Sample, cur: Sample, targets: list[Target], ticks: int) -> list[Figures]:
+    """Every target's figures, the rows that moved found once for all of them."""
+    rows = (changed_rows(prev.irqs, cur.irqs), changed_rows(prev.softirqs, cur.softirqs))
+    return [compute(prev, cur, t, ticks, rows=rows) for t in targets]
+
+
+def compute(
+    prev: Sample, cur: Sample, target: Target, ticks: int, *, own_extra_ns: int = 0,
+    rows: tuple[Rows | None, Rows | None] | None = None,
+) -> Figures:  # fmt: skip
     """*target*'s figures between *prev* and *cur*. *own_extra_ns*: run time to count as the
-    target's own beside its threads' (the probe's children, which report their own)."""
+    target's own beside its threads' (the probe's children, which report their own); *rows*:
+    the interrupt and softirq rows that moved, when already found (:func:`compute_all`)."""
+    if rows is None:
+        rows = (changed_rows(prev.irqs, cur.irqs), changed_rows(prev.softirqs, cur.softirqs))
     seconds = max((cur.t_ns - prev.t_ns) / 1e9, 1e-9)
     cpus = frozenset(c for c in target.cpus if c in cur.cpus and c in prev.cpus)
     capacity_ns = len(cpus) * seconds * 1e9
@@ -169,9 +192,9 @@ def compute(prev: Sample, cur: Sample, target: Target, ticks: int, *, own_extra_
     own_ns += own_extra_ns
     foreign = max(0.0, busy * tick_ns - own_ns)
     pct = (lambda ns: round(min(100.0, 100.0 * ns / capacity_ns), 1)) if capacity_ns else (lambda ns: 0.0)
-    irq = _per_s(prev.irqs, cur.irqs, cpus, seconds)
+    irq = _per_s(rows[0], cpus, seconds)
     sources = tuple(sorted(((n, round(v, 1)) for n, v in (irq or {}).items() if v > 0), key=lambda s: -s[1]))
-    soft = _per_s(prev.softirqs, cur.softirqs, cpus, seconds)
+    soft = _per_s(rows[1], cpus, seconds)
     switches = None
     if target.pids:
         n = 0
@@ -188,7 +211,7 @@ def compute(prev: Sample, cur: Sample, target: Target, ticks: int, *, own_extra_
         irq_per_s=None if irq is None else round(sum(irq.values()), 1), irq_sources=sources[:TOP_SOURCES],
         softirq_per_s=None if soft is None else {k: round(v, 1) for k, v in soft.items() if v > 0},
         steal_pct=pct(steal * tick_ns), involuntary_switches_per_s=switches,
-        outside=tuple(sorted((tid, cpu) for tid, cpu in ran if cpu not in target.cpus)),
+        outside=tuple(sorted((tid, cpu) for tid, cpu in ran if cpu >= 0 and cpu not in target.cpus)),
         remote_memory_pct=remote_memory_pct(cur, target) if cur.numa else None,
         offenders=offenders(prev, cur, target, capacity_ns),
     )  # fmt: skip
