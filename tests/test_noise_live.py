@@ -217,3 +217,22 @@ def test_noise_shows_the_planted_cpu_as_noisiest_and_its_lost_time_matches_the_c
     assert not any(o["pid"] == hog.pid and o["cpu_pct"] >= 2 for o in cpu[0]["offenders"])
     # What the probe lost is what the counters say others took (the neighbour and this box's other work).
     assert abs(cpu[1]["lost_pct"] - cpu[1]["foreign_cpu_pct"]) <= 6, cpu[1]
+
+
+def test_watch_finds_the_ranks_pinctl_launch_started(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    made = subprocess.run([sys.executable, "-m", "pinctl", "plan", "--ranks", "2", "--json"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    plan.write_text(made.stdout)
+    rank_cpus = json.loads(made.stdout)["ranks"][1]["cpus"]
+    rank = subprocess.Popen([sys.executable, "-m", "pinctl", "launch", "--plan", str(plan), "--local-rank", "1", "--",
+                             sys.executable, "-c", "import time; time.sleep(30)"])  # fmt: skip
+    try:
+        time.sleep(1.5)
+        docs = intervals(watch("--plan", str(plan), "--count", "1"))
+    finally:
+        rank.kill()
+        rank.wait()
+    mine = [t for t in docs[0]["targets"] if rank.pid in t["pids"]]
+    assert len(mine) == 1 and mine[0]["kind"] == "rank" and mine[0]["local_rank"] == 1
+    assert mine[0]["name"] == f"rank 1 (pid {rank.pid})" and mine[0]["cpus"] == rank_cpus
