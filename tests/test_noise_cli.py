@@ -4,6 +4,7 @@ terminal view is redrawn in place, the Prometheus text parses, the JSON validate
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,26 @@ def test_noise_bound_exits_1() -> None:
     proc = pinctl("noise", "--seconds", "0.3", "--cpus", "0", "--max-lost", "0")
     # this box is shared: some time is always lost, so a bound of 0 is crossed
     assert proc.returncode == 1 and "crossed: CPU 0: lost" in proc.stdout
+
+
+def test_watch_names_gpu_clock_slowdowns_from_nvml(nvmlshim: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "nvml.conf"
+    conf.write_text("gpus = 4\ngpu.2.clocks_event_reasons = 0x48\n"
+                    "gpu.3.fail.nvmlDeviceGetCurrentClocksEventReasons = NOT_SUPPORTED\n"
+                    "gpu.3.fail.nvmlDeviceGetCurrentClocksThrottleReasons = NOT_SUPPORTED\n")  # fmt: skip
+    env = {**os.environ, "LD_LIBRARY_PATH": str(nvmlshim), "FAKE_NVML_CONFIG": str(conf)}
+    run = [sys.executable, "-m", "pinctl", "watch", "--cpus", "0", "--count", "1", "--interval", "0.3"]
+    doc = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, env=env, check=True).stdout)
+    assert doc["gpus"] == [
+        {"index": 0, "slowdowns": []},
+        {"index": 1, "slowdowns": []},
+        {"index": 2, "slowdowns": ["hw_slowdown", "hw_thermal"]},
+        {"index": 3, "slowdowns": None},
+    ]
+    plain = subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout
+    assert "GPU 2 clocks held down: hw_slowdown, hw_thermal" in plain
+    none = subprocess.run([*run, "--json"], capture_output=True, text=True, check=True,
+                          env={**env, "LD_LIBRARY_PATH": str(tmp_path)})  # fmt: skip
+    assert (
+        json.loads(none.stdout)["gpus"] == [] and "GPU clock slowdowns unknown" in json.loads(none.stdout)["notes"][0]
+    )

@@ -17,6 +17,7 @@ import click
 
 from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
+from pinctl.discovery.nvml import clock_slowdowns
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.interrupts import Memo
@@ -28,6 +29,7 @@ from pinctl.render.noise import draw_watch
 from pinctl.render.prometheus import watch_textfile
 
 NUMA_EVERY = 10  # numa_maps makes the kernel walk page tables: read it every tenth interval
+GPU_EVERY = 10  # an NVML session (init, query, shutdown) costs milliseconds: every tenth interval too
 
 
 @click.command()
@@ -51,9 +53,10 @@ NUMA_EVERY = 10  # numa_maps makes the kernel walk page tables: read it every te
     help="Exit 1 when other threads take more than PCT% of a target's CPUs.",
 )
 @click.option("--max-irq", type=click.FloatRange(0), metavar="N", help="Exit 1 past N interrupts/s on a target.")
+@click.option("--no-nvml", is_flag=True, help="Do not ask NVML about GPU clock slowdowns.")
 @click.option("--max-steal", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 past PCT% steal.")
 def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interval: float, count: int | None,
-          as_json: bool, fmt: str, max_foreign: float | None, max_irq: float | None,
+          as_json: bool, fmt: str, max_foreign: float | None, max_irq: float | None, no_nvml: bool,
           max_steal: float | None) -> int:  # fmt: skip
     """Watch a running job's CPUs: who else runs there, interrupts, steal, preemptions.
 
@@ -86,13 +89,25 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
                 cur = _with_scan(files, cur, ticks)
             names = users(o.uid for f in figures for o in f.offenders or ())
-            doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied)
+            notes: list[str] = []
+            gpus = _gpus(notes) if not no_nvml and (n == 1 or n % GPU_EVERY == 0) else []
+            doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes,
+                            gpus=gpus)  # fmt: skip
             crossed = crossed or not doc["ok"]
             _emit(doc, fmt)
             prev = cur if cur.numa or not prev.numa else replace(cur, numa=prev.numa)
     except KeyboardInterrupt:
         note(f"stopped after {n - 1} interval{'s' if n != 2 else ''}")
     return 1 if crossed else 0
+
+
+def _gpus(notes: list[str]) -> list[dict[str, object]]:
+    """Each GPU's clock slowdowns now (NVML), or a note saying why they are unknown."""
+    found, why = clock_slowdowns()
+    if found is None:
+        notes.append(f"GPU clock slowdowns unknown: {why}")
+        return []
+    return [{"index": i, "slowdowns": None if r is None else list(r)} for i, r in found]
 
 
 def _with_scan(files: KernelFiles, cur: Sample, ticks: int) -> Sample:

@@ -343,3 +343,30 @@ def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
         pids = {int(p.pid) for query in _PROCESS_QUERIES for p in _call(nvml, query, handle) or ()}
         out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids))))
     return tuple(out)
+
+
+# --- clock slowdowns, for watch -------------------------------------------------------------------
+
+# nvmlClocksEventReason* bits (nvml.h) that slow a GPU down; idle, application and display clock
+# settings are the user's or the driver's choice, not a slowdown.
+_SLOWDOWNS = ((0x4, "sw_power_cap"), (0x8, "hw_slowdown"), (0x10, "sync_boost"), (0x20, "sw_thermal"),
+              (0x40, "hw_thermal"), (0x80, "hw_power_brake"))  # fmt: skip
+
+
+def clock_slowdowns() -> tuple[tuple[tuple[int, tuple[str, ...] | None], ...] | None, str | None]:
+    """((GPU index, why its clocks are held down now: () when they are not, None when it cannot
+    tell), ...), or (None, why NVML could not answer)."""
+    return _session(_collect_slowdowns)
+
+
+def _collect_slowdowns(nvml: Any, count: int) -> tuple[tuple[int, tuple[str, ...] | None], ...]:
+    out = []
+    for index in range(count):
+        handle, _ = _handle(nvml, index)
+        mask = None
+        if handle is not None:
+            mask = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)
+            if mask is None:  # drivers before R535 know only the older name
+                mask = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+        out.append((index, None if mask is None else tuple(n for bit, n in _SLOWDOWNS if int(mask) & bit)))
+    return tuple(out)

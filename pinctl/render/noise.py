@@ -73,7 +73,9 @@ def watch_table(doc: Mapping[str, Any]) -> Table:
 def draw_watch(doc: Mapping[str, Any], out: TextIO | None = None) -> None:
     """One interval: the table redrawn in place on a terminal, one line per target otherwise."""
     stream = out or sys.stdout
-    tail = [f"crossed: {line}" for line in doc["crossed"]] + [f"note: {n}" for n in doc["notes"]]
+    tail = [f"GPU {g['index']} clocks held down: {', '.join(g['slowdowns'])}" for g in doc.get("gpus") or []
+            if g.get("slowdowns")]  # fmt: skip
+    tail += [f"crossed: {line}" for line in doc["crossed"]] + [f"note: {n}" for n in doc["notes"]]
     tail += [f"not readable: {d}" for d in doc["denied"]]
     if use_rich(stream):
         stream.write(CLEAR)

@@ -96,6 +96,9 @@ def watch_textfile(doc: Mapping[str, Any]) -> str:
             per_target("involuntary_switches_per_s"))
     g.gauge("pinctl_watch_remote_memory_percent", "Share of the target's pages on nodes outside its policy.",
             per_target("remote_memory_pct"))
+    g.gauge("pinctl_watch_gpu_clock_slowdown", "1 for each reason NVML gives for a GPU's clocks being held down.",
+            [({"gpu": gpu.get("index"), "reason": r}, 1) for gpu in doc.get("gpus") or [] if isinstance(gpu, Mapping)
+             for r in gpu.get("slowdowns") or []])  # fmt: skip
     g.gauge("pinctl_watch_bound_crossed", "1 when a --max-* bound was crossed in the interval.",
             [({}, 0 if doc.get("ok", True) else 1)])
     return g.text()
