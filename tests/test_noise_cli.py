@@ -78,7 +78,7 @@ def test_noise_bound_exits_1() -> None:
 
 def test_watch_names_gpu_clock_slowdowns_from_nvml(nvmlshim: Path, tmp_path: Path) -> None:
     conf = tmp_path / "nvml.conf"
-    conf.write_text("gpus = 4\ngpu.2.clocks_event_reasons = 0x48\n"
+    conf.write_text("gpus = 4\ngpu.2.clock_events = 0x48\n"
                     "gpu.3.fail.nvmlDeviceGetCurrentClocksEventReasons = NOT_SUPPORTED\n"
                     "gpu.3.fail.nvmlDeviceGetCurrentClocksThrottleReasons = NOT_SUPPORTED\n")  # fmt: skip
     env = {**os.environ, "LD_LIBRARY_PATH": str(nvmlshim), "FAKE_NVML_CONFIG": str(conf)}
@@ -87,11 +87,11 @@ def test_watch_names_gpu_clock_slowdowns_from_nvml(nvmlshim: Path, tmp_path: Pat
     assert doc["gpus"] == [
         {"index": 0, "slowdowns": []},
         {"index": 1, "slowdowns": []},
-        {"index": 2, "slowdowns": ["hw_slowdown", "hw_thermal"]},
+        {"index": 2, "slowdowns": ["HW slowdown", "HW thermal slowdown"]},
         {"index": 3, "slowdowns": None},
     ]
     plain = subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout
-    assert "GPU 2 clocks held down: hw_slowdown, hw_thermal" in plain
+    assert "GPU 2 clocks held down: HW slowdown, HW thermal slowdown" in plain
     none = subprocess.run([*run, "--json"], capture_output=True, text=True, check=True,
                           env={**env, "LD_LIBRARY_PATH": str(tmp_path)})  # fmt: skip
     assert (

@@ -17,7 +17,8 @@ import click
 
 from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
-from pinctl.discovery.nvml import clock_slowdowns
+from pinctl.discovery.gpufacts import CLOCK_EVENTS
+from pinctl.discovery.nvml import clock_events
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.interrupts import Memo
@@ -101,13 +102,18 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     return 1 if crossed else 0
 
 
+NOT_SLOWDOWNS = (0x1, 0x2, 0x100)  # GPU idle, application and display clock settings: choices, not slowdowns
+
+
 def _gpus(notes: list[str]) -> list[dict[str, object]]:
-    """Each GPU's clock slowdowns now (NVML), or a note saying why they are unknown."""
-    found, why = clock_slowdowns()
+    """Each GPU's clock slowdowns now (NVML's clock event reasons), or a note saying why they are unknown."""
+    found, why = clock_events()
     if found is None:
         notes.append(f"GPU clock slowdowns unknown: {why}")
         return []
-    return [{"index": i, "slowdowns": None if r is None else list(r)} for i, r in found]
+    return [{"index": i, "slowdowns": None if mask is None else
+             [name for bit, (name, _) in CLOCK_EVENTS.items() if mask & bit and bit not in NOT_SLOWDOWNS]}
+            for i, mask in found]  # fmt: skip
 
 
 def _with_scan(files: KernelFiles, cur: Sample, ticks: int) -> Sample:

@@ -13,7 +13,9 @@ raises on NVML's account. Only frozen values leave: no handle escapes.
   :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI addresses, never on
   indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
-  remapping, PCIe replays, NVLink states, for ``pinctl doctor``.
+  remapping, PCIe replays, NVLink states, and the running condition
+  (:class:`~pinctl.discovery.gpufacts.GpuCondition`: clock events, ECC, NVLink
+  errors, fabric state, firmware) for ``pinctl doctor``.
 - :func:`gpu_processes`: the PIDs on each GPU, for ``pin --auto``,
   ``check --gpu-procs`` and the doctor's ``procs`` check.
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pinctl.discovery.gpufacts import FabricInfo, GpuCondition, NvLinkErrors
 from pinctl.model import MigDevice, NvLink, PciAddress
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
@@ -74,6 +77,7 @@ class GpuHealth:
     retired_pages_pending: bool | None = None
     remap_pending: bool | None = None
     remap_failure: bool | None = None
+    condition: GpuCondition = field(default_factory=GpuCondition)
 
     @property
     def active_nvlinks(self) -> int:
@@ -304,6 +308,7 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         return GpuHealth(index=index, lost=True, error=error)
     replay = _call(nvml, "nvmlDeviceGetPcieReplayCounter", handle)
     remap = _call(nvml, "nvmlDeviceGetRemappedRows", handle)  # (corrected, uncorrected, pending, failure)
+    links = _link_states(nvml, handle)
     return GpuHealth(
         index=index,
         pci_bus_id=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
@@ -311,11 +316,46 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
         persistence_mode=_enabled(nvml, _call(nvml, "nvmlDeviceGetPersistenceMode", handle)),
         pcie_replay_counter=None if replay is None else int(replay),
-        nvlinks=tuple(_link_states(nvml, handle)),
+        nvlinks=tuple(links),
         retired_pages_pending=_enabled(nvml, _call(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)),
         remap_pending=None if remap is None else bool(remap[2]),
         remap_failure=None if remap is None else bool(remap[3]),
+        condition=_condition(nvml, handle, links),
     )
+
+
+def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCondition:
+    """Clock events, uncorrectable ECC, NVLink error counters, fabric state, firmware versions."""
+    unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
+    ecc = [_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]
+    return GpuCondition(
+        clock_events=_events(nvml, handle), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
+            _int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
+            for link, active in links),
+        fabric=_fabric(nvml, handle),
+        vbios=_text(_call(nvml, "nvmlDeviceGetVbiosVersion", handle)),
+        gsp_firmware=_text(_call(nvml, "nvmlDeviceGetGspFirmwareVersion", handle)),
+    )  # fmt: skip
+
+
+def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
+    """nvmlDeviceGetGpuFabricInfoV (v2 struct), else the older unversioned call; None when unsupported.
+
+    nvml.h types ``state`` as an unsigned char that pynvml reads as a c_uint: the low byte is it.
+    """
+    import ctypes
+
+    for fn, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+                       ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+        cls = getattr(nvml, struct, None)
+        info = None if cls is None else cls()
+        if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
+            mask = getattr(info, "healthMask", None)
+            why = None if int(info.status) == 0 else _text(_call(nvml, "nvmlErrorString", int(info.status)))
+            return FabricInfo(int(info.state) & 0xFF, int(info.status), None if mask is None else int(mask), why)
+    return None
 
 
 # --- processes, for pin --auto / check --gpu-procs / doctor ----------------------------------
@@ -345,28 +385,15 @@ def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
     return tuple(out)
 
 
-# --- clock slowdowns, for watch -------------------------------------------------------------------
 
-# nvmlClocksEventReason* bits (nvml.h) that slow a GPU down; idle, application and display clock
-# settings are the user's or the driver's choice, not a slowdown.
-_SLOWDOWNS = ((0x4, "sw_power_cap"), (0x8, "hw_slowdown"), (0x10, "sync_boost"), (0x20, "sw_thermal"),
-              (0x40, "hw_thermal"), (0x80, "hw_power_brake"))  # fmt: skip
-
-
-def clock_slowdowns() -> tuple[tuple[tuple[int, tuple[str, ...] | None], ...] | None, str | None]:
-    """((GPU index, why its clocks are held down now: () when they are not, None when it cannot
-    tell), ...), or (None, why NVML could not answer)."""
-    return _session(_collect_slowdowns)
+def clock_events() -> tuple[tuple[tuple[int, int | None], ...] | None, str | None]:
+    """((GPU index, its nvmlClocksEventReason* mask now; None when it cannot tell), ...), or (None, why):
+    ``watch``'s GPU clock slowdowns, without the rest of the health queries."""
+    return _session(lambda nvml, count: tuple((i, _events(nvml, _handle(nvml, i)[0])) for i in range(count)))
 
 
-def _collect_slowdowns(nvml: Any, count: int) -> tuple[tuple[int, tuple[str, ...] | None], ...]:
-    out = []
-    for index in range(count):
-        handle, _ = _handle(nvml, index)
-        mask = None
-        if handle is not None:
-            mask = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)
-            if mask is None:  # drivers before R535 know only the older name
-                mask = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
-        out.append((index, None if mask is None else tuple(n for bit, n in _SLOWDOWNS if int(mask) & bit)))
-    return tuple(out)
+def _events(nvml: Any, handle: Any) -> int | None:
+    if handle is None:
+        return None
+    events = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)  # R535+; the older name below
+    return _int(events if events is not None else _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle))
