@@ -54,7 +54,7 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
     health = None
     note = "NVML not queried"
     if root is not None:
-        note = "--root given: NVML facts exist only on the live node"
+        note = "live node only: NVML (--root given)"
     elif not nvml:
         note = "--no-nvml given"
     else:

@@ -21,7 +21,7 @@ _GONE = "process does not exist"  # exited between the NVML query and /proc: not
 
 def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     if not ctx.files.is_live:
-        return [skipped(CHECK, "--root given: processes exist only on the live node")]
+        return [skipped(CHECK, "live node only: processes (--root given)")]
     if ctx.health is None:
         return [skipped(CHECK, ctx.nvml_note)]
     per_gpu, note = gpu_processes()

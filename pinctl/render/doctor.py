@@ -47,7 +47,10 @@ def plain_lines(findings: Sequence[Finding], *, verbose: bool = False, details: 
                 out.append("")
             out.append(f"[{f.area}]")
             area = f.area
-        out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
+        if details:
+            out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
+        else:  # a terminal: the short finding, as the table has it
+            out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {_short(f)}")
         if verbose or (details and f.severity in ("warn", "fail")):
             out.extend(f"        {e}" for e in _details(f))
     out.append("")
