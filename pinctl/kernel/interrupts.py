@@ -35,7 +35,9 @@ def _source(label: str, tail: list[str]) -> str:
 
 
 Counts = dict[str, dict[int, int]]
-Memo = dict[str, tuple[str, dict[int, int]]]  # a row's text -> (its source, its parsed counts)
+# A row's text -> (its source, its parsed counts, its fields); and "\0LABEL" -> the same, for the
+# row of that label last time (a changed row converts only the columns whose text changed).
+Memo = dict[str, tuple[str, dict[int, int], list[str]]]
 
 
 def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | None = None) -> Counts:
@@ -61,7 +63,7 @@ def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | No
         if known is not None:
             out[known[0]] = known[1]
             if memo is not None:
-                memo[line] = known
+                memo[line] = memo["\0" + line.partition(":")[0]] = known
             continue
         label, sep, rest = line.partition(":")
         if not sep:
@@ -71,12 +73,20 @@ def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | No
         if not n:
             while n < len(fields) and n < width and fields[n].isdigit():
                 n += 1
-        counts = {cpu: int(fields[i]) for i, cpu in wanted if i < n}
+        last = old.get("\0" + label)
+        if last is not None and len(last[2]) == len(fields) and n == width:
+            counts = dict(last[1])
+            before = last[2]
+            for i, cpu in wanted:
+                if fields[i] != before[i]:
+                    counts[cpu] = int(fields[i])
+        else:
+            counts = {cpu: int(fields[i]) for i, cpu in wanted if i < n}
         tail = fields[width].split() if n == width and len(fields) > width else fields[n:]
         source = _source(label.strip(), tail)
         out[source] = counts
         if memo is not None:
-            memo[line] = (source, counts)
+            memo[line] = memo["\0" + label] = (source, counts, fields)
     return out
 
 

@@ -67,27 +67,34 @@ class Figures:
     offenders: tuple[Offender, ...] | None
 
 
-Rows = list[tuple[str, Mapping[int, int], Mapping[int, int]]]
+Rows = list[tuple[str, dict[int, int]]]
 
 
 def changed_rows(
     prev: Mapping[str, Mapping[int, int]] | None, cur: Mapping[str, Mapping[int, int]] | None
 ) -> Rows | None:
-    """(source, before, now) for the rows that moved between two readings: a row the reader kept
-    (the same object, its text unchanged) did not, and a quiet device queue costs nothing more."""
+    """(source, {CPU: events since *prev*}) for the counts that moved: a row the reader kept (the same
+    object, its text unchanged) did not, and within a row only the CPUs whose count changed are
+    compared (a set difference), so a quiet device queue costs nothing and a busy one little."""
     if prev is None or cur is None:
         return None
-    return [(name, before, counts) for name, counts in cur.items()
-            if (before := prev.get(name)) is not None and before is not counts]  # fmt: skip
+    out: Rows = []
+    for name, counts in cur.items():
+        before = prev.get(name)
+        if before is None or before is counts:
+            continue
+        moved = {c: v - before.get(c, v) for c, v in counts.items() - before.items()}
+        out.append((name, {c: d for c, d in moved.items() if d > 0}))  # backwards (a CPU replugged) is 0
+    return out
 
 
 def _per_s(rows: Rows | None, cpus: frozenset[int], seconds: float) -> dict[str, float] | None:
-    """Per source, events per second on *cpus* (a counter that went backwards, a CPU replugged, is 0)."""
+    """Per source, events per second on *cpus*."""
     if rows is None:
         return None
     out: dict[str, float] = {}
-    for name, before, counts in rows:
-        n = sum(max(0, counts[c] - before.get(c, counts[c])) for c in cpus if c in counts)
+    for name, moved in rows:
+        n = sum(d for c, d in moved.items() if c in cpus)
         if n:
             out[name] = n / seconds
     return out
