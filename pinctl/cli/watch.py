@@ -85,6 +85,8 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             n += 1
             time.sleep(max(0.0, prev.t_ns / 1e9 + interval - time.monotonic()))
             cur = take(files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0, memo=memo, homes=homes)
+            if not cur.numa and prev.numa:  # between numa_maps readings, the last one stands
+                cur = replace(cur, numa=prev.numa)
             figures = compute_all(prev, cur, targets, ticks)
             scan = any(bounds.notable(f) for f in figures)
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
@@ -96,7 +98,7 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
                             gpus=gpus)  # fmt: skip
             crossed = crossed or not doc["ok"]
             _emit(doc, fmt)
-            prev = cur if cur.numa or not prev.numa else replace(cur, numa=prev.numa)
+            prev = cur
     except KeyboardInterrupt:
         note(f"stopped after {n - 1} interval{'s' if n != 2 else ''}")
     return 1 if crossed else 0
