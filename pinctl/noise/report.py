@@ -53,8 +53,15 @@ def crossed(f: Figures, b: Bounds) -> list[str]:
 
 def _offender(o: Offender, users: Mapping[int, str]) -> dict[str, Any]:
     user = users.get(o.uid) if o.uid is not None else None
-    return {"pid": o.pid, "comm": o.comm, "cpu_pct": o.cpu_pct, "uid": o.uid, "user": user, "threads": o.threads,
-            "wakeups_per_s": o.wakeups_per_s}
+    return {
+        "pid": o.pid,
+        "comm": o.comm,
+        "cpu_pct": o.cpu_pct,
+        "uid": o.uid,
+        "user": user,
+        "threads": o.threads,
+        "wakeups_per_s": o.wakeups_per_s,
+    }
 
 
 def target_dict(f: Figures, users: Mapping[int, str]) -> dict[str, Any]:
