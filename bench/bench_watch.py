@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import gen_noise  # noqa: E402
 
 from pinctl.kernel.counters import take  # noqa: E402
-from pinctl.kernel.files import KernelFiles  # noqa: E402
+from pinctl.kernel.files import KeptOpen, KernelFiles  # noqa: E402
 from pinctl.kernel.interrupts import Memo  # noqa: E402
 from pinctl.noise.figures import Target, compute_all  # noqa: E402
 from pinctl.noise.report import Bounds, watch_doc  # noqa: E402
@@ -38,17 +38,19 @@ def interval_cost(root: Path, node: gen_noise.Node, targets: list[Target], *, sc
     cpus = frozenset().union(*(t.cpus for t in targets))
     pids = tuple(p for t in targets for p in t.pids)
     memo: Memo = {}
-    prev = take(files, cpus, pids, 100, scan=scan, memo=memo)
+    kept = KeptOpen(files)
+    prev = take(files, cpus, pids, 100, scan=scan, memo=memo, kept=kept)
     costs = []
     for step in range(reps):
         gen_noise.tick(node, step)
         gen_noise.write_counters(root, node)
         start = time.process_time()
-        cur = take(files, cpus, pids, 100, scan=scan, memo=memo)
+        cur = take(files, cpus, pids, 100, scan=scan, memo=memo, kept=kept)
         figures = compute_all(prev, cur, targets, 100)
         watch_doc("bench", 1, 0.0, figures, {}, bounds=Bounds())
         costs.append(time.process_time() - start)
         prev = cur
+    kept.close()
     return statistics.median(costs)
 
 

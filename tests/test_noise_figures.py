@@ -7,6 +7,7 @@ reader watch uses (pinctl.kernel.counters.take, root-prefixed), and checks the f
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +15,7 @@ from noise_helpers import SECOND, gen, node_with_busy_neighbour, two_samples
 from prometheus_client.parser import text_string_to_metric_families
 
 from pinctl.kernel.counters import take
-from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import parse_counts
 from pinctl.kernel.stat import parse_stat, parse_task_stat
 from pinctl.noise.figures import Target, compute
@@ -142,3 +143,29 @@ def test_a_big_tree_reads_every_thread_only_when_asked(tmp_path: Path) -> None:
     assert quiet.scan is None and len(quiet.threads[1000]) == 20
     scanned = take(files, {0, 1}, (1000,), 100, scan=True)
     assert scanned.scan is not None and len(scanned.scan) == 200
+
+
+def test_kept_files_are_read_anew_and_forgotten_when_their_task_ends(tmp_path: Path) -> None:
+    import threading
+
+    files = KernelFiles("/")
+    kept = KeptOpen(files, limit=2)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    tid = worker.native_id
+    pid = os.getpid()
+    first = kept.read(f"/proc/{pid}/task/{tid}/schedstat")
+    assert first is not None and len(kept.fds) == 1
+    sum(range(10**6))  # this thread runs; its own schedstat, read again through the kept file, moves
+    mine = f"/proc/{pid}/task/{threading.get_native_id()}/schedstat"
+    a, b = kept.read(mine), (sum(range(10**6)), kept.read(mine))[1]
+    assert a is not None and b is not None and int(b.split()[0]) > int(a.split()[0])
+    assert kept.read(f"/proc/{pid}/status") is not None and len(kept.fds) == 2  # over the limit: read, not kept
+    stop.set()
+    worker.join()
+    assert kept.read(f"/proc/{pid}/task/{tid}/schedstat") is None  # the thread ended
+    kept.sweep()
+    kept.sweep()
+    assert kept.fds == {}
+    kept.close()

@@ -20,7 +20,7 @@ from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
 from pinctl.discovery.nvml import clock_events
 from pinctl.kernel.counters import Sample, take
-from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import Memo
 from pinctl.kernel.stat import clock_ticks
 from pinctl.noise.figures import compute_all
@@ -76,7 +76,8 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     own = tuple(dict.fromkeys(p for t in targets for p in t.pids))
     memo: Memo = {}
     homes = {p: t.cpus for t in targets for p in t.pids}
-    prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes)
+    kept = KeptOpen(files)
+    prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes, kept=kept)
     scan = False
     crossed = False
     n = 0
@@ -84,7 +85,9 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
         while count is None or n < count:
             n += 1
             time.sleep(max(0.0, prev.t_ns / 1e9 + interval - time.monotonic()))
-            cur = take(files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0, memo=memo, homes=homes)
+            cur = take(
+                files, watched, own, ticks, scan=scan, numa=n % NUMA_EVERY == 0, memo=memo, homes=homes, kept=kept
+            )
             if not cur.numa and prev.numa:  # between numa_maps readings, the last one stands
                 cur = replace(cur, numa=prev.numa)
             figures = compute_all(prev, cur, targets, ticks)
@@ -101,6 +104,8 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             prev = cur
     except KeyboardInterrupt:
         note(f"stopped after {n - 1} interval{'s' if n != 2 else ''}")
+    finally:
+        kept.close()
     return 1 if crossed else 0
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import Memo, read_interrupts, read_softirqs
 from pinctl.kernel.proc import read_numa_pages, task_ids
 from pinctl.kernel.stat import CpuTime, TaskTime, all_tasks, owner, read_cpu_times, read_task, read_watched
@@ -47,7 +47,7 @@ class Sample:
 def take(
     files: KernelFiles, cpus: Collection[int], pids: Collection[int], ticks: int, *,
     scan: bool = False, numa: bool = False, clock: int | None = None, memo: Memo | None = None,
-    homes: Mapping[int, frozenset[int]] | None = None,
+    homes: Mapping[int, frozenset[int]] | None = None, kept: KeptOpen | None = None,
 ) -> Sample:  # fmt: skip
     """Read the counters for *cpus* and the threads of *pids*; *scan* every thread; *numa* maps too.
 
@@ -55,7 +55,8 @@ def take(
     *memo*: kept by the caller between samples of the same *cpus*, so /proc/interrupts rows
     that did not change are not parsed again (pinctl.kernel.interrupts.parse_counts). *homes*: each
     watched process's own CPUs (default *cpus*): a thread that may run only there is not asked where
-    it last ran (one file fewer a thread, every interval)."""
+    it last ran (one file fewer a thread, every interval). *kept*: the watched threads' files held
+    open between samples (pinctl.kernel.files.KeptOpen); swept of ended threads here."""
     start = time.monotonic_ns()
     denied: list[str] = []
     cpu_times = read_cpu_times(files)
@@ -72,10 +73,12 @@ def take(
     for pid in pids:
         mine: dict[int, ThreadSample] = {}
         for tid in task_ids(files, pid):
-            got = read_watched(files, pid, tid, ticks, homes.get(pid, watched) if homes else watched)
+            got = read_watched(files, pid, tid, ticks, homes.get(pid, watched) if homes else watched, kept)
             if got is not None:
                 mine[tid] = ThreadSample(*got)
         threads[pid] = mine
+    if kept is not None:
+        kept.sweep()
     maps: dict[int, list[tuple[frozenset[int], dict[int, int]]]] = {}
     if numa:
         for pid in pids:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pinctl.cpuset import decimal, parse_list
 from pinctl.errors import UsageError
-from pinctl.kernel.files import KernelFiles
+from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.proc import process_id
 
 STAT = "/proc/stat"
@@ -126,12 +126,14 @@ def _status_field(text: str, key: str) -> str | None:
 
 
 def read_watched(
-    files: KernelFiles, pid: int, tid: int, ticks: int, cpus: frozenset[int]
+    files: KernelFiles, pid: int, tid: int, ticks: int, cpus: frozenset[int], kept: KeptOpen | None = None
 ) -> tuple[TaskTime, int | None] | None:
     """A watched thread's times and involuntary switches, read every interval, so as few files as
     it takes: status (name, allowed CPUs, switches) and schedstat; stat only when the thread may
-    run outside *cpus* (to see where it last ran; ``processor`` is -1 when it cannot be outside)."""
-    status = files.read_quick(f"/proc/{pid}/task/{tid}/status")
+    run outside *cpus* (to see where it last ran; ``processor`` is -1 when it cannot be outside).
+    *kept*: the files held open between intervals (pinctl.kernel.files.KeptOpen)."""
+    read = kept.read if kept is not None else files.read_quick
+    status = read(f"/proc/{pid}/task/{tid}/status")
     if status is None:
         return None
     switches = _status_field(status, "nonvoluntary_ctxt_switches:")
@@ -141,7 +143,7 @@ def read_watched(
         inside = bool(allowed) and parse_list(allowed) <= cpus
     except UsageError:
         inside = False
-    fields = (files.read_quick(f"/proc/{pid}/task/{tid}/schedstat") or "").split()
+    fields = (read(f"/proc/{pid}/task/{tid}/schedstat") or "").split()
     run = decimal(fields[0], limit=20) if fields else None
     if not inside or run is None:
         task = read_task(files, pid, tid, ticks)
