@@ -18,7 +18,7 @@ import click
 from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
-from pinctl.discovery.nvml import clock_events
+from pinctl.discovery.nvml import NvmlUnavailable, query_health
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import Memo
@@ -30,7 +30,7 @@ from pinctl.render.noise import draw_watch
 from pinctl.render.prometheus import watch_textfile
 
 NUMA_EVERY = 10  # numa_maps makes the kernel walk page tables: read it every tenth interval
-GPU_EVERY = 10  # an NVML session (init, query, shutdown) costs milliseconds: every tenth interval too
+GPU_EVERY = 10  # an NVML session (init, health queries, shutdown) costs milliseconds: every tenth interval too
 
 
 @click.command()
@@ -113,14 +113,22 @@ NOT_SLOWDOWNS = (0x1, 0x2, 0x100)  # GPU idle, application and display clock set
 
 
 def _gpus(notes: list[str]) -> list[dict[str, object]]:
-    """Each GPU's clock slowdowns now (NVML's clock event reasons), or a note saying why they are unknown."""
-    found, why = clock_events()
-    if found is None:
-        notes.append(f"GPU clock slowdowns unknown: {why}")
+    """Each GPU's clock slowdowns now (NVML's clock event reasons, read with doctor's health
+    queries), or a note saying why they are unknown."""
+    health = query_health()
+    if isinstance(health, NvmlUnavailable):
+        notes.append(f"GPU clock slowdowns unknown: {health.reason}")
         return []
-    return [{"index": i, "slowdowns": None if mask is None else
-             [name for bit, (name, _) in CLOCK_EVENTS.items() if mask & bit and bit not in NOT_SLOWDOWNS]}
-            for i, mask in found]  # fmt: skip
+    out: list[dict[str, object]] = []
+    for g in health.gpus:
+        mask = None if g.lost else g.condition.clock_events
+        slow = (
+            None
+            if mask is None
+            else [n for bit, (n, _) in CLOCK_EVENTS.items() if mask & bit and bit not in NOT_SLOWDOWNS]
+        )
+        out.append({"index": g.index, "slowdowns": slow})
+    return out
 
 
 def _with_scan(files: KernelFiles, cur: Sample, ticks: int) -> Sample:

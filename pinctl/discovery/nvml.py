@@ -263,11 +263,15 @@ def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
         if uuid is None:
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
-        out.append(MigDevice(
-            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
-            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
-            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
-        ))  # fmt: skip
+        out.append(
+            MigDevice(
+                uuid=uuid,
+                name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
+                memory_bytes=_int(total),
+                gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+                compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+            )
+        )
     return tuple(out)
 
 
@@ -326,11 +330,16 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
 
 def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCondition:
     """Clock events, uncorrectable ECC, NVLink error counters, fabric state, firmware versions."""
+    events = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)  # R535+; the older name below
+    if events is None:
+        events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
     unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
-    ecc = [_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
-           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]
+    ecc = [
+        _int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+        for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))
+    ]
     return GpuCondition(
-        clock_events=_events(nvml, handle), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        clock_events=_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
         nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
             _int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
             for link, active in links),
@@ -347,8 +356,10 @@ def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
     """
     import ctypes
 
-    for fn, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
-                       ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+    for fn, struct in (
+        ("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+        ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t"),
+    ):
         cls = getattr(nvml, struct, None)
         info = None if cls is None else cls()
         if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
@@ -383,17 +394,3 @@ def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
         pids = {int(p.pid) for query in _PROCESS_QUERIES for p in _call(nvml, query, handle) or ()}
         out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids))))
     return tuple(out)
-
-
-
-def clock_events() -> tuple[tuple[tuple[int, int | None], ...] | None, str | None]:
-    """((GPU index, its nvmlClocksEventReason* mask now; None when it cannot tell), ...), or (None, why):
-    ``watch``'s GPU clock slowdowns, without the rest of the health queries."""
-    return _session(lambda nvml, count: tuple((i, _events(nvml, _handle(nvml, i)[0])) for i in range(count)))
-
-
-def _events(nvml: Any, handle: Any) -> int | None:
-    if handle is None:
-        return None
-    events = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)  # R535+; the older name below
-    return _int(events if events is not None else _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle))

@@ -41,12 +41,17 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     for f in facts:
         problems = [p for p in issues.get(f.pid, []) if p != _GONE]
         if f.exists and problems:
-            out.append(Finding(
-                CHECK, "warn", f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
-                problems[0], tuple(problems),
-                "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
-                "`pinctl check --gpu-procs` shows the details",
-            ))
+            out.append(
+                Finding(
+                    CHECK,
+                    "warn",
+                    f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
+                    problems[0],
+                    tuple(problems),
+                    "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
+                    "`pinctl check --gpu-procs` shows the details",
+                )
+            )
     live = sum(1 for f in facts if f.exists)
     plan_note = "against the plan" if ctx.plan is not None else "no plan given: only CPU sharing is judged"
     return out or [ok(CHECK, "node", f"{count(live, 'GPU process', 'GPU processes')} pinned apart ({plan_note})")]
