@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pinctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120)
+    """pinctl in a Slurm job of its own: ranks other work on this box launched are not found."""
+    env = {**os.environ, "SLURM_JOB_ID": f"pinctl-test-{os.getpid()}"}
+    return subprocess.run([sys.executable, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(

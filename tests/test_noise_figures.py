@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import jsonschema
@@ -164,6 +165,10 @@ def test_kept_files_are_read_anew_and_forgotten_when_their_task_ends(tmp_path: P
     assert kept.read(f"/proc/{pid}/status") is not None and len(kept.fds) == 2  # over the limit: read, not kept
     stop.set()
     worker.join()
+    for _ in range(200):  # the kernel reaps the thread a moment after Python's join returns
+        if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+            break
+        time.sleep(0.01)
     assert kept.read(f"/proc/{pid}/task/{tid}/schedstat") is None  # the thread ended
     kept.sweep()
     kept.sweep()
