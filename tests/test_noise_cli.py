@@ -99,3 +99,12 @@ def test_watch_names_gpu_clock_slowdowns_from_nvml(nvmlshim: Path, tmp_path: Pat
     assert (
         json.loads(none.stdout)["gpus"] == [] and "GPU clock slowdowns unknown" in json.loads(none.stdout)["notes"][0]
     )
+
+
+def test_a_plan_names_the_cpu_classes(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(pinctl("plan", "--ranks", "1", "--reserve", "0", "--json").stdout)
+    doc = json.loads(pinctl("watch", "--plan", str(plan), "--count", "1", "--interval", "0.3", "--json").stdout)
+    assert [(t["name"], t["kind"], t["cpulist"]) for t in doc["targets"]] == [("housekeeping", "class", "0")]
+    noise = json.loads(pinctl("noise", "--plan", str(plan), "--seconds", "0.3", "--json").stdout)
+    assert {c["cpu"]: c["class"] for c in noise["cpus"]} == {0: "housekeeping", 1: "rank 0"}
