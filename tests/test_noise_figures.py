@@ -20,7 +20,7 @@ from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import parse_counts
 from pinctl.kernel.stat import parse_stat, parse_task_stat
 from pinctl.noise.figures import Target, compute
-from pinctl.noise.report import Bounds, crossed, watch_doc
+from pinctl.noise.report import Bounds, crossed, noise_doc, watch_doc
 from pinctl.render.prometheus import watch_textfile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,3 +174,13 @@ def test_kept_files_are_read_anew_and_forgotten_when_their_task_ends(tmp_path: P
     kept.sweep()
     assert kept.fds == {}
     kept.close()
+
+
+def test_a_quiet_cpu_is_not_called_noisy() -> None:
+    def cpu(n: int, lost: float) -> dict[str, object]:
+        return {"cpu": n, "lost_pct": lost, "max_detour_us": 9.0, "p99_detour_us": 3.0, "offenders": [],
+                "irq_sources": [{"name": "LOC Local timer interrupts", "per_s": 250.0}]}  # fmt: skip
+
+    doc = noise_doc("n", "probe", None, 1.0, [cpu(0, 0.3), cpu(1, 45.0), cpu(2, 1.9)], bounds=Bounds(max_lost=1))
+    assert [c["cpu"] for c in doc["noisiest"]] == [1]
+    assert doc["crossed"] == ["CPU 1: lost 45% of its time (bound 1%)", "CPU 2: lost 1.9% of its time (bound 1%)"]
