@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import jsonschema
+from hypothesis import given
+from hypothesis import strategies as st
 from noise_helpers import SECOND, gen, node_with_busy_neighbour, two_samples
 from prometheus_client.parser import text_string_to_metric_families
 
 from pinctl.kernel.counters import take
 from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import parse_counts
+from pinctl.kernel.proc import parse_numa_pages
 from pinctl.kernel.stat import parse_stat, parse_task_stat
 from pinctl.noise.figures import Target, compute
 from pinctl.noise.report import Bounds, crossed, noise_doc, watch_doc
@@ -184,3 +187,13 @@ def test_a_quiet_cpu_is_not_called_noisy() -> None:
     doc = noise_doc("n", "probe", None, 1.0, [cpu(0, 0.3), cpu(1, 45.0), cpu(2, 1.9)], bounds=Bounds(max_lost=1))
     assert [c["cpu"] for c in doc["noisiest"]] == [1]
     assert doc["crossed"] == ["CPU 1: lost 45% of its time (bound 1%)", "CPU 2: lost 1.9% of its time (bound 1%)"]
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 :()\nCPUabcN=x-²\t"), max_size=300))
+def test_the_counter_parsers_never_raise(text: str) -> None:
+    """A gathered or garbled file is data, never a traceback."""
+    parse_counts("           CPU0       CPU1\n" + text, {0, 1})
+    parse_counts(text)
+    parse_stat(text)
+    parse_task_stat(text, 100)
+    parse_numa_pages(text)

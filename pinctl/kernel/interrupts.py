@@ -69,19 +69,26 @@ def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | No
         if not sep:
             continue
         fields = rest.split(None, width)
-        n = width if len(fields) > width or (len(fields) == width and fields[-1].isdigit()) else 0
+        full = len(fields) > width or (len(fields) == width and fields[-1].isdecimal())
+        n = width if full and fields[0].isdecimal() and fields[width - 1].isdecimal() else 0
         if not n:
-            while n < len(fields) and n < width and fields[n].isdigit():
+            while n < len(fields) and n < width and fields[n].isdecimal():
                 n += 1
         last = old.get("\0" + label)
         if last is not None and len(last[2]) == len(fields) and n == width:
             counts = dict(last[1])
             before = last[2]
-            for i, cpu in wanted:
-                if fields[i] != before[i]:
-                    counts[cpu] = int(fields[i])
+            try:
+                for i, cpu in wanted:
+                    if fields[i] != before[i]:
+                        counts[cpu] = int(fields[i])
+            except ValueError:  # a column that is not a count: the row says nothing
+                counts = {}
         else:
-            counts = {cpu: int(fields[i]) for i, cpu in wanted if i < n}
+            try:
+                counts = {cpu: int(fields[i]) for i, cpu in wanted if i < n}
+            except ValueError:
+                counts = {}
         tail = fields[width].split() if n == width and len(fields) > width else fields[n:]
         source = _source(label.strip(), tail)
         out[source] = counts
