@@ -109,3 +109,9 @@ def test_a_plan_names_the_cpu_classes(tmp_path: Path) -> None:
     noise = json.loads(pinctl("noise", "--plan", str(plan), "--seconds", "0.3", "--json").stdout)
     classes = {c["cpu"]: c["class"] for c in noise["cpus"]}
     assert classes[0] == "housekeeping" and set(classes.values()) == {"housekeeping", "rank 0"}
+
+
+def test_noise_table_on_a_terminal() -> None:
+    text = in_pty(100, "noise", "--cpus", "0-1", "--seconds", "0.3")
+    assert "noise over 0.3 s (method: probe)" in text and "lost" in text and "\nmethod: " in text
+    assert "noisiest: CPU" in text or "quiet: no CPU lost" in text
