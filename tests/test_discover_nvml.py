@@ -104,6 +104,8 @@ def fake_pynvml(
     m.NVML_ERROR_LIBRARY_NOT_FOUND = LIBRARY_NOT_FOUND  # type: ignore[attr-defined]
     m.NVML_ERROR_DRIVER_NOT_LOADED = DRIVER_NOT_LOADED  # type: ignore[attr-defined]
     m.NVML_ERROR_NO_PERMISSION = NO_PERMISSION  # type: ignore[attr-defined]
+    m.NVML_ERROR_NOT_SUPPORTED = NOT_SUPPORTED  # type: ignore[attr-defined]
+    m.NVML_ERROR_GPU_IS_LOST = 15  # type: ignore[attr-defined]
 
     def init() -> None:
         calls.append("init")
@@ -194,7 +196,7 @@ def test_query_reads_devices_and_counts_nvlinks_per_peer(monkeypatch: pytest.Mon
     assert g2.pci is None
     assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
     joined = apply_nvml(node_with("0000:1b:00.0", "0000:43:00.0"), result)
-    assert any("could not read GPU(s) 2" in n for n in joined.notes)
+    assert any("lost GPU: NVML GPU 2: NVML cannot open it (GPU_IS_LOST)" in n for n in joined.notes)
 
 
 def test_gpu_processes_per_gpu_in_sysfs_form(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +213,7 @@ def test_gpu_processes_per_gpu_in_sysfs_form(monkeypatch: pytest.MonkeyPatch) ->
     assert per_gpu == (
         GpuProcesses(0, "0000:1b:00.0", (10, 20, 30)),
         GpuProcesses(1, "0000:43:00.0", (40,)),
-        GpuProcesses(2, None, ()),
+        GpuProcesses(2, None, (), "GPU 2: NVML cannot open it (GPU_IS_LOST)"),
     )
     assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
 
@@ -220,7 +222,9 @@ def test_gpu_processes_on_a_pynvml_without_one_query(monkeypatch: pytest.MonkeyP
     fake = fake_pynvml(gpus=[{"bus": b"00000000:1B:00.0", "compute": [7], "graphics": [8]}])
     del fake.nvmlDeviceGetGraphicsRunningProcesses  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    assert gpu_processes() == ((GpuProcesses(0, "0000:1b:00.0", (7,)),), None)
+    (gpu,), note = gpu_processes()  # type: ignore[misc]
+    assert note is None and (gpu.index, gpu.pci_bus_id, gpu.pids) == (0, "0000:1b:00.0", (7,))
+    assert gpu.error is not None and "neither nvmlDeviceGetGraphicsRunningProcesses_v3 nor" in gpu.error
 
 
 def _reason(answer: Any) -> str | None:

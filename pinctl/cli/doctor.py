@@ -53,6 +53,7 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
     node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
     health = None
     note = "NVML not queried"
+    nvml_error = None
     if root is not None:
         note = "--root given: NVML facts exist only on the live node"
     elif not nvml:
@@ -61,6 +62,7 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
         result = query_health()
         if isinstance(result, NvmlUnavailable):
             note = result.reason  # "NVML not available: ...", the one wording of every NVML query
+            nvml_error = result.code
         else:
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
@@ -70,7 +72,8 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
 
     job_cpus = frozenset().union(*(r.cpus for r in loaded.ranks)) if loaded is not None else None
     return DoctorContext(files=KernelFiles(root or "/"), node=node, health=health, nvml_note=note,
-                         discovery_error=error, housekeeping=housekeeping, job_cpus=job_cpus, plan=loaded)
+                         nvml_error=nvml_error, discovery_error=error, housekeeping=housekeeping,
+                         job_cpus=job_cpus, plan=loaded)
 
 
 @click.command()

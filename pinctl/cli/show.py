@@ -9,8 +9,9 @@ import click
 
 from pinctl import api
 from pinctl.cli.options import source_options
-from pinctl.cli.output import say
+from pinctl.cli.output import note, say
 from pinctl.discovery.hwloc import export_xml, live_xml
+from pinctl.discovery.nvml import lost_gpus
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw
@@ -36,8 +37,13 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)
-        sys.stdout.write(live_xml())
-        return 0
-    export_xml(output)
-    say(f"wrote {output}")
+        text, crashed = live_xml()
+        sys.stdout.write(text)
+    else:
+        crashed = export_xml(output)
+        say(f"wrote {output}")
+    if crashed:
+        note(crashed)
+    for line in lost_gpus():  # the XML has a lost GPU's PCI facts only: say which and why
+        note(line)
     return 0

@@ -22,84 +22,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from pinctl.discovery.nvmlfacts import (
+    LOST_ERRORS,
+    GpuHealth,
+    GpuProcesses,
+    Lost,
+    NvmlGpu,
+    NvmlHealth,
+    NvmlResult,
+    NvmlUnavailable,
+    PcieLink,
+)
 from pinctl.model import MigDevice, NvLink, PciAddress
 
+__all__ = ["GpuHealth", "GpuProcesses", "Lost", "NvmlGpu", "NvmlHealth", "NvmlResult", "NvmlUnavailable",
+           "gpu_processes", "query_health", "query_nvml", "unavailable"]
+
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
-
-
-# --- frozen answers -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NvmlGpu:
-    """One GPU as NVML reports it; None = NVML could not say. ``nvlinks`` None = unknown."""
-
-    index: int
-    pci: PciAddress | None
-    uuid: str | None = None
-    name: str | None = None
-    memory_bytes: int | None = None
-    nvlinks: tuple[NvLink, ...] | None = None
-    minor: int | None = None
-    mig_mode: bool | None = None
-    mig: tuple[MigDevice, ...] = ()
-
-
-@dataclass(frozen=True)
-class NvmlResult:
-    driver_version: str | None
-    gpus: tuple[NvmlGpu, ...]
-
-
-@dataclass(frozen=True)
-class GpuHealth:
-    """One GPU as NVML sees it now. ``lost`` when no handle could be had (e.g. GPU_IS_LOST).
-
-    ``nvlinks`` holds ``(link index, active)`` for each link NVML knows on this board;
-    links whose state query fails (absent on this board) are not listed.
-    """
-
-    index: int
-    pci_bus_id: PciAddress | None = None
-    name: str | None = None
-    uuid: str | None = None
-    lost: bool = False
-    error: str | None = None
-    persistence_mode: bool | None = None
-    pcie_replay_counter: int | None = None
-    nvlinks: tuple[tuple[int, bool], ...] = ()
-    retired_pages_pending: bool | None = None
-    remap_pending: bool | None = None
-    remap_failure: bool | None = None
-
-    @property
-    def active_nvlinks(self) -> int:
-        return sum(1 for _, active in self.nvlinks if active)
-
-
-@dataclass(frozen=True)
-class NvmlHealth:
-    driver_version: str | None
-    gpus: tuple[GpuHealth, ...]
-
-
-@dataclass(frozen=True)
-class NvmlUnavailable:
-    """Why there is no health data (no library, no driver, init failed)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class GpuProcesses:
-    """The compute and graphics processes on one GPU; ``pci_bus_id`` in sysfs form (0000:3b:00.0)."""
-
-    index: int
-    pci_bus_id: str | None
-    pids: tuple[int, ...]
 
 
 # --- the one session, the one safe call, the one bus-id parser ------------------------------
@@ -110,63 +51,99 @@ def unavailable(why: str) -> str:
     return f"NVML not available: {why}"
 
 
-def _why(nvml: Any, err: Exception) -> str:
+_WORDS = {
+    "LIBRARY_NOT_FOUND": "libnvidia-ml.so.1 not found",
+    "DRIVER_NOT_LOADED": "NVIDIA driver not loaded",
+    "NO_PERMISSION": "no permission to use NVML",
+    "LIB_RM_VERSION_MISMATCH": "the loaded NVIDIA kernel driver and libnvidia-ml.so.1 are different versions "
+    "(driver upgraded without a reboot)",
+}
+
+
+def _code(nvml: Any, err: Exception) -> str | None:
+    """NVML's name for *err* (``GPU_IS_LOST``), from pynvml's own NVML_ERROR_* constants."""
     value = getattr(err, "value", None)
-    if value == getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", object()):
-        return "libnvidia-ml.so.1 not found"
-    if value == getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", object()):
-        return "NVIDIA driver not loaded"
-    if value == getattr(nvml, "NVML_ERROR_NO_PERMISSION", object()):
-        return "no permission to use NVML"
-    return str(err) or type(err).__name__
+    if value is None:
+        return None
+    for name in dir(nvml):
+        if name.startswith("NVML_ERROR_") and getattr(nvml, name) == value:
+            return name[len("NVML_ERROR_"):]
+    return None
 
 
-def _session[T](query: Callable[[Any, int], T]) -> tuple[T | None, str | None]:
-    """``query(pynvml, gpu_count)`` between nvmlInit and nvmlShutdown: ``(answer, None)`` or ``(None, reason)``.
+def _why(nvml: Any, err: Exception) -> str:
+    return _WORDS.get(_code(nvml, err) or "", "") or str(err) or type(err).__name__
+
+
+def _failures(nvml: Any) -> tuple[type[Exception], ...]:
+    """What a pynvml call may raise on NVML's account: NVMLError, and NVMLLibraryMismatchError
+    (an unversioned call whose newest version this library lacks; not an NVMLError subclass)."""
+    extra = getattr(nvml, "NVMLLibraryMismatchError", None)
+    return (nvml.NVMLError, extra) if isinstance(extra, type) else (nvml.NVMLError,)
+
+
+def _session[T](query: Callable[[Any, int], T]) -> T | NvmlUnavailable:
+    """``query(pynvml, gpu_count)`` between nvmlInit and nvmlShutdown, or why it could not run.
 
     An NVMLError the query lets through ends it with a reason too: callers never see one.
     """
     try:
         import pynvml as nvml
     except ImportError:
-        return None, unavailable("the nvidia-ml-py package is not installed")
+        return NvmlUnavailable(unavailable("the nvidia-ml-py package is not installed"))
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as e:
-        return None, unavailable(_why(nvml, e))
+        return NvmlUnavailable(unavailable(_why(nvml, e)), _code(nvml, e))
     except OSError as e:  # a broken library file that dlopen rejects
-        return None, unavailable(str(e))
+        return NvmlUnavailable(unavailable(str(e)))
     try:
         try:
             count = int(nvml.nvmlDeviceGetCount())
         except nvml.NVMLError as e:
-            return None, unavailable(f"cannot count GPUs ({_why(nvml, e)})")
+            return NvmlUnavailable(unavailable(f"cannot count GPUs ({_why(nvml, e)})"), _code(nvml, e))
         try:
-            return query(nvml, count), None
-        except nvml.NVMLError as e:
-            return None, f"NVML query failed: {_why(nvml, e)}"
+            return query(nvml, count)
+        except _failures(nvml) as e:
+            return NvmlUnavailable(f"NVML query failed: {_why(nvml, e)}", _code(nvml, e))
     finally:
         with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
 
 
-def _call(nvml: Any, name: str, *args: Any) -> Any:
-    """``pynvml.<name>(*args)``, or None when it fails or this pynvml has no such function."""
+def _try(nvml: Any, name: str, *args: Any) -> tuple[Any, str | None]:
+    """``(pynvml.<name>(*args), None)``, or ``(None, NVML's error name)``; FUNCTION_NOT_FOUND when
+    this pynvml or this library lacks the function."""
     fn = getattr(nvml, name, None)
     if fn is None:
-        return None
+        return None, "FUNCTION_NOT_FOUND"
     try:
-        return fn(*args)
-    except nvml.NVMLError:
-        return None
-
-
-def _handle(nvml: Any, index: int) -> tuple[Any, str | None]:
-    """``(handle, None)``, or ``(None, NVML's words)`` for a GPU that is lost or not ours to read."""
-    try:
-        return nvml.nvmlDeviceGetHandleByIndex(index), None
+        return fn(*args), None
     except nvml.NVMLError as e:
-        return None, _why(nvml, e)
+        return None, _code(nvml, e) or "UNKNOWN"
+    except _failures(nvml):  # NVMLLibraryMismatchError: the unversioned call's newest version is absent
+        return None, "FUNCTION_NOT_FOUND"
+
+
+def _call(nvml: Any, name: str, *args: Any) -> Any:
+    """``pynvml.<name>(*args)``, or None when it fails or this pynvml has no such function."""
+    return _try(nvml, name, *args)[0]
+
+
+def _open(nvml: Any, index: int) -> tuple[Any, Any, Lost | None]:
+    """``(handle, PCI info, None)``, or ``(None, None, how)`` for a GPU that is lost or not ours to read.
+
+    A handle whose first query answers GPU_IS_LOST is a lost GPU too (the driver lost it after
+    it handed out the handle): nothing it says afterwards can be believed.
+    """
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    except nvml.NVMLError as e:
+        return None, None, Lost(_code(nvml, e) or "UNKNOWN", "handle", f"nvmlDeviceGetHandleByIndex({index})")
+    info, code = _try(nvml, "nvmlDeviceGetPciInfo", handle)
+    if code in LOST_ERRORS and code != "NO_PERMISSION":
+        return None, None, Lost(code or "UNKNOWN", "queries", f"nvmlDeviceGetPciInfo(GPU {index})")
+    return handle, info, None
 
 
 def _text(value: Any) -> str | None:
@@ -208,22 +185,24 @@ def query_nvml() -> tuple[NvmlResult | None, str | None]:
     The reason reads like "NVML not available: libnvidia-ml.so.1 not found; GPU
     names/UUIDs/NVLink unknown", ready to be a Node note.
     """
-    result, reason = _session(_collect_topology)
-    return result, None if reason is None else reason + _TOPOLOGY_UNKNOWN
+    result = _session(_collect_topology)
+    if isinstance(result, NvmlUnavailable):
+        return None, result.reason + _TOPOLOGY_UNKNOWN
+    return result, None
 
 
 def _collect_topology(nvml: Any, count: int) -> NvmlResult:
     gpus = []
     for i in range(count):
-        handle, _ = _handle(nvml, i)
-        if handle is None:  # GPU lost / no permission: keep the index so the gap is visible
-            gpus.append(NvmlGpu(index=i, pci=None))
+        handle, info, lost = _open(nvml, i)
+        if handle is None:  # GPU lost / no permission: keep the index, and how, so it can be named
+            gpus.append(NvmlGpu(index=i, pci=None, lost=lost))
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", handle), "total", None)
         gpus.append(
             NvmlGpu(
                 index=i,
-                pci=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
+                pci=_bus_id(info),
                 uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
                 name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
                 memory_bytes=int(total) if total is not None else None,
@@ -231,9 +210,50 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 minor=_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
                 mig_mode=_mig_mode(nvml, handle),
                 mig=_mig_devices(nvml, handle),
+                cpus=_bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
+                numa_node=_one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS,
+                                          getattr(nvml, "NVML_AFFINITY_SCOPE_NODE", 0))),
+                pcie=_pcie(nvml, handle),
             )
         )
     return NvmlResult(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))
+
+
+def lost_gpus() -> list[str]:
+    """One line per GPU NVML cannot read (for ``snapshot``, whose XML cannot say it); none without NVML."""
+    result, _ = query_nvml()
+    lost = [g for g in result.gpus if g.lost is not None] if result is not None else []
+    return [f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})"
+            for g in lost if g.lost is not None]
+
+
+# Words of 64 bits asked for: 4096 CPUs and 1024 NUMA nodes (Linux's MAX_NUMNODES at most).
+_CPU_WORDS = 64
+_NODE_WORDS = 16
+
+
+def _bits(words: Any) -> frozenset[int] | None:
+    """NVML's affinity bitmask (an array of 64-bit words) as bit numbers; None when unknown or empty."""
+    if words is None:
+        return None
+    out = frozenset(w * 64 + b for w, word in enumerate(words) for b in range(64) if int(word) >> b & 1)
+    return out or None
+
+
+def _one_node(words: Any) -> int | None:
+    """The NUMA node of a memory affinity mask naming exactly one node; None otherwise."""
+    nodes = _bits(words)
+    return next(iter(nodes)) if nodes is not None and len(nodes) == 1 else None
+
+
+def _pcie(nvml: Any, handle: Any) -> PcieLink | None:
+    found = PcieLink(
+        gen=_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkGeneration", handle)),
+        width=_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle)),
+        max_gen=_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle)),
+        max_width=_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle)),
+    )
+    return None if found == PcieLink() else found
 
 
 def _int(value: Any) -> int | None:
@@ -289,8 +309,7 @@ def _nvlinks(nvml: Any, handle: Any) -> tuple[NvLink, ...] | None:
 
 def query_health() -> NvmlHealth | NvmlUnavailable:
     """Ask NVML about every GPU; never raises."""
-    result, reason = _session(_collect_health)
-    return result if result is not None else NvmlUnavailable(reason or unavailable("no answer"))
+    return _session(_collect_health)
 
 
 def _collect_health(nvml: Any, count: int) -> NvmlHealth:
@@ -299,14 +318,15 @@ def _collect_health(nvml: Any, count: int) -> NvmlHealth:
 
 
 def _gpu_health(nvml: Any, index: int) -> GpuHealth:
-    handle, error = _handle(nvml, index)
+    handle, info, lost = _open(nvml, index)
     if handle is None:
-        return GpuHealth(index=index, lost=True, error=error)
+        assert lost is not None
+        return GpuHealth(index=index, lost=True, error=lost.describe(), how=lost)
     replay = _call(nvml, "nvmlDeviceGetPcieReplayCounter", handle)
     remap = _call(nvml, "nvmlDeviceGetRemappedRows", handle)  # (corrected, uncorrected, pending, failure)
     return GpuHealth(
         index=index,
-        pci_bus_id=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
+        pci_bus_id=_bus_id(info),
         name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
         uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
         persistence_mode=_enabled(nvml, _call(nvml, "nvmlDeviceGetPersistenceMode", handle)),
@@ -315,31 +335,66 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         retired_pages_pending=_enabled(nvml, _call(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)),
         remap_pending=None if remap is None else bool(remap[2]),
         remap_failure=None if remap is None else bool(remap[3]),
+        pcie=_pcie(nvml, handle),
     )
 
 
 # --- processes, for pin --auto / check --gpu-procs / doctor ----------------------------------
 
-_PROCESS_QUERIES = ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses")
+# Newest first: _v3 came with R510 (CUDA 11.6), _v2 with R450; pynvml's unversioned call is _v3 under
+# another name (NVMLLibraryMismatchError without it), kept last for bindings that have only that one.
+_PROCESS_QUERIES = tuple(
+    tuple(f"nvmlDeviceGet{kind}RunningProcesses{v}" for v in ("_v3", "_v2", ""))
+    for kind in ("Compute", "Graphics")
+)
 
 
 def gpu_processes() -> tuple[tuple[GpuProcesses, ...] | None, str | None]:
     """(per-GPU processes, None) or (None, why NVML could not tell).
 
-    A query a GPU does not support (NOT_SUPPORTED, or absent from this pynvml)
-    adds no PIDs; a lost GPU is listed with no address and no PIDs.
+    A GPU whose list NVML will not give (NO_PERMISSION: a MIG GPU for non-root; a lost GPU;
+    a driver without any process query) carries ``error``; a query a GPU does not support
+    (NOT_SUPPORTED) adds no PIDs.
     """
-    return _session(_collect_processes)
+    result = _session(_collect_processes)
+    if isinstance(result, NvmlUnavailable):
+        return None, result.reason
+    return result, None
 
 
 def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
     out = []
     for index in range(count):
-        handle, _ = _handle(nvml, index)
+        handle, info, lost = _open(nvml, index)
         if handle is None:
-            out.append(GpuProcesses(index, None, ()))
+            assert lost is not None
+            out.append(GpuProcesses(index, None, (), f"GPU {index}: {lost.describe()}"))
             continue
-        bus = _bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle))
-        pids = {int(p.pid) for query in _PROCESS_QUERIES for p in _call(nvml, query, handle) or ()}
-        out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids))))
+        bus = _bus_id(info)
+        pids: set[int] = set()
+        errors = []
+        for versions in _PROCESS_QUERIES:
+            found, error = _processes(nvml, handle, versions)
+            pids.update(found)
+            if error is not None:
+                errors.append(error)
+        error = f"GPU {index}: {'; '.join(errors)}" if errors else None
+        out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids)), error))
     return tuple(out)
+
+
+def _processes(nvml: Any, handle: Any, versions: tuple[str, ...]) -> tuple[set[int], str | None]:
+    """The PIDs one kind of process query gives, trying each version this driver may have.
+
+    NOT_SUPPORTED is "none of this kind"; a refusal or an absent query is said, never "no process".
+    """
+    for name in versions:
+        procs, code = _try(nvml, name, handle)
+        if code is None:
+            return {int(p.pid) for p in procs or ()}, None
+        if code == "NOT_SUPPORTED":
+            return set(), None
+        if code != "FUNCTION_NOT_FOUND":
+            return set(), f"{name} -> {code}" + (" (MIG mode: only root may list processes)"
+                                                  if code == "NO_PERMISSION" else "")
+    return set(), f"this driver has neither {versions[0]} nor {versions[1]} (older than R450)"

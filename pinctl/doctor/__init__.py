@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import gpu, irq, node, numa, pcie, procs, rdma, settings
+from pinctl.doctor import gpu, gpudriver, irq, node, numa, pcie, procs, rdma, settings
 from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
@@ -50,6 +50,7 @@ CHECKS: tuple[Check, ...] = (
     Check(settings.OFFLINE, "no offline CPUs", settings.offline_cpus, needs_node=False),
     Check(settings.ISOLCPUS, "isolated CPUs vs housekeeping", settings.isolcpus, needs_node=False),
     Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa),
+    Check(gpudriver.CHECK, "NVIDIA driver and NVML library match", gpudriver.driver, needs_node=False),
     Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False),
     Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False),
     Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False),
