@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -275,3 +275,27 @@ def test_query_on_this_machine_without_a_driver_is_fast() -> None:
     assert result is None
     assert reason is not None and "libnvidia-ml.so.1 not found" in reason
     assert elapsed < 1.0
+
+
+def test_nvml_affinity_places_a_gpu_the_topology_lacks_and_the_plan_follows() -> None:
+    """Two sockets; the topology saw GPU 0 only. NVML places the other on node 1 (CPUs 4-7): its rank
+    runs there, not on whatever node a round-robin would give it."""
+    from nodes import two_sockets
+
+    from pinctl import api
+    from pinctl.discovery.nvml import PcieLink
+
+    node = two_sockets(gpus=(two_sockets().gpus[0],))
+    nvml_gpu = NvmlGpu(1, A("0000:c1:00.0"), uuid="GPU-c1", cpus=frozenset({4, 5, 6, 7}), numa_node=1,
+                       pcie=PcieLink(gen=4, width=8, max_gen=5, max_width=16))  # fmt: skip
+    joined = apply_nvml(node, NvmlResult(None, (NvmlGpu(0, A("0000:18:00.0")), nvml_gpu)))
+    added = next(g for g in joined.gpus if g.uuid == "GPU-c1")
+    assert added.numa_node == 1 and added.pci.local_cpus == frozenset({4, 5, 6, 7})
+    assert (added.pci.link.speed_gts, added.pci.link.width, added.pci.link.max_width) == (16.0, 8, 16)
+    assert any("placed by NVML's affinity on NUMA node 1" in n for n in joined.notes)
+    plan = api.make_plan(joined)
+    rank = next(r for r in plan.ranks if r.gpu is not None and r.gpu.uuid == "GPU-c1")
+    assert rank.cpus <= frozenset({4, 5, 6, 7}) and rank.numa_node == 1
+    # NVML naming a node this machine lacks is not believed; its CPUs still place the GPU
+    elsewhere = apply_nvml(node, NvmlResult(None, (replace(nvml_gpu, numa_node=9),)))
+    assert next(g for g in elsewhere.gpus if g.uuid == "GPU-c1").numa_node == 1

@@ -48,7 +48,7 @@ def test_failure_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("0000:18:00.0"), FakeGpu("x", lost=True)]))
     rc, out, _ = doctor(capsys, "--only", "gpu.lost,gpu.persistence-mode")
     assert rc == 2
-    assert "FAIL    gpu.lost" in out and "GPU is lost" in out
+    assert "FAIL    gpu.lost" in out and "NVML cannot open the GPU" in out
 
 
 def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,7 +112,7 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     if root is not None and not KernelFiles(root).holds_a_tree():
         raise UsageError(f"--root {root!r} holds no sys/ or proc/: not a gathered /sys and /proc tree")
     need_node = any(c.needs_node for c in checks) or expect is not None  # a shape needs the topology
-    need_nvml = any(c.area in ("gpu", "procs") for c in checks)
+    need_nvml = any(c.area in ("gpu", "procs", "pcie") for c in checks)  # pcie: NVML knows links sysfs lacks
     debug = bool((ctx.find_root().obj or {}).get("debug"))
     context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
                             plan=plan, need_node=need_node, debug=debug, allow_env=allow_env)

@@ -261,6 +261,9 @@ def _nvml_pci(info: PciInfo, found: NvmlGpu) -> PciInfo:
     return replace(info, numa_node=numa, local_cpus=cpus, link=link)
 
 
+LOST_GPU = "lost GPU"  # how a Node note about a GPU NVML could not read begins
+
+
 def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
     """Name the GPUs NVML could not read. NVML cannot say a lost GPU's bus id, but the topology
     still shows it: when as many NVIDIA GPUs are missing from NVML's answers as NVML lost, those
@@ -274,12 +277,12 @@ def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
     whys = "; ".join(f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})"
                      for g in lost if g.lost is not None)
     if len(missing) != len(lost):
-        return gpus, [f"lost GPU: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}"
+        return gpus, [f"{LOST_GPU}: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}"
                                              if missing else "")]
     names = {id(g) for g in missing}
     reason = f"lost: {whys}"
     marked = [replace(g, unusable=reason) if id(g) in names else g for g in gpus]
-    return marked, [f"lost GPU {', '.join(str(g.pci.address) for g in missing)}: {whys}"]
+    return marked, [f"{LOST_GPU} {', '.join(str(g.pci.address) for g in missing)}: {whys}"]
 
 
 def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:

@@ -17,23 +17,43 @@ from pinctl.words import count
 
 CHECK = "gpu.driver"
 MISMATCH = "LIB_RM_VERSION_MISMATCH"
-REMEDY = ("the loaded nvidia kernel module is not the installed driver's (upgraded without a reboot): "
-          "reboot the node, or stop everything using the GPUs (nvidia-persistenced, DCGM, jobs) and reload "
-          "the modules (rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia; modprobe nvidia)")
+REMEDY = (
+    "the loaded nvidia kernel module is not the installed driver's (upgraded without a reboot): "
+    "reboot the node, or stop everything using the GPUs (nvidia-persistenced, DCGM, jobs) and reload "
+    "the modules (rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia; modprobe nvidia)"
+)
 
 
 def driver(ctx: DoctorContext) -> list[Finding]:
     if ctx.health is not None:
         version = ctx.health.driver_version or "version not reported"
-        return [ok(CHECK, "node", f"NVML and the NVIDIA driver answer ({version})",
-                   f"nvmlSystemGetDriverVersion() = {version}")]
+        return [
+            ok(
+                CHECK,
+                "node",
+                f"NVML and the NVIDIA driver answer ({version})",
+                f"nvmlSystemGetDriverVersion() = {version}",
+            )
+        ]
     if ctx.nvml_error != MISMATCH:
         return [skipped(CHECK, ctx.nvml_note)]
     bound = nvidia_pci_gpus(ctx)
-    evidence = (f"nvmlInit() -> {MISMATCH}",
-                f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA GPU')} bound to the nvidia driver")
+    evidence = (
+        f"nvmlInit() -> {MISMATCH}",
+        f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA GPU')} bound to the nvidia driver",
+    )
     if not bound:
-        return [Finding(CHECK, "warn", "node", "NVIDIA driver and libnvidia-ml.so.1 versions differ "
-                        "(no GPU bound to the driver)", evidence, REMEDY)]
-    return [Finding(CHECK, "fail", "node", f"NVIDIA driver and libnvidia-ml.so.1 versions differ: "
-                    f"CUDA cannot start on the {count(len(bound), 'GPU')}", evidence, REMEDY)]
+        return [
+            Finding(
+                CHECK,
+                "warn",
+                "node",
+                "NVIDIA driver and libnvidia-ml.so.1 versions differ (no GPU bound to the driver)",
+                evidence,
+                REMEDY,
+            )
+        ]
+    summary = (
+        f"NVIDIA driver and libnvidia-ml.so.1 versions differ: CUDA cannot start on the {count(len(bound), 'GPU')}"
+    )
+    return [Finding(CHECK, "fail", "node", summary, evidence, REMEDY)]
