@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shlex
 import shutil
 import subprocess
@@ -123,3 +124,13 @@ def findings(result: subprocess.CompletedProcess[str]) -> dict[str, list[dict[st
 
 def levels_of(found: dict[str, list[dict[str, Any]]], check: str) -> list[str]:
     return [f["level"] for f in found.get(check, [])]
+
+
+def query_in_child(env: dict[str, str], name: str) -> Any:
+    """``pinctl.discovery.nvml.<name>()`` run in a child under *env*: its frozen answer, unpickled here."""
+    code = (
+        f"import pickle, sys\nfrom pinctl.discovery import nvml\nsys.stdout.buffer.write(pickle.dumps(nvml.{name}()))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return pickle.loads(done.stdout)

@@ -91,14 +91,6 @@ def query(monkeypatch: pytest.MonkeyPatch, gpus: list[FakeGpu], **kw: bool) -> N
     return nvml.query_health()
 
 
-def test_query_health_unsupported_fields_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    ns = FakeNVMLError(3)
-    h = query(monkeypatch, [FakeGpu("0000:18:00.0", persistence=ns, replay=ns, pending=ns, remap=ns, links=[])])
-    assert isinstance(h, NvmlHealth)
-    g = h.gpus[0]
-    assert (g.persistence_mode, g.pcie_replay_counter, g.retired_pages_pending, g.remap_failure) == (
-        None, None, None, None)
-    assert g.nvlinks == ()
 
 
 def test_query_health_on_an_old_pynvml_leaves_missing_queries_none(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,10 +105,7 @@ def test_query_health_on_an_old_pynvml_leaves_missing_queries_none(monkeypatch: 
     assert g.persistence_mode is True  # what this pynvml has is still read
 
 
-def test_query_health_without_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    h = query(monkeypatch, [], init_error=True)
-    assert isinstance(h, NvmlUnavailable)
-    assert h.reason == "NVML not available: NVIDIA driver not loaded"
+def test_query_health_without_the_binding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     h = nvml.query_health()
     assert isinstance(h, NvmlUnavailable) and "nvidia-ml-py package is not installed" in h.reason
