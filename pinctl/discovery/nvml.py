@@ -1,21 +1,24 @@
-"""The NVML source: everything pinctl asks NVML, as frozen answers.
+"""The NVML source: everything pinctl asks NVML, as frozen answers (:mod:`~pinctl.discovery.nvmlfacts`).
 
 The only module that imports pynvml (nvitop's rule), and only inside a query
 (it costs ~34 ms). Three queries share one session (:func:`_session`: import,
-nvmlInit, count, nvmlShutdown) and one safe call (:func:`_call`), so every
-query has a "not known" answer: an NVMLError (not supported, no permission,
-GPU lost) or a function this pynvml lacks leaves that field None, and a
-missing library or driver gives one reason, "NVML not available: ...", at once
-(nvmlInit fails in a few ms when libnvidia-ml.so.1 is absent). Nothing here
-raises on NVML's account. Only frozen values leave: no handle escapes.
+nvmlInit, count, nvmlShutdown) and one safe call (:func:`_try`), so every
+query has a "not known" answer: an NVMLError (not supported, no permission),
+NVMLLibraryMismatchError (an unversioned call this library lacks; not an
+NVMLError) or a function this pynvml lacks leaves that field None, and a
+missing library or driver gives one reason, "NVML not available: ...", at once,
+with NVML's error name (LIB_RM_VERSION_MISMATCH is a sick node, not "no GPU").
+A GPU NVML cannot read is an answer too (:class:`Lost`): its handle failed
+(GPU_IS_LOST, UNKNOWN, NO_PERMISSION) or its first query answered GPU_IS_LOST.
+Nothing here raises on NVML's account. Only frozen values leave: no handle escapes.
 
-- :func:`query_nvml`: GPU identity and NVLink peers, for discovery;
-  :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI addresses, never on
-  indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
+- :func:`query_nvml`: GPU identity, NVLink peers, CPU/memory affinity and PCIe link,
+  for discovery; :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI
+  addresses, never on indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
-  remapping, PCIe replays, NVLink states, for ``pinctl doctor``.
-- :func:`gpu_processes`: the PIDs on each GPU, for ``pin --auto``,
-  ``check --gpu-procs`` and the doctor's ``procs`` check.
+  remapping, PCIe replays and link, NVLink states, for ``pinctl doctor``.
+- :func:`gpu_processes`: the PIDs on each GPU (``_v3``, else ``_v2`` queries), or why
+  NVML would not list them, for ``pin --auto``, ``check --gpu-procs`` and ``procs``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from pinctl.discovery.nvmlfacts import (
     NvmlResult,
     NvmlUnavailable,
     PcieLink,
+    bits,
+    one_node,
 )
 from pinctl.model import MigDevice, NvLink, PciAddress
 
@@ -210,8 +215,8 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 minor=_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
                 mig_mode=_mig_mode(nvml, handle),
                 mig=_mig_devices(nvml, handle),
-                cpus=_bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
-                numa_node=_one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS,
+                cpus=bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
+                numa_node=one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS,
                                           getattr(nvml, "NVML_AFFINITY_SCOPE_NODE", 0))),
                 pcie=_pcie(nvml, handle),
             )
@@ -230,20 +235,6 @@ def lost_gpus() -> list[str]:
 # Words of 64 bits asked for: 4096 CPUs and 1024 NUMA nodes (Linux's MAX_NUMNODES at most).
 _CPU_WORDS = 64
 _NODE_WORDS = 16
-
-
-def _bits(words: Any) -> frozenset[int] | None:
-    """NVML's affinity bitmask (an array of 64-bit words) as bit numbers; None when unknown or empty."""
-    if words is None:
-        return None
-    out = frozenset(w * 64 + b for w, word in enumerate(words) for b in range(64) if int(word) >> b & 1)
-    return out or None
-
-
-def _one_node(words: Any) -> int | None:
-    """The NUMA node of a memory affinity mask naming exactly one node; None otherwise."""
-    nodes = _bits(words)
-    return next(iter(nodes)) if nodes is not None and len(nodes) == 1 else None
 
 
 def _pcie(nvml: Any, handle: Any) -> PcieLink | None:

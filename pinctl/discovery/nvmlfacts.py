@@ -9,6 +9,7 @@ failed), never a missing entry, so every caller can name it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pinctl.model import MigDevice, NvLink, PciAddress
 
@@ -135,3 +136,17 @@ class GpuProcesses:
     pci_bus_id: str | None
     pids: tuple[int, ...]
     error: str | None = None
+
+
+def bits(words: Any) -> frozenset[int] | None:
+    """NVML's affinity bitmask (an array of 64-bit words) as bit numbers; None when unknown or empty."""
+    if words is None:
+        return None
+    out = frozenset(w * 64 + b for w, word in enumerate(words) for b in range(64) if int(word) >> b & 1)
+    return out or None
+
+
+def one_node(words: Any) -> int | None:
+    """The NUMA node of a memory affinity mask naming exactly one node; None otherwise."""
+    nodes = bits(words)
+    return next(iter(nodes)) if nodes is not None and len(nodes) == 1 else None
