@@ -12,6 +12,7 @@ import pytest
 
 from pinctl.discovery.merge import apply_nvml
 from pinctl.discovery.nvml import (
+    Lost,
     NvmlGpu,
     NvmlHealth,
     NvmlResult,
@@ -230,3 +231,22 @@ def test_nvml_affinity_places_a_gpu_the_topology_lacks_and_the_plan_follows() ->
     # NVML naming a node this machine lacks is not believed; its CPUs still place the GPU
     elsewhere = apply_nvml(node, NvmlResult(None, (replace(nvml_gpu, numa_node=9),)))
     assert next(g for g in elsewhere.gpus if g.uuid == "GPU-c1").numa_node == 1
+
+
+def test_a_lost_gpu_is_named_by_the_bus_when_the_count_says_which() -> None:
+    lost = Lost("GPU_IS_LOST", "handle", "nvmlDeviceGetHandleByIndex(1)")
+    three = node_with("0000:1b:00.0", "0000:43:00.0", "0000:c1:00.0")
+    node = replace(three, gpus=tuple(replace(g, vendor="nvidia") for g in three.gpus))
+    listed = (NvmlGpu(0, A("0000:1b:00.0")), NvmlGpu(1, None, lost=lost), NvmlGpu(2, A("0000:c1:00.0")))
+    whole = NvmlResult(None, listed)
+    out = apply_nvml(node, whole)
+    assert [(str(g.pci.address), g.unusable) for g in out.gpus if g.unusable] == [
+        ("0000:43:00.0", "lost: NVML GPU 1: NVML cannot open it (GPU_IS_LOST) "
+                         "(nvmlDeviceGetHandleByIndex(1) -> GPU_IS_LOST)")]  # fmt: skip
+    assert any(n.startswith("lost GPU 0000:43:00.0: NVML GPU 1") for n in out.notes)
+    # a container sees GPUs 0 and 1 of three, and GPU 1 is lost: which one is not known, the note says so
+    part = NvmlResult(None, (NvmlGpu(0, A("0000:1b:00.0")), NvmlGpu(1, None, lost=lost)))
+    out = apply_nvml(node, part)
+    assert not any(g.unusable for g in out.gpus)
+    assert any(n.startswith("lost GPU: NVML GPU 1") and n.endswith("one of 0000:43:00.0, 0000:c1:00.0")
+               for n in out.notes)  # fmt: skip
