@@ -33,11 +33,14 @@ import pytest
 PINCTL = [sys.executable, "-m", "pinctl"]
 # pinctl as nobody: everything it will import is loaded first, then the effective ids are dropped.
 _AS_NOBODY = """
-import ctypes, json, os, pwd, sys
+import ctypes, importlib, json, logging, os, pkgutil, pwd, sys
 import pynvml
-import pinctl.cli.app, pinctl.cli.check, pinctl.cli.doctor, pinctl.cli.pin
-import pinctl.doctor, pinctl.render.check, pinctl.render.doctor
+import pinctl
+for module in pkgutil.walk_packages(pinctl.__path__, "pinctl."):
+    importlib.import_module(module.name)
 from pinctl.cli.main import main
+from pinctl.discovery.hwloc.isolated import ensure_pyhwloc
+ensure_pyhwloc()
 user = pwd.getpwnam("nobody")
 os.setegid(user.pw_gid)
 os.seteuid(user.pw_uid)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("nvmlshim")
 
 # This machine's CPUs and NUMA node stand in for the H100 node's (NVML's affinity must name them).
 LOCAL = "".join(f"gpu.{i}.numa_node = 0\ngpu.{i}.cpus = 0\n" for i in range(8))
+ONE_LOCAL = "gpus = 1\ngpu.0.numa_node = 0\ngpu.0.cpus = 0\n"  # (a gpu.I key makes GPU I exist)
 
 LOST_WAYS = {
     "handle-lost": ("gpu.3.lost = handle", "GPU_IS_LOST", "nvmlDeviceGetHandleByIndex(3)"),
@@ -135,7 +136,7 @@ def sleeper() -> Iterator[int]:
 
 def test_a_driver_before_r510_still_lists_processes(nvmlshim: Path) -> None:
     with sleeper() as pid:
-        env = shim_node(nvmlshim, f"gpus = 1\ngpu.0.procs = {pid}\n{LOCAL}", r470=True)
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}gpu.0.procs = {pid}\n", r470=True)
         checked = run_pinctl(["check", "--gpu-procs", "--json"], env)
         assert "Traceback" not in checked.stderr, checked.stderr
         assert [p["pid"] for p in json.loads(checked.stdout)["processes"]] == [pid]  # through the _v2 query
@@ -146,9 +147,24 @@ def test_a_driver_before_r510_still_lists_processes(nvmlshim: Path) -> None:
         assert "internal error" not in procs["summary"] and procs["level"] == "ok"
 
 
-def test_a_mig_gpu_that_will_not_list_its_processes_is_not_a_clean_gpu(nvmlshim: Path) -> None:
+MIG = "gpu.0.mig = 1\ngpu.0.mig.0.gi = 1\ngpu.0.mig.0.ci = 0\n"
+
+
+def test_a_mig_gpu_lists_its_processes_to_non_root_per_instance(nvmlshim: Path) -> None:
+    # NVML gives a MIG GPU's whole list only to root; each MIG instance answers for itself
     with sleeper() as pid:
-        env = shim_node(nvmlshim, f"gpus = 1\ngpu.0.mig = 1\ngpu.0.procs = {pid}:1048576:1:0\n{LOCAL}")
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}{MIG}gpu.0.procs = {pid}:1048576:1:0\n")
+        for as_nobody in (True, False):
+            checked = run_pinctl(["check", "--gpu-procs", "--json"], env, as_nobody=as_nobody)
+            doc = json.loads(checked.stdout)
+            assert [p["pid"] for p in doc["processes"]] == [pid], checked.stderr
+            assert not any("could not list" in n for n in doc["notes"])
+
+
+def test_a_gpu_that_will_not_list_its_processes_is_not_a_clean_gpu(nvmlshim: Path) -> None:
+    refused = "".join(f"fail.nvmlDeviceGet{k}RunningProcesses_v3 = NO_PERMISSION\n" for k in ("Compute", "Graphics"))
+    with sleeper() as pid:
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}{MIG}gpu.0.procs = {pid}:1048576:1:0\n{refused}")
         checked = run_pinctl(["check", "--gpu-procs", "--json"], env, as_nobody=True)
         assert checked.returncode == 1, checked.stderr
         doc = json.loads(checked.stdout)
@@ -158,8 +174,8 @@ def test_a_mig_gpu_that_will_not_list_its_processes_is_not_a_clean_gpu(nvmlshim:
         (procs,) = findings(doctor)["procs.mis-pinned"]
         assert procs["level"] == "warn" and procs["summary"] == "could not list the processes on this GPU"
         assert "as root" in procs["remedy"]
-        as_root = json.loads(run_pinctl(["check", "--gpu-procs", "--json"], env).stdout)  # root may look
-        assert [p["pid"] for p in as_root["processes"]] == [pid]
+        pinned = run_pinctl(["pin", "--auto"], env, dev_gpus=1, as_nobody=False)
+        assert "could not list the processes on GPU 0" in pinned.stderr and "left alone" in pinned.stderr
 
 
 def test_nvml_judges_a_pcie_link_sysfs_does_not_show(nvmlshim: Path) -> None:

@@ -1,9 +1,8 @@
 """The NVML source: everything pinctl asks NVML, as frozen answers (:mod:`~pinctl.discovery.nvmlfacts`).
 
 The only module that imports pynvml (nvitop's rule), and only inside a query
-(it costs ~34 ms). Three queries share one session (:func:`_session`: import,
-nvmlInit, count, nvmlShutdown) and one safe call (:func:`_try`), so every
-query has a "not known" answer: an NVMLError (not supported, no permission),
+(it costs ~34 ms). Three queries share one session (:func:`_session`) and one
+safe call (:func:`_try`), so every query has a "not known" answer: an NVMLError,
 NVMLLibraryMismatchError (an unversioned call this library lacks; not an
 NVMLError) or a function this pynvml lacks leaves that field None, and a
 missing library or driver gives one reason, "NVML not available: ...", at once,
@@ -17,8 +16,9 @@ Nothing here raises on NVML's account. Only frozen values leave: no handle escap
   addresses, never on indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
   remapping, PCIe replays and link, NVLink states, for ``pinctl doctor``.
-- :func:`gpu_processes`: the PIDs on each GPU (``_v3``, else ``_v2`` queries), or why
-  NVML would not list them, for ``pin --auto``, ``check --gpu-procs`` and ``procs``.
+- :func:`gpu_processes`: the PIDs on each GPU (``_v3``, else ``_v2``; per MIG instance when
+  the GPU's list is refused), or why NVML would not list them, for ``pin --auto``,
+  ``check --gpu-procs`` and the doctor's ``procs``.
 """
 
 from __future__ import annotations
@@ -137,10 +137,7 @@ def _call(nvml: Any, name: str, *args: Any) -> Any:
 
 def _open(nvml: Any, index: int) -> tuple[Any, Any, Lost | None]:
     """``(handle, PCI info, None)``, or ``(None, None, how)`` for a GPU that is lost or not ours to read.
-
-    A handle whose first query answers GPU_IS_LOST is a lost GPU too (the driver lost it after
-    it handed out the handle): nothing it says afterwards can be believed.
-    """
+    A handle whose first query answers GPU_IS_LOST is lost too: nothing it says can be believed."""
     try:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
     except nvml.NVMLError as e:
@@ -259,16 +256,18 @@ def _mig_mode(nvml: Any, handle: Any) -> bool | None:
     return int(modes[0]) == int(getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
 
 
-def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
-    """The MIG instances that exist now (slots without one answer NOT_FOUND and are skipped)."""
+def _mig_handles(nvml: Any, handle: Any) -> list[tuple[Any, str]]:
+    """``(handle, UUID)`` of each MIG instance that exists now (empty slots answer NOT_FOUND)."""
     if not _mig_mode(nvml, handle):
-        return ()
+        return []
+    found = (_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+             for slot in range(_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0))
+    return [(mig, uuid) for mig in found if mig is not None and (uuid := _text(_call(nvml, "nvmlDeviceGetUUID", mig)))]
+
+
+def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
     out = []
-    for slot in range(_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0):
-        mig = _call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
-        uuid = None if mig is None else _text(_call(nvml, "nvmlDeviceGetUUID", mig))
-        if uuid is None:
-            continue
+    for mig, uuid in _mig_handles(nvml, handle):
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
         out.append(MigDevice(
             uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
@@ -362,16 +361,25 @@ def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
             out.append(GpuProcesses(index, None, (), f"GPU {index}: {lost.describe()}"))
             continue
         bus = _bus_id(info)
-        pids: set[int] = set()
-        errors = []
-        for versions in _PROCESS_QUERIES:
-            found, error = _processes(nvml, handle, versions)
-            pids.update(found)
-            if error is not None:
-                errors.append(error)
+        pids, errors = _gpu_pids(nvml, handle)
+        if errors:  # in MIG mode only root gets the GPU's list; each MIG instance answers for itself
+            per_mig = [_gpu_pids(nvml, mig) for mig, _ in _mig_handles(nvml, handle)]
+            if per_mig and not any(e for _, e in per_mig):
+                pids, errors = set().union(*(p for p, _ in per_mig)), []
         error = f"GPU {index}: {'; '.join(errors)}" if errors else None
         out.append(GpuProcesses(index, None if bus is None else str(bus), tuple(sorted(pids)), error))
     return tuple(out)
+
+
+def _gpu_pids(nvml: Any, handle: Any) -> tuple[set[int], list[str]]:
+    """Compute and graphics PIDs on *handle*, and what could not be listed."""
+    pids: set[int] = set()
+    errors = []
+    for versions in _PROCESS_QUERIES:
+        found, error = _processes(nvml, handle, versions)
+        pids |= found
+        errors += [error] if error else []
+    return pids, errors
 
 
 def _processes(nvml: Any, handle: Any, versions: tuple[str, ...]) -> tuple[set[int], str | None]:
@@ -386,6 +394,5 @@ def _processes(nvml: Any, handle: Any, versions: tuple[str, ...]) -> tuple[set[i
         if code == "NOT_SUPPORTED":
             return set(), None
         if code != "FUNCTION_NOT_FOUND":
-            return set(), f"{name} -> {code}" + (" (MIG mode: only root may list processes)"
-                                                  if code == "NO_PERMISSION" else "")
+            return set(), f"{name} -> {code}"
     return set(), f"this driver has neither {versions[0]} nor {versions[1]} (older than R450)"

@@ -20,8 +20,9 @@ _GONE = "process does not exist"  # exited between the NVML query and /proc: not
 
 
 def _remedy(error: str) -> str:
-    if "MIG mode" in error:
-        return "run pinctl doctor as root: in MIG mode NVML lists a GPU's processes only to root"
+    if "NO_PERMISSION" in error:
+        return ("run pinctl doctor as root: NVML lists a MIG GPU's processes only to root (and to others "
+                "only per MIG instance, which refused too)")
     if "older than" in error:
         return "upgrade the NVIDIA driver (R450 or newer has the process queries pinctl uses)"
     return "see `nvidia-smi` for this GPU; upgrade the driver if the query is missing"
