@@ -64,7 +64,10 @@ INNER_IMPORTS = {
         "pyhwloc.hwloc": "heavy, in the forked child",
         "pinctl.discovery.hwloc.convert": "imports pyhwloc",
     },
-    "pinctl.discovery.nvml": {"pynvml": "optional, ~34 ms, only inside a query"},
+    "pinctl.discovery.nvml": {
+        "pynvml": "optional, ~34 ms, only inside a query",
+        "ctypes": "byref for the fabric query, needed only once pynvml (which loads ctypes) runs",
+    },
     "pinctl.render.check": {"rich.console": "rich only on a terminal"},
     "pinctl.render.doctor": {"rich.console": "rich only on a terminal"},
     "pinctl.render.fleet": {"rich.console": "rich only on a terminal", "rich.text": ""},

@@ -55,7 +55,7 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
     note = "NVML not queried"
     nvml_error = None
     if root is not None:
-        note = "--root given: NVML facts exist only on the live node"
+        note = "live node only: NVML (--root given)"
     elif not nvml:
         note = "--no-nvml given"
     else:

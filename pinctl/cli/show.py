@@ -11,7 +11,7 @@ from pinctl import api
 from pinctl.cli.options import source_options
 from pinctl.cli.output import note, say
 from pinctl.discovery.hwloc import export_xml, live_xml
-from pinctl.discovery.nvml import lost_gpus
+from pinctl.discovery.nvml import query_nvml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw
@@ -47,3 +47,10 @@ def snapshot(output: str) -> int:
     for line in lost_gpus():  # the XML has a lost GPU's PCI facts only: say which and why
         note(line)
     return 0
+
+
+def lost_gpus() -> list[str]:
+    """One line per GPU NVML cannot read (the snapshot's XML cannot say it); none without NVML."""
+    result, _ = query_nvml()
+    gpus = result.gpus if result is not None else ()
+    return [f"NVML GPU {g.index}: {h.describe()} ({h.call} -> {h.code})" for g in gpus if (h := g.lost) is not None]

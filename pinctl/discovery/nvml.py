@@ -15,7 +15,9 @@ Nothing here raises on NVML's account. Only frozen values leave: no handle escap
   for discovery; :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI
   addresses, never on indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
-  remapping, PCIe replays and link, NVLink states, for ``pinctl doctor``.
+  remapping, PCIe replays and link, NVLink states, and the running condition
+  (:class:`~pinctl.discovery.gpufacts.GpuCondition`: clock events, ECC, NVLink
+  errors, fabric state, firmware) for ``pinctl doctor``.
 - :func:`gpu_processes`: the PIDs on each GPU (``_v3``, else ``_v2``; per MIG instance when
   the GPU's list is refused), or why NVML would not list them, for ``pin --auto``,
   ``check --gpu-procs`` and the doctor's ``procs``.
@@ -27,6 +29,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from pinctl.discovery.gpufacts import FabricInfo, GpuCondition, NvLinkErrors
 from pinctl.discovery.nvmlfacts import (
     LOST_ERRORS,
     GpuHealth,
@@ -37,32 +40,23 @@ from pinctl.discovery.nvmlfacts import (
     NvmlResult,
     NvmlUnavailable,
     PcieLink,
+    as_int,
     bits,
+    bus_id,
     one_node,
+    text,
+    unavailable,
+    words_for,
 )
 from pinctl.model import MigDevice, NvLink, PciAddress
 
 __all__ = ["GpuHealth", "GpuProcesses", "Lost", "NvmlGpu", "NvmlHealth", "NvmlResult", "NvmlUnavailable",
-           "gpu_processes", "query_health", "query_nvml", "unavailable"]
+           "gpu_processes", "query_health", "query_nvml", "unavailable"]  # fmt: skip
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
 
 # --- the one session, the one safe call, the one bus-id parser ------------------------------
-
-
-def unavailable(why: str) -> str:
-    """The one wording of "NVML cannot be used", shared by every query and its callers."""
-    return f"NVML not available: {why}"
-
-
-_WORDS = {
-    "LIBRARY_NOT_FOUND": "libnvidia-ml.so.1 not found",
-    "DRIVER_NOT_LOADED": "NVIDIA driver not loaded",
-    "NO_PERMISSION": "no permission to use NVML",
-    "LIB_RM_VERSION_MISMATCH": "the loaded NVIDIA kernel driver and libnvidia-ml.so.1 are different versions "
-    "(driver upgraded without a reboot)",
-}
 
 
 def _code(nvml: Any, err: Exception) -> str | None:
@@ -77,7 +71,7 @@ def _code(nvml: Any, err: Exception) -> str | None:
 
 
 def _why(nvml: Any, err: Exception) -> str:
-    return _WORDS.get(_code(nvml, err) or "", "") or str(err) or type(err).__name__
+    return words_for(_code(nvml, err)) or str(err) or type(err).__name__
 
 
 def _failures(nvml: Any) -> tuple[type[Exception], ...]:
@@ -148,22 +142,6 @@ def _open(nvml: Any, index: int) -> tuple[Any, Any, Lost | None]:
     return handle, info, None
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    return str(value).strip("\x00 ") or None
-
-
-def _bus_id(pci_info: Any) -> PciAddress | None:
-    """``00000000:3B:00.0`` (NVML's form) -> PciAddress; None when absent or malformed."""
-    text = _text(getattr(pci_info, "busId", None))
-    if text is None:
-        return None
-    return PciAddress.parse_or_none(text)
-
-
 def _enabled(nvml: Any, value: Any) -> bool | None:
     return None if value is None else int(value) == int(getattr(nvml, "NVML_FEATURE_ENABLED", 1))
 
@@ -204,12 +182,12 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
         gpus.append(
             NvmlGpu(
                 index=i,
-                pci=_bus_id(info),
-                uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
-                name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
+                pci=bus_id(info),
+                uuid=text(_call(nvml, "nvmlDeviceGetUUID", handle)),
+                name=text(_call(nvml, "nvmlDeviceGetName", handle)),
                 memory_bytes=int(total) if total is not None else None,
                 nvlinks=_nvlinks(nvml, handle),
-                minor=_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
+                minor=as_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
                 mig_mode=_mig_mode(nvml, handle),
                 mig=_mig_devices(nvml, handle),
                 cpus=bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
@@ -218,15 +196,7 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 pcie=_pcie(nvml, handle),
             )
         )
-    return NvmlResult(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))
-
-
-def lost_gpus() -> list[str]:
-    """One line per GPU NVML cannot read (for ``snapshot``, whose XML cannot say it); none without NVML."""
-    result, _ = query_nvml()
-    lost = [g for g in result.gpus if g.lost is not None] if result is not None else []
-    return [f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})"
-            for g in lost if g.lost is not None]
+    return NvmlResult(driver_version=text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))
 
 
 # Words of 64 bits asked for: 4096 CPUs and 1024 NUMA nodes (Linux's MAX_NUMNODES at most).
@@ -236,16 +206,12 @@ _NODE_WORDS = 16
 
 def _pcie(nvml: Any, handle: Any) -> PcieLink | None:
     found = PcieLink(
-        gen=_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkGeneration", handle)),
-        width=_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle)),
-        max_gen=_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle)),
-        max_width=_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle)),
+        gen=as_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkGeneration", handle)),
+        width=as_int(_call(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle)),
+        max_gen=as_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle)),
+        max_width=as_int(_call(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle)),
     )
     return None if found == PcieLink() else found
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 def _mig_mode(nvml: Any, handle: Any) -> bool | None:
@@ -261,8 +227,8 @@ def _mig_handles(nvml: Any, handle: Any) -> list[tuple[Any, str]]:
     if not _mig_mode(nvml, handle):
         return []
     found = (_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
-             for slot in range(_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0))
-    return [(mig, uuid) for mig in found if mig is not None and (uuid := _text(_call(nvml, "nvmlDeviceGetUUID", mig)))]
+             for slot in range(as_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0))
+    return [(mig, uuid) for mig in found if mig is not None and (uuid := text(_call(nvml, "nvmlDeviceGetUUID", mig)))]
 
 
 def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
@@ -270,9 +236,9 @@ def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
     for mig, uuid in _mig_handles(nvml, handle):
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
         out.append(MigDevice(
-            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
-            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
-            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+            uuid=uuid, name=text(_call(nvml, "nvmlDeviceGetName", mig)),
+            memory_bytes=as_int(total), gpu_instance=as_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+            compute_instance=as_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
         ))  # fmt: skip
     return tuple(out)
 
@@ -288,7 +254,7 @@ def _nvlinks(nvml: Any, handle: Any) -> tuple[NvLink, ...] | None:
         return None
     peers: dict[PciAddress, int] = {}
     for link, active in states:
-        peer = _bus_id(_call(nvml, "nvmlDeviceGetNvLinkRemotePciInfo", handle, link)) if active else None
+        peer = bus_id(_call(nvml, "nvmlDeviceGetNvLinkRemotePciInfo", handle, link)) if active else None
         if peer is not None:
             peers[peer] = peers.get(peer, 0) + 1
     return tuple(NvLink(peer=p, links=n) for p, n in sorted(peers.items()))
@@ -304,7 +270,7 @@ def query_health() -> NvmlHealth | NvmlUnavailable:
 
 def _collect_health(nvml: Any, count: int) -> NvmlHealth:
     gpus = tuple(_gpu_health(nvml, i) for i in range(count))
-    return NvmlHealth(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=gpus)
+    return NvmlHealth(driver_version=text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=gpus)
 
 
 def _gpu_health(nvml: Any, index: int) -> GpuHealth:
@@ -312,27 +278,63 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
     if handle is None:
         assert lost is not None
         return GpuHealth(index=index, lost=True, error=lost.describe(), how=lost)
+    links = _link_states(nvml, handle)
     replay = _call(nvml, "nvmlDeviceGetPcieReplayCounter", handle)
     remap = _call(nvml, "nvmlDeviceGetRemappedRows", handle)  # (corrected, uncorrected, pending, failure)
     return GpuHealth(
         index=index,
-        pci_bus_id=_bus_id(info),
-        name=_text(_call(nvml, "nvmlDeviceGetName", handle)),
-        uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
+        pci_bus_id=bus_id(info),
+        name=text(_call(nvml, "nvmlDeviceGetName", handle)),
+        uuid=text(_call(nvml, "nvmlDeviceGetUUID", handle)),
         persistence_mode=_enabled(nvml, _call(nvml, "nvmlDeviceGetPersistenceMode", handle)),
         pcie_replay_counter=None if replay is None else int(replay),
-        nvlinks=tuple(_link_states(nvml, handle)),
+        nvlinks=tuple(links),
         retired_pages_pending=_enabled(nvml, _call(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)),
         remap_pending=None if remap is None else bool(remap[2]),
         remap_failure=None if remap is None else bool(remap[3]),
         pcie=_pcie(nvml, handle),
+        condition=_condition(nvml, handle, links),
     )
+
+
+def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCondition:
+    """Clock events, uncorrectable ECC, NVLink error counters, fabric state, firmware versions."""
+    events = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)  # R535+; the older name below
+    if events is None:
+        events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+    unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
+    ecc = [as_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]
+    return GpuCondition(
+        clock_events=as_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
+            as_int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
+            for link, active in links),
+        fabric=_fabric(nvml, handle),
+        vbios=text(_call(nvml, "nvmlDeviceGetVbiosVersion", handle)),
+        gsp_firmware=text(_call(nvml, "nvmlDeviceGetGspFirmwareVersion", handle)),
+    )  # fmt: skip
+
+
+def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
+    """nvmlDeviceGetGpuFabricInfoV (v2 struct), else the older unversioned call; None when unsupported.
+    nvml.h types ``state`` as an unsigned char that pynvml reads as a c_uint: the low byte is it."""
+    import ctypes
+
+    for fn, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+                       ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+        cls = getattr(nvml, struct, None)
+        info = None if cls is None else cls()
+        if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
+            mask = getattr(info, "healthMask", None)
+            why = None if int(info.status) == 0 else text(_call(nvml, "nvmlErrorString", int(info.status)))
+            return FabricInfo(int(info.state) & 0xFF, int(info.status), None if mask is None else int(mask), why)
+    return None
 
 
 # --- processes, for pin --auto / check --gpu-procs / doctor ----------------------------------
 
-# Newest first: _v3 came with R510 (CUDA 11.6), _v2 with R450; pynvml's unversioned call is _v3 under
-# another name (NVMLLibraryMismatchError without it), kept last for bindings that have only that one.
+# Newest first: _v3 came with R510 (CUDA 11.6), _v2 with R450; pynvml's unversioned call (= _v3) last.
 _PROCESS_QUERIES = tuple(
     tuple(f"nvmlDeviceGet{kind}RunningProcesses{v}" for v in ("_v3", "_v2", ""))
     for kind in ("Compute", "Graphics")
@@ -360,7 +362,7 @@ def _collect_processes(nvml: Any, count: int) -> tuple[GpuProcesses, ...]:
             assert lost is not None
             out.append(GpuProcesses(index, None, (), f"GPU {index}: {lost.describe()}"))
             continue
-        bus = _bus_id(info)
+        bus = bus_id(info)
         pids, errors = _gpu_pids(nvml, handle)
         if errors:  # in MIG mode only root gets the GPU's list; each MIG instance answers for itself
             per_mig = [_gpu_pids(nvml, mig) for mig, _ in _mig_handles(nvml, handle)]

@@ -8,9 +8,10 @@ failed), never a missing entry, so every caller can name it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pinctl.discovery.gpufacts import GpuCondition
 from pinctl.model import MigDevice, NvLink, PciAddress
 
 # NVML's errors that mean "this GPU cannot be read" (nvml.h): the first two are a GPU off the
@@ -102,6 +103,7 @@ class GpuHealth:
     remap_failure: bool | None = None
     how: Lost | None = None
     pcie: PcieLink | None = None
+    condition: GpuCondition = field(default_factory=GpuCondition)
 
     @property
     def active_nvlinks(self) -> int:
@@ -150,3 +152,40 @@ def one_node(words: Any) -> int | None:
     """The NUMA node of a memory affinity mask naming exactly one node; None otherwise."""
     nodes = bits(words)
     return next(iter(nodes)) if nodes is not None and len(nodes) == 1 else None
+
+
+def unavailable(why: str) -> str:
+    """The one wording of "NVML cannot be used", shared by every query and its callers."""
+    return f"NVML not available: {why}"
+
+
+_WORDS: dict[str, str] = {
+    "LIBRARY_NOT_FOUND": "libnvidia-ml.so.1 not found",
+    "DRIVER_NOT_LOADED": "NVIDIA driver not loaded",
+    "NO_PERMISSION": "no permission to use NVML",
+    "LIB_RM_VERSION_MISMATCH": "the loaded NVIDIA kernel driver and libnvidia-ml.so.1 are different versions "
+    "(driver upgraded without a reboot)",
+}
+
+
+def words_for(code: str | None) -> str:
+    """pinctl's words for an NVML error name that means NVML cannot be used ("" for the others)."""
+    return _WORDS.get(code or "", "")
+
+
+def text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    return str(value).strip("\x00 ") or None
+
+
+def bus_id(pci_info: Any) -> PciAddress | None:
+    """``00000000:3B:00.0`` (NVML's form) -> PciAddress; None when absent or malformed."""
+    found = text(getattr(pci_info, "busId", None))
+    return None if found is None else PciAddress.parse_or_none(found)
+
+
+def as_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import gpu, gpudriver, irq, node, numa, pcie, procs, rdma, settings
+from pinctl.doctor import gpu, gpudirect, gpudriver, gpuhealth, irq, node, numa, pcie, procs, rdma, settings, xid
 from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
@@ -41,6 +41,11 @@ CHECKS: tuple[Check, ...] = (
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
     Check(rdma.IMBALANCE, "GPUs spread evenly over RDMA NICs", rdma.nic_imbalance),
+    Check(rdma.LINK_ERRORS, "RDMA ports without link errors", rdma.link_errors, needs_node=False),
+    Check(gpudirect.PEERMEM, "peer-memory module for GPUDirect RDMA", gpudirect.peer_memory),
+    Check(gpudirect.STORAGE, "nvidia_fs for GPUDirect Storage", gpudirect.storage),
+    Check(gpudirect.ACS, "no ACS redirect between GPUs and NICs", gpudirect.acs_redirect),
+    Check(gpudirect.IOMMU, "IOMMU off or passthrough on GPUDirect paths", gpudirect.iommu),
     Check(numa.UNKNOWN, "GPU/NIC NUMA locality known", numa.unknown_locality),
     Check(numa.MEMORYLESS, "NUMA nodes with CPUs have memory", numa.memoryless_node),
     Check(numa.CPULESS, "CPU-less NUMA nodes are memory tiers", numa.cpuless_node),
@@ -50,12 +55,17 @@ CHECKS: tuple[Check, ...] = (
     Check(settings.OFFLINE, "no offline CPUs", settings.offline_cpus, needs_node=False),
     Check(settings.ISOLCPUS, "isolated CPUs vs housekeeping", settings.isolcpus, needs_node=False),
     Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa),
-    Check(gpudriver.CHECK, "NVIDIA driver and NVML library match", gpudriver.driver, needs_node=False),
+    Check(gpudriver.CHECK, "NVIDIA driver, its library and GPU firmware agree", gpudriver.driver, needs_node=False),
     Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False),
     Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False),
     Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False),
     Check(gpu.NVLINK, "expected NVLinks active", gpu.nvlink_missing),
     Check(gpu.REPLAY, "no PCIe replays", gpu.pcie_replay, needs_node=False),
+    Check(gpuhealth.CLOCKS, "no thermal or hardware clock slowdown", gpuhealth.clocks, needs_node=False),
+    Check(gpuhealth.ECC, "no uncorrectable ECC errors", gpuhealth.ecc, needs_node=False),
+    Check(gpuhealth.NVLINK_ERRORS, "no NVLink errors", gpuhealth.nvlink_errors, needs_node=False),
+    Check(gpuhealth.FABRIC, "GPUs registered with the NVLink fabric", gpuhealth.fabric, needs_node=False),
+    Check(xid.CHECK, "no hardware Xid events in the kernel log", xid.xid_events, needs_node=False),
     Check(procs.CHECK, "GPU processes pinned near their GPU", procs.mis_pinned),
 )
 

@@ -85,5 +85,6 @@ def needs_root(check: str, path: str) -> Finding:
 
 
 def no_node(ctx: DoctorContext, check: str) -> Finding:
+    """Skipped for want of a topology: the reason is said once, by node.discovery, and kept here as evidence."""
     why = ctx.discovery_error or "no topology"
-    return skipped(check, f"no topology ({why})")
+    return Finding(check, "skipped", "node", "no topology (see node.discovery)", (why,))

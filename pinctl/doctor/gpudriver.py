@@ -5,17 +5,19 @@ libnvidia-ml.so.1 (and libcuda) the new: nvmlInit answers LIB_RM_VERSION_MISMATC
 CUDA job on the node fails at start. With GPUs bound to the nvidia driver that is a broken
 node, not "no NVML here": the other gpu.* checks cannot run, so this one fails. Other
 reasons NVML cannot start (no library, no driver loaded) keep their meaning: a node
-without NVIDIA GPUs is not sick.
+without NVIDIA GPUs is not sick. When NVML answers, the same check compares the GPUs'
+firmware with the driver (:func:`pinctl.doctor.gpuhealth.driver_versions`).
 """
 
 from __future__ import annotations
 
-from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
+from pinctl.doctor.finding import DoctorContext, Finding, skipped
 from pinctl.doctor.gpu import nvidia_pci_gpus
+from pinctl.doctor.gpuhealth import DRIVER, driver_versions
 from pinctl.kernel import pci
 from pinctl.words import count
 
-CHECK = "gpu.driver"
+CHECK = DRIVER
 MISMATCH = "LIB_RM_VERSION_MISMATCH"
 REMEDY = (
     "the loaded nvidia kernel module is not the installed driver's (upgraded without a reboot): "
@@ -26,15 +28,7 @@ REMEDY = (
 
 def driver(ctx: DoctorContext) -> list[Finding]:
     if ctx.health is not None:
-        version = ctx.health.driver_version or "version not reported"
-        return [
-            ok(
-                CHECK,
-                "node",
-                f"NVML and the NVIDIA driver answer ({version})",
-                f"nvmlSystemGetDriverVersion() = {version}",
-            )
-        ]
+        return driver_versions(ctx)
     if ctx.nvml_error != MISMATCH:
         return [skipped(CHECK, ctx.nvml_note)]
     bound = nvidia_pci_gpus(ctx)

@@ -30,7 +30,7 @@ def _remedy(error: str) -> str:
 
 def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     if not ctx.files.is_live:
-        return [skipped(CHECK, "--root given: processes exist only on the live node")]
+        return [skipped(CHECK, "live node only: processes (--root given)")]
     if ctx.health is None:
         return [skipped(CHECK, ctx.nvml_note)]
     per_gpu, note = gpu_processes()

@@ -25,6 +25,7 @@ from pinctl.words import count
 PORT_DOWN = "rdma.port-down"
 NO_GDR = "rdma.no-gdr-path"
 IMBALANCE = "rdma.nic-imbalance"
+LINK_ERRORS = "rdma.link-errors"
 _FAR = ("PHB", "NODE", "SYS")
 
 
@@ -56,6 +57,34 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
     return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE / LinkUp")]
+
+
+def link_errors(ctx: DoctorContext) -> list[Finding]:
+    """Ports whose error counters are above zero: a link that flapped or loses bits (NHC, Azure HPC checks)."""
+    devices = rdma.devices(ctx.files)
+    if not devices:
+        return [skipped(LINK_ERRORS, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+    out: list[Finding] = []
+    read = 0
+    for dev in devices:
+        for port in rdma.ports(ctx.files, dev):
+            counters = rdma.error_counters(ctx.files, port.path)
+            if not counters:
+                continue
+            read += 1
+            bad = {k: v for k, v in counters.items() if v > 0}
+            if bad:
+                out.append(Finding(
+                    LINK_ERRORS, "warn", f"{dev} port {port.number}",
+                    ", ".join(f"{k} = {v}" for k, v in bad.items()) + " (since the counters were last cleared)",
+                    tuple(f"{port.path}/counters/{k} = {v}" for k, v in bad.items()),
+                    "a flapping or noisy link slows every collective that crosses it: check `ibstat`/"
+                    "`perfquery -x` again later; if the counts grow, reseat or replace the cable or "
+                    "transceiver and check the switch port (clear with `perfquery -R` to see a rate)",
+                ))
+    if read == 0:
+        return [skipped(LINK_ERRORS, "RDMA ports have no readable error counters")]
+    return out or [ok(LINK_ERRORS, "node", f"no link errors on {count(read, 'RDMA port')}")]
 
 
 def _usable(nics: tuple[Nic, ...]) -> list[Nic]:

@@ -43,7 +43,9 @@ def plan_table(plan: Plan) -> list[Table | str]:
     title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
     # The core count is the cpulist's, restated: the first thing a narrow terminal can do without.
     optional = tuple(h for h in headers if h in ("#cores", "#CPUs"))
-    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows), optional=optional)]
+    # A CPU list is copied from here into taskset or numactl: never split it (one block per rank instead).
+    whole = ("cpulist", "helpers")
+    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows), optional=optional, whole=whole)]
     classes = plan_cpu_classes(plan)
     if classes is not None:
         items.append(classes)
@@ -65,4 +67,4 @@ def plan_cpu_classes(plan: Plan) -> Table | None:
     ]
     rows = tuple((name, str(len(cpus)), format_list(cpus) or "-", why)
                  for name, cpus, why in entries if cpus or name in ("ranks", "housekeeping", "idle"))  # fmt: skip
-    return Table("Node CPUs", CLASS_HEADERS, rows)
+    return Table("Node CPUs", CLASS_HEADERS, rows, whole=("cpulist",))
