@@ -56,18 +56,14 @@ __all__ = ["GpuHealth", "GpuProcesses", "Lost", "NvmlGpu", "NvmlHealth", "NvmlRe
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
 
-# --- the one session, the one safe call, the one bus-id parser ------------------------------
+# --- the one session, the one safe call ------------------------------------------------------------
 
 
 def _code(nvml: Any, err: Exception) -> str | None:
     """NVML's name for *err* (``GPU_IS_LOST``), from pynvml's own NVML_ERROR_* constants."""
     value = getattr(err, "value", None)
-    if value is None:
-        return None
-    for name in dir(nvml):
-        if name.startswith("NVML_ERROR_") and getattr(nvml, name) == value:
-            return name[len("NVML_ERROR_"):]
-    return None
+    names = [n for n in dir(nvml) if n.startswith("NVML_ERROR_") and getattr(nvml, n) == value]
+    return names[0][len("NVML_ERROR_"):] if value is not None and names else None
 
 
 def _why(nvml: Any, err: Exception) -> str:
