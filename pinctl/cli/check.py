@@ -84,8 +84,13 @@ def _targets(
         found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.
-    ranks = launched_ranks(files, uid=os.getuid(), job=os.environ.get("SLURM_JOB_ID"),
-                           fingerprint=plan.fingerprint if plan is not None else None, exclude=os.getpid())
+    ranks = launched_ranks(
+        files,
+        uid=os.getuid(),
+        job=os.environ.get("SLURM_JOB_ID"),
+        fingerprint=plan.fingerprint if plan is not None else None,
+        exclude=os.getpid(),
+    )
     return [(pid, ()) for pid in ranks]
 
 

@@ -214,8 +214,11 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
         )
     for addr, found in sorted(by_addr.items()):
         pci = _nvml_pci(PciInfo(address=addr, vendor_id=0x10DE), found)
-        where = f"placed by NVML's affinity on NUMA node {pci.numa_node}" if pci.numa_node is not None else (
-            "added without locality")
+        where = (
+            f"placed by NVML's affinity on NUMA node {pci.numa_node}"
+            if pci.numa_node is not None
+            else ("added without locality")
+        )
         notes.append(f"GPU {addr} is known to NVML but not to the topology: {where}")
         gpus.append(
             Gpu(
@@ -256,8 +259,13 @@ def _nvml_pci(info: PciInfo, found: NvmlGpu) -> PciInfo:
     link = info.link
     if found.pcie is not None and link.speed_gts is None and link.width is None:
         p = found.pcie
-        link = replace(link, speed_gts=_GEN_GTS.get(p.gen or 0), width=p.width,
-                       max_speed_gts=_GEN_GTS.get(p.max_gen or 0), max_width=p.max_width)
+        link = replace(
+            link,
+            speed_gts=_GEN_GTS.get(p.gen or 0),
+            width=p.width,
+            max_speed_gts=_GEN_GTS.get(p.max_gen or 0),
+            max_width=p.max_width,
+        )
     return replace(info, numa_node=numa, local_cpus=cpus, link=link)
 
 
@@ -274,11 +282,13 @@ def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
         return gpus, []
     listed = {g.pci for g in result.gpus if g.pci is not None}
     missing = [g for g in gpus if g.vendor == "nvidia" and g.pci.address not in listed]
-    whys = "; ".join(f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})"
-                     for g in lost if g.lost is not None)
+    whys = "; ".join(
+        f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})" for g in lost if g.lost is not None
+    )
     if len(missing) != len(lost):
-        return gpus, [f"{LOST_GPU}: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}"
-                                             if missing else "")]
+        return gpus, [
+            f"{LOST_GPU}: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}" if missing else "")
+        ]
     names = {id(g) for g in missing}
     reason = f"lost: {whys}"
     marked = [replace(g, unusable=reason) if id(g) in names else g for g in gpus]

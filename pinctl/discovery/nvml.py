@@ -63,7 +63,7 @@ def _code(nvml: Any, err: Exception) -> str | None:
     """NVML's name for *err* (``GPU_IS_LOST``), from pynvml's own NVML_ERROR_* constants."""
     value = getattr(err, "value", None)
     names = [n for n in dir(nvml) if n.startswith("NVML_ERROR_") and getattr(nvml, n) == value]
-    return names[0][len("NVML_ERROR_"):] if value is not None and names else None
+    return names[0][len("NVML_ERROR_") :] if value is not None and names else None
 
 
 def _why(nvml: Any, err: Exception) -> str:
@@ -175,6 +175,7 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
             gpus.append(NvmlGpu(index=i, pci=None, lost=lost))
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", handle), "total", None)
+        scope = getattr(nvml, "NVML_AFFINITY_SCOPE_NODE", 0)
         gpus.append(
             NvmlGpu(
                 index=i,
@@ -187,8 +188,7 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 mig_mode=_mig_mode(nvml, handle),
                 mig=_mig_devices(nvml, handle),
                 cpus=bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
-                numa_node=one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS,
-                                          getattr(nvml, "NVML_AFFINITY_SCOPE_NODE", 0))),
+                numa_node=one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS, scope)),
                 pcie=_pcie(nvml, handle),
             )
         )
@@ -222,8 +222,10 @@ def _mig_handles(nvml: Any, handle: Any) -> list[tuple[Any, str]]:
     """``(handle, UUID)`` of each MIG instance that exists now (empty slots answer NOT_FOUND)."""
     if not _mig_mode(nvml, handle):
         return []
-    found = (_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
-             for slot in range(as_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0))
+    found = (
+        _call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        for slot in range(as_int(_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle)) or 0)
+    )
     return [(mig, uuid) for mig in found if mig is not None and (uuid := text(_call(nvml, "nvmlDeviceGetUUID", mig)))]
 
 
@@ -299,8 +301,10 @@ def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCond
     if events is None:
         events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
     unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
-    ecc = [as_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
-           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]
+    ecc = [
+        as_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+        for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))
+    ]
     return GpuCondition(
         clock_events=as_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
         nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
@@ -317,8 +321,10 @@ def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
     nvml.h types ``state`` as an unsigned char that pynvml reads as a c_uint: the low byte is it."""
     import ctypes
 
-    for fn, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
-                       ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+    for fn, struct in (
+        ("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+        ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t"),
+    ):
         cls = getattr(nvml, struct, None)
         info = None if cls is None else cls()
         if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
@@ -332,18 +338,13 @@ def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
 
 # Newest first: _v3 came with R510 (CUDA 11.6), _v2 with R450; pynvml's unversioned call (= _v3) last.
 _PROCESS_QUERIES = tuple(
-    tuple(f"nvmlDeviceGet{kind}RunningProcesses{v}" for v in ("_v3", "_v2", ""))
-    for kind in ("Compute", "Graphics")
+    tuple(f"nvmlDeviceGet{kind}RunningProcesses{v}" for v in ("_v3", "_v2", "")) for kind in ("Compute", "Graphics")
 )
 
 
 def gpu_processes() -> tuple[tuple[GpuProcesses, ...] | None, str | None]:
-    """(per-GPU processes, None) or (None, why NVML could not tell).
-
-    A GPU whose list NVML will not give (NO_PERMISSION: a MIG GPU for non-root; a lost GPU;
-    a driver without any process query) carries ``error``; a query a GPU does not support
-    (NOT_SUPPORTED) adds no PIDs.
-    """
+    """(per-GPU processes, None) or (None, why NVML could not tell). A GPU whose list NVML will not
+    give (NO_PERMISSION, lost, no process query) carries ``error``; NOT_SUPPORTED adds no PIDs."""
     result = _session(_collect_processes)
     if isinstance(result, NvmlUnavailable):
         return None, result.reason

@@ -83,8 +83,9 @@ def _parse_ids(spec: str, option: str) -> set[str]:
         elif token.rstrip(".") in areas:
             out.update(c.id for c in CHECKS if c.area == token.rstrip("."))
         else:
-            raise UsageError(f"{option}: unknown check {token!r} (areas: {', '.join(sorted(areas))}; "
-                             "ids: pinctl doctor --list)")
+            raise UsageError(
+                f"{option}: unknown check {token!r} (areas: {', '.join(sorted(areas))}; ids: pinctl doctor --list)"
+            )
     return out
 
 
@@ -107,8 +108,15 @@ def run_checks(ctx: DoctorContext, checks: Iterable[Check] = CHECKS, *, debug: b
         except Exception as exc:
             if debug:
                 raise
-            out.append(Finding(check.id, "skipped", "pinctl", f"internal error: {type(exc).__name__}: {exc}",
-                               remedy="report this with `pinctl --debug doctor` output"))
+            out.append(
+                Finding(
+                    check.id,
+                    "skipped",
+                    "pinctl",
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    remedy="report this with `pinctl --debug doctor` output",
+                )
+            )
     return out
 
 

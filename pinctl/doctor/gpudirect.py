@@ -31,8 +31,12 @@ def _pairs(ctx: DoctorContext, check: str, *, nics: bool = True, nvme: bool = Fa
         return no_node(ctx, check)
     peers = [(n.name, n.pci) for n in ctx.node.nics if nics and n.rdma and n.pci is not None]
     peers += [(s.name, s.pci) for s in ctx.node.storage if nvme and s.pci is not None]
-    out = [(f"GPU {g.index} ({g.pci.address})", g.pci, name, p) for g in ctx.node.gpus for name, p in peers
-           if pci_level(g.pci, p) in _SHARED]  # fmt: skip
+    out = [
+        (f"GPU {g.index} ({g.pci.address})", g.pci, name, p)
+        for g in ctx.node.gpus
+        for name, p in peers
+        if pci_level(g.pci, p) in _SHARED
+    ]
     what = " or ".join(w for w, on in (("an RDMA NIC", nics), ("an NVMe drive", nvme)) if on)
     return out or skipped(check, f"no GPU shares a PCIe switch with {what}: no GPUDirect path to check")
 

@@ -21,8 +21,10 @@ _GONE = "process does not exist"  # exited between the NVML query and /proc: not
 
 def _remedy(error: str) -> str:
     if "NO_PERMISSION" in error:
-        return ("run pinctl doctor as root: NVML lists a MIG GPU's processes only to root (and to others "
-                "only per MIG instance, which refused too)")
+        return (
+            "run pinctl doctor as root: NVML lists a MIG GPU's processes only to root (and to others "
+            "only per MIG instance, which refused too)"
+        )
     if "older than" in error:
         return "upgrade the NVIDIA driver (R450 or newer has the process queries pinctl uses)"
     return "see `nvidia-smi` for this GPU; upgrade the driver if the query is missing"
@@ -36,10 +38,18 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     per_gpu, note = gpu_processes()
     if per_gpu is None:
         return [skipped(CHECK, note or "NVML process query failed")]
-    unseen = [Finding(
-        CHECK, "warn", f"GPU {g.index}" + (f" ({g.pci_bus_id})" if g.pci_bus_id else ""),
-        "could not list the processes on this GPU", (g.error,), _remedy(g.error),
-    ) for g in per_gpu if g.error is not None and g.pci_bus_id is not None]  # a lost GPU is gpu.lost's
+    unseen = [
+        Finding(
+            CHECK,
+            "warn",
+            f"GPU {g.index}" + (f" ({g.pci_bus_id})" if g.pci_bus_id else ""),
+            "could not list the processes on this GPU",
+            (g.error,),
+            _remedy(g.error),
+        )
+        for g in per_gpu
+        if g.error is not None and g.pci_bus_id is not None
+    ]  # a lost GPU is gpu.lost's
     index_of = None if ctx.node is None else {str(g.pci.address): g.index for g in ctx.node.gpus}
     found = pids_by_gpu(per_gpu, index_of)
     if not found:
@@ -54,12 +64,17 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     for f in facts:
         problems = [p for p in issues.get(f.pid, []) if p != _GONE]
         if f.exists and problems:
-            out.append(Finding(
-                CHECK, "warn", f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
-                problems[0], tuple(problems),
-                "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
-                "`pinctl check --gpu-procs` shows the details",
-            ))
+            out.append(
+                Finding(
+                    CHECK,
+                    "warn",
+                    f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
+                    problems[0],
+                    tuple(problems),
+                    "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
+                    "`pinctl check --gpu-procs` shows the details",
+                )
+            )
     live = sum(1 for f in facts if f.exists)
     plan_note = "against the plan" if ctx.plan is not None else "no plan given: only CPU sharing is judged"
     return out or [ok(CHECK, "node", f"{count(live, 'GPU process', 'GPU processes')} pinned apart ({plan_note})")]

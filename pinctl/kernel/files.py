@@ -108,5 +108,5 @@ class KernelFiles(Record):
         real = os.path.realpath(full)
         root = os.path.realpath(self.root)
         if root != "/" and real.startswith(root + os.sep):
-            return real[len(root):]
+            return real[len(root) :]
         return real

@@ -4,7 +4,8 @@ pinctl.render.table: rich on a TTY, plain otherwise."""
 from __future__ import annotations
 
 from pinctl.cpuset import format_list
-from pinctl.planfile.types import NicUse, Plan
+from pinctl.planfile.types import Plan
+from pinctl.planfile.uses import NicUse
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
@@ -65,6 +66,9 @@ def plan_cpu_classes(plan: Plan) -> Table | None:
         ("idle", c.idle, idle_why),
         ("not allowed", c.not_allowed, "outside the cpuset this plan was made in"),
     ]
-    rows = tuple((name, str(len(cpus)), format_list(cpus) or "-", why)
-                 for name, cpus, why in entries if cpus or name in ("ranks", "housekeeping", "idle"))  # fmt: skip
+    rows = tuple(
+        (name, str(len(cpus)), format_list(cpus) or "-", why)
+        for name, cpus, why in entries
+        if cpus or name in ("ranks", "housekeeping", "idle")
+    )
     return Table("Node CPUs", CLASS_HEADERS, rows, whole=("cpulist",))

@@ -111,8 +111,12 @@ def numa_distances(node: Node) -> Alternatives | None:
         return None
     ids = [n.os_index for n in node.numa_nodes]
     cells = [[str(node.distance(a, b) or "-") for b in ids] for a in ids]
-    matrix = Table("NUMA distances", ("node", *map(str, ids)),
-                   tuple((f"{a}:", *row) for a, row in zip(ids, cells, strict=True)), borders=False)  # fmt: skip
+    matrix = Table(
+        "NUMA distances",
+        ("node", *map(str, ids)),
+        tuple((f"{a}:", *row) for a, row in zip(ids, cells, strict=True)),
+        borders=False,
+    )
     lines = [f"NUMA distances (each row: node, then its distance to nodes {format_list(frozenset(ids))}):"]
     label = max(len(str(a)) for a in ids)
     cell = max(len(c) for row in cells for c in row)
@@ -243,8 +247,14 @@ def nearest_table(node: Node, legend: str) -> Table:
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
         nearest = [_nearest(cols[a:b], cells[a:b]) for a, b in spans.values()]
-        rows.append((f"GPU{gpu.index}", *nearest, format_list(local) if local else "?",
-                     "?" if gpu.numa_node is None else str(gpu.numa_node)))  # fmt: skip
+        rows.append(
+            (
+                f"GPU{gpu.index}",
+                *nearest,
+                format_list(local) if local else "?",
+                "?" if gpu.numa_node is None else str(gpu.numa_node),
+            )
+        )
     return Table(
         "GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
         ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"),
