@@ -195,3 +195,17 @@ def test_nvml_affinity_outside_this_node_is_not_believed(nvmlshim: Path) -> None
     env = shim_node(nvmlshim, "gpus = 1\ngpu.0.numa_node = 7\ngpu.0.cpus = 0\n")
     (gpu,) = json.loads(run_pinctl(["show", "--json"], env).stdout)["gpus"]
     assert gpu["numa_node"] == 0
+
+
+def test_gpus_a_device_cgroup_keeps_from_the_job_are_not_lost(nvmlshim: Path) -> None:
+    # Slurm's ConstrainDevices: NVML counts all 8, refuses the handles of the 6 not allocated, and the
+    # job holds the device files of the 2 it opens: those 6 were not given, nothing is lost
+    denied = "".join(f"gpu.{i}.handle_error = NO_PERMISSION\n" for i in (0, 1, 3, 4, 6, 7))
+    env = shim_node(nvmlshim, f"{denied}{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 0, doctor.stdout
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert lost["summary"].startswith("2 GPUs given to this job answer NVML; 6 more GPUs bound to the driver")
+    # the same refusals with all eight device files held: the GPUs are there and this job may not open them
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2 and levels_of(findings(doctor), "gpu.lost") == ["fail"] * 6

@@ -103,7 +103,10 @@ def lost(ctx: DoctorContext) -> list[Finding]:
 
     NVML lists the GPUs whose device files this job has; a GPU bound to the driver that NVML
     does not list was not given to this job (a pod given 2 of 8), unless this job holds more
-    GPU device files than NVML lists: then a given GPU has vanished from NVML.
+    GPU device files than NVML lists: then a given GPU has vanished from NVML. Where a device
+    cgroup hides files (Slurm's ConstrainDevices), NVML may list every GPU and refuse the others'
+    handles (NO_PERMISSION): when the job holds exactly the files of the GPUs NVML opens, those
+    refused were not given either.
     """
     h = ctx.health
     if h is None:
@@ -112,12 +115,17 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     listed = {str(g.pci_bus_id) for g in h.gpus if g.pci_bus_id is not None}
     absent = [a for a in bound if a not in listed]
     gone = [g for g in h.gpus if g.lost]
+    files = gpu_device_files(ctx.files)
+    held = sorted(f for f in files or () if f.startswith("nvidia"))
+    denied = [g for g in gone if g.how is not None and g.how.permission]
+    not_ours = bool(held and denied and len(held) == len(h.gpus) - len(denied))
+    if not_ours:
+        gone = [g for g in gone if g not in denied]
+    given = len(h.gpus) - (len(denied) if not_ours else 0)
     named = len(absent) == len(gone) > 0  # the bus can still name what NVML lost
     where = f" ({', '.join(absent)})" if named else ""
     out = [_lost_finding(g, f"GPU {g.index}{where}") for g in gone]
     not_given = [] if named else absent
-    files = gpu_device_files(ctx.files)
-    held = sorted(f for f in files or () if f.startswith("nvidia"))
     if len(held) > len(h.gpus):
         out.append(
             Finding(
@@ -141,8 +149,8 @@ def lost(ctx: DoctorContext) -> list[Finding]:
         if not_given
         else ""
     )
-    answer = verb(len(h.gpus), "answers", "answer")
-    return out or [ok(LOST, "node", f"{count(len(h.gpus), 'GPU')} given to this job {answer} NVML{aside}")]
+    answer = verb(given, "answers", "answer")
+    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}")]
 
 
 def memory_retirement(ctx: DoctorContext) -> list[Finding]:
