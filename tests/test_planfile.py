@@ -354,5 +354,5 @@ def test_the_plan_reader_reads_json_as_json_loads_does(text: str) -> None:
         except (ValueError, RecursionError, PlanError) as exc:
             return type(exc).__name__, str(exc)
 
-    hooks = {"object_pairs_hook": load._no_duplicates, "parse_constant": load._no_constant}
+    hooks = {"object_pairs_hook": load._no_duplicates, "parse_constant": load._no_constant, "parse_float": load._finite}
     assert read(load.json_value) == read(lambda t: json.loads(t, **hooks))

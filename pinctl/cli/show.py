@@ -8,9 +8,10 @@ import sys
 import click
 
 from pinctl import api
+from pinctl.act.files import write_file
 from pinctl.cli.options import source_options
 from pinctl.cli.output import note, say
-from pinctl.discovery.hwloc import export_xml, live_xml
+from pinctl.discovery.hwloc import live_xml
 from pinctl.discovery.nvml import query_nvml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
@@ -42,11 +43,11 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 )
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
+    text, crashed = live_xml()
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)
-        text, crashed = live_xml()
         sys.stdout.write(text)
     else:
-        crashed = export_xml(output)
+        write_file(output, text)
         say(f"wrote {output}")
     if crashed:
         note(crashed)

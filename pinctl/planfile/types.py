@@ -251,6 +251,8 @@ def _env_from_dict(value: object, where: str, allow: Collection[str]) -> Env:
         raise f.fail(where, f"more than {f.MAX_ENV} variables")
     out: list[tuple[str, str]] = []
     for key, val in value.items():
+        if not isinstance(key, str):
+            raise f.fail(where, f"variable name {key!r} is not a string")
         if len(key) > f.MAX_KEY:
             raise f.fail(where, f"variable {key[:40]!r}... is longer than {f.MAX_KEY} characters")
         if not env_key_allowed(key, allow):

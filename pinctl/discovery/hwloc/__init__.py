@@ -56,14 +56,3 @@ def live_xml() -> tuple[str, str | None]:
     """The live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it),
     and a note when hwloc's NVML plugin crashed and the XML lacks its facts."""
     return isolated.export_live_xml()
-
-
-def export_xml(path: str) -> str | None:
-    """Write :func:`live_xml` to *path*; the note, if any."""
-    text, note = live_xml()
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise TopologyError(f"cannot write topology snapshot {path}: {e.strerror or e}") from None
-    return note
