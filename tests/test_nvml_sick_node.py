@@ -209,3 +209,14 @@ def test_gpus_a_device_cgroup_keeps_from_the_job_are_not_lost(nvmlshim: Path) ->
     # the same refusals with all eight device files held: the GPUs are there and this job may not open them
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 2 and levels_of(findings(doctor), "gpu.lost") == ["fail"] * 6
+
+
+def test_show_on_a_terminal_names_the_lost_gpu(nvmlshim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_terminal_views import in_pty  # the same pseudo-terminal the views are checked in
+
+    env = shim_node(nvmlshim, f"gpu.3.lost = handle\n{LOCAL}")
+    for name in ("LD_LIBRARY_PATH", "FAKE_NVML_CONFIG"):
+        monkeypatch.setenv(name, env[name])
+    text = " ".join(in_pty(100, "show").split())  # notes wrap at spaces on a terminal
+    assert "lost GPU: NVML GPU 3: NVML cannot open it (GPU_IS_LOST)" in text
+    assert "GPU6" in text and "GPU7" not in text  # the seven that answer are drawn
