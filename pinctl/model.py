@@ -307,7 +307,7 @@ class Storage:
 class Node:
     """Everything pinctl knows about one machine.
 
-    ``allowed_cpus`` is the cpuset the caller may use (cgroup / affinity); it may
+    ``allowed_cpus`` is the cpuset the caller may use (the cgroup's, not an inherited affinity); it may
     be smaller than the union of all CPUs. ``allowed_mems`` the memory nodes the cgroup
     allows (cpuset.mems.effective), None when no cgroup says (all). ``numa_distances`` is keyed by OS index
     pairs, None when the source had no matrix. ``notes`` carries degradations

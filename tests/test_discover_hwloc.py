@@ -17,6 +17,7 @@ from pinctl.discovery.hwloc import isolated as hwloc_load
 from pinctl.discovery.hwloc import live_xml, load_hwloc
 from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
 from pinctl.errors import PinctlError, TopologyError, UsageError
+from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
@@ -43,6 +44,15 @@ MINIMAL_V2 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def cgroup_cpus() -> frozenset[int]:
+    """The CPUs this process's cgroup cpuset holds (all online CPUs without one): the allowed set,
+    which the affinity it inherited does not narrow."""
+    limit = cpuset(KernelFiles("/"))
+    return (
+        limit.cpus if limit is not None else parse_list(KernelFiles("/").read("/sys/devices/system/cpu/online") or "")
+    )
+
+
 def one_line_error(excinfo: pytest.ExceptionInfo[PinctlError]) -> str:
     msg = str(excinfo.value)
     assert msg and "\n" not in msg
@@ -62,7 +72,7 @@ def test_live_cpus_match_the_kernel(live: Node) -> None:
     online = sysfs.read("/sys/devices/system/cpu/online")
     assert online is not None
     assert live.cpus == parse_list(online)
-    assert live.allowed_cpus == frozenset(os.sched_getaffinity(0))
+    assert live.allowed_cpus == cgroup_cpus()
     assert live.source == "live"
     assert live.hostname == socket.gethostname()
 
@@ -123,7 +133,7 @@ def test_user_hwloc_variables_do_not_redirect_a_load(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HWLOC_XMLFILE", other)
     node = load_hwloc()
     assert node.hostname == socket.gethostname() != "tiny"
-    assert node.allowed_cpus == frozenset(os.sched_getaffinity(0))
+    assert node.allowed_cpus == cgroup_cpus()
     assert os.environ["HWLOC_XMLFILE"] == other
 
 

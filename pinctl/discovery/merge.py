@@ -137,12 +137,31 @@ def _find_storage(storage: list[Storage], name: str, address: PciAddress | None,
 
 
 def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
-    """PCIe link speed/width of every GPU, NIC and storage device, and missing NUMA locality."""
+    """PCIe link speed/width of every GPU, NIC and storage device, and missing NUMA locality.
+
+    One placement rule for every PCI device: one hwloc did not place below a bridge (a gathered
+    tree whose /sys/bus/pci lists no bridges: hwloc hangs its devices off the machine root) takes
+    its bridges, switches, host bridge and local CPUs from sysfs (its NUMA node too where the model
+    has none), as a device only sysfs knows does (:func:`pinctl.discovery.sysfs.pci_info`), so a
+    GPU and the NIC under its switch read PIX, not PHB.
+    """
+    aliases = _aliases(node, facts)
+    placed = 0
 
     def fresh(info: PciInfo) -> PciInfo:
+        nonlocal placed
         found = facts.function(info.address)
         if found is None:
             return info
+        if not info.bridges and not info.switches and found.bridges:
+            placed += 1
+            info = replace(
+                info,
+                bridges=found.bridges,
+                switches=found.switches,
+                host_bridge=aliases.get(found.host, found.host) if found.host else info.host_bridge,
+                local_cpus=found.local_cpus or info.local_cpus,
+            )
         new, old = found.link, info.link
         link = PciLink(
             speed_gts=new.speed_gts if new.speed_gts is not None else old.speed_gts,
@@ -160,7 +179,10 @@ def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
         nics=tuple(replace(n, pci=fresh(n.pci)) if n.pci else n for n in node.nics),
         storage=tuple(replace(s, pci=fresh(s.pci)) if s.pci else s for s in node.storage),
     )
-    return replace(fresh_node, notes=fresh_node.notes + tuple(locality_conflicts(fresh_node, facts)))
+    notes = fresh_node.notes
+    if placed and all(info.numa_node is not None for info in model_pci(fresh_node)):
+        notes = tuple(n for n in notes if not n.endswith("(attached to the machine root)"))  # sysfs placed them
+    return replace(fresh_node, notes=notes + tuple(locality_conflicts(fresh_node, facts)))
 
 
 def locality_conflicts(node: Node, facts: SysfsFacts) -> list[str]:

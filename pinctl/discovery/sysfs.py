@@ -19,12 +19,15 @@ from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLi
 
 @dataclass(frozen=True)
 class PciFacts:
-    """What sysfs says about one function now: its link, locality and host bridge."""
+    """What sysfs says about one function now: its link, locality and place (bridges nearest
+    first, switches, host bridge), the same facts :func:`pci_info` gives a device only sysfs knows."""
 
     link: PciLink
     numa_node: int | None
     local_cpus: frozenset[int]
     host: str | None
+    bridges: tuple[PciAddress, ...] = ()
+    switches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,9 @@ def function_facts(files: KernelFiles, address: PciAddress) -> PciFacts | None:
     """A function's link, locality and host bridge; None when sysfs does not list it."""
     if not pci.exists(files, address):
         return None
-    place = pci.place(files, address)
+    bridges, switches, host = pci.place(files, address) or ((), (), None)
     return PciFacts(
-        pci.link(files, address),
-        pci.numa_node(files, address),
-        pci.local_cpus(files, address),
-        place[2] if place else None,
+        pci.link(files, address), pci.numa_node(files, address), pci.local_cpus(files, address), host, bridges, switches
     )
 
 

@@ -30,6 +30,8 @@ _FAR = ("PHB", "NODE", "SYS")
 
 
 def port_down(ctx: DoctorContext) -> list[Finding]:
+    if ctx.offline:
+        return _ports_in_file(ctx)
     devices = rdma.devices(ctx.files)
     if not devices:
         return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
@@ -61,6 +63,37 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
     return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE / LinkUp")]
+
+
+def _ports_in_file(ctx: DoctorContext) -> list[Finding]:
+    """A topology file alone: judge the port states it holds (hwloc's ``Port1State``, NCCL's none)."""
+    if ctx.node is None:
+        return [no_node(ctx, PORT_DOWN)]
+    out: list[Finding] = []
+    ports = 0
+    for nic in ctx.node.nics:
+        if not nic.rdma:
+            continue
+        for port in nic.ports:
+            if port.state is None:
+                continue
+            ports += 1
+            if not port.active:
+                state = port.state + (f" / {port.phys_state}" if port.phys_state else "")
+                out.append(
+                    Finding(
+                        PORT_DOWN,
+                        "warn",
+                        f"{nic.name} port {port.number}",
+                        f"port is {state}",
+                        (f"{ctx.node.source}: {nic.name} port {port.number} state = {state}",),
+                        "check the cable and the switch port on that node; on InfiniBand make sure a subnet "
+                        f"manager runs; `{port_tool(nic.kind)}` there shows the same",
+                    )
+                )
+    if ports == 0:
+        return [skipped(PORT_DOWN, "the topology file holds no RDMA port states")]
+    return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE in the topology file")]
 
 
 def link_errors(ctx: DoctorContext) -> list[Finding]:

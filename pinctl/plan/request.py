@@ -185,6 +185,8 @@ def select_gpus(node: Node, text: str) -> tuple[int, ...] | None:
     out: set[int] = set()
     for token in text.split(","):
         token = token.strip()
+        if not token:
+            raise UsageError(f"malformed --gpus list {text!r}: empty element")
         if ":" in token:
             addr = PciAddress.parse(token)
             if addr not in by_addr:

@@ -227,11 +227,22 @@ class Plan(Record):
 
 
 def _check_classes(ranks: list[RankPlan], classes: CpuClasses | None) -> None:
-    """No CPU in two classes: a rank's, a helper's, housekeeping, idle, not allowed."""
-    used = frozenset().union(*(r.cpus for r in ranks))
-    for r in ranks:
+    """No CPU in two classes: a rank's (each rank's its own), a helper's, housekeeping, idle, not allowed."""
+    owner: dict[int, int] = {}
+    for r in sorted(ranks, key=lambda r: r.local_rank):
+        for cpu in sorted(r.cpus):
+            if cpu in owner:
+                raise f.fail(f"ranks[{r.local_rank}].cpus", f"CPU {cpu} is also rank {owner[cpu]}'s")
+            owner[cpu] = r.local_rank
+    used = frozenset(owner)
+    helper_of: dict[int, int] = {}
+    for r in sorted(ranks, key=lambda r: r.local_rank):
         if r.helpers & used:
             raise f.fail(f"ranks[{r.local_rank}].helpers", f"CPU {min(r.helpers & used)} is a rank's own")
+        for cpu in sorted(r.helpers):
+            if cpu in helper_of:
+                raise f.fail(f"ranks[{r.local_rank}].helpers", f"CPU {cpu} is also rank {helper_of[cpu]}'s helper")
+            helper_of[cpu] = r.local_rank
     if classes is None:
         return
     used |= frozenset().union(*(r.helpers for r in ranks))

@@ -19,7 +19,7 @@ from pinctl.doctor.report import ordered
 from pinctl.render.layout import fold
 from pinctl.render.table import grid_rows, terminal_width, use_rich
 
-_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim", "n/a": "dim"}
 HINT = "pinctl doctor -v shows the evidence and the fix of each check"
 
 

@@ -22,8 +22,9 @@ from pinctl.model import Node
 def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
     """Discover a Node with hwloc.
 
-    With neither argument: the live system (allowed_cpus = cgroup cpuset and this
-    process's affinity). *xml_path*: an hwloc XML v2/v3 file (``lstopo --of xml``,
+    With neither argument: the live system (allowed_cpus = the cgroup cpuset; the
+    affinity this process inherited is no limit, a binding replaces it).
+    *xml_path*: an hwloc XML v2/v3 file (``lstopo --of xml``,
     ``pinctl snapshot``); hwloc 1.x XML is refused with the command that converts
     it. *fsroot*: a tree gathered by hwloc-gather-topology (its ``sys`` and
     ``proc`` under one folder).
