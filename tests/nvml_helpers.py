@@ -16,6 +16,7 @@ LD_LIBRARY_PATH naming the shim and FAKE_NVML_CONFIG describing the node
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pickle
@@ -55,7 +56,8 @@ SHIM_BUS_IDS = ("0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
 def shim_node(shim: Path, config: str, *, r470: bool = False) -> dict[str, str]:
     """The environment that makes pinctl's NVML the stand-in describing *config* (a world-readable copy,
     so a child that drops root can load it too)."""
-    folder = Path(tempfile.mkdtemp(prefix="pinctl-nvml-"))
+    folder = Path(tempfile.mkdtemp(prefix="pinctl-nvml-"))  # not under pytest's 0700 tree: nobody reads it too
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     folder.chmod(0o755)
     lib = folder / "lib"
     shutil.copytree(shim / "r470" if r470 else shim, lib, ignore=shutil.ignore_patterns("r470"))
