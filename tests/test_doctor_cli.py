@@ -66,7 +66,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_only_and_skip_by_area_and_id(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "rdma")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
-        "rdma.port-down", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
+        "rdma.port-down", "rdma.stack-missing", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "kernel",
                        "--skip", "kernel.isolcpus,kernel.thp-defrag")
     assert {f["check"] for f in json.loads(out)["findings"]} == {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from pinctl.discovery.memory import merge_numa
 from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
@@ -29,7 +30,17 @@ def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
     node = merge_rdma(node, facts)
     node = merge_netifs(node, facts)
     node = merge_nvme(node, facts)
-    return refresh_pci(node, facts)
+    node = merge_numa(node, facts)
+    node = refresh_pci(node, facts)
+    return rdma_stack_missing(node, facts)
+
+
+def rdma_stack_missing(node: Node, facts: SysfsFacts) -> Node:
+    """A note per ConnectX function on mlx5_core with no RDMA device (ib_core/mlx5_ib not loaded)."""
+    notes = [f"ConnectX {info.address} (mlx5_core, NUMA node {info.numa_node if info.numa_node is not None else '?'}) "
+             "has no RDMA device: the RDMA stack is not loaded (modprobe mlx5_ib; install rdma-core or MLNX_OFED/"
+             "DOCA-OFED), so NCCL and MPI cannot use it for RDMA" for info in facts.rdma_less]  # fmt: skip
+    return replace(node, notes=(*node.notes, *notes)) if notes else node
 
 
 def _aliases(node: Node, facts: SysfsFacts) -> dict[str, str]:
@@ -255,9 +266,20 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
             )
         )
     gpus, lost_notes = _lost(gpus, result)
-    ordered = sorted(gpus, key=lambda g: g.pci.address)
+    gpus = _nvml_memory_nodes(node, gpus, result)
     notes.extend(lost_notes)
-    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+    ordered = sorted(gpus, key=lambda g: g.pci.address)
+    hbm = {g.memory_numa_node for g in ordered if g.memory_numa_node is not None}
+    numa = tuple(replace(n, kind="gpu") if n.os_index in hbm and n.cpuless else n for n in node.numa_nodes)
+    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), numa_nodes=numa,
+                   notes=tuple(notes))  # fmt: skip
+
+
+def _nvml_memory_nodes(node: Node, gpus: list[Gpu], result: NvmlResult) -> list[Gpu]:
+    """NVML's nvmlDeviceGetNumaNodeId (Grace: the GPU's HBM node) wins over a tie guessed from sysfs."""
+    ids = {g.pci: g.numa_node_id for g in result.gpus if g.pci is not None and g.numa_node_id is not None}
+    known = {n.os_index for n in node.numa_nodes}
+    return [replace(g, memory_numa_node=ids[g.pci.address]) if ids.get(g.pci.address) in known else g for g in gpus]
 
 
 def _known_locality(node: Node, found: NvmlGpu) -> NvmlGpu:

@@ -190,6 +190,7 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 cpus=bits(_call(nvml, "nvmlDeviceGetCpuAffinity", handle, _CPU_WORDS)),
                 numa_node=one_node(_call(nvml, "nvmlDeviceGetMemoryAffinity", handle, _NODE_WORDS, scope)),
                 pcie=_pcie(nvml, handle),
+                numa_node_id=as_int(_call(nvml, "nvmlDeviceGetNumaNodeId", handle)),
             )
         )
     return NvmlResult(driver_version=text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))

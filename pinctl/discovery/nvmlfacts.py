@@ -72,6 +72,7 @@ class NvmlGpu:
     cpus: frozenset[int] | None = None
     numa_node: int | None = None
     pcie: PcieLink | None = None
+    numa_node_id: int | None = None  # its own memory's NUMA node (Grace: HBM as a CPU-less node)
 
 
 @dataclass(frozen=True)

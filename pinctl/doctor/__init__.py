@@ -40,6 +40,7 @@ CHECKS: tuple[Check, ...] = (
     Check(node.CHECK, "topology discovery worked", node.discovery),
     Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded, live="PCIe link files"),
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
+    Check(rdma.STACK, "every ConnectX on mlx5_core has its RDMA device", rdma.stack_missing, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
     Check(rdma.IMBALANCE, "GPUs spread evenly over RDMA NICs", rdma.nic_imbalance),
     Check(

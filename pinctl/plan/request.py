@@ -15,8 +15,9 @@ from typing import Literal, TypedDict, Unpack, cast
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
-from pinctl.planfile.types import MEM_POLICIES
+from pinctl.planfile.types import GPU_MEM_POLICIES, MEM_POLICIES
 
+REQUEST_MEM_POLICIES = (*MEM_POLICIES, *GPU_MEM_POLICIES)
 SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")
 SmtMode = Literal["all", "one-per-core"]
@@ -113,7 +114,7 @@ class PlanRequest:
             raise UsageError(f"--reserve-per-numa must be 0 or more, got {self.reserve_per_numa}")
         for name, value, allowed in (
             ("--smt", self.smt, SMT_MODES),
-            ("--mem-policy", self.mem_policy, MEM_POLICIES),
+            ("--mem-policy", self.mem_policy, REQUEST_MEM_POLICIES),
             ("--nic-link-layer", self.nic_link_layer, LINK_LAYERS),
         ):
             if value not in allowed:

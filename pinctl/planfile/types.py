@@ -29,6 +29,9 @@ SCHEMA_ID = "pinctl.plan/v2"
 # v1 (before the node's CPU classes and helpers) is still read: its ranks mean the same.
 SCHEMA_IDS_READ = ("pinctl.plan/v1", SCHEMA_ID)
 MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")
+# Request-only spellings (`--mem-policy`): the policy plus the rank's GPU's own memory node (Grace HBM);
+# a plan stores them as bind / interleave with that node among its mems.
+GPU_MEM_POLICIES = ("bind+gpu", "interleave+gpu")
 Env = tuple[tuple[str, str], ...]
 
 _TOP_KEYS = {"schema", "node", "options", "ranks", "warnings", "cpus"}

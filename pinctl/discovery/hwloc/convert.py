@@ -9,6 +9,7 @@ Imported only after :func:`pinctl.discovery.hwloc_load.ensure_pyhwloc`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyhwloc.hwobject import Cache, Object, ObjType
@@ -129,7 +130,11 @@ def _numa_nodes(topo: Topology) -> tuple[tuple[NumaNode, ...], dict[PciAddress, 
             addr = PciAddress.parse_or_none(n.info.get("PCIBusID", "")) if kind == "gpu" else None
             if addr is not None:
                 gpu_memory[addr] = n.os_index
-    return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    if not any(n.memory_bytes for n in out):  # no sizes at all (a synthetic or stripped file): unknown
+        return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    # hwloc reads 0 kB as its own 0: beside nodes with memory, that is a memory-less node, not an unknown size
+    sized = (n if n.memory_bytes is not None else replace(n, memory_bytes=0) for n in out)
+    return tuple(sorted(sized, key=lambda n: n.os_index)), gpu_memory
 
 
 def _package_of(obj: Object) -> int | None:
