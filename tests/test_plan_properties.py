@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from nic_rule import gpu_nics, objective_problems
-from nodes import build_node
+from nodes import Layout, build_node
 from strategies import layouts, nodes
 
 from pinctl.cpuset import parse_list
@@ -207,42 +207,33 @@ def test_balanced_within_a_node(case: tuple[Node, PlanRequest, Plan]) -> None:
         assert max(node_sizes) - min(node_sizes) <= 1
 
 
-@FAST
-@given(planned())
-def test_unknown_smt_even_share_of_every_range(case: tuple[Node, PlanRequest, Plan]) -> None:
-    """Siblings unknown (NCCL files): every contiguous CPU range of a node is shared out evenly, so
-    whichever CPUs are siblings (n and n+N, or 2n and 2n+1) no two ranks split a core."""
-    node, _, plan = case
-    if node.smt_known:
-        assert not any("SMT siblings are unknown" in w for w in plan.warnings)
-        return
-    assert sum("SMT siblings are unknown" in w for w in plan.warnings) == 1
-    by_node: dict[int | None, list[frozenset[int]]] = defaultdict(list)
-    for r in plan.ranks:
-        by_node[r.numa_node].append(r.cpus)
-    for sets in by_node.values():
-        cpus = sorted(set().union(*sets))
-        ranges = [[cpus[0]]]
-        for c in cpus[1:]:
-            if c == ranges[-1][-1] + 1:
-                ranges[-1].append(c)
-            else:
-                ranges.append([c])
-        by_length: dict[int, list[int]] = {}
-        if len(cpus) < len(sets):
-            continue  # more ranks than CPUs here: not split this way (the plan refuses or moves ranks)
-        for rng in ranges:
-            shares = [len(s & set(rng)) for s in sets]
-            assert max(shares) - min(shares) <= 1, (rng, shares)
-            # ranges of one length are split alike, so siblings n and n+N stay in one rank
-            # (unless some range is shorter than the rank count: every rank must get a CPU somewhere)
-            if all(len(r) >= len(sets) for r in ranges):
-                assert by_length.setdefault(len(rng), shares) == shares
-            if len(rng) % len(sets) == 0:  # divides evenly: equal pieces, each a contiguous run
-                assert len(set(shares)) == 1
-                for s in sets:
-                    mine = sorted(s & set(rng))
-                    assert mine == list(range(mine[0], mine[0] + len(mine))) if mine else True
+def test_spilled_ranks_share_a_node_evenly() -> None:
+    """Hypothesis's case: NUMA node 0 full, ranks 3 (GPU 1, from a CPU-less node) and 11 (GPU 3) spill to node 2.
+
+    Rank 11's siblings at home have one core each, so it gets one; rank 3, the first of its
+    GPU, is not capped. Node 2's split stays balanced (rank 3 gets 2 of its 5 cores, not 3 with
+    CPU 14 idle), and its idle cores are ones no rank there could take without breaking that.
+    """
+    layout = Layout(packages=2, numa_per_package=2, cores_per_l3=5, smt=1, cpuless=1, distances=False,
+                    gpus=(None, (0, 0, None), (0, 0, None), (0, 0, None), (3, 0, None)),
+                    gpu_on_cpuless=frozenset({1}))  # fmt: skip
+    plan = make_plan(build_node(layout), PlanRequest(procs_per_gpu=3))
+    assert any("ranks 3,11 to node 2, ranks 4-5 to node 1" in w for w in plan.warnings)
+    on_two = {r.local_rank: len(r.cores) for r in plan.ranks if r.numa_node == 2}
+    assert on_two == {3: 2, 11: 1}
+    assert any("CPUs 13-14 (NUMA node 2)" in w for w in plan.warnings)
+
+
+def test_capped_spilled_rank_leaves_its_cores_to_the_node() -> None:
+    """A spilled rank capped below its share: the node's own ranks take the core it leaves.
+
+    Node 0 keeps 2 usable cores, so GPU 0's rank 2 spills to node 1 ahead of GPU 1's ranks 3-5.
+    Capped at one core (its siblings' width), it leaves node 1's fifth core to rank 3, not idle.
+    """
+    layout = Layout(packages=2, cores_per_l3=5, smt=1, gpus=((0, 0, None), (1, 0, None)))
+    plan = make_plan(build_node(layout), PlanRequest(procs_per_gpu=3, reserve=frozenset({0, 1, 2})))
+    assert [(r.numa_node, len(r.cores)) for r in plan.ranks] == [(0, 1), (0, 1), (1, 1), (1, 2), (1, 1), (1, 1)]
+    assert not plan.cpu_classes.idle
 
 
 @FAST

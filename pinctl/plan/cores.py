@@ -135,17 +135,25 @@ def split_even(total: int, weights: Sequence[int]) -> list[int]:
     return base
 
 
-def split_domain(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]]:
+def split_domain(cores: Sequence[CoreSlot], k: int, caps: Sequence[int] | None = None) -> list[list[CoreSlot]]:
     """Split a domain's cores (topology order) into *k* contiguous balanced runs.
 
     Sizes are ``q`` or ``q+1`` (q = len // k). Among all such splits the one with
     the fewest ranks straddling an L3 group is taken (a run may cover one group's
-    part or whole groups); on ties, larger runs come first.
+    part or whole groups); on ties, larger runs come first. *caps* bound each run
+    (a spilled rank's, by its GPU's ranks at home): the split stays balanced, so q
+    drops to the smallest cap, runs capped at q stay at q, and the others take one
+    more core each while cores remain; the rest stay idle, at the domain's end.
     """
     n = len(cores)
     if k <= 0:
         return []
     q, r = divmod(n, k)
+    wide = [True] * k  # which runs may take q+1 cores
+    if caps is not None and min(caps) <= q:
+        q = max(min(caps), 1)
+        wide = [c > q for c in caps]
+        r = min(n - k * q, sum(wide))
     groups = [c.l3 for c in cores]
     boundary = [p == 0 or p == n or groups[p] != groups[p - 1] for p in range(n + 1)]
     run_id = [0] * n  # which maximal same-L3 run each position is in
@@ -165,7 +173,7 @@ def split_domain(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]]:
         for e in range(min(t, r) + 1):
             p = t * q + e
             best = inf
-            if e < r:
+            if e < r and wide[t]:
                 best = min(best, cost(p, p + q + 1) + f[t + 1][e + 1])
             best = min(best, cost(p, p + q) + f[t + 1][e])
             f[t][e] = best
@@ -173,7 +181,7 @@ def split_domain(cores: Sequence[CoreSlot], k: int) -> list[list[CoreSlot]]:
     e = 0
     for t in range(k):
         p = t * q + e
-        if e < r and cost(p, p + q + 1) + f[t + 1][e + 1] == f[t][e]:
+        if e < r and wide[t] and cost(p, p + q + 1) + f[t + 1][e + 1] == f[t][e]:
             runs.append(list(cores[p : p + q + 1]))
             e += 1
         else:

@@ -145,14 +145,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     else:
         rank_domain = _cpu_only_domains(node, domains, request.ranks)
 
-    # Split each domain's cores among its ranks, in local-rank order.
-    runs: dict[int, list[CoreSlot]] = {}
-    for dom, dcores in domains.items():
-        members = [i for i, d in enumerate(rank_domain) if d == dom]
-        split = None if node.smt_known else split_ranges(dcores, len(members))
-        for i, run in zip(members, split or split_domain(dcores, len(members)), strict=True):
-            runs[i] = run
-    _balance_spilled(rank_gpu, rank_domain, runs)
+    runs = _split_domains(node, domains, rank_gpu, rank_domain)
     if not node.smt_known:
         warnings.append(
             "SMT siblings are unknown (the topology does not say which CPUs share a core): each rank "
@@ -260,20 +253,43 @@ def _cpu_only_domains(node: Node, domains: dict[Domain, list[CoreSlot]], n: int)
     return out
 
 
-def _balance_spilled(rank_gpu: list[Gpu | None], rank_domain: list[Domain], runs: dict[int, list[CoreSlot]]) -> None:
-    """Ranks of one GPU that spilled to another node get no more cores than those at home.
+def _split_domains(
+    node: Node, domains: dict[Domain, list[CoreSlot]], rank_gpu: list[Gpu | None], rank_domain: list[Domain]
+) -> dict[int, list[CoreSlot]]:
+    """Each domain's cores among its ranks, in local-rank order; a spilled rank no wider than its GPU's at home.
 
     A spilled rank alone on an idle node would otherwise take the whole node: its
     siblings wait for it at every step, so the extra cores buy nothing but imbalance.
+    The cap goes into the domain's split, so the node stays balanced and its other
+    ranks take the cores the capped one leaves. A cap can narrow the node it lands
+    on, which may be another GPU's home and so lower that GPU's caps: caps only
+    shrink, so repeating until none changes ends.
     """
-    groups: dict[int, list[int]] = {}
+    home: dict[int, Domain] = {}  # a GPU's home: its first rank's node (it leaves last, and only if all do)
     for i, gpu in enumerate(rank_gpu):
         if gpu is not None:
-            groups.setdefault(gpu.index, []).append(i)
-    for members in groups.values():
-        home = rank_domain[members[0]]
-        at_home = [len(runs[i]) for i in members if rank_domain[i] == home]
-        cap = max(at_home)
-        for i in members:
-            if rank_domain[i] != home and len(runs[i]) > cap:
-                runs[i] = runs[i][:cap]
+            home.setdefault(gpu.index, rank_domain[i])
+    caps: dict[int, int] = {}
+    while True:
+        runs: dict[int, list[CoreSlot]] = {}
+        for dom, dcores in domains.items():
+            members = [i for i, d in enumerate(rank_domain) if d == dom]
+            split = None if node.smt_known else split_ranges(dcores, len(members))
+            if split is not None:  # SMT unknown: even shares of each CPU range, trimmed to the cap
+                split = [run[: caps.get(i, len(run))] for i, run in zip(members, split, strict=True)]
+            else:
+                bounds = [caps.get(i, len(dcores)) for i in members]
+                split = split_domain(dcores, len(members), bounds if any(i in caps for i in members) else None)
+            runs.update(zip(members, split, strict=True))
+        widest: dict[int, int] = {}
+        for i, gpu in enumerate(rank_gpu):
+            if gpu is not None and rank_domain[i] == home[gpu.index]:
+                widest[gpu.index] = max(widest.get(gpu.index, 0), len(runs[i]))
+        new = {
+            i: min(caps.get(i, widest[gpu.index]), widest[gpu.index])
+            for i, gpu in enumerate(rank_gpu)
+            if gpu is not None and rank_domain[i] != home[gpu.index]
+        }
+        if new == caps:
+            return runs
+        caps = new
