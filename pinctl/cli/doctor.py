@@ -12,10 +12,9 @@ import json
 import os
 
 import click
-from click.core import ParameterSource
 
 from pinctl import api
-from pinctl.cli.options import source_options
+from pinctl.cli.options import output_format, output_options, source_options
 from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
 from pinctl.discovery.nvml import NvmlUnavailable, query_health
@@ -97,14 +96,7 @@ def build_context(
 
 @click.command()
 @source_options
-@click.option("--json", "as_json", is_flag=True, help="Print findings, summary and the node's inventory as JSON.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "prometheus"]),
-    default="table",
-    help="table (default), json (= --json), or prometheus (node_exporter textfile collector).",
-)
+@output_options("Print findings, summary and the node's inventory as JSON.")
 @click.option("--expect", metavar="REPORT", help="Fail unless this node has the shape of this doctor --json report.")
 @click.option("--only", metavar="IDS", help="Run only these checks (ids or areas: rdma,kernel.thp-defrag).")
 @click.option("--skip", metavar="IDS", help="Skip these checks (ids or areas).")
@@ -151,8 +143,7 @@ def doctor(
     if list_checks:
         out([f"{c.id:<24} {c.title}" for c in CHECKS])
         return 0
-    if as_json and fmt != "json" and ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
-        raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
+    fmt = output_format(ctx, as_json, fmt)
     reference = load_reference(expect) if expect is not None else None
     checks = select(only, skip)
     if root is not None and not os.path.isdir(root):

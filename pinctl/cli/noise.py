@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from pinctl.act import probe
+from pinctl.cli.options import output_format, output_options
 from pinctl.cli.output import out
 from pinctl.cli.targets import node_cpus, node_name, users
 from pinctl.cpuset import format_list
@@ -58,14 +59,7 @@ def cpu_class(plan: Plan | None, cpu: int) -> str | None:
     help="How long the probe runs (all CPUs at once).",
 )
 @click.option("--plan", "plan_file", metavar="FILE", help="A plan file: each CPU's class is shown.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (pinctl.noise/v1).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "prometheus"]),
-    default="table",
-    help="table (default), json (= --json), or prometheus (node_exporter textfile collector).",
-)
+@output_options("Machine-readable output (pinctl.noise/v1).")
 @click.option("--max-lost", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when a CPU loses over PCT%.")
 @click.option(
     "--max-foreign",
@@ -79,6 +73,7 @@ def noise(cpus: str | None, seconds: float, plan_file: str | None, as_json: bool
 
     Exit status: 0, 1 when a --max-* bound was crossed, 2 bad input.
     """
+    fmt = output_format(click.get_current_context(), as_json, fmt)
     files = KernelFiles()
     plan = load_plan(plan_file) if plan_file else None
     allowed = frozenset(os.sched_getaffinity(0))
@@ -109,7 +104,7 @@ def noise(cpus: str | None, seconds: float, plan_file: str | None, as_json: bool
     doc = noise_doc(node_name(files), "probe", method_note, seconds, rows,
                     bounds=Bounds(max_lost=max_lost, max_foreign=max_foreign))  # fmt: skip
     doc["time"] = round(time.time(), 3)
-    if as_json or fmt == "json":
+    if fmt == "json":
         out([json.dumps(doc, indent=2, sort_keys=True)])
     elif fmt == "prometheus":
         out([noise_textfile(doc).rstrip("\n")])

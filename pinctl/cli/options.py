@@ -46,6 +46,29 @@ def _click_keywords(opt: Opt) -> dict[str, Any]:
     return {**kw, "default": opt.default, "multiple": opt.multiple}
 
 
+def output_options(json_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--json`` and ``--format table|json|prometheus``, as doctor, watch and noise take them."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["table", "json", "prometheus"]),
+            default="table",
+            help="table (default), json (= --json), or prometheus (node_exporter textfile collector).",
+        )(f)
+        return click.option("--json", "as_json", is_flag=True, help=json_help)(f)
+
+    return decorate
+
+
+def output_format(ctx: click.Context, as_json: bool, fmt: str) -> str:
+    """The one output asked for; ``--json`` with another ``--format`` is refused, not guessed."""
+    if as_json and fmt != "json" and ctx.get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT:
+        raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
+    return "json" if as_json else fmt
+
+
 source_options = click_options(SOURCE)
 # The options that shape a plan, shared by plan, launch, pin and check (same names, same meaning).
 planning_options = click_options(SOURCE + PLANNING)

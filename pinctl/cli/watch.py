@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import click
 
+from pinctl.cli.options import output_format, output_options
 from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
@@ -39,14 +40,7 @@ GPU_EVERY = 10  # an NVML session (init, health queries, shutdown) costs millise
 @click.option("--plan", "plan_file", metavar="FILE", help="A plan file: names ranks and its housekeeping/idle CPUs.")
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True, help="Seconds.")
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop after N intervals (default: until Ctrl-C).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per interval (JSON Lines, pinctl.watch/v1).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "prometheus"]),
-    default="table",
-    help="table (default), json (= --json), or prometheus (node_exporter textfile collector).",
-)
+@output_options("One JSON object per interval (JSON Lines, pinctl.watch/v1).")
 @click.option(
     "--max-foreign",
     type=click.FloatRange(0, 100),
@@ -69,7 +63,7 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     plan = load_plan(plan_file) if plan_file else None
     targets = targets_for(files, cpus, pids, plan)
     bounds = Bounds(max_foreign=max_foreign, max_irq=max_irq, max_steal=max_steal)
-    fmt = "json" if as_json else fmt
+    fmt = output_format(click.get_current_context(), as_json, fmt)
     host = node_name(files)
     ticks = clock_ticks()
     watched = frozenset().union(*(t.cpus for t in targets))
