@@ -81,7 +81,7 @@ def run_children(
             os.setpgid(0, 0)  # a terminal's Ctrl-C is the launcher's to forward, once
             code = supervise(children, launcher, grace, force, warn)
         except CommandError as exc:
-            code = exc.code
+            code = exc.exit_code
             os.write(result_w, str(exc).encode("utf-8", "replace"))
         except BaseException:
             code = 70
