@@ -179,3 +179,45 @@ def test_a_stopped_rank_is_reported(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def _start_on_pid(target: int, tries: int = 50) -> subprocess.Popen[bytes] | None:
+    """Another user's ``setsid sleep`` whose PID (and so its group id) is *target* (ns_last_pid), or None."""
+    for _ in range(tries):
+        try:
+            Path("/proc/sys/kernel/ns_last_pid").write_text(str(target - 1))
+        except OSError:
+            return None
+        proc = subprocess.Popen(["sleep", "60"], user=65534, group=65534, start_new_session=True)
+        if proc.pid == target:
+            return proc
+        proc.kill()
+        proc.wait()
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="placing a process on a chosen PID (ns_last_pid) needs root")
+def test_a_reused_pid_of_an_ended_rank_is_never_signalled(tmp_path: Path) -> None:
+    """Rank 0 ends and is reaped; another user's new session gets its PID; then the launcher is killed."""
+    proc = subprocess.Popen([PYTHON, "-m", "pinctl", "launch", "-l", "--nproc-per-node", "2", "--", "sh", "-c",
+                             f'echo $$ > {tmp_path}/r$LOCAL_RANK; [ "$LOCAL_RANK" = 0 ] || exec sleep 60'],
+                            env=_env(), stdin=subprocess.DEVNULL)  # fmt: skip
+    bystander = None
+    try:
+        assert wait_for(lambda: all((tmp_path / f"r{i}").exists() for i in range(2)), timeout=30)
+        first, second = (int((tmp_path / f"r{i}").read_text()) for i in range(2))
+        assert wait_for(lambda: not os.path.exists(f"/proc/{first}"))
+        bystander = _start_on_pid(first)
+        if bystander is None:
+            pytest.skip("could not place a process on the ended rank's PID (ns_last_pid not writable, or a busy host)")
+        proc.kill()
+        proc.wait()
+        assert wait_for(lambda: _gone(second))
+        time.sleep(0.3)
+        assert bystander.poll() is None, "the launch killed another user's process that got an ended rank's PID"
+    finally:
+        proc.kill()
+        proc.wait()
+        if bystander is not None:
+            bystander.kill()
+            bystander.wait()
