@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -174,10 +173,3 @@ def _wait(
         os.waitpid(pid, 0)
         alive.pop(pid, None)
     return first_failure
-
-
-def flush_and_exit(code: int) -> None:  # pragma: no cover - runs in the forked supervisor
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)

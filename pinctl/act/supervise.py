@@ -28,7 +28,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 
-from pinctl.act.ranks import FORWARDED, flush_and_exit, supervise
+from pinctl.act.ranks import FORWARDED, supervise
 from pinctl.act.reaper import become_subreaper, end_tree
 from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
@@ -86,7 +86,7 @@ def run_children(
         except BaseException:
             code = 70
         finally:
-            flush_and_exit(code)
+            os._exit(code)  # warnings went out line by line; the launcher's unflushed output is the launcher's
     pid_box.append(pid)
     os.close(result_w)
     try:
