@@ -42,3 +42,15 @@ def nvmlshim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = Path(__file__).parent / "nvmlshim" / "build.sh"
     subprocess.run(["sh", str(script), str(out)], check=True, capture_output=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def grace_trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fixtures/gen_grace.py's hwloc XMLs and gathered trees (gh200/, gb200-tray/), written once per session."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("grace")
+    script = Path(__file__).resolve().parents[1] / "fixtures" / "gen_grace.py"
+    subprocess.run([sys.executable, str(script), str(out), "--trees"], check=True)
+    return out

@@ -27,27 +27,21 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pinctl.act.ranks import FORWARDED, supervise
 from pinctl.act.reaper import become_subreaper, end_tree
 from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
-from pinctl.record import Record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
 
 
-class Child(Record):
+@dataclass(frozen=True)
+class Child:
     """One command to start bound: argv, its full environment, its binding."""
 
-    __slots__ = ("argv", "binding", "env")
-
-    def __init__(self, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], binding: Binding) -> None:
-        self.argv: Final = argv
-        self.env: Final = env
-        self.binding: Final = binding
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    binding: Binding
 
 
 def exit_status(status: int) -> int:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
 
 from pinctl.errors import PinctlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def error(message: str, exit_code: int) -> int:
@@ -43,8 +46,12 @@ def _fitted(line: str) -> str:
     try:
         if not sys.stderr.isatty():
             return line + "\n"
-        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
+        width = int(os.environ.get("COLUMNS") or 0)  # COLUMNS=0 or unset: unknown, ask the terminal
+        if width <= 0:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
+        return line + "\n"
+    if width <= 0:
         return line + "\n"
     out: list[str] = []
     current = ""

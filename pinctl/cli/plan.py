@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import click
 
 from pinctl import api
+from pinctl.act.files import write_file, write_tree
 from pinctl.cli.options import planning_keywords, planning_options
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
@@ -40,8 +40,14 @@ def schema_text() -> str:
     help="Output form (default: table on a terminal, json otherwise).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
-@click.option("-o", "--output", default=None, type=click.Path(), metavar="FILE|DIR",
-              help="Write to FILE, not stdout (--format systemd: the drop-ins under DIR, laid out as /etc/systemd).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(),
+    metavar="FILE|DIR",
+    help="Write to FILE, not stdout (--format systemd: the drop-ins under DIR, laid out as /etc/systemd).",
+)
 @click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v2) and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def plan(
@@ -85,7 +91,7 @@ def plan(
         if output is None:
             _write(housekeeping.plan_to_systemd(result), None)
         else:
-            _write_tree(housekeeping.systemd_files(result), output)
+            write_tree(output, housekeeping.systemd_files(result))
     elif fmt == "irqbalance":
         _write(housekeeping.plan_to_irqbalance(result), output)
     else:
@@ -95,24 +101,8 @@ def plan(
     return 0
 
 
-def _write_tree(files: list[tuple[str, str]], folder: str) -> None:
-    """Write (relative path, text) pairs under *folder*, making the folders they need."""
-    root = Path(folder)
-    try:
-        for rel, text in files:
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write under {folder!r}: {exc.strerror}") from None
-
-
 def _write(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output!r}: {exc.strerror}") from None
+    write_file(output, text)

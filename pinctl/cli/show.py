@@ -8,9 +8,10 @@ import sys
 import click
 
 from pinctl import api
+from pinctl.act.files import write_file
 from pinctl.cli.options import source_options
 from pinctl.cli.output import say
-from pinctl.discovery.hwloc import export_xml, live_xml
+from pinctl.discovery.hwloc import live_xml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw
@@ -31,13 +32,19 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 
 
 @click.command()
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="File to write ('-': standard output).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write ('-': standard output).",
+)
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)
         sys.stdout.write(live_xml())
         return 0
-    export_xml(output)
+    write_file(output, live_xml())
     say(f"wrote {output}")
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pinctl.fleet.shape import CheckRow, Checks, Fact, Shape, summary
+from pinctl.fleet.shape import CheckRow, Checks, Fact, Shape, counted, summary
+from pinctl.words import count, verb
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,14 @@ class Outlier:
     new: Checks = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {"node": self.node, "differences": [d.to_dict() for d in self.differences],
-                "checks": [{"check": c, "level": lv, "subject": s, "summary": m, "new": (c, lv, s, m) in self.new}
-                           for c, lv, s, m in self.checks]}
+        return {
+            "node": self.node,
+            "differences": [d.to_dict() for d in self.differences],
+            "checks": [
+                {"check": c, "level": lv, "subject": s, "summary": m, "new": (c, lv, s, m) in self.new}
+                for c, lv, s, m in self.checks
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,16 @@ class Verdict:
             "schema": "pinctl.fleet/v1",
             "nodes": self.nodes,
             "reference": self.reference,
-            "groups": [{"shape": g.shape, "nodes": g.nodes, "hosts": list(g.hosts), "reference": g.reference,
-                        "differs": list(g.differs)}
-                       for g in self.groups],
+            "groups": [
+                {
+                    "shape": g.shape,
+                    "nodes": g.nodes,
+                    "hosts": list(g.hosts),
+                    "reference": g.reference,
+                    "differs": list(g.differs),
+                }
+                for g in self.groups
+            ],
             "outliers": [o.to_dict() for o in self.outliers],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "duplicates": list(self.duplicates),
@@ -144,8 +157,10 @@ class Tally:
         for (s, _), members in self.groups.items():
             by_shape[s] += members.count
         ref_count = by_shape[self.shapes[ref_shape]] if ref_shape in self.shapes else 0
-        said = [() if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes, against=against)
-                for shape in shapes]  # fmt: skip
+        said = [
+            () if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes, against=against)
+            for shape in shapes
+        ]
         outliers: list[Outlier] = []
         for (s, c), members in self.groups.items():
             new = new_problems(problem_sets[c], ref_checks)
@@ -154,8 +169,9 @@ class Tally:
         groups = []
         for i, shape in enumerate(shapes):
             hosts = [h for (s, _), m in self.groups.items() if s == i for h in m.hosts[:HOST_SAMPLE]][:HOST_SAMPLE]
-            groups.append(Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape,
-                                tuple(d.text for d in said[i])))
+            groups.append(
+                Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape, tuple(d.text for d in said[i]))
+            )
         groups.sort(key=lambda g: (-g.nodes, g.shape, g.hosts))
         outliers.sort(key=lambda o: o.node)
         seen: dict[str, int] = {}
@@ -174,8 +190,9 @@ def _devices(facts: dict[str, Fact]) -> set[str]:
     return {f[3] for f in facts.values() if f[3]}
 
 
-def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
-                against: str | None = None) -> tuple[Difference, ...]:
+def differences(
+    shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *, against: str | None = None
+) -> tuple[Difference, ...]:
     """How *shape* differs from *ref*, one sentence each, a missing or extra device said once.
 
     *against* None: the reference is the fleet's majority (``ref_count`` of ``total`` nodes);
@@ -187,8 +204,11 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
     if ("topology" in mine) != ("topology" in theirs):
         # one side has no hardware facts: say so once, and compare only what both have (kernel settings)
         if "topology" in mine:
-            out.append(Difference("topology", mine["topology"][2], "known", f"topology unknown (discovery failed), "
-                                  f"{word} known"))
+            out.append(
+                Difference(
+                    "topology", mine["topology"][2], "known", f"topology unknown (discovery failed), {word} known"
+                )
+            )
         else:
             out.append(Difference("topology", "known", theirs["topology"][2], f"topology known, {word} unknown"))
         mine = {k: f for k, f in mine.items() if k.startswith("kernel.")}
@@ -208,9 +228,12 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
         elif fact[2] != ref_value:
             value = fact[2]
             if key.startswith("count."):
-                tail = (f"{ref_count} of {total} nodes have {ref_value}" if against is None
-                        else f"{against} has {ref_value}")
-                out.append(Difference(key, value, ref_value, f"{value} {label}, {tail}"))
+                tail = (
+                    f"{ref_count} of {count(total, 'node')} {verb(ref_count, 'has', 'have')} {ref_value}"
+                    if against is None
+                    else f"{against} has {ref_value}"
+                )
+                out.append(Difference(key, value, ref_value, f"{counted(value, label)}, {tail}"))
             else:
                 out.append(Difference(key, value, ref_value, f"{fact[1]} {value}, {word} {ref_value}".strip()))
     said.clear()
@@ -224,6 +247,13 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
             out.append(Difference(f"device.{device}", "present", None, f"{device} extra, {word} has none"))
     # counts and the NPS mode first: "3 GPUs" explains the rest
     return tuple(sorted(out, key=lambda d: 0 if d.key.startswith("count.") or d.key == "numa.nps" else 1))
+
+
+def shown(value: str | None, key: str) -> str:
+    """A side's value in evidence lines: what is missing is said, never ``None``."""
+    if value is not None:
+        return value
+    return "absent" if key.startswith("device.") else "not reported"
 
 
 def shape_differences(shape: Shape, ref: Shape, name: str) -> tuple[Difference, ...]:

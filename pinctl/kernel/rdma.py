@@ -99,3 +99,44 @@ def device_driver(files: KernelFiles, dev: str, *, cxi: bool = False) -> str | N
 def device_netdevs(files: KernelFiles, dev: str, *, cxi: bool = False) -> tuple[str, ...]:
     """Network interfaces of the device's PCI function (``device/net``)."""
     return tuple(files.listdir(f"{_device_dir(dev, cxi)}/device/net"))
+
+
+# Error counters of a port (Documentation/ABI/stable/sysfs-class-infiniband, ports/N/counters/):
+# above zero they mean a link that went down and retrained, or bits lost on the wire.
+ERROR_COUNTERS = ("link_downed", "link_error_recovery", "symbol_error", "port_rcv_errors")
+
+
+def error_counters(files: KernelFiles, port_path: str) -> dict[str, int]:
+    """The port's error counters that exist (``port_path`` as :attr:`IbPort.path`); raises NeedsRoot."""
+    out = {}
+    for name in ERROR_COUNTERS:
+        text = files.read(f"{port_path}/counters/{name}", strict_perm=True)
+        value = decimal(text or "", limit=20)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+MELLANOX = 0x15B3  # PCI vendor id of Mellanox, now NVIDIA Networking (ConnectX, BlueField)
+
+
+def mlx5_without_rdma(files: KernelFiles) -> list[PciAddress]:
+    """ConnectX functions bound to mlx5_core that no verbs device sits on.
+
+    mlx5_core is the Ethernet/PCI driver; the verbs device (``mlx5_N`` in /sys/class/infiniband)
+    comes from mlx5_ib on top of ib_core. Without them (the RDMA stack not loaded, or rdma-core /
+    MLNX_OFED not installed) the HCA is on the bus but NCCL and MPI cannot use it for RDMA.
+    """
+    owned = {a for dev in devices(files) if (a := device_address(files, dev)) is not None}
+    out = []
+    for name in files.listdir(pci.DEVICES_DIR):
+        address = PciAddress.parse_or_none(name)
+        if address is None or address in owned:
+            continue
+        base = pci.device_file(address)
+        if files.link_name(f"{base}/driver") != "mlx5_core" or pci.ids(files, address)[1] != MELLANOX:
+            continue
+        if files.listdir(f"{base}/infiniband"):
+            continue
+        out.append(address)
+    return sorted(out)

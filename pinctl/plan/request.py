@@ -15,8 +15,9 @@ from typing import Literal, TypedDict, Unpack, cast
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
-from pinctl.planfile.types import MEM_POLICIES
+from pinctl.planfile.types import GPU_MEM_POLICIES, MEM_POLICIES
 
+REQUEST_MEM_POLICIES = (*MEM_POLICIES, *GPU_MEM_POLICIES)
 SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")
 SmtMode = Literal["all", "one-per-core"]
@@ -81,7 +82,8 @@ class PlanRequest:
             gpus=_gpus(node, options.get("gpus")),
             procs_per_gpu=options.get("procs_per_gpu", 1),
             ranks=options.get("ranks"),
-            reserve=parse_list(reserve, what="--reserve CPU list") if isinstance(reserve, str)
+            reserve=parse_list(reserve, what="--reserve CPU list")
+            if isinstance(reserve, str)
             else frozenset(reserve or ()),
             reserve_per_numa=options.get("reserve_per_numa", 0),
             smt=cast(SmtMode, options.get("smt", "all")),
@@ -91,9 +93,12 @@ class PlanRequest:
             local_rails=bool(options.get("local_rails", False)),
             isolate_gpus=bool(options.get("isolate_gpus", False)),
             helpers=bool(options.get("helpers", False)),
-            visible_devices=parse_visible_devices(visible) if isinstance(visible, str)
-            else None if visible is None else tuple(visible),
-        )  # fmt: skip
+            visible_devices=parse_visible_devices(visible)
+            if isinstance(visible, str)
+            else None
+            if visible is None
+            else tuple(visible),
+        )
         request.check()
         return request
 
@@ -109,7 +114,7 @@ class PlanRequest:
             raise UsageError(f"--reserve-per-numa must be 0 or more, got {self.reserve_per_numa}")
         for name, value, allowed in (
             ("--smt", self.smt, SMT_MODES),
-            ("--mem-policy", self.mem_policy, MEM_POLICIES),
+            ("--mem-policy", self.mem_policy, REQUEST_MEM_POLICIES),
             ("--nic-link-layer", self.nic_link_layer, LINK_LAYERS),
         ):
             if value not in allowed:
@@ -154,8 +159,11 @@ def _check_type(name: str, value: object) -> None:
         ok, want = isinstance(value, bool), "True or False"
     else:  # a list as text, or a collection (not a one-shot iterator: it is read twice)
         allowed: tuple[type, ...] = (int, str) if name == "visible_devices" else (int,)
-        ok = isinstance(value, str) or (isinstance(value, Collection) and not isinstance(value, bytes) and all(
-            isinstance(v, allowed) and not isinstance(v, bool) for v in value))  # fmt: skip
+        ok = isinstance(value, str) or (
+            isinstance(value, Collection)
+            and not isinstance(value, bytes)
+            and all(isinstance(v, allowed) and not isinstance(v, bool) for v in value)
+        )
         what = "indexes or UUIDs" if name == "visible_devices" else "integers"
         want = f'a list as text ("0-3") or a list of {what}'
     if not ok:
@@ -178,6 +186,8 @@ def select_gpus(node: Node, text: str) -> tuple[int, ...] | None:
     out: set[int] = set()
     for token in text.split(","):
         token = token.strip()
+        if not token:
+            raise UsageError(f"malformed --gpus list {text!r}: empty element")
         if ":" in token:
             addr = PciAddress.parse(token)
             if addr not in by_addr:

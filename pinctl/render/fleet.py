@@ -11,7 +11,7 @@ from typing import TextIO
 
 from pinctl.fleet.compare import Outlier, Verdict
 from pinctl.render.layout import fold
-from pinctl.render.table import grid_rows, use_rich
+from pinctl.render.table import grid_rows, terminal_width, use_rich
 from pinctl.words import count
 
 
@@ -35,8 +35,10 @@ def _duplicates(v: Verdict) -> list[str]:
     if not v.duplicates:
         return []
     names = ", ".join(v.duplicates)
-    return [f"same host name in more than one report: {names} (a node reported twice, or copied "
-            "reports: each counts as a node toward the majority)"]
+    return [
+        f"same host name in more than one report: {names} (a node reported twice, or copied "
+        "reports: each counts as a node toward the majority)"
+    ]
 
 
 def plain_lines(v: Verdict) -> list[str]:
@@ -68,7 +70,7 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
 
     # Fitted like every other table (pinctl.render.table.grid_rows): a host name, bus id or
     # count is never split, and a terminal too narrow for the columns gets one block per group.
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, width=terminal_width(out))
     console.print(Text(_headline(v), style="bold"))
     for line in fold(_duplicates(v), console.width):
         console.print(Text(line, style="yellow"))
@@ -80,7 +82,8 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
     grid_rows(console, ("nodes", "shape", "hosts"), rows, title="shapes", styles=styles)
     if v.outliers:
         odd = [(o.node, "\n".join(d.text for d in o.differences), "\n".join(_problems(o))) for o in v.outliers]
-        grid_rows(console, ("node", "differs", "problems"), odd, title="odd nodes",
-                  styles=[("bold red", "", "")] * len(odd))
+        grid_rows(
+            console, ("node", "differs", "problems"), odd, title="odd nodes", styles=[("bold red", "", "")] * len(odd)
+        )
     for source, reason in v.skipped:
         console.print(Text(f"skipped {source}: {reason}", style="dim"))
