@@ -13,13 +13,13 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pinctl.act.bind import bind_self
 from pinctl.act.launch import RESET_SIGNALS
 from pinctl.act.reaper import become_subreaper, die_with_parent, end_tree, signal_tree
 from pinctl.errors import CommandError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pinctl.act.supervise import Child
 
