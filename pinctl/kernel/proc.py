@@ -191,6 +191,11 @@ def read_environ(files: KernelFiles, pid: int) -> dict[str, str] | None:
         return None
 
 
+def proc_file(pid: int, name: str) -> str:
+    """The path of a process's /proc file, for messages that name it."""
+    return f"/proc/{pid}/{name}"
+
+
 def pid_exists(files: KernelFiles, pid: int) -> bool:
     return files.exists(f"/proc/{pid}")
 
