@@ -221,3 +221,24 @@ def test_a_reused_pid_of_an_ended_rank_is_never_signalled(tmp_path: Path) -> Non
         if bystander is not None:
             bystander.kill()
             bystander.wait()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+    return out
+
+
+def test_a_killed_supervisor_leaves_nothing_either(tmp_path: Path) -> None:
+    """The OOM killer may pick the supervisor: the ranks die with it, the launcher ends what they left."""
+    with _launch(tmp_path, "sleep", "--grace", "2") as proc:
+        everyone = _recorded(tmp_path / "out", 2)
+        supervisor = _children(proc.pid)
+        assert len(supervisor) == 1, supervisor
+        os.kill(supervisor[0], signal.SIGKILL)
+        assert proc.wait(timeout=30) == 128 + signal.SIGKILL
+        assert all(_gone(p) for p in everyone), [p for p in everyone if not _gone(p)]
