@@ -39,7 +39,8 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     files = KernelFiles()
     notes: list[str] = []
     plan = _plan(ctx, params, notes)
-    targets = _targets(pids, gpu_procs, files, plan)
+    unseen: list[str] = []  # GPUs whose processes NVML would not list: the check cannot pass over them
+    targets = _targets(pids, gpu_procs, files, plan, unseen)
     facts = [gather(pid, gpus=gpus, files=files) for pid, gpus in targets]
     if not pids and not gpu_procs:  # a rank that ended while ranks were listed is skipped, not failed
         for f in facts:
@@ -49,8 +50,9 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     nodes = {n: node_cpus(files, n) or frozenset() for n in online_nodes(files)}
     off = evaluate(facts, plan, nodes)
     issues = {f.pid: unknowns(f) + off[f.pid] for f in facts}
-    ok = not any(issues.values())
-    if not facts:
+    ok = not any(issues.values()) and not unseen
+    notes.extend(f"could not list the processes on {u}" for u in unseen)
+    if not facts and not unseen:
         notes.append("no process to check (give PIDs or --gpu-procs, or start the ranks with pinctl launch)")
     if as_json:
         doc = {
@@ -65,7 +67,7 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
         draw(facts, issues)
         for n in notes:
             note(n)
-    if any(off.values()):
+    if any(off.values()) or unseen:
         return 1
     return UNKNOWN_EXIT if not ok else 0
 
@@ -75,7 +77,7 @@ UNKNOWN_EXIT = 5
 
 
 def _targets(
-    pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles, plan: Plan | None
+    pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles, plan: Plan | None, unseen: list[str]
 ) -> list[tuple[int, tuple[int, ...]]]:
     if pids_given and gpu_procs:
         raise UsageError("give PIDs or --gpu-procs, not both")
@@ -88,11 +90,9 @@ def _targets(
         per_gpu, note = gpu_processes()
         if per_gpu is None:
             raise TopologyError(f"check --gpu-procs: {note}")
-        index_of = (
-            None
-            if plan is None
-            else {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
-        )
+        unseen.extend(g.error for g in per_gpu if g.error is not None)
+        index_of = None if plan is None else {
+            r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}  # fmt: skip
         found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.
