@@ -16,7 +16,9 @@ from pinctl.job.localrank import rank_from_env
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
     MemPolicy,
+    pid_exists,
     pids,
+    proc_file,
     read_environ,
     read_numa_maps,
     read_status,
@@ -30,7 +32,11 @@ from pinctl.words import named, said
 
 @dataclass(frozen=True)
 class ProcFacts:
-    """One process as /proc shows it; ``policies`` None when numa_maps is unreadable."""
+    """One process as /proc shows it; ``policies`` None when numa_maps is unreadable.
+
+    ``unreadable`` names the /proc files of a live process that could not be read (another
+    user's process): what they would have said is unknown, and unknown is not ok.
+    """
 
     pid: int
     exists: bool
@@ -42,6 +48,7 @@ class ProcFacts:
     local_rank: int | None = None
     rank_source: str | None = None
     gpus: tuple[int, ...] = ()
+    unreadable: tuple[str, ...] = ()
 
     @property
     def cpus(self) -> frozenset[int]:
@@ -62,6 +69,9 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
     number = decimal(marked, limit=9)
     found = (number, MARKER_RANK) if number is not None else rank_from_env(env) if env is not None else None
     maps = read_numa_maps(fs, pid)
+    unreadable = tuple(name for name, got in (("environ", env), ("numa_maps", maps)) if got is None)
+    if unreadable and not pid_exists(fs, pid):  # it ended meanwhile
+        return ProcFacts(pid, exists=False, gpus=gpus)
     return ProcFacts(
         pid=pid,
         exists=True,
@@ -73,7 +83,20 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
         local_rank=found[0] if found else None,
         rank_source=found[1] if found else None,
         gpus=gpus,
+        unreadable=unreadable,
     )
+
+
+_UNKNOWN = {"environ": "its rank", "numa_maps": "its memory policy"}
+
+
+def unknowns(f: ProcFacts) -> list[str]:
+    """What could not be read about *f*, as problems: unknown is not ok (``check`` exits 5 on it alone)."""
+    if not f.unreadable:
+        return []
+    what = " and ".join(_UNKNOWN[name] for name in f.unreadable)
+    files = ", ".join(proc_file(f.pid, name) for name in f.unreadable)
+    return [f"cannot read {files} (another user's process?): {what} unknown"]
 
 
 def launched_ranks(
@@ -202,6 +225,7 @@ def to_dict(f: ProcFacts, issues: list[str], plan: Plan | None) -> dict[str, Any
             }
             for r in expected
         ],
+        "unreadable": list(f.unreadable),
         "issues": issues,
         "ok": not issues,
     }

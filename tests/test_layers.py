@@ -64,7 +64,7 @@ INNER_IMPORTS = {
     },
     "pinctl.planfile.load": {"json": "words a JSON error as json does; _json reads every valid file"},
     "pinctl.act.mempolicy": {"ctypes": "only when a memory policy is set or read"},
-    "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
+    "pinctl.act.reaper": {"ctypes": "prctl for --nproc-per-node only, off the launch path"},
     "pinctl.cli.main": {
         "pinctl.cli.fast": "the fast paths load only when chosen",
         "pinctl.cli.app": "click loads only off the fast paths",
@@ -93,7 +93,8 @@ MAX_LINES = 400
 # Who may end the process, besides cli/: module -> why.
 EXITS = {
     "pinctl.discovery.hwloc.isolated": "the forked libhwloc child leaves through os._exit",
-    "pinctl.act.supervise": "a forked rank whose exec failed, and the guard, leave through os._exit",
+    "pinctl.act.supervise": "the forked rank supervisor leaves through os._exit",
+    "pinctl.act.ranks": "a forked rank whose exec failed leaves through os._exit",
     "pinctl.act.probe": "a forked probe child leaves through os._exit, past the parent's exit path",
 }
 

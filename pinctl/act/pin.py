@@ -32,9 +32,11 @@ _MAX_PIN_PASSES = 50
 
 class PinResult(Record):
     """What :func:`pin_threads` did to one process: threads pinned, gone meanwhile, refused
-    (thread id, errno name), narrowed by the target's cpuset (thread id, CPUs), or no process."""
+    (thread id, errno name), narrowed by the target's cpuset (thread id, CPUs), or no process;
+    threads put back on their old CPUs after a refusal (``restored``), and those that could
+    not be put back (``stuck``)."""
 
-    __slots__ = ("exited", "failed", "mismatched", "missing", "pid", "pinned")
+    __slots__ = ("exited", "failed", "mismatched", "missing", "pid", "pinned", "restored", "stuck")
 
     def __init__(
         self,
@@ -44,8 +46,12 @@ class PinResult(Record):
         failed: tuple[tuple[int, str], ...] = (),
         mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
         missing: bool = False,
+        restored: frozenset[int] = frozenset(),
+        stuck: frozenset[int] = frozenset(),
     ) -> None:
         self.pid: Final = pid
+        self.restored: Final = restored
+        self.stuck: Final = stuck
         self.pinned: Final = pinned
         self.exited: Final = exited
         self.failed: Final = failed
@@ -78,14 +84,19 @@ class PinReport(Record):
         return None
 
 
-def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = None) -> PinResult:
+def pin_threads(
+    pid: int, cpus: frozenset[int], *, files: KernelFiles | None = None, all_or_nothing: bool = False
+) -> PinResult:
     """``taskset -a -p``: set every thread's affinity, re-listing /proc/PID/task until no new thread appears.
 
     Threads that exit meanwhile are fine (ESRCH); EPERM and other errors are recorded
     per thread; the new affinity is read back, since the kernel silently narrows a mask
-    to the target's cpuset.
+    to the target's cpuset. With *all_or_nothing*, a refused thread (threads running under
+    other credentials) puts the moved ones back on the CPUs they had: no process is left
+    half-moved.
     """
     fs = files or KernelFiles()
+    old: dict[int, frozenset[int]] = {}
     pinned: set[int] = set()
     exited: set[int] = set()
     failed: dict[int, str] = {}
@@ -98,6 +109,7 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
         for tid in new:
             seen.add(tid)
             try:
+                old[tid] = frozenset(os.sched_getaffinity(tid))
                 os.sched_setaffinity(tid, cpus)
             except ProcessLookupError:
                 exited.add(tid)
@@ -107,6 +119,9 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
                 pinned.add(tid)
     if not seen and not pid_exists(fs, pid):
         return PinResult(pid, missing=True)
+    if all_or_nothing and failed and pinned:
+        restored, stuck = _put_back({tid: old[tid] for tid in pinned})
+        return PinResult(pid, frozenset(), frozenset(exited), tuple(sorted(failed.items())), (), False, restored, stuck)
     for tid in sorted(pinned):
         try:
             got = frozenset(os.sched_getaffinity(tid))
@@ -122,6 +137,22 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
         tuple(sorted(failed.items())),
         tuple(sorted(mismatched.items())),
     )
+
+
+def _put_back(old: dict[int, frozenset[int]]) -> tuple[frozenset[int], frozenset[int]]:
+    """Set each thread back to its old CPUs: (put back or gone, could not be put back)."""
+    restored: set[int] = set()
+    stuck: set[int] = set()
+    for tid, cpus in old.items():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            restored.add(tid)
+        except OSError:
+            stuck.add(tid)
+        else:
+            restored.add(tid)
+    return frozenset(restored), frozenset(stuck)
 
 
 def system_process(pid: int, files: KernelFiles) -> str | None:
@@ -147,7 +178,7 @@ def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles,
         if why is not None:
             failures.append(f"process {pid} {why}: not pinned (--force to pin it anyway)")
             continue
-        result = pin_threads(pid, cpus, files=files)
+        result = pin_threads(pid, cpus, files=files, all_or_nothing=not force)
         if result.missing:
             failures.append(f"process {pid} does not exist")
             continue
@@ -158,6 +189,12 @@ def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles,
             errors = ", ".join(sorted({err for _, err in result.failed}))
             tids = format_list(tid for tid, _ in result.failed)
             failures.append(f"process {pid}{name}: threads {tids} not pinned ({errors})")
+        if result.restored:
+            failures.append(f"process {pid}{name}: threads {format_list(result.restored)} put back on their old CPUs, "
+                            "so none is half-moved (--force keeps the threads that could be moved)")  # fmt: skip
+        if result.stuck:
+            failures.append(f"process {pid}{name}: threads {format_list(result.stuck)} could not be put back "
+                            f"and stay on {format_list(cpus)}")  # fmt: skip
         for tid, got in result.mismatched:
             narrowed.append(f"process {pid} thread {tid} runs on {format_list(got)}, not {format_list(cpus)}")
         if migrate and not result.failed:

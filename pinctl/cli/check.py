@@ -1,4 +1,4 @@
-"""``pinctl check``: is each process bound where the plan says? Exit 1 when anything is off (a health check).
+"""``pinctl check``: is each process bound where the plan says? Exit 1 when anything is off, 5 when unknown.
 
 With no PID it checks the ranks ``pinctl launch`` started (it marks them), this user's
 only, in this Slurm job when run inside one, launched with this plan when there is one,
@@ -22,7 +22,7 @@ from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import process_id
-from pinctl.pinning import evaluate, gather, launched_ranks, pids_by_gpu, to_dict
+from pinctl.pinning import evaluate, gather, launched_ranks, pids_by_gpu, to_dict, unknowns
 from pinctl.planfile.types import Plan
 from pinctl.render.check import draw
 
@@ -42,8 +42,14 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     unseen: list[str] = []  # GPUs whose processes NVML would not list: the check cannot pass over them
     targets = _targets(pids, gpu_procs, files, plan, unseen)
     facts = [gather(pid, gpus=gpus, files=files) for pid, gpus in targets]
+    if not pids and not gpu_procs:  # a rank that ended while ranks were listed is skipped, not failed
+        for f in facts:
+            if not f.exists:
+                notes.append(f"rank process {f.pid} ended while checking: skipped")
+        facts = [f for f in facts if f.exists]
     nodes = {n: node_cpus(files, n) or frozenset() for n in online_nodes(files)}
-    issues = evaluate(facts, plan, nodes)
+    off = evaluate(facts, plan, nodes)
+    issues = {f.pid: unknowns(f) + off[f.pid] for f in facts}
     ok = not any(issues.values()) and not unseen
     notes.extend(f"could not list the processes on {u}" for u in unseen)
     if not facts and not unseen:
@@ -61,7 +67,13 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
         draw(facts, issues)
         for n in notes:
             note(n)
-    return 0 if ok else 1
+    if any(off.values()) or unseen:
+        return 1
+    return UNKNOWN_EXIT if not ok else 0
+
+
+# Nothing seen is off, but something could not be read (another user's /proc files): not ok either.
+UNKNOWN_EXIT = 5
 
 
 def _targets(

@@ -191,6 +191,11 @@ def read_environ(files: KernelFiles, pid: int) -> dict[str, str] | None:
         return None
 
 
+def proc_file(pid: int, name: str) -> str:
+    """The path of a process's /proc file, for messages that name it."""
+    return f"/proc/{pid}/{name}"
+
+
 def pid_exists(files: KernelFiles, pid: int) -> bool:
     return files.exists(f"/proc/{pid}")
 
@@ -198,6 +203,25 @@ def pid_exists(files: KernelFiles, pid: int) -> bool:
 def pids(files: KernelFiles) -> list[int]:
     """Every process id in /proc."""
     return sorted(pid for e in files.listdir("/proc") if (pid := process_id(e)) is not None)
+
+
+def parent_ids(files: KernelFiles) -> dict[int, int]:
+    """Each process's parent (the 2nd field after the name in /proc/PID/stat); processes gone meanwhile are left out."""
+    out: dict[int, int] = {}
+    for pid in pids(files):
+        ppid = parent_id(files, pid)
+        if ppid is not None:
+            out[pid] = ppid
+    return out
+
+
+def parent_id(files: KernelFiles, pid: int) -> int | None:
+    """The parent of *pid* (0 for the namespace's init), or None when it is gone."""
+    stat = files.read(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return decimal(fields[1], limit=8) if len(fields) > 1 else None
 
 
 def is_kernel_thread(files: KernelFiles, pid: int) -> bool:

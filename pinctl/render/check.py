@@ -25,7 +25,7 @@ def row(f: ProcFacts) -> tuple[str, ...]:
     return (
         str(f.pid),
         f.name,
-        "-" if f.local_rank is None else str(f.local_rank),
+        ("?" if "environ" in f.unreadable else "-") if f.local_rank is None else str(f.local_rank),
         format_list(f.cpus) if f.exists else "-",
         threads if f.exists else "-",
         format_list(f.mems_allowed) if f.exists else "-",
