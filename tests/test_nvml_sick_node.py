@@ -220,3 +220,49 @@ def test_show_on_a_terminal_names_the_lost_gpu(nvmlshim: Path, monkeypatch: pyte
     text = " ".join(in_pty(100, "show").split())  # notes wrap at spaces on a terminal
     assert "lost GPU: NVML GPU 3: NVML cannot open it (GPU_IS_LOST)" in text
     assert "GPU6" in text and "GPU7" not in text  # the seven that answer are drawn
+
+
+SICK = (
+    "gpu.0.lost = queries\ngpu.1.fabric = in_progress\ngpu.4.fabric_status = UNKNOWN\n"
+    "gpu.1.clock_events = hw_slowdown\n"
+    "gpu.2.nvlink.3.errors = 10,2,0,0,0\ngpu.5.ecc_errors = 0,2,0,2\ngpu.6.ecc_errors = 0,0,0,2\n"
+    "gpu.7.remapped_rows = 0,1,1,0\ngpu.3.nvlink_down = 3,7\ngpu.2.replay = 50\ngpu.2.vbios = 96.00.11\n"
+    "gpu.5.gsp_version = 535.1\n"
+)
+
+
+def test_a_sick_nodes_findings_each_keep_a_short_line(nvmlshim: Path) -> None:
+    # an 80-column doctor table leaves about 47 columns for "subject: summary": the detail is in evidence and fix
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect,rdma"], shim_node(nvmlshim, f"{SICK}{LOCAL}"))
+    found = [f for fs in findings(doctor).values() for f in fs]
+    assert {f["level"] for f in found} >= {"fail", "warn"}
+    long = [f["summary"] for f in found if len(f["summary"]) > 50 and not f["check"].startswith("rdma.no-")]
+    assert not long, long
+    (remap,) = [f for f in found if f["check"] == "gpu.memory-retirement"]  # an H100 has no page retirement
+    assert remap["evidence"] == [
+        "GPU 7: retired pages pending = not reported, row remap pending = yes, row remap failure = no"
+    ]
+    mismatch = run_pinctl(
+        ["doctor", "--json", "--only", "gpu"], shim_node(nvmlshim, "init_error = LIB_RM_VERSION_MISMATCH\n")
+    )
+    assert all(len(f["summary"]) <= 52 for fs in findings(mismatch).values() for f in fs), mismatch.stdout
+
+
+def test_a_job_given_no_gpu_is_told_so_plainly(nvmlshim: Path) -> None:
+    shown = run_pinctl(["show", "--json"], shim_node(nvmlshim, LOCAL), dev_gpus=())
+    notes = json.loads(shown.stdout)["notes"]
+    assert "this job may use none of the node's 8 GPUs; each is marked with the reason" in notes, notes
+
+
+def test_a_gpu_with_ecc_off_among_peers_with_it_on_is_named(nvmlshim: Path) -> None:
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.ecc"], shim_node(nvmlshim, f"gpu.4.ecc = 0\n{LOCAL}"))
+    (off,) = findings(doctor)["gpu.ecc"]  # before: "no uncorrectable ECC errors on 7 GPUs", GPU 4 unmentioned
+    assert (off["level"], off["subject"], off["summary"]) == (
+        "warn",
+        "GPU 4 (0000:9a:00.0)",
+        "ECC off (on for its peers)",
+    )
+    assert "nvidia-smi -i 4 -e 1" in off["remedy"]
+    all_off = "".join(f"gpu.{i}.ecc = 0\n" for i in range(8))  # a node run without ECC throughout: not a sick GPU
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.ecc"], shim_node(nvmlshim, f"{all_off}{LOCAL}"))
+    assert levels_of(findings(doctor), "gpu.ecc") == ["skipped"] and doctor.returncode == 0

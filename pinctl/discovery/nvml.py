@@ -308,6 +308,7 @@ def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCond
     ]
     return GpuCondition(
         clock_events=as_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        ecc_enabled=_enabled(nvml, (_call(nvml, "nvmlDeviceGetEccMode", handle) or [None])[0]),
         nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
             as_int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
             for link, active in links),

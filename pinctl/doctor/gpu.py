@@ -82,7 +82,7 @@ def _lost_finding(g: GpuHealth, subject: str) -> Finding:
             LOST,
             "fail",
             subject,
-            "NVML may not open this GPU (NO_PERMISSION): it cannot be used or judged here",
+            "NVML may not open this GPU (NO_PERMISSION)",
             evidence,
             _PERMISSION_REMEDY,
         )
@@ -91,7 +91,7 @@ def _lost_finding(g: GpuHealth, subject: str) -> Finding:
             LOST,
             "fail",
             subject,
-            f"the GPU is lost: its handle opens but every query answers {code}",
+            f"lost: its every query answers {code}",
             evidence,
             _XID_REMEDY,
         )
@@ -164,9 +164,10 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
         if all(f is None for f in facts):
             continue
         known += 1
+        said = {None: "not reported", True: "yes", False: "no"}  # Hopper has no page retirement: not "None"
         ev = (
-            f"GPU {g.index}: retired pages pending = {g.retired_pages_pending}, "
-            f"row remap pending = {g.remap_pending}, row remap failure = {g.remap_failure}",
+            f"GPU {g.index}: retired pages pending = {said[g.retired_pages_pending]}, "
+            f"row remap pending = {said[g.remap_pending]}, row remap failure = {said[g.remap_failure]}",
         )
         if g.remap_failure:
             out.append(
@@ -185,7 +186,7 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
                     MEMORY,
                     "warn",
                     _label(g),
-                    "memory retirement pending until the GPU resets",
+                    "memory retirement pending a GPU reset",
                     ev,
                     "drain the node and reset the GPU (nvidia-smi -r) or reboot",
                 )
@@ -240,7 +241,7 @@ def pcie_replay(ctx: DoctorContext) -> list[Finding]:
             REPLAY,
             "warn",
             _label(g),
-            f"{g.pcie_replay_counter} PCIe replays (cumulative since the driver loaded, not a rate)",
+            f"{g.pcie_replay_counter} PCIe replays since the driver loaded",
             (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
             "replays mean link-level CRC errors being retried: compare again later; a growing count "
             "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",

@@ -37,8 +37,8 @@ def _pairs(ctx: DoctorContext, check: str, *, nics: bool = True, nvme: bool = Fa
         for name, p in peers
         if pci_level(g.pci, p) in _SHARED
     ]
-    what = " or ".join(w for w, on in (("an RDMA NIC", nics), ("an NVMe drive", nvme)) if on)
-    return out or skipped(check, f"no GPU shares a PCIe switch with {what}: no GPUDirect path to check")
+    what = " or ".join(w for w, on in (("an RDMA NIC", nics), ("NVMe", nvme)) if on)
+    return out or skipped(check, f"no GPU on a PCIe switch with {what}")
 
 
 def _module_finding(

@@ -42,12 +42,10 @@ def driver(ctx: DoctorContext) -> list[Finding]:
                 CHECK,
                 "warn",
                 "node",
-                "NVIDIA driver and libnvidia-ml.so.1 versions differ (no GPU bound to the driver)",
+                "driver/library version mismatch (no GPU bound)",
                 evidence,
                 REMEDY,
             )
         ]
-    summary = (
-        f"NVIDIA driver and libnvidia-ml.so.1 versions differ: CUDA cannot start on the {count(len(bound), 'GPU')}"
-    )
+    summary = f"driver/library version mismatch: {count(len(bound), 'GPU')} unusable"
     return [Finding(CHECK, "fail", "node", summary, evidence, REMEDY)]

@@ -36,7 +36,7 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
         return _ports_in_file(ctx)
     devices = rdma.devices(ctx.files)
     if not devices:
-        return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+        return [skipped(PORT_DOWN, f"no RDMA devices in {rdma.IB_DIR}")]
     out: list[Finding] = []
     ports = 0
     kinds = {n.name: n.kind for n in ctx.node.nics} if ctx.node is not None else {}
@@ -123,7 +123,7 @@ def link_errors(ctx: DoctorContext) -> list[Finding]:
     """Ports whose error counters are above zero: a link that flapped or loses bits (NHC, Azure HPC checks)."""
     devices = rdma.devices(ctx.files)
     if not devices:
-        return [skipped(LINK_ERRORS, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+        return [skipped(LINK_ERRORS, f"no RDMA devices in {rdma.IB_DIR}")]
     out: list[Finding] = []
     read = 0
     for dev in devices:
