@@ -14,7 +14,6 @@ from dataclasses import replace
 
 from pinctl.discovery.builtin.convert import convert
 from pinctl.discovery.builtin.xmlread import read_xml
-from pinctl.errors import TopologyError
 from pinctl.model import Node
 
 
@@ -24,4 +23,6 @@ def load_builtin(*, xml_path: str | None = None, fsroot: str | None = None) -> N
         tree, repairs = read_xml(xml_path)
         node = convert(tree, source=f"hwloc-xml:{xml_path}", hostname=None, restrict_allowed=None)
         return replace(node, notes=node.notes + repairs) if repairs else node
-    raise TopologyError("the built-in source reads hwloc XML files only so far")
+    from pinctl.discovery.builtin.sysread import load_sysfs
+
+    return load_sysfs(fsroot)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pinctl.model import PciAddress
+
 MEMORY_TYPES = frozenset({"NUMANode", "MemCache"})
 IO_TYPES = frozenset({"Bridge", "PCIDev", "OSDev"})
 
@@ -119,6 +121,8 @@ class Tree:
     root: Obj
     distances: list[Distances] = field(default_factory=list)
     allowed_cpus: frozenset[int] | None = None
+    # CPU-less GPU-memory NUMA nodes waiting for their GPU's place in the tree (sysfs reader only).
+    pending_memory: list[tuple[Obj, PciAddress]] = field(default_factory=list)
     infos: dict[str, str] = field(default_factory=dict)  # hwloc 3 keeps the topology's infos apart
 
     def info(self, name: str) -> str | None:
