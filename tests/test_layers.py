@@ -53,6 +53,7 @@ INNER_IMPORTS = {
     "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",
                         "pinctl.cli.app": "click loads only off the fast paths"},
+    "pinctl.cli.app": {"pinctl.discovery.engine": "discovery loads under -v only, to hear which engine ran"},
     "pinctl.cli.fast": {"pinctl.render.launch": "shlex only for --dry-run and -v"},
     "pinctl.discovery.hwloc.isolated": {
         "pyhwloc": "heavy (~58 ms), loaded when a topology is",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pinctl.discovery.builtin.convert import convert
+from pinctl.discovery.builtin.sysread import load_sysfs
 from pinctl.discovery.builtin.xmlread import read_xml
 from pinctl.model import Node
 
@@ -23,6 +24,4 @@ def load_builtin(*, xml_path: str | None = None, fsroot: str | None = None) -> N
         tree, repairs = read_xml(xml_path)
         node = convert(tree, source=f"hwloc-xml:{xml_path}", hostname=None, restrict_allowed=None)
         return replace(node, notes=node.notes + repairs) if repairs else node
-    from pinctl.discovery.builtin.sysread import load_sysfs
-
     return load_sysfs(fsroot)

@@ -50,7 +50,7 @@ def read_tree(files: KernelFiles) -> Tree:
     if online is not None:
         cpus = [c for c in cpus if c in online]
     if not cpus:
-        raise TopologyError(f"no CPUs found under {files.path('/sys/devices/system/cpu')}")
+        raise TopologyError(f"no online CPUs found under {files.root}")
     everything = frozenset(cpus)
     machine = Obj("Machine", os_index=0, cpuset=everything)
     if not files.is_live:
