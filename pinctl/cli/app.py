@@ -60,8 +60,12 @@ def _available(name: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("-v", "--verbose", is_flag=True,
-              help="Say which discovery engine ran when pyhwloc is absent (also a command's own -v).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say which discovery engine ran when pyhwloc is absent (also a command's own -v).",
+)
 @click.version_option(package_name="pinctl")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
