@@ -45,6 +45,12 @@ def cpu_numbers(files: KernelFiles) -> list[int]:
     return sorted(c for c in found if c is not None)
 
 
+def has_topology(files: KernelFiles, cpus: list[int]) -> bool:
+    """Whether any of *cpus* has a ``topology`` directory (a gathered tree without one is not a tree
+    libhwloc reads: it stops with "failed to find sysfs cpu topology directory")."""
+    return any(files.exists(f"{CPU_DIR}/cpu{c}/topology") for c in cpus)
+
+
 @dataclass(frozen=True)
 class CpuTopology:
     package: int | None
