@@ -10,7 +10,7 @@ import click
 from pinctl import api
 from pinctl.cli.options import source_options
 from pinctl.cli.output import say
-from pinctl.discovery.hwloc import export_xml, live_xml
+from pinctl.discovery.engine import export_xml, live_xml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw

@@ -43,13 +43,34 @@ def choose() -> tuple[Engine, str | None]:
     return "hwloc", None
 
 
-def load(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
-    """The Node of an hwloc XML file, a gathered tree or this machine, by the chosen engine."""
-    engine, why = choose()
-    if engine == "hwloc":
-        return hwloc_source.load_hwloc(xml_path=xml_path, fsroot=fsroot)
+def _chosen() -> Engine:
     global _told
+    engine, why = choose()
     if why is not None and listener is not None and not _told:
         _told = True
         listener(f"discovery: pinctl's built-in reader ({why})")
+    return engine
+
+
+def load(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
+    """The Node of an hwloc XML file, a gathered tree or this machine, by the chosen engine."""
+    if _chosen() == "hwloc":
+        return hwloc_source.load_hwloc(xml_path=xml_path, fsroot=fsroot)
     return builtin.load_builtin(xml_path=xml_path, fsroot=fsroot)
+
+
+def live_xml() -> str:
+    """This machine as hwloc XML v2: libhwloc's export, or the built-in tree written out."""
+    if _chosen() == "hwloc":
+        return hwloc_source.live_xml()
+    return builtin.live_xml()
+
+
+def export_xml(path: str) -> None:
+    """Write :func:`live_xml` to *path*."""
+    text = live_xml()
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise TopologyError(f"cannot write topology snapshot {path}: {e.strerror or e}") from None

@@ -10,11 +10,14 @@ Node, by the same rules as the pyhwloc path, so the two give equal Nodes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from pinctl.discovery.builtin.convert import convert
-from pinctl.discovery.builtin.sysread import load_sysfs
+from pinctl.discovery.builtin.export import to_xml
+from pinctl.discovery.builtin.sysread import load_sysfs, read_tree
 from pinctl.discovery.builtin.xmlread import read_xml
+from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
 
@@ -25,3 +28,8 @@ def load_builtin(*, xml_path: str | None = None, fsroot: str | None = None) -> N
         node = convert(tree, source=f"hwloc-xml:{xml_path}", hostname=None, restrict_allowed=None)
         return replace(node, notes=node.notes + repairs) if repairs else node
     return load_sysfs(fsroot)
+
+
+def live_xml() -> str:
+    """This machine as hwloc XML v2, written from the built-in tree (``pinctl snapshot`` without pyhwloc)."""
+    return to_xml(read_tree(KernelFiles("/")), hostname=os.uname().nodename)

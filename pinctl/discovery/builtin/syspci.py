@@ -66,10 +66,13 @@ def _function(files: KernelFiles, address: PciAddress) -> tuple[Obj, tuple[int, 
         vendor, device = int.from_bytes(config[0:2], "little"), int.from_bytes(config[2:4], "little")
         class_id, header = int.from_bytes(config[0x0A:0x0C], "little"), config[0x0E] & 0x7F
         revision = config[0x08]
+        subsystem = config[0x2C:0x30] if header == 0 else bytes(4)
     else:
         code, vendor, device = pci.ids(files, address)
-        class_id, header, revision = code >> 8, 0, 0
-    attrs = {"pci_busid": str(address), "pci_type": f"{class_id:04x} [{vendor:04x}:{device:04x}] {revision:02x}"}
+        class_id, header, revision, subsystem = code >> 8, 0, 0, bytes(4)
+    sub_vendor, sub_device = int.from_bytes(subsystem[0:2], "little"), int.from_bytes(subsystem[2:4], "little")
+    kind = f"{class_id:04x} [{vendor:04x}:{device:04x}] [{sub_vendor:04x}:{sub_device:04x}] {revision:02x}"
+    attrs = {"pci_busid": str(address), "pci_type": kind}
     speed = _sysfs_gbs(files, address) or _link_gbs(config)
     if speed:
         attrs["pci_link_speed"] = f"{speed:f}"

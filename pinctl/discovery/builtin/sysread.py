@@ -154,6 +154,8 @@ def _nodesets(tree: Tree) -> None:
         for c in o.children:
             if c.is_normal:
                 sub |= collect(c, above | here)
+            elif c.type == "NUMANode":
+                c.nodeset = frozenset({c.os_index or 0})
         below[id(o)] = sub
         o.nodeset = above | sub
         return sub
