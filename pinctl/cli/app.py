@@ -89,12 +89,21 @@ def _verbose(args: list[str]) -> bool:
 
 
 def run(args: list[str]) -> int:
+    """Run the CLI; under ``-v``, say which discovery engine ran when pyhwloc is absent."""
+    if not _verbose(args):
+        return _run(args)
+    from pinctl.discovery import engine
+
+    engine.listener = note
+    try:
+        return _run(args)
+    finally:
+        engine.listener = None
+
+
+def _run(args: list[str]) -> int:
     """Run the CLI and turn pinctl errors into one-line messages and exit codes."""
     debug = "--debug" in _group_args(args)
-    if _verbose(args):
-        from pinctl.discovery import engine
-
-        engine.listener = note
     try:
         result: Any = cli.main(args=args, prog_name="pinctl", standalone_mode=False)
     except PinctlError as exc:
