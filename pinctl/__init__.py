@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the la
 if TYPE_CHECKING:
     from pinctl.api import bind, bind_helper, bind_to, discover, fit, load_plan, make_plan, select_rank
     from pinctl.model import Node
-    from pinctl.plan.types import Plan, RankPlan
+    from pinctl.planfile.types import Plan, RankPlan
 
 __version__ = "0.1.0"
 __all__ = [
@@ -55,8 +55,8 @@ _LAZY = {
     "make_plan": "pinctl.api",
     "select_rank": "pinctl.api",
     "Node": "pinctl.model",
-    "Plan": "pinctl.plan.types",
-    "RankPlan": "pinctl.plan.types",
+    "Plan": "pinctl.planfile.types",
+    "RankPlan": "pinctl.planfile.types",
 }
 
 

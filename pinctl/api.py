@@ -20,13 +20,13 @@ from pinctl.act.bind import bind_self
 from pinctl.act.pin import pin_threads
 from pinctl.cpuset import format_list, parse_list
 from pinctl.errors import BindError, PinctlError, PinctlWarning, UsageError
+from pinctl.job.fit import check_live_node, refuse_foreign
+from pinctl.job.localrank import detect_local_rank
 from pinctl.kernel.files import KernelFiles
 from pinctl.plan.binding import Binding
 from pinctl.plan.environment import HELPER_VARIABLE
-from pinctl.plan.fit import check_live_node, refuse_foreign
-from pinctl.plan.load import load_plan
-from pinctl.plan.localrank import detect_local_rank
-from pinctl.plan.types import Plan, RankPlan
+from pinctl.planfile.load import load_plan
+from pinctl.planfile.types import Plan, RankPlan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections import Counter
 
 from pinctl.distance import level_order, pci_level
 from pinctl.model import Nic, Node, PciInfo
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 
 def usable(nic: Nic) -> bool:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
 
-from pinctl.doctor.pinning import ProcFacts, evaluate, gather
 from pinctl.kernel.proc import MemPolicy, parse_numa_maps
-from pinctl.plan.types import Plan
+from pinctl.pinning import ProcFacts, evaluate, gather
+from pinctl.planfile.types import Plan
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 FIRST, LAST = ALL_CPUS[0], ALL_CPUS[-1]

@@ -13,9 +13,9 @@ from nodes import Layout, NicSpec, build_node
 
 import pinctl.cli.plan as cli_plan
 from pinctl.cli.app import run
-from pinctl.plan.export import plan_to_json
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
+from pinctl.render.export import plan_to_json
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = Layout(

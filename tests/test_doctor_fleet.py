@@ -102,7 +102,7 @@ def test_prometheus_textfile_parses_and_carries_checks_and_shape(trees: Path) ->
 
 
 def test_prometheus_label_values_are_escaped() -> None:
-    from pinctl.fleet.prometheus import textfile
+    from pinctl.render.prometheus import textfile
 
     report = {"hostname": 'a"b\\c', "findings": [{"check": "x.y", "level": "warn", "subject": "line\nbreak"}],
               "summary": {"ok": 0, "warn": 1, "fail": 0, "skipped": 0}, "exit_code": 1, "inventory": {}}

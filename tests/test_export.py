@@ -12,11 +12,11 @@ import pytest
 from nodes import Layout, NicSpec, build_node
 
 from pinctl.cpuset import parse_list, parse_mask
-from pinctl.plan.export import numactl_argv, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
-from pinctl.plan.load import parse_plan_text
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.load import parse_plan_text
+from pinctl.planfile.types import Plan
+from pinctl.render.export import numactl_argv, plan_to_env, plan_to_json, plan_to_numactl, plan_to_slurm
 
 LAYOUT = Layout(
     packages=2,

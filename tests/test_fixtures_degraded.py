@@ -14,7 +14,7 @@ from pinctl.discovery import discover
 from pinctl.model import Node
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hwloc"
 # The two compute HCAs each GPU pair of a DGX A100 reaches at PXB (nvidia-smi topo -m).

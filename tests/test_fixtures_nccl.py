@@ -21,7 +21,7 @@ from pinctl.cli.main import main
 from pinctl.distance import pci_level
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "nccl"

@@ -31,7 +31,7 @@ from pinctl.doctor import DoctorContext, run_checks
 from pinctl.kernel import cgroup, cpus, irq, net, numa, nvme, pci, proc, rdma
 from pinctl.kernel import settings as ksettings
 from pinctl.kernel.files import KernelFiles, NeedsRoot
-from pinctl.plan.load import load_plan, parse_plan_text
+from pinctl.planfile.load import load_plan, parse_plan_text
 
 FILES = settings(max_examples=120, deadline=timedelta(seconds=5),
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from pinctl.cli.fast import parse_fast_args, parse_fast_pin
 from pinctl.cpuset import MAX_CPU, format_list, format_mask, parse_list, parse_mask
+from pinctl.job.localrank import RANK_VARS, detect_local_rank, rank_from_env
+from pinctl.job.world import group_world
 from pinctl.kernel.pci import parse_link_speed
 from pinctl.kernel.proc import parse_environ, parse_numa_maps, status_from_text
 from pinctl.kernel.rdma import parse_rate, state_name
 from pinctl.model import PciAddress, natural_key
-from pinctl.plan.localrank import RANK_VARS, detect_local_rank, rank_from_env
 from pinctl.plan.request import parse_visible_devices
-from pinctl.plan.world import group_world
 
 FUZZ = settings(max_examples=300, deadline=timedelta(seconds=2))
 # Characters that reach the interesting branches: digits (ASCII and not: '²' is isdigit() but not int()),

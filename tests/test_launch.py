@@ -17,9 +17,9 @@ from real_launchers import ensure_packages
 
 from pinctl.cli.fast import FastArgs, parse_fast_args
 from pinctl.errors import UsageError
+from pinctl.job.localrank import detect_local_rank, rank_from_env
+from pinctl.job.world import World, first_host, group_world
 from pinctl.kernel.proc import parse_numa_maps, parse_status
-from pinctl.plan.localrank import detect_local_rank, rank_from_env
-from pinctl.plan.world import World, first_host, group_world
 
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs")
 LAST = ALL_CPUS[-1]
@@ -205,7 +205,7 @@ def test_fast_path_imports_nothing_heavy(plan_path: str) -> None:
     )
     assert res.returncode == 0, res.stderr
     modules = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert "pinctl.cli.fast" in modules and "pinctl.plan.load" in modules
+    assert "pinctl.cli.fast" in modules and "pinctl.planfile.load" in modules
     heavy = {m.split(".")[0] for m in modules} & {"click", "rich", "pyhwloc", "pynvml", "psutil", "jsonschema"}
     assert heavy == set()
 
@@ -389,7 +389,7 @@ def test_no_rank_or_its_children_outlive_a_killed_launcher(tmp_path: Path) -> No
 
 def _planner() -> tuple[object, object]:
     plan_mod = pytest.importorskip("pinctl.plan.make")
-    export = pytest.importorskip("pinctl.plan.export")
+    export = pytest.importorskip("pinctl.render.export")
     from pinctl.discovery import discover
 
     plan = plan_mod.make_plan(discover(), plan_mod.PlanRequest(ranks=len(ALL_CPUS)))

@@ -224,7 +224,7 @@ def test_slurm_cpuspeclist_keeps_jobs_off_the_housekeeping_cores(slurm: Slurm) -
     cluster's slurm.conf: scontrol shows the specialized core and a job never gets it. Last in
     this module: the cluster's configuration is restored after, but its daemons were reconfigured."""
     from pinctl import api
-    from pinctl.plan.export import plan_to_slurm
+    from pinctl.render.export import plan_to_slurm
 
     plan = api.make_plan(api.discover(nvml=False), ranks=1, reserve="1")
     line = next(w for w in plan_to_slurm(plan).splitlines() if w.startswith("NodeName="))

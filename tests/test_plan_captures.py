@@ -23,7 +23,7 @@ from pinctl.errors import TopologyError, UsageError
 from pinctl.model import Nic, NicPort, Node
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinctl.errors import PlanError, UsageError
-from pinctl.plan.environment import PLAN_ENV_KEYS, TUNING, WRITTEN, allowed_names, env_key_allowed
-from pinctl.plan.load import parse_plan_text
-from pinctl.plan.types import Plan
+from pinctl.planfile.allowlist import PLAN_ENV_KEYS, TUNING, WRITTEN, allowed_names, env_key_allowed
+from pinctl.planfile.load import parse_plan_text
+from pinctl.planfile.types import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 # The holes issue 11 found in the old prefix allowlist: each loads code, runs a command or writes a file.

@@ -19,12 +19,12 @@ from pinctl.cpuset import parse_list
 from pinctl.distance import level_order as level_rank
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan.environment import WRITTEN, env_key_allowed
-from pinctl.plan.export import plan_to_json
 from pinctl.plan.flow import assign
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.allowlist import WRITTEN, env_key_allowed
+from pinctl.planfile.types import Plan
+from pinctl.render.export import plan_to_json
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v2.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

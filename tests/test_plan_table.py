@@ -17,7 +17,7 @@ from pinctl.errors import UsageError
 from pinctl.model import Node
 from pinctl.plan.make import fingerprint, make_plan
 from pinctl.plan.request import PlanRequest, parse_visible_devices, select_gpus
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "hwloc"

@@ -10,10 +10,10 @@ from nodes import Layout, NicSpec, build_node
 
 from pinctl.api import discover
 from pinctl.model import Node
-from pinctl.plan.export import plan_to_slurm
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
+from pinctl.render.export import plan_to_slurm
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "topologies"
 GPUS = ((0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 1))

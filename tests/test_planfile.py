@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from pinctl.discovery import discover
 from pinctl.errors import PlanError
-from pinctl.plan.environment import env_key_allowed
-from pinctl.plan.export import plan_to_json
-from pinctl.plan.fit import check_live_node
-from pinctl.plan.load import MAX_FILE_BYTES, load_plan, parse_plan_text
+from pinctl.job.fit import check_live_node
 from pinctl.plan.make import fingerprint, make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.allowlist import env_key_allowed
+from pinctl.planfile.load import MAX_FILE_BYTES, load_plan, parse_plan_text
+from pinctl.planfile.types import Plan
+from pinctl.render.export import plan_to_json
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan-v2.json"
 

@@ -57,7 +57,7 @@ HEAVY = ("rich", "pyhwloc", "pynvml", "click", "psutil", "jsonschema")
         ("pinctl.cli.fast", ()),  # `launch --plan`: on every job's start path
         ("pinctl.api", ()),
         ("pinctl.act.bind", ()),
-        ("pinctl.plan.load", ()),
+        ("pinctl.planfile.load", ()),
         ("pinctl.plan.make", ()),  # the planner is pure: no library it does not need
         ("pinctl.discovery", ()),  # pyhwloc and pynvml only once discovery runs
         ("pinctl.cli.app", ("click",)),  # `pinctl --help` and every command pay for click only

@@ -9,9 +9,9 @@ import pytest
 from nodes import pci, two_sockets
 
 from pinctl.doctor.finding import Finding
-from pinctl.doctor.pinning import ProcFacts
 from pinctl.model import CacheGroup, Core, Gpu, Nic, NicPort, Node, NumaNode, Package, PciLink, Storage
 from pinctl.nodejson import node_to_dict
+from pinctl.pinning import ProcFacts
 from pinctl.render import check as check_view
 from pinctl.render import doctor as doctor_view
 from pinctl.render.show import show_items

@@ -22,10 +22,10 @@ from pinctl.doctor.finding import DoctorContext
 from pinctl.errors import PlanError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
-from pinctl.plan.housekeeping import plan_to_irqbalance, plan_to_systemd, systemd_files
 from pinctl.plan.make import make_plan
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
+from pinctl.render.housekeeping import plan_to_irqbalance, plan_to_systemd, systemd_files
 from pinctl.render.plan import plan_table
 from pinctl.render.table import plain
 
@@ -237,7 +237,7 @@ def test_irqbalance_bans_every_cpu_but_housekeeping() -> None:
 
 
 def test_slurm_export_names_the_housekeeping_cores() -> None:
-    from pinctl.plan.export import plan_to_slurm
+    from pinctl.render.export import plan_to_slurm
 
     text = plan_to_slurm(api.make_plan(fixture("gpus-one-socket.xml"), reserve_per_numa=1))
     # cores 0 and 18 (first of each socket), two threads each: Slurm ids 0-1 and 36-37

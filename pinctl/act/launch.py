@@ -22,7 +22,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the la
 if TYPE_CHECKING:
     from typing import Final, NoReturn
 
-    from pinctl.plan.types import RankPlan
+    from pinctl.planfile.types import RankPlan
 
 # Signals that Python ignores at start-up; a launched command must get them back at their defaults.
 RESET_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)

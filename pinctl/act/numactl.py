@@ -1,4 +1,5 @@
-"""numactl- and taskset-style options turned into checked CPU and node sets, and into a :class:`Binding`.
+"""numactl(8), both ways: its options turned into checked CPU and node sets and a :class:`Binding`,
+and a Binding spelled as numactl options (the one spelling launch and ``plan --format numactl`` share).
 
 ``launch -C/-N/-m/--preferred/-i/-l`` and ``pin --cpus/--mems`` take numactl's list
 syntax (ranges, commas, ``all``). Lists are checked against what this process may
@@ -150,3 +151,20 @@ def mems_option(text: str, files: KernelFiles) -> frozenset[int]:
 def nodes_of(cpus: frozenset[int], files: KernelFiles) -> frozenset[int]:
     """NUMA nodes holding any of *cpus*: where --migrate moves pages when no --mems is given."""
     return frozenset(n for n in online_nodes(files) if (node_cpus(files, n) or frozenset()) & cpus)
+
+
+def numactl_args(binding: Binding) -> list[str]:
+    """The numactl options that bind the same way (several preferred nodes need --preferred-many)."""
+    args: list[str] = []
+    if binding.cpus is not None:
+        args.append(f"--physcpubind={format_list(binding.cpus)}")
+    nodes = format_list(binding.mems)
+    if binding.mem_policy == "bind":
+        args.append(f"--membind={nodes}")
+    elif binding.mem_policy == "preferred":
+        args.append(f"--preferred={nodes}" if len(binding.mems) == 1 else f"--preferred-many={nodes}")
+    elif binding.mem_policy == "interleave":
+        args.append(f"--interleave={nodes}")
+    elif binding.mem_policy == "local":
+        args.append("--localalloc")
+    return args

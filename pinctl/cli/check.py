@@ -4,7 +4,7 @@ With no PID it checks the ranks ``pinctl launch`` started (it marks them), this 
 only, in this Slurm job when run inside one, launched with this plan when there is one,
 and not their children: batch shells, srun clients and DataLoader workers carry a
 launcher's variables too and are not ranks. ``--gpu-procs`` checks the processes NVML
-sees on a GPU. The judgement is pinctl.doctor.pinning's; the view pinctl.render.check's.
+sees on a GPU. The judgement is pinctl.pinning's; the view pinctl.render.check's.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import click
 from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
-from pinctl.doctor.pinning import evaluate, gather, launched_ranks, pids_by_gpu, to_dict
 from pinctl.errors import PinctlError, TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import process_id
-from pinctl.plan.types import Plan
+from pinctl.pinning import evaluate, gather, launched_ranks, pids_by_gpu, to_dict
+from pinctl.planfile.types import Plan
 from pinctl.render.check import draw
 
 

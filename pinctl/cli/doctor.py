@@ -14,7 +14,6 @@ import os
 import click
 
 from pinctl import api
-from pinctl.cli.fleet import load_reference
 from pinctl.cli.options import source_options
 from pinctl.cli.output import out
 from pinctl.cpuset import parse_list
@@ -25,12 +24,13 @@ from pinctl.doctor.inventory import inventory
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
 from pinctl.fleet.compare import shape_differences
-from pinctl.fleet.prometheus import textfile
+from pinctl.fleet.read import load_reference
 from pinctl.fleet.shape import facts
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
-from pinctl.plan.environment import allowed_names
+from pinctl.planfile.allowlist import allowed_names
 from pinctl.render.doctor import draw
+from pinctl.render.prometheus import textfile
 
 
 def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node | None, str | None]:

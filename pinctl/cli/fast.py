@@ -9,7 +9,7 @@ None and goes to the click command (pinctl/cli/launch.py, pinctl/cli/pin.py).
 
 Both are clients of the library: ``launch --plan`` is :func:`pinctl.api.load_plan`,
 :func:`pinctl.api.bind`, then exec. The plan's full node fingerprint needs discovery,
-so this path checks what sysfs tells at once (pinctl.plan.fit); the click path also
+so this path checks what sysfs tells at once (pinctl.job.fit); the click path also
 compares the fingerprint.
 """
 
@@ -24,10 +24,10 @@ from pinctl.act.pin import PinReport, pin_targets
 from pinctl.cli.output import fail, out, say, warn
 from pinctl.cpuset import decimal
 from pinctl.errors import PinctlError, UsageError
+from pinctl.job.fit import refuse_foreign
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import process_id
-from pinctl.plan.environment import allowed_names
-from pinctl.plan.fit import refuse_foreign
+from pinctl.planfile.allowlist import allowed_names
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~5 ms) on the launch fast path

@@ -15,20 +15,10 @@ import click
 from pinctl.cli.output import error, out, warn
 from pinctl.errors import UsageError
 from pinctl.fleet.compare import Tally, Verdict
-from pinctl.fleet.read import Report, read_file, read_paths
+from pinctl.fleet.read import Report, load_reference, read_paths
 from pinctl.fleet.shape import Checks, Shape, facts, problems
 from pinctl.render.fleet import draw
 from pinctl.words import count
-
-
-def load_reference(path: str) -> tuple[str, Shape, Checks]:
-    """The reference node of ``--expect``: a single readable report, or a usage error."""
-    reports = list(read_file(path))
-    if len(reports) != 1 or reports[0].data is None:
-        why = reports[0].error if len(reports) == 1 else f"{len(reports)} reports in one file"
-        raise UsageError(f"--expect {path}: {why}")
-    data = reports[0].data
-    return str(data.get("hostname") or path), facts(data), problems(data)
 
 
 def tally(reports: Iterable[Report], reference: tuple[str, Shape, Checks] | None = None) -> Tally:

@@ -22,9 +22,9 @@ from pinctl.cli.options import obtain_plan, plan_options, plan_options_given
 from pinctl.cli.output import out, say, warn
 from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
+from pinctl.job.world import group_world
 from pinctl.plan.binding import Binding
-from pinctl.plan.types import Plan
-from pinctl.plan.world import group_world
+from pinctl.planfile.types import Plan
 from pinctl.render.launch import describe, summary
 from pinctl.words import count
 
@@ -113,7 +113,7 @@ def _group_specs(
     params: dict[str, Any],
     env: dict[str, str],
 ) -> list[LaunchSpec]:
-    """One spec per local rank, with torchrun's variables (pinctl.plan.world)."""
+    """One spec per local rank, with torchrun's variables (pinctl.job.world)."""
     if nproc_text == "all":
         if plan is None:
             raise UsageError("--nproc-per-node all needs a plan (one child per plan rank)")

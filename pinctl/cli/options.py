@@ -15,9 +15,9 @@ import click
 from pinctl import api
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
-from pinctl.plan.environment import allowed_names
-from pinctl.plan.fit import refuse_foreign
-from pinctl.plan.types import MEM_POLICIES, Plan
+from pinctl.job.fit import refuse_foreign
+from pinctl.planfile.allowlist import allowed_names
+from pinctl.planfile.types import MEM_POLICIES, Plan
 
 # The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
 PLAN_OPTION_NAMES = (

@@ -14,7 +14,7 @@ from pinctl.cli.options import planning_keywords, planning_options
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
 from pinctl.model import Node
-from pinctl.plan import export, housekeeping
+from pinctl.render import export, housekeeping
 from pinctl.render.plan import plan_table
 from pinctl.render.table import draw, plain
 

@@ -16,7 +16,7 @@ from pinctl.model import Node
 
 if TYPE_CHECKING:
     from pinctl.discovery.nvml import NvmlHealth
-    from pinctl.plan.types import Plan
+    from pinctl.planfile.types import Plan
 
 # A finding's severity (written "level" in the JSON and the tables, as health checks call it;
 # in the code "level" is a PCIe distance, docs/design.md).

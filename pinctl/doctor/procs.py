@@ -1,7 +1,7 @@
 """Processes on GPUs pinned badly: what ``pinctl check --gpu-procs`` finds, as doctor findings.
 
 The NVML process list (pinctl.discovery.nvml), the /proc facts and the
-verdicts (pinctl.doctor.pinning) belong to ``pinctl check``; this module only
+verdicts (pinctl.pinning) belong to ``pinctl check``; this module only
 adapts them, so there is one parser and one judgement. Without a plan the
 verdicts are what needs no plan (GPU processes sharing CPUs); with ``--plan``
 they include CPUs and memory outside each rank's plan.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
-from pinctl.doctor.pinning import evaluate, gather, pids_by_gpu
 from pinctl.kernel.numa import node_cpus, online_nodes
+from pinctl.pinning import evaluate, gather, pids_by_gpu
 from pinctl.words import count
 
 CHECK = "procs.mis-pinned"

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from pinctl.fleet.shape import SCHEMA
+from pinctl.errors import UsageError
+from pinctl.fleet.shape import SCHEMA, Checks, Shape, facts, problems
 
 MAX_REPORT = 16 * 2**20  # a report is tens of kB; a bigger "report" is not one
 
@@ -127,3 +128,13 @@ def read_paths(paths: Iterable[str], stdin: TextIO) -> Iterator[Report]:
             yield from read_file(path)
         else:
             yield Report(path, error="no such file or folder")
+
+
+def load_reference(path: str) -> tuple[str, Shape, Checks]:
+    """The reference node of ``--expect``: a single readable report, or a usage error."""
+    reports = list(read_file(path))
+    if len(reports) != 1 or reports[0].data is None:
+        why = reports[0].error if len(reports) == 1 else f"{len(reports)} reports in one file"
+        raise UsageError(f"--expect {path}: {why}")
+    data = reports[0].data
+    return str(data.get("hostname") or path), facts(data), problems(data)

@@ -1,1 +1,1 @@
-"""The planner: request, placement, assignment, environment policy and the one Plan type."""
+"""The planner, pure: request, placement, assignment and a rank's environment, giving a Plan (pinctl.planfile)."""

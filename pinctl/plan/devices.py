@@ -19,7 +19,7 @@ from pinctl.model import Gpu, Nic, NicPort, Node, natural_key
 from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
 from pinctl.plan.nicnotes import name_list, nic_notes, unknown_port_notes
-from pinctl.plan.types import NicUse, StorageUse
+from pinctl.planfile.types import NicUse, StorageUse
 from pinctl.words import count
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),

@@ -32,9 +32,9 @@ from pinctl.plan.domains import assign_domains, cpu_domains, mems_for
 from pinctl.plan.environment import rank_env
 from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
-from pinctl.plan.types import GpuRef, Plan, RankPlan
 from pinctl.plan.vendors import device_minor, isolation_env
 from pinctl.plan.wholenode import cpu_classes, helper_sets, housekeeping_note, idle_note
+from pinctl.planfile.types import GpuRef, Plan, RankPlan
 from pinctl.words import count, named, verb
 
 

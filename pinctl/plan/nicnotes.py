@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pinctl.cpuset import format_list
 from pinctl.distance import level_between, level_order
 from pinctl.model import Gpu, Nic, NicKind, natural_key
-from pinctl.plan.types import NicUse
+from pinctl.planfile.types import NicUse
 
 # Where a GPU's RDMA traffic goes when its NIC is at this level (nvidia-smi topo -m legend).
 _CROSSES = {

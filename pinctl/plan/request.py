@@ -15,7 +15,7 @@ from typing import Literal, TypedDict, Unpack, cast
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
-from pinctl.plan.types import MEM_POLICIES
+from pinctl.planfile.types import MEM_POLICIES
 
 SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pinctl.cpuset import format_list
 from pinctl.model import Node, natural_key
 from pinctl.plan.cores import CoreSlot, Domain
-from pinctl.plan.cpuclasses import CpuClasses
+from pinctl.planfile.cpuclasses import CpuClasses
 
 
 def numa_gap(node: Node, a: Domain, b: Domain) -> int:

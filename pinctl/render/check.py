@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from pinctl.cpuset import format_list
-from pinctl.doctor.pinning import ProcFacts, thread_groups
+from pinctl.pinning import ProcFacts, thread_groups
 from pinctl.render.layout import fold
 from pinctl.render.table import columns, grid_rows, terminal_width, use_rich
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import shlex
 
 from pinctl.act.launch import LaunchSpec
+from pinctl.act.numactl import numactl_args
 from pinctl.cpuset import format_list
-from pinctl.plan.binding import numactl_args
 
 
 def numactl_line(spec: LaunchSpec) -> str:

@@ -4,7 +4,7 @@ pinctl.render.table: rich on a TTY, plain otherwise."""
 from __future__ import annotations
 
 from pinctl.cpuset import format_list
-from pinctl.plan.types import NicUse, Plan
+from pinctl.planfile.types import NicUse, Plan
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pinctl.cpuset import decimal, format_list
 from pinctl.discovery.nvml import GpuProcesses
+from pinctl.job.localrank import rank_from_env
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.proc import (
     MemPolicy,
@@ -23,8 +24,7 @@ from pinctl.kernel.proc import (
     thread_affinities,
 )
 from pinctl.plan.environment import MARKER_PLAN, MARKER_RANK
-from pinctl.plan.localrank import rank_from_env
-from pinctl.plan.types import Plan, RankPlan
+from pinctl.planfile.types import Plan, RankPlan
 from pinctl.words import named, said
 
 

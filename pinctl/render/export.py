@@ -2,7 +2,7 @@
 
 Pure string builders; the CLI writes them. JSON is ``sort_keys`` with no clock or
 host facts beyond the plan's own, so the same node and request give the same bytes.
-The numactl spelling is launch's own (:func:`pinctl.plan.binding.numactl_args`).
+The numactl spelling is launch's own (:func:`pinctl.act.numactl.numactl_args`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import json
 import shlex
 from collections.abc import Sequence
 
+from pinctl.act.numactl import numactl_args
 from pinctl.cpuset import format_list, format_mask
-from pinctl.plan.binding import Binding, numactl_args
-from pinctl.plan.housekeeping import slurm_node_lines
-from pinctl.plan.types import Plan, RankPlan
+from pinctl.plan.binding import Binding
 from pinctl.plan.vendors import device_file
+from pinctl.planfile.types import Plan, RankPlan
+from pinctl.render.housekeeping import slurm_node_lines
 
 
 def plan_to_json(plan: Plan) -> str:

@@ -1,7 +1,7 @@
 """Checks for the fields of an untrusted plan (parsed JSON): one PlanError naming the place.
 
 A plan file decides which CPUs, memory and environment a job starts with, so each
-value is checked for type, range and size before :mod:`pinctl.plan.types` builds
+value is checked for type, range and size before :mod:`pinctl.planfile.types` builds
 the Plan from it. The limits keep a hostile file from costing memory or time.
 Hand-written rather than jsonschema: that costs more to import than ``launch`` may
 spend, and the tests hold both to the same answers (pinctl/schemas/plan-v2.json).

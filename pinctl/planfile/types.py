@@ -4,7 +4,7 @@ One type for every road: :func:`pinctl.plan.make.make_plan` builds a :class:`Pla
 :meth:`Plan.to_dict` is exactly what ``pinctl plan --json`` prints (schema
 pinctl.plan/v2, docs/plan.md; v1 files are still read), and :meth:`Plan.from_dict` turns an untrusted
 parsed file back into the same type, refusing anything the rules do not allow
-(:mod:`pinctl.plan.fields`, :mod:`pinctl.plan.environment`). ``from_dict(to_dict(p)) == p``.
+(:mod:`pinctl.planfile.fields`, :mod:`pinctl.planfile.allowlist`). ``from_dict(to_dict(p)) == p``.
 
 These classes are on the ``launch --plan`` path, so they are :class:`~pinctl.record.Record`
 values (no dataclasses) and this module imports only what that path already pays for.
@@ -13,9 +13,9 @@ values (no dataclasses) and this module imports only what that path already pays
 from __future__ import annotations
 
 from pinctl.cpuset import format_list
-from pinctl.plan import fields as f
-from pinctl.plan.cpuclasses import CpuClasses
-from pinctl.plan.environment import env_key_allowed, env_refusal
+from pinctl.planfile import fields as f
+from pinctl.planfile.allowlist import env_key_allowed, env_refusal
+from pinctl.planfile.cpuclasses import CpuClasses
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from pinctl.errors import PlanError
-from pinctl.plan.types import Plan
+from pinctl.planfile.types import Plan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ to data loaders (--helpers). This record is on the ``launch --plan`` path: no da
 
 from __future__ import annotations
 
-from pinctl.plan import fields as f
+from pinctl.planfile import fields as f
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path

@@ -20,7 +20,7 @@ from pinctl.kernel.cpus import present_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import read_status
-from pinctl.plan.types import Plan, RankPlan
+from pinctl.planfile.types import Plan, RankPlan
 from pinctl.words import named, said, verb
 
 

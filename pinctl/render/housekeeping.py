@@ -1,6 +1,6 @@
 """Housekeeping exports: where operators confine the system's own work to the plan's housekeeping CPUs.
 
-Pure string builders, like :mod:`pinctl.plan.export`; the CLI prints or writes them.
+Pure string builders, like :mod:`pinctl.render.export`; the CLI prints or writes them.
 
 * systemd: drop-ins that confine system.slice, user.slice and init.scope (cgroup v2
   ``AllowedCPUs=``, systemd.resource-control(5)) and the manager's own ``CPUAffinity=``
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pinctl.cpuset import format_list
 from pinctl.errors import UsageError
-from pinctl.plan.cpuclasses import CpuClasses
-from pinctl.plan.types import Plan
+from pinctl.planfile.cpuclasses import CpuClasses
+from pinctl.planfile.types import Plan
 
 DROPIN = "50-pinctl-housekeeping.conf"
 # (path under /etc/systemd, section, key): the units whose processes are the system's own.
