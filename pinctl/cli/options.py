@@ -8,7 +8,7 @@ travels below the CLI.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +19,8 @@ from pinctl.job.fit import refuse_foreign
 from pinctl.planfile.allowlist import allowed_names
 from pinctl.planfile.types import MEM_POLICIES, Plan
 
+F = TypeVar("F", bound=Callable[..., Any])  # a click command function (no PEP 695: Python 3.10 runs this)
+
 # The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
 PLAN_OPTION_NAMES = (
     "gpus", "procs_per_gpu", "ranks", "reserve", "reserve_per_numa", "smt", "mem_policy", "nic_link_layer",
@@ -26,7 +28,7 @@ PLAN_OPTION_NAMES = (
 )  # fmt: skip
 
 
-def source_options[F: Callable[..., Any]](f: F) -> F:
+def source_options(f: F) -> F:
     """Where the topology comes from: a file, a gathered tree, or (default) this machine."""
     f = click.option(
         "--root",
@@ -43,7 +45,7 @@ def source_options[F: Callable[..., Any]](f: F) -> F:
     return f
 
 
-def planning_options[F: Callable[..., Any]](f: F) -> F:
+def planning_options(f: F) -> F:
     """The options that shape a plan, shared by plan, launch, pin and check (same names, same meaning)."""
     opts = [
         click.option("--gpus", default=None, metavar="LIST|all",
@@ -77,7 +79,7 @@ def planning_options[F: Callable[..., Any]](f: F) -> F:
     return source_options(f)
 
 
-def plan_options[F: Callable[..., Any]](f: F) -> F:
+def plan_options(f: F) -> F:
     """--plan FILE, or the options of ``pinctl plan`` to compute one."""
     f = planning_options(f)
     f = click.option(

@@ -23,9 +23,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pinctl.model import MigDevice, NvLink, PciAddress
+
+T = TypeVar("T")  # no PEP 695 generics: Python 3.10 imports this module
 
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
@@ -121,7 +123,7 @@ def _why(nvml: Any, err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def _session[T](query: Callable[[Any, int], T]) -> tuple[T | None, str | None]:
+def _session(query: Callable[[Any, int], T]) -> tuple[T | None, str | None]:
     """``query(pynvml, gpu_count)`` between nvmlInit and nvmlShutdown: ``(answer, None)`` or ``(None, reason)``.
 
     An NVMLError the query lets through ends it with a reason too: callers never see one.
