@@ -204,7 +204,7 @@ def _child_export() -> str:
         raise TopologyError(f"libhwloc could not load the live system: {_reason(e)}") from None
     try:
         flags = getattr(ExportXmlFlags, "V2", 0)  # hwloc 3 only; hwloc 2.x writes v2 anyway
-        return topo.export_xml_buffer(flags)
+        return str(topo.export_xml_buffer(flags))
     finally:
         topo.destroy()
 
