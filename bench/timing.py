@@ -43,6 +43,22 @@ def run_once(argv: list[str]) -> float:
     return elapsed
 
 
+def run_timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of spawning *argv* and reaping it; exits on failure.
+
+    The CPU time (user + system, from wait4) is what the command itself cost: on a box whose
+    other work makes the wall time wait for a core, it still says what the command would
+    take on an idle one.
+    """
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with status {status}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
 def median_ms(argv: Sequence[str], runs: int = 15, env: dict[str, str] | None = None) -> float:
     """Median wall time of running *argv* to completion, in milliseconds (one warm-up run)."""
     subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)

@@ -14,7 +14,6 @@ on demand) are imported inside the two functions that need them.
 from __future__ import annotations
 
 import os
-import warnings
 
 from pinctl.act.bind import bind_self
 from pinctl.act.pin import pin_threads
@@ -140,9 +139,12 @@ def bind(
 
 
 def bind_to(
-    binding: Binding, *, force: bool = False, warn: Callable[[str], None] | None = None,
+    binding: Binding,
+    *,
+    force: bool = False,
+    warn: Callable[[str], None] | None = None,
     files: KernelFiles | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Bind the calling process to *binding* (numactl-style, no plan): every thread's CPUs and this
     thread's memory policy, read back. What did not take raises BindError unless *force* (then *warn*)."""
     untaken = bind_self(binding, force=force)
@@ -157,9 +159,13 @@ def bind_to(
 
 
 def bind_helper(
-    worker_id: int | None = None, *, env: Mapping[str, str] | None = None, force: bool = False,
-    warn: Callable[[str], None] | None = None, files: KernelFiles | None = None,
-) -> frozenset[int]:  # fmt: skip
+    worker_id: int | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    force: bool = False,
+    warn: Callable[[str], None] | None = None,
+    files: KernelFiles | None = None,
+) -> frozenset[int]:
     """Bind the calling process (a data-loader worker) to its rank's helper CPUs, and return them.
 
     The CPUs come from ``PINCTL_HELPER_CPUS``, which a rank launched from a ``--helpers`` plan
@@ -182,4 +188,6 @@ def _report(problems: list[str], warn: Callable[[str], None] | None) -> None:
         if warn is not None:
             warn(problem)
         else:
+            import warnings  # only for a caller that gave no warn
+
             warnings.warn(problem, PinctlWarning, stacklevel=3)

@@ -9,9 +9,11 @@ error message for bad input. Pure functions: no I/O, cheap to import (the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pinctl.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # A sanity bound: the kernel's NR_CPUS maximum is 8192; anything far beyond it is a typo.
 MAX_CPU = 1 << 16

@@ -110,7 +110,7 @@ def distance_matrix(node: Node) -> list[list[str]]:
     rows: list[list[str]] = []
     for gpu in node.gpus:
         row = [gpu_level(gpu, other, gpu_addrs) for other in node.gpus]
-        for _, info in device_columns(node)[len(node.gpus):]:
+        for _, info in device_columns(node)[len(node.gpus) :]:
             row.append(pci_level(gpu.pci, info) if info is not None else "?")
         rows.append(row)
     return rows

@@ -216,7 +216,7 @@ class Gpu:
         """N of the GPU's device file (/dev/nvidiaN, /dev/dri/renderDN) when a source named it."""
         prefix = "nvidia" if self.vendor == "nvidia" else "renderD"
         for name in self.os_names:
-            if name.startswith(prefix) and (minor := decimal(name[len(prefix):], limit=6)) is not None:
+            if name.startswith(prefix) and (minor := decimal(name[len(prefix) :], limit=6)) is not None:
                 return minor
         return None
 

@@ -60,8 +60,13 @@ def _gpu(g: Gpu) -> dict[str, Any]:
         "runtime_index": g.runtime_index,
         "visible_index": g.visible_index,
         "mig": [
-            {"uuid": m.uuid, "name": m.name, "memory_bytes": m.memory_bytes, "gpu_instance": m.gpu_instance,
-             "compute_instance": m.compute_instance}
+            {
+                "uuid": m.uuid,
+                "name": m.name,
+                "memory_bytes": m.memory_bytes,
+                "gpu_instance": m.gpu_instance,
+                "compute_instance": m.compute_instance,
+            }
             for m in g.mig
         ],
     }
@@ -134,14 +139,9 @@ def node_to_dict(node: Node) -> dict[str, Any]:
             for n in node.numa_nodes
         ],
         "numa_distances": matrix,
-        "cores": [
-            {"pus": list(c.pus), "package": c.package, "numa_node": c.numa_node, "l3": c.l3}
-            for c in node.cores
-        ],
+        "cores": [{"pus": list(c.pus), "package": c.package, "numa_node": c.numa_node, "l3": c.l3} for c in node.cores],
         "smt": {"known": node.smt_known, "threads_per_core": threads if node.smt_known else None},
-        "l3_groups": [
-            {"index": g.index, "cpus": sorted(g.cpus), "size_bytes": g.size_bytes} for g in node.l3_groups
-        ],
+        "l3_groups": [{"index": g.index, "cpus": sorted(g.cpus), "size_bytes": g.size_bytes} for g in node.l3_groups],
         "cpus": sorted(node.cpus),
         "allowed_cpus": sorted(node.allowed_cpus),
         "allowed_cpulist": format_list(node.allowed_cpus),

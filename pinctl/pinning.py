@@ -76,8 +76,9 @@ def gather(pid: int, *, gpus: tuple[int, ...] = (), files: KernelFiles | None = 
     )
 
 
-def launched_ranks(files: KernelFiles, *, uid: int, job: str | None, fingerprint: str | None,
-                   exclude: int) -> list[int]:  # fmt: skip
+def launched_ranks(
+    files: KernelFiles, *, uid: int, job: str | None, fingerprint: str | None, exclude: int
+) -> list[int]:
     """The processes ``pinctl launch`` started as ranks (its markers in their environment), of user
     *uid*, in Slurm job *job* when given, of the plan with *fingerprint* when given; not their
     children (a DataLoader worker inherits its rank's markers), not *exclude* (the caller)."""

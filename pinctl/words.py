@@ -6,9 +6,11 @@ or lists something says it through these. Pure and cheap to import.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from pinctl.cpuset import format_list
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -237,8 +237,9 @@ def test_node_discovery_finding() -> None:
     assert levels(node.discovery(ctx(node=small_node()))) == ["ok"]
     failed = node.discovery(ctx(node=None, discovery_error="malformed XML"))
     assert [f.severity for f in failed] == ["warn"] and "malformed XML" in failed[0].summary
-    # and every topology-based check says why it skipped
-    assert "malformed XML" in numa.cpuless_node(ctx(node=None, discovery_error="malformed XML"))[0].summary
+    # and every topology-based check says why it skipped: where (node.discovery) in its summary, what in its evidence
+    (skip,) = numa.cpuless_node(ctx(node=None, discovery_error="malformed XML"))
+    assert "node.discovery" in skip.summary and skip.evidence == ("malformed XML",)
 
 
 def test_pci_helper_keeps_locality() -> None:

@@ -72,7 +72,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_only_and_skip_by_area_and_id(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "rdma")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
-        "rdma.port-down", "rdma.no-gdr-path", "rdma.nic-imbalance"}
+        "rdma.port-down", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "kernel",
                        "--skip", "kernel.isolcpus,kernel.thp-defrag")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
@@ -111,8 +111,14 @@ def test_rich_table_on_a_tty(capsys: pytest.CaptureFixture[str], monkeypatch: py
 
     monkeypatch.setattr(render_doctor, "use_rich", lambda _stream: True)
     rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.thp-defrag")
-    assert rc == 1 and "kernel.thp-defrag" in out and "┃" in out
-    assert "0 ok, 1 warn, 0 fail, 0 skipped" in out
+    lines = out.splitlines()
+    assert rc == 1 and any(line.split() == ["[kernel]"] for line in lines)
+    # One line for the check, under its area's heading; the evidence and fix wait for -v.
+    (row,) = [line for line in lines if "kernel.thp-defrag" in line]
+    assert row.split()[0] == "warn" and "fix:" not in out
+    assert "0 ok, 1 warn, 0 fail, 0 skipped" in out and "doctor -v" in out
+    rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--only", "kernel.thp-defrag", "-v")
+    assert rc == 1 and "fix:" in out and "doctor -v" not in out
 
 
 def test_live_machine_run_is_quick() -> None:

@@ -40,7 +40,7 @@ def trip(*_: object, **__: object) -> None:
 @contextmanager
 def nothing_acts() -> Iterator[None]:
     with mock.patch("pinctl.cli.fast.exec_command", trip), mock.patch("pinctl.api.bind_self", trip), \
-            mock.patch("pinctl.cli.launch.run_children", trip):  # fmt: skip
+            mock.patch("pinctl.act.supervise.run_children", trip):  # fmt: skip
         yield
 
 

@@ -13,7 +13,7 @@ from fuzz_helpers import valid_or_pinctl_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinctl.cli.fast import parse_fast_args, parse_fast_pin
+from pinctl.cli.argtable import LAUNCH, PIN, parse
 from pinctl.cpuset import MAX_CPU, format_list, format_mask, parse_list, parse_mask
 from pinctl.job.localrank import RANK_VARS, detect_local_rank, rank_from_env
 from pinctl.job.world import group_world
@@ -67,19 +67,19 @@ def test_names_sort_naturally_whatever_their_digits(text: str) -> None:
 @FUZZ
 @given(st.lists(garbage | st.sampled_from(["--plan", "--local-rank", "--allow-env", "--", "-v", "--dry-run", "x"]),
                 max_size=8))
-def test_fast_launch_arguments(args: list[str]) -> None:
-    parsed = valid_or_pinctl_error(lambda: parse_fast_args(args))
+def test_launch_arguments(args: list[str]) -> None:
+    parsed = valid_or_pinctl_error(lambda: parse(LAUNCH, args, interspersed=False))
     if parsed is not None:
-        assert parsed.argv and parsed.plan is not None
-        assert parsed.local_rank is None or parsed.local_rank >= 0
+        assert parsed.given <= {o.dest for o in LAUNCH}
+        assert parsed.values["local_rank"] is None or 0 <= parsed.values["local_rank"] <= 4095
 
 
 @FUZZ
 @given(st.lists(garbage | st.sampled_from(["--cpus", "-c", "--mems", "--migrate", "1", "0"]), max_size=8))
-def test_fast_pin_arguments(args: list[str]) -> None:
-    parsed = valid_or_pinctl_error(lambda: parse_fast_pin(args))
+def test_pin_arguments(args: list[str]) -> None:
+    parsed = valid_or_pinctl_error(lambda: parse(PIN, args, interspersed=True))
     if parsed is not None:
-        assert parsed.pids and all(isinstance(p, int) for p in parsed.pids)
+        assert all(not a.startswith("-") or a == "-" for a in parsed.rest) or "--" in args
 
 
 rank_env = st.dictionaries(st.sampled_from([name for name, _, _ in RANK_VARS] + ["TORCHELASTIC_RUN_ID"]),

@@ -15,7 +15,7 @@ import pytest
 from act_helpers import ALL_CPUS, PYTHON, TWO_CPUS, pinctl, plan_dict, rank, wait_for, write_plan
 from real_launchers import ensure_packages
 
-from pinctl.cli.fast import FastArgs, parse_fast_args
+from pinctl.cli.argtable import LAUNCH, parse
 from pinctl.errors import UsageError
 from pinctl.job.localrank import detect_local_rank, rank_from_env
 from pinctl.job.world import World, first_host, group_world
@@ -210,17 +210,15 @@ def test_fast_path_imports_nothing_heavy(plan_path: str) -> None:
     assert heavy == set()
 
 
-def test_fast_arg_parser_forms() -> None:
-    assert parse_fast_args(["--plan", "p", "--local-rank=1", "-v", "--", "a", "b"]) == FastArgs(
-        "p", ("a", "b"), 1, verbose=True
-    )
-    assert parse_fast_args(["--plan=p", "--dry-run", "--force", "--", "a"]) == FastArgs(
-        "p", ("a",), None, dry_run=True, force=True
-    )
-    assert parse_fast_args(["--plan", "p", "-C", "1", "--", "a"]) is None  # click handles overrides
-    assert parse_fast_args(["--plan", "p", "--"]) is None  # no command: click says so
-    assert parse_fast_args(["--plan", "p", "a"]) is None  # no "--"
-    assert parse_fast_args(["--local-rank", "x", "--plan", "p", "--", "a"]) is None
+def test_launch_table_parser_forms() -> None:
+    parsed = parse(LAUNCH, ["--plan", "p", "--local-rank=1", "-v", "--", "a", "b"], interspersed=False)
+    assert parsed is not None and parsed.rest == ("a", "b") and parsed.given == {"plan_file", "local_rank", "verbose"}
+    assert parsed.values["plan_file"] == "p" and parsed.values["local_rank"] == 1 and parsed.values["verbose"]
+    parsed = parse(LAUNCH, ["--plan=p", "-C", "1", "a", "--x"], interspersed=False)
+    assert parsed is not None and parsed.values["physcpubind"] == "1" and parsed.rest == ("a", "--x")
+    assert parse(LAUNCH, ["--plan", "p", "-lv", "--", "a"], interspersed=False) is None  # click reads -lv
+    assert parse(LAUNCH, ["--local-rank", "x", "--plan", "p", "--", "a"], interspersed=False) is None  # click says why
+    assert parse(LAUNCH, ["--plan", "p", "--help"], interspersed=False) is None
 
 
 @pytest.mark.parametrize(

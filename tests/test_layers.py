@@ -36,7 +36,7 @@ ALLOWED = {
 EXTRA: dict[str, set[str]] = {}
 PURE_ROOMS = ("plan", "planfile")  # no os, sys, clock, kernel, discovery or act: same input, same output
 # cli/ modules every command may import; a command module importing another command is coupling by convenience.
-CLI_SHARED = {"pinctl.cli.options", "pinctl.cli.output", "pinctl.cli.fast"}
+CLI_SHARED = {"pinctl.cli.options", "pinctl.cli.output", "pinctl.cli.fast", "pinctl.cli.argtable"}
 THIRD_PARTY = {  # library -> the modules (prefixes) that may import it
     "click": ("pinctl.cli",),
     "rich": ("pinctl.render",),
@@ -49,23 +49,32 @@ THIRD_PARTY = {  # library -> the modules (prefixes) that may import it
 INNER_IMPORTS = {
     "pinctl": {"importlib": "PEP 562 lazy API: import pinctl stays free"},
     "pinctl.api": {
+        "warnings": "only for a caller that gave no warn",
         "pinctl.discovery": "xml and dataclasses stay off the launch path",
         "pinctl.plan.make": "the planner's dataclasses stay off the launch path",
         "pinctl.plan.request": "the planner's dataclasses stay off the launch path",
     },
+    "pinctl.planfile.load": {"json": "words a JSON error as json does; _json reads every valid file"},
     "pinctl.act.mempolicy": {"ctypes": "only when a memory policy is set or read"},
     "pinctl.act.supervise": {"ctypes": "prctl in a forked rank, off the launch path"},
     "pinctl.cli.main": {"pinctl.cli.fast": "the fast paths load only when chosen",
                         "pinctl.cli.app": "click loads only off the fast paths"},
     "pinctl.cli.app": {"pinctl.discovery.engine": "discovery loads under -v only, to hear which engine ran"},
-    "pinctl.cli.fast": {"pinctl.render.launch": "shlex only for --dry-run and -v"},
+    "pinctl.cli.fast": {
+        "pinctl.render.launch": "shlex only for --dry-run and -v",
+        "pinctl.act.supervise": "children (--nproc-per-node) are off the one-rank launch path",
+        "pinctl.job.world": "torchrun's variables, for children only",
+    },
     "pinctl.discovery.hwloc.isolated": {
         "pyhwloc": "heavy (~58 ms), loaded when a topology is",
         "pyhwloc.topology": "heavy, in the forked child",
         "pyhwloc.hwloc": "heavy, in the forked child",
         "pinctl.discovery.hwloc.convert": "imports pyhwloc",
     },
-    "pinctl.discovery.nvml": {"pynvml": "optional, ~34 ms, only inside a query"},
+    "pinctl.discovery.nvml": {
+        "pynvml": "optional, ~34 ms, only inside a query",
+        "ctypes": "byref for the fabric query, needed only once pynvml (which loads ctypes) runs",
+    },
     "pinctl.render.check": {"rich.console": "rich only on a terminal"},
     "pinctl.render.doctor": {"rich.console": "rich only on a terminal"},
     "pinctl.render.fleet": {"rich.console": "rich only on a terminal", "rich.text": ""},
@@ -268,6 +277,27 @@ def test_the_launch_path_imports_json_and_signal_only(module: str) -> None:
     library beyond json and signal (and what those need here): no dataclasses, typing, click, rich, ..."""
     allowed = _added_modules("import json, signal, collections.abc")
     assert _added_modules(f"import {module}") <= allowed
+
+
+def _launch_path() -> set[str]:
+    """pinctl's modules that ``launch --plan`` and ``pin --cpus`` load (a memory policy set)."""
+    code = "import sys, pinctl.cli.main, pinctl.cli.fast, pinctl.act.mempolicy; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return {m for m in out.split() if m.startswith("pinctl")}
+
+
+def test_start_up_tricks_stay_on_the_launch_path() -> None:
+    """Record (no dataclasses: 15-20 ms) and ``TYPE_CHECKING = False`` (no typing: ~10 ms) are
+    what bench/bench_launch.py needs on the launch path; everywhere else plain dataclasses and
+    typing read better (issue 18, item 14)."""
+    path = _launch_path()
+    tricks = []
+    for name, _, tree in modules():
+        spelled = any(ast.unparse(n) == "TYPE_CHECKING = False" for n in tree.body)
+        records = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and "Record" in map(ast.unparse, n.bases)]
+        if (spelled or records) and name not in path:
+            tricks.append(f"{name}: {'TYPE_CHECKING = False ' if spelled else ''}{' '.join(records)}")
+    assert not tricks, tricks
 
 
 def test_the_check_sees_what_it_should() -> None:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pinctl.cpuset import format_list
-from pinctl.render.layout import GLUE, fit, fold, min_width, pieces, stacked, wrap
+from pinctl.render.layout import GLUE, fit, fold, min_width, natural_width, pieces, stacked, wrap
 
 cpusets = st.frozensets(st.integers(min_value=0, max_value=300), min_size=1, max_size=60)
 words = st.text(alphabet="abcdefghij0123456789:.-/", min_size=1, max_size=14)
@@ -56,7 +56,9 @@ def test_fit_gives_widths_that_hold_every_piece_and_fit_the_width(case: tuple[in
         assert w >= needed[i]
         assert all(len(line) <= w for r in rows for line in wrap(r[i], w))
     if n > 1 and 1 not in grid.keep:
-        assert sum(needed) + 3 * n + 1 > width
+        # The optional column goes only when the table could not be drawn unwrapped with it.
+        naturals = [max(natural_width(h), *(natural_width(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        assert sum(naturals) + 3 * n + 1 > width
 
 
 def test_a_stacked_row_names_each_field() -> None:
@@ -80,3 +82,18 @@ def test_folded_lines_join_back_to_the_line(ws: list[str], width: int) -> None:
         part = x[2:] if i else x
         rebuilt += part if not rebuilt or rebuilt.endswith(",") else " " + part
     assert rebuilt == line and all(len(x) <= max(width, min_width(line) + 2) for x in folded)
+
+
+def test_a_whole_column_is_never_wrapped() -> None:
+    """A CPU list is copied into taskset: the table gives up (is stacked) before splitting one."""
+    rows = [("0", "0-13,112-125", "mlx5_0")]
+    grid = fit(("rank", "cpulist", "NIC"), rows, 34, per_column=3, fixed=1, whole=("cpulist",))
+    assert grid is not None and grid.widths[1] == len("0-13,112-125")
+    assert fit(("rank", "cpulist", "NIC"), rows, 28, per_column=3, fixed=1, whole=("cpulist",)) is None
+    assert fit(("rank", "cpulist", "NIC"), rows, 28, per_column=3, fixed=1) is not None  # it could be wrapped
+
+
+def test_optional_columns_go_before_any_cell_is_wrapped() -> None:
+    rows = [("GPU0", "0000:1b:00.0", "0000:17:01.0 > 0000:16:00.0")]
+    grid = fit(("device", "PCI", "bridges"), rows, 40, per_column=3, fixed=1, optional=("bridges",))
+    assert grid is not None and grid.keep == (0, 1)

@@ -23,7 +23,7 @@ from act_helpers import (
     write_plan,
 )
 
-from pinctl.cli.fast import FastPinArgs, parse_fast_pin
+from pinctl.cli.argtable import PIN, parse
 from pinctl.cpuset import format_list
 from pinctl.errors import ProcessError, UsageError
 
@@ -140,10 +140,11 @@ def test_auto_without_nvml_says_so() -> None:
 
 
 def test_fast_pin_form_skips_click() -> None:
-    assert parse_fast_pin(["12", "13", "--cpus", "0-1"]) == FastPinArgs((12, 13), "0-1")
-    assert parse_fast_pin(["12", "-c=1", "--migrate", "--mems", "0"]) == FastPinArgs((12,), "1", "0", True)
-    assert parse_fast_pin(["12", "--rank", "1"]) is None
-    assert parse_fast_pin(["--cpus", "1"]) is None
+    parsed = parse(PIN, ["12", "13", "--cpus", "0-1"], interspersed=True)
+    assert parsed is not None and parsed.rest == ("12", "13") and parsed.values["cpus_text"] == "0-1"
+    parsed = parse(PIN, ["12", "-c", "1", "--migrate", "--mems", "0"], interspersed=True)
+    assert parsed is not None and parsed.given == {"cpus_text", "migrate", "mems"} and parsed.values["mems"] == "0"
+    assert parse(PIN, ["12", "-c=1"], interspersed=True) is None  # click reads "=1" as the value, and refuses it
     res = subprocess.run(
         [PYTHON, "-X", "importtime", "-m", "pinctl", "pin", str(os.getpid()), "--cpus", ALL],
         capture_output=True,

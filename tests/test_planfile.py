@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pinctl.errors import PlanError
 from pinctl.job.fit import check_live_node
 from pinctl.plan.make import fingerprint, make_plan
 from pinctl.plan.request import PlanRequest
+from pinctl.planfile import load
 from pinctl.planfile.allowlist import env_key_allowed
 from pinctl.planfile.load import MAX_FILE_BYTES, load_plan, parse_plan_text
 from pinctl.planfile.types import Plan
@@ -333,3 +335,24 @@ def test_planner_output_meets_the_validator() -> None:
     parsed = parse_plan_text(plan_to_json(plan))
     assert parsed.fingerprint == fingerprint(node)
     assert parsed == plan
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, 2.5, "x", null, true]}', '  {"a": 1}\n', "[]", "", "   ", '{"a": 1} x', '{"a": 1}{}', '{"a": 1,}',
+        '{"a": 1, "a": 2}', '{"a": NaN}', "Infinity", '"\ufeff"', '\ufeff{"a": 1}', '{"a": "\x01"}', "[" * 100000,
+        '{"a": 1e999}', "-0", '"\\ud800"',
+    ],
+)  # fmt: skip
+def test_the_plan_reader_reads_json_as_json_loads_does(text: str) -> None:
+    """json_value (json's C scanner, without importing json) gives json.loads's value or its error."""
+
+    def read(how: Callable[[str], object]) -> tuple[str, object]:
+        try:
+            return "value", how(text)
+        except (ValueError, RecursionError, PlanError) as exc:
+            return type(exc).__name__, str(exc)
+
+    hooks = {"object_pairs_hook": load._no_duplicates, "parse_constant": load._no_constant}
+    assert read(load.json_value) == read(lambda t: json.loads(t, **hooks))

@@ -175,3 +175,59 @@ def test_every_fixture_is_whole_at_80_columns(xml: Path) -> None:
     node = discover(topology=str(xml), nvml=False)
     text = in_pty(80, "show", "--topology", str(xml))
     assert_whole(text, node, node_lists(node), 80, names=True)
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_plan_shows_each_rank_cpu_list_on_one_line(dgx: Node, columns: int) -> None:
+    """A person copies a rank's CPU list into taskset: it is never split, at any width."""
+    plan = make_plan(dgx)
+    text = in_pty(columns, "plan", "--topology", str(DGX_H100))
+    words = {w.rstrip(",") for line in fragments(text) for w in line}
+    for r in plan.ranks:
+        assert r.cpulist in words, f"rank {r.local_rank}'s {r.cpulist} split or missing"
+
+
+def test_show_draws_the_dgx_matrix_at_200_columns(dgx: Node) -> None:
+    """nvidia-smi topo -m fits about 180 columns; without cell borders, so does pinctl's matrix."""
+    text = in_pty(200, "show", "--topology", str(DGX_H100))
+    assert "nearest devices" not in text
+    header = next(line.split() for line in text.splitlines() if line.split()[:2] == ["GPU0", "GPU1"])
+    assert header[:8] == [f"GPU{i}" for i in range(8)] and "mlx5_0" in header
+    row = next(line.split() for line in text.splitlines() if line.split()[:1] == ["GPU0"] and "X" in line.split())
+    assert row[1] == "X" and "PIX" in row  # GPU0 sees itself, and its own NIC one switch away
+    assert_whole(text, dgx, node_lists(dgx), 200, names=True)
+
+
+@pytest.mark.parametrize("columns", [100, 120])
+def test_device_table_drops_bridges_before_wrapping_a_row(dgx: Node, columns: int) -> None:
+    text = in_pty(columns, "show", "--topology", str(DGX_H100))
+    devices = text[text.index("Devices"):]
+    assert "bridges" not in devices.splitlines()[2] + devices.splitlines()[1]
+    for gpu in dgx.gpus:
+        line = next(ln for ln in devices.splitlines() if f" GPU{gpu.index} " in f" {ln} ")
+        assert str(gpu.pci.address) in line and "H100" in line  # the whole row on one line
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_doctor_at_80_columns_is_a_line_per_check_under_area_headings(no_color: bool) -> None:
+    text = in_pty(80, "doctor", "--root", str(ROOT / "fixtures" / "doctor" / "bad"), no_color=no_color)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    checks = [ln for ln in lines if re.match(r"^\s*(ok|warn|fail|skipped|n/a|OK|WARN|FAIL|SKIPPED|N/A)\s+\S+\.\S", ln)]
+    headings = [ln for ln in lines if re.fullmatch(r"\s*\[[a-z]+\]\s*", ln)]
+    assert len(checks) >= 15 and len(headings) >= 5
+    # Short findings: a check takes a line, two where its finding is long (it was a 4-line block).
+    assert len(lines) <= 2 * len(checks) + len(headings) + 4, text
+    assert "fix:" not in text
+
+
+def test_numa_distances_print_as_numactl_does() -> None:
+    capture = ROOT.parent / "shared" / "topologies" / "hwloc-192em64t-24n8c2t.xml"
+    if not capture.exists():
+        pytest.skip("shared topologies not available")
+    wide = in_pty(120, "show", "--topology", str(capture))
+    header = next(line.split() for line in wide.splitlines() if line.split()[:1] == ["node"] and "23" in line)
+    assert header == ["node", *map(str, range(24))]
+    assert next(line.split() for line in wide.splitlines() if line.split()[:1] == ["0:"])[1] == "10"
+    narrow = in_pty(80, "show", "--topology", str(capture))
+    rows = [line.split() for line in narrow.splitlines() if re.match(r"^\s+\d+: \d", line)]
+    assert len(rows) == 24 and all(len(r) == 25 for r in rows)  # one row a line, none wrapped

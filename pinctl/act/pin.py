@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
 
 from pinctl.act.mempolicy import migrate_pages
 from pinctl.cpuset import format_list
@@ -24,6 +23,7 @@ from pinctl.words import count
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Final
 
 Target = tuple[int, frozenset[int], frozenset[int]]  # pid, CPUs, memory nodes for --migrate
@@ -37,10 +37,14 @@ class PinResult(Record):
     __slots__ = ("exited", "failed", "mismatched", "missing", "pid", "pinned")
 
     def __init__(
-        self, pid: int, pinned: frozenset[int] = frozenset(), exited: frozenset[int] = frozenset(),
-        failed: tuple[tuple[int, str], ...] = (), mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
+        self,
+        pid: int,
+        pinned: frozenset[int] = frozenset(),
+        exited: frozenset[int] = frozenset(),
+        failed: tuple[tuple[int, str], ...] = (),
+        mismatched: tuple[tuple[int, frozenset[int]], ...] = (),
         missing: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pid: Final = pid
         self.pinned: Final = pinned
         self.exited: Final = exited
@@ -58,8 +62,9 @@ class PinReport(Record):
 
     __slots__ = ("failures", "lines", "narrowed")
 
-    def __init__(self, lines: tuple[str, ...] = (), failures: tuple[str, ...] = (),
-                 narrowed: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, lines: tuple[str, ...] = (), failures: tuple[str, ...] = (), narrowed: tuple[str, ...] = ()
+    ) -> None:
         self.lines: Final = lines
         self.failures: Final = failures
         self.narrowed: Final = narrowed
@@ -110,8 +115,13 @@ def pin_threads(pid: int, cpus: frozenset[int], *, files: KernelFiles | None = N
             continue
         if got != cpus:
             mismatched[tid] = got
-    return PinResult(pid, frozenset(pinned - exited), frozenset(exited), tuple(sorted(failed.items())),
-                     tuple(sorted(mismatched.items())))  # fmt: skip
+    return PinResult(
+        pid,
+        frozenset(pinned - exited),
+        frozenset(exited),
+        tuple(sorted(failed.items())),
+        tuple(sorted(mismatched.items())),
+    )
 
 
 def system_process(pid: int, files: KernelFiles) -> str | None:

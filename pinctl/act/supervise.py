@@ -21,17 +21,13 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pinctl.act.bind import bind_self
 from pinctl.act.launch import RESET_SIGNALS
 from pinctl.act.mempolicy import get_mempolicy, set_mempolicy
 from pinctl.errors import CommandError
 from pinctl.plan.binding import Binding
-from pinctl.record import Record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -39,15 +35,13 @@ _POLL_S = 0.02
 _GOODBYE = b"done\n"
 
 
-class Child(Record):
+@dataclass(frozen=True)
+class Child:
     """One command to start bound: argv, its full environment, its binding."""
 
-    __slots__ = ("argv", "binding", "env")
-
-    def __init__(self, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], binding: Binding) -> None:
-        self.argv: Final = argv
-        self.env: Final = env
-        self.binding: Final = binding
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    binding: Binding
 
 
 def exit_status(status: int) -> int:

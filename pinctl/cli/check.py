@@ -76,13 +76,21 @@ def _targets(
         per_gpu, note = gpu_processes()
         if per_gpu is None:
             raise TopologyError(f"check --gpu-procs: {note}")
-        index_of = None if plan is None else {
-            r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}  # fmt: skip
+        index_of = (
+            None
+            if plan is None
+            else {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
+        )
         found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.
-    ranks = launched_ranks(files, uid=os.getuid(), job=os.environ.get("SLURM_JOB_ID"),
-                           fingerprint=plan.fingerprint if plan is not None else None, exclude=os.getpid())
+    ranks = launched_ranks(
+        files,
+        uid=os.getuid(),
+        job=os.environ.get("SLURM_JOB_ID"),
+        fingerprint=plan.fingerprint if plan is not None else None,
+        exclude=os.getpid(),
+    )
     return [(pid, ()) for pid in ranks]
 
 

@@ -46,15 +46,23 @@ def _discover(topology: str | None, root: str | None, debug: bool) -> tuple[Node
         return None, f"discovery crashed: {type(exc).__name__}: {exc}"
 
 
-def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve: str | None,
-                  plan: str | None, need_node: bool, debug: bool = False,
-                  allow_env: tuple[str, ...] = ()) -> DoctorContext:
+def build_context(
+    *,
+    root: str | None,
+    topology: str | None,
+    nvml: bool,
+    reserve: str | None,
+    plan: str | None,
+    need_node: bool,
+    debug: bool = False,
+    allow_env: tuple[str, ...] = (),
+) -> DoctorContext:
     """Gather what the selected checks need (skipping discovery or NVML when none need it)."""
     node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
     health = None
     note = "NVML not queried"
     if root is not None:
-        note = "--root given: NVML facts exist only on the live node"
+        note = "live node only: NVML (--root given)"
     elif not nvml:
         note = "--no-nvml given"
     else:
@@ -69,31 +77,66 @@ def build_context(*, root: str | None, topology: str | None, nvml: bool, reserve
         housekeeping = loaded.cpu_classes.housekeeping or None  # the plan's own, unless --reserve says
 
     job_cpus = frozenset().union(*(r.cpus for r in loaded.ranks)) if loaded is not None else None
-    return DoctorContext(files=KernelFiles(root or "/"), node=node, health=health, nvml_note=note,
-                         discovery_error=error, housekeeping=housekeeping, job_cpus=job_cpus, plan=loaded)
+    return DoctorContext(
+        files=KernelFiles(root or "/"),
+        node=node,
+        health=health,
+        nvml_note=note,
+        discovery_error=error,
+        housekeeping=housekeeping,
+        job_cpus=job_cpus,
+        plan=loaded,
+    )
 
 
 @click.command()
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="Print findings, summary and the node's inventory as JSON.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "prometheus"]), default="table",
-              help="table (default), json (= --json), or prometheus (node_exporter textfile collector).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "prometheus"]),
+    default="table",
+    help="table (default), json (= --json), or prometheus (node_exporter textfile collector).",
+)
 @click.option("--expect", metavar="REPORT", help="Fail unless this node has the shape of this doctor --json report.")
 @click.option("--only", metavar="IDS", help="Run only these checks (ids or areas: rdma,kernel.thp-defrag).")
 @click.option("--skip", metavar="IDS", help="Skip these checks (ids or areas).")
 @click.option("--strict", is_flag=True, help="Exit 2 on warnings too.")
-@click.option("--reserve", metavar="CPUS",
-              help="Housekeeping CPUs the plan reserves (compared with isolcpus; default: the --plan file's).")
+@click.option(
+    "--reserve",
+    metavar="CPUS",
+    help="Housekeeping CPUs the plan reserves (compared with isolcpus; default: the --plan file's).",
+)
 @click.option("--plan", "plan", metavar="FILE", help="A plan file: its CPUs are the job CPUs.")
-@click.option("--allow-env", "allow_env", metavar="NAME", multiple=True,
-              help="Accept this variable in the plan file's environment beyond pinctl's list; repeatable.")
+@click.option(
+    "--allow-env",
+    "allow_env",
+    metavar="NAME",
+    multiple=True,
+    help="Accept this variable in the plan file's environment beyond pinctl's list; repeatable.",
+)
 @click.option("--no-nvml", is_flag=True, help="Do not query NVML (GPU health checks are skipped).")
 @click.option("--list", "list_checks", is_flag=True, help="List check ids and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding, not only problems.")
 @click.pass_context
-def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: bool, fmt: str, expect: str | None,
-           only: str | None, skip: str | None, strict: bool, reserve: str | None, plan: str | None,
-           allow_env: tuple[str, ...], no_nvml: bool, list_checks: bool, verbose: bool) -> int:
+def doctor(
+    ctx: click.Context,
+    root: str | None,
+    topology: str | None,
+    as_json: bool,
+    fmt: str,
+    expect: str | None,
+    only: str | None,
+    skip: str | None,
+    strict: bool,
+    reserve: str | None,
+    plan: str | None,
+    allow_env: tuple[str, ...],
+    no_nvml: bool,
+    list_checks: bool,
+    verbose: bool,
+) -> int:
     """Find topology problems that silently slow this GPU node down.
 
     Exit status: 0 all ok or skipped, 1 warnings (2 with --strict), 2 failures
@@ -111,8 +154,16 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
     need_node = any(c.needs_node for c in checks) or expect is not None  # a shape needs the topology
     need_nvml = any(c.area in ("gpu", "procs") for c in checks)
     debug = bool((ctx.find_root().obj or {}).get("debug"))
-    context = build_context(root=root, topology=topology, nvml=need_nvml and not no_nvml, reserve=reserve,
-                            plan=plan, need_node=need_node, debug=debug, allow_env=allow_env)
+    context = build_context(
+        root=root,
+        topology=topology,
+        nvml=need_nvml and not no_nvml,
+        reserve=reserve,
+        plan=plan,
+        need_node=need_node,
+        debug=debug,
+        allow_env=allow_env,
+    )
     findings = run_checks(context, checks, debug=debug)
     node_inventory = inventory(context, from_topology=topology is not None and root is None)
     if reference is not None:
@@ -131,13 +182,18 @@ def doctor(ctx: click.Context, root: str | None, topology: str | None, as_json: 
 EXPECTED_SHAPE = "fleet.expected-shape"
 
 
-def expected_shape(shape: tuple[tuple[str, str, str, str], ...], ref: tuple[tuple[str, str, str, str], ...],
-                   name: str) -> list[Finding]:
+def expected_shape(
+    shape: tuple[tuple[str, str, str, str], ...], ref: tuple[tuple[str, str, str, str], ...], name: str
+) -> list[Finding]:
     """``--expect``: one failed finding per way this node differs from the reference node, else one ok."""
     diffs = shape_differences(shape, ref, name)
     if not diffs:
         return [Finding(EXPECTED_SHAPE, "ok", "node", f"same shape as {name}")]
-    remedy = ("drain the node and look at what changed (a GPU off the bus, a link or HCA trained low, "
-              "a BIOS NUMA setting); docs/fleet.md")
-    return [Finding(EXPECTED_SHAPE, "fail", d.key, d.text, (f"this node: {d.node}", f"{name}: {d.reference}"), remedy)
-            for d in diffs]
+    remedy = (
+        "drain the node and look at what changed (a GPU off the bus, a link or HCA trained low, "
+        "a BIOS NUMA setting); docs/fleet.md"
+    )
+    return [
+        Finding(EXPECTED_SHAPE, "fail", d.key, d.text, (f"this node: {d.node}", f"{name}: {d.reference}"), remedy)
+        for d in diffs
+    ]

@@ -13,82 +13,53 @@ from typing import Any, TypeVar
 import click
 
 from pinctl import api
+from pinctl.cli.argtable import PLAN_OPTION_NAMES, PLAN_OPTIONS, PLANNING, SOURCE, Opt
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
 from pinctl.job.fit import refuse_foreign
 from pinctl.planfile.allowlist import allowed_names
-from pinctl.planfile.types import MEM_POLICIES, Plan
+from pinctl.planfile.types import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function (no PEP 695: Python 3.10 runs this)
 
-# The planning options of ``pinctl plan`` (click parameter names), shared by launch, pin and check.
-PLAN_OPTION_NAMES = (
-    "gpus", "procs_per_gpu", "ranks", "reserve", "reserve_per_numa", "smt", "mem_policy", "nic_link_layer",
-    "nics_per_gpu", "local_rails", "isolate_gpus", "helpers",
-)  # fmt: skip
+
+def click_options(table: tuple[Opt, ...]) -> Callable[[F], F]:
+    """The click options of *table* (pinctl.cli.argtable), in its order: one grammar for both parsers."""
+
+    def decorate(f: F) -> F:
+        for opt in reversed(table):
+            f = click.option(*opt.flags, opt.dest, **_click_keywords(opt))(f)
+        return f
+
+    return decorate
 
 
-def source_options(f: F) -> F:
-    """Where the topology comes from: a file, a gathered tree, or (default) this machine."""
-    f = click.option(
-        "--root",
-        metavar="DIR",
-        default=None,
-        help="A gathered /sys and /proc tree (hwloc-gather-topology layout) instead of this machine.",
-    )(f)
-    f = click.option(
-        "--topology",
-        metavar="PATH",
-        default=None,
-        help="An hwloc XML (lstopo --of xml, pinctl snapshot) or NCCL topology XML instead of this machine.",
-    )(f)
-    return f
+def _click_keywords(opt: Opt) -> dict[str, Any]:
+    kw: dict[str, Any] = {"help": opt.help, "metavar": opt.metavar, "show_default": opt.shown}
+    if opt.kind == "flag":
+        return {**kw, "is_flag": True}
+    kinds = {
+        "int": click.IntRange(opt.lo, opt.hi),
+        "float": click.FloatRange(opt.lo, opt.hi),
+        "choice": click.Choice(opt.choices),
+    }
+    if opt.kind in kinds:
+        kw["type"] = kinds[opt.kind]
+    return {**kw, "default": opt.default, "multiple": opt.multiple}
 
 
-def planning_options(f: F) -> F:
-    """The options that shape a plan, shared by plan, launch, pin and check (same names, same meaning)."""
-    opts = [
-        click.option("--gpus", default=None, metavar="LIST|all",
-                     help="GPUs to plan for: indexes (0-3,6) or PCI bus ids."),
-        click.option("--procs-per-gpu", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
-                     help="Ranks per GPU (they split the GPU's share of cores)."),
-        click.option("--ranks", type=click.IntRange(1, 4096), default=None, metavar="N",
-                     help="CPU-only ranks (a node without GPUs, or ignoring them)."),
-        click.option("--reserve", default=None, metavar="CPULIST", help="CPUs kept out of every rank (housekeeping)."),
-        click.option("--reserve-per-numa", type=click.IntRange(0, 1024), default=0, show_default=True, metavar="N",
-                     help="Reserve the first N whole cores of each NUMA node."),
-        click.option("--smt", type=click.Choice(["all", "one-per-core"]), default="all", show_default=True,
-                     help="Give ranks every hardware thread of a core, or only its lowest-numbered one."),
-        click.option("--mem-policy", type=click.Choice(MEM_POLICIES), default="bind", show_default=True,
-                     help="Memory policy per rank (nodes local to its CPUs)."),
-        click.option("--nic-link-layer", type=click.Choice(["ib", "eth", "any"]), default="ib", show_default=True,
-                     help="RDMA NICs to use: InfiniBand (and EFA/Slingshot), RoCE, or any."),
-        click.option("--nics-per-gpu", type=click.IntRange(0, 64), default=1, show_default=True, metavar="K",
-                     help="Distinct NICs per GPU (multi-rail); 0 plans no NICs (and sets no NCCL/UCX variables)."),
-        click.option("--local-rails", is_flag=True,
-                     help="Extra rails (--nics-per-gpu > 1) only on the GPU's side of the CPU interconnect."),
-        click.option("--isolate-gpus", is_flag=True,
-                     help="Show each rank only its GPU (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES or "
-                          "ZE_AFFINITY_MASK, by vendor)."),
-        click.option("--helpers", is_flag=True,
-                     help="Share the idle cores out as each rank's helper CPUs for data-loader workers, nearest "
-                          "its GPU first (PINCTL_HELPER_CPUS; pinctl.bind_helper binds a worker there)."),
-    ]  # fmt: skip
-    for opt in reversed(opts):
-        f = opt(f)
-    return source_options(f)
+source_options = click_options(SOURCE)
+# The options that shape a plan, shared by plan, launch, pin and check (same names, same meaning).
+planning_options = click_options(SOURCE + PLANNING)
+# --plan FILE, or the options of ``pinctl plan`` to compute one.
+plan_options = click_options(PLAN_OPTIONS)
 
 
-def plan_options(f: F) -> F:
-    """--plan FILE, or the options of ``pinctl plan`` to compute one."""
-    f = planning_options(f)
-    f = click.option(
-        "--allow-env", "allow_env", metavar="NAME", multiple=True,
-        help="Accept this variable in the plan file's environment beyond pinctl's list (docs/launch.md); repeatable.",
-    )(f)
-    return click.option(
-        "--plan", "plan_file", metavar="FILE", default=None, help="A plan file (pinctl plan --json)."
-    )(f)
+def given_options(ctx: click.Context) -> frozenset[str]:
+    """The options typed on the command line (not defaults), as argtable.parse reports them."""
+    typed = click.core.ParameterSource.COMMANDLINE
+    options = [p.name for p in ctx.command.params if isinstance(p, click.Option) and p.name]
+    return frozenset(n for n in options if ctx.get_parameter_source(n) == typed)
 
 
 def planning_keywords(params: dict[str, Any]) -> dict[str, Any]:

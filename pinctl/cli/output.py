@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
 
 from pinctl.errors import PinctlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def error(message: str, exit_code: int) -> int:

@@ -2,9 +2,10 @@
 
 Another process's memory *policy* cannot be set from outside (set_mempolicy acts
 on the calling thread only), so ``--mems`` names the nodes that ``--migrate`` moves
-pages to (``migratepages(8)``); it is refused without ``--migrate``. The plain
-``--cpus`` form runs without click (pinctl/cli/fast.py); this command adds the
-plan-based forms --rank, --gpu and --auto.
+pages to (``migratepages(8)``); it is refused without ``--migrate``. The options are
+pinctl/cli/argtable.py's PIN table; the ``--cpus`` form usually runs without click
+(pinctl/cli/fast.py, which this command calls for it too); this command adds the plan-based
+forms --rank, --gpu and --auto.
 """
 
 from __future__ import annotations
@@ -13,27 +14,20 @@ from typing import Any
 
 import click
 
-from pinctl.act.numactl import cpus_option, mems_option, nodes_of
+from pinctl.act.numactl import mems_option, nodes_of
 from pinctl.act.pin import Target, pin_targets
-from pinctl.cli.fast import report_pins
-from pinctl.cli.options import gpu_cpus, obtain_plan, plan_options
+from pinctl.cli.argtable import PIN
+from pinctl.cli.fast import pid_argument, pin_cpus, report_pins
+from pinctl.cli.options import click_options, gpu_cpus, obtain_plan
 from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
 from pinctl.kernel.files import KernelFiles
-from pinctl.kernel.proc import process_id
 
 
 @click.command()
 @click.argument("pids", nargs=-1)
-@click.option("--cpus", "-c", "cpus_text", metavar="LIST", default=None, help="Pin to these CPUs.")
-@click.option("--rank", type=click.IntRange(0, 4095), default=None, help="Pin to this local rank's CPUs in the plan.")
-@click.option("--gpu", type=click.IntRange(0, 4095), default=None, help="Pin to the CPUs of this GPU's ranks.")
-@click.option("--auto", is_flag=True, help="Find each GPU's processes with NVML and pin them to that GPU's CPUs.")
-@click.option("--mems", metavar="NODES", default=None, help="Target memory nodes for --migrate.")
-@click.option("--migrate", is_flag=True, help="Move the processes' pages to the target nodes (migrate_pages).")
-@click.option("--force", is_flag=True, help="Use a plan made for another node; pin init or kernel threads too.")
-@plan_options
+@click_options(PIN)
 def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     """Pin every thread of each PID to a CPU set (--cpus, or a plan's --rank / --gpu), like taskset -a -p.
 
@@ -52,6 +46,8 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
         raise UsageError("give exactly one of --cpus, --rank, --gpu or --auto")
     if params["mems"] is not None and not params["migrate"]:
         raise UsageError("--mems only names the nodes for --migrate: another process's memory policy cannot be set")
+    if cpus_text is not None:
+        return pin_cpus(pids, {**params, "cpus_text": cpus_text})
     if params["auto"]:
         if pids:
             raise UsageError("--auto finds the processes itself: give no PID")
@@ -59,8 +55,8 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     else:
         if not pids:
             raise UsageError("give at least one PID")
-        numbers = [_pid(p) for p in pids]
-        cpus, mems = _target(cpus_text, params, fs)
+        numbers = [pid_argument(p) for p in pids]
+        cpus, mems = _target(params, fs)
         targets = [(pid, cpus, mems) for pid in numbers]
     if params["mems"] is not None:
         wanted = mems_option(params["mems"], fs)
@@ -68,17 +64,7 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     return report_pins(pin_targets(targets, migrate=params["migrate"], files=fs, force=params["force"]))
 
 
-def _pid(text: str) -> int:
-    pid = process_id(text)
-    if pid is None:
-        raise UsageError(f"{text[:40]!r} is not a process id")
-    return pid
-
-
-def _target(cpus_text: str | None, params: dict[str, Any], fs: KernelFiles) -> tuple[frozenset[int], frozenset[int]]:
-    if cpus_text is not None:
-        cpus = cpus_option(cpus_text, fs)
-        return cpus, nodes_of(cpus, fs)
+def _target(params: dict[str, Any], fs: KernelFiles) -> tuple[frozenset[int], frozenset[int]]:
     plan = obtain_plan(params, force=params["force"])
     if params["rank"] is not None:
         rank = plan.rank(params["rank"])
@@ -106,8 +92,10 @@ def _auto_targets(params: dict[str, Any]) -> list[Target]:
             continue
         index = by_bus.get(gpu.pci_bus_id or "")
         if index is None:
-            note(f"pin --auto: NVML's GPU {gpu.index} ({gpu.pci_bus_id or 'bus id unknown'}) is not in the plan: "
-                 f"its processes {', '.join(map(str, gpu.pids))} are left alone")  # fmt: skip
+            note(
+                f"pin --auto: NVML's GPU {gpu.index} ({gpu.pci_bus_id or 'bus id unknown'}) is not in the plan: "
+                f"its processes {', '.join(map(str, gpu.pids))} are left alone"
+            )
             continue
         cpus, mems = gpu_cpus(plan, index)
         for pid in gpu.pids:

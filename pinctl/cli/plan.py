@@ -40,8 +40,14 @@ def schema_text() -> str:
     help="Output form (default: table on a terminal, json otherwise).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
-@click.option("-o", "--output", default=None, type=click.Path(), metavar="FILE|DIR",
-              help="Write to FILE, not stdout (--format systemd: the drop-ins under DIR, laid out as /etc/systemd).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(),
+    metavar="FILE|DIR",
+    help="Write to FILE, not stdout (--format systemd: the drop-ins under DIR, laid out as /etc/systemd).",
+)
 @click.option("--schema", is_flag=True, help="Print the plan JSON Schema (pinctl.plan/v2) and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def plan(

@@ -31,8 +31,14 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 
 
 @click.command()
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="File to write ('-': standard output).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write ('-': standard output).",
+)
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)

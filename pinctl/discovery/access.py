@@ -74,8 +74,9 @@ def _split(gpus: list[Gpu], slurm: Slurm) -> list[Gpu]:
     return [g for g in gpus if slurm is None or g.index not in slurm[1]]
 
 
-def _keep(base: Sequence[Gpu], picks: list[Pick], why: dict[int, str], reason: str,
-          migs: dict[int, tuple[MigDevice, ...]]) -> list[Gpu]:  # fmt: skip
+def _keep(
+    base: Sequence[Gpu], picks: list[Pick], why: dict[int, str], reason: str, migs: dict[int, tuple[MigDevice, ...]]
+) -> list[Gpu]:
     """Deny what *picks* leaves out of *base*; MIG entries narrow their GPU's instances. The picked, in order."""
     chosen = list(dict.fromkeys(p.gpu.index for p in picks))
     for gpu in base:
@@ -89,8 +90,9 @@ def _keep(base: Sequence[Gpu], picks: list[Pick], why: dict[int, str], reason: s
     return [by_index[i] for i in chosen]
 
 
-def _nvidia(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]],
-            slurm: Slurm) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
+def _nvidia(
+    env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]], slurm: Slurm
+) -> tuple[list[Gpu], list[Gpu]]:
     """(what CUDA enumerates before CUDA_VISIBLE_DEVICES, what it enumerates with it), in CUDA's order."""
     host = [g for g in gpus if g.vendor == "nvidia"]
     text = env.get("NVIDIA_VISIBLE_DEVICES")
@@ -108,8 +110,9 @@ def _nvidia(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs:
     return base, _keep(base, pick(base, cuda), why, f"hidden by CUDA_VISIBLE_DEVICES={cuda}", migs)
 
 
-def _amd(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]],
-         slurm: Slurm) -> tuple[list[Gpu], list[Gpu]]:  # fmt: skip
+def _amd(
+    env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]], slurm: Slurm
+) -> tuple[list[Gpu], list[Gpu]]:
     opened = sorted((g for g in gpus if g.vendor == "amd" and g.index not in why), key=_rocm_key)
     base = visible = _split(opened, slurm)
     for name in ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"):
@@ -124,15 +127,19 @@ def _amd(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: di
     return base, visible
 
 
-def _ordered(env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str],
-             migs: dict[int, tuple[MigDevice, ...]]) -> dict[int, tuple[int, int | None]]:  # fmt: skip
+def _ordered(
+    env: dict[str, str], gpus: Sequence[Gpu], why: dict[int, str], migs: dict[int, tuple[MigDevice, ...]]
+) -> dict[int, tuple[int, int | None]]:
     """GPU index -> (runtime index, visible index or None) for every GPU its runtime enumerates."""
     slurm = _slurm(env, gpus)
     groups = [_nvidia(env, gpus, why, migs, slurm), _amd(env, gpus, why, migs, slurm)]
     intel = _split([g for g in gpus if g.vendor == "intel" and g.index not in why], slurm)
     mask = env.get("ZE_AFFINITY_MASK")
-    shown = intel if mask is None or _same_as_slurm(mask, slurm) else _keep(intel, pick(intel, mask, tiles=True), why,
-                                             f"hidden by ZE_AFFINITY_MASK={mask}", migs)  # fmt: skip
+    shown = (
+        intel
+        if mask is None or _same_as_slurm(mask, slurm)
+        else _keep(intel, pick(intel, mask, tiles=True), why, f"hidden by ZE_AFFINITY_MASK={mask}", migs)
+    )
     groups.append((intel, shown))
     other = _split([g for g in gpus if g.vendor == "other" and g.index not in why], slurm)
     groups.append((other, other))
@@ -163,13 +170,22 @@ def apply_access(node: Node, access: JobAccess) -> Node:
     gpus = []
     for gpu in node.gpus:
         runtime, visible = order.get(gpu.index, (None, None))
-        gpus.append(replace(gpu, unusable=why.get(gpu.index), mig=migs[gpu.index], runtime_index=runtime,
-                            visible_index=None if gpu.index in why else visible))  # fmt: skip
+        gpus.append(
+            replace(
+                gpu,
+                unusable=why.get(gpu.index),
+                mig=migs[gpu.index],
+                runtime_index=runtime,
+                visible_index=None if gpu.index in why else visible,
+            )
+        )
     notes = list(node.notes)
     usable = [g.index for g in gpus if g.usable]
     if len(usable) < len(gpus):
-        notes.append(f"this job may use GPU(s) {format_list(usable) or 'none'} of the node's {len(gpus)}; "
-                     "the others are marked with the reason")  # fmt: skip
+        notes.append(
+            f"this job may use GPU(s) {format_list(usable) or 'none'} of the node's {len(gpus)}; "
+            "the others are marked with the reason"
+        )
     allowed = node.allowed_cpus
     if access.cpus is not None and node.allowed_cpus & access.cpus and not node.allowed_cpus <= access.cpus:
         allowed = node.allowed_cpus & access.cpus

@@ -74,9 +74,7 @@ def _kind_of_root(path: str, tag: str) -> str:
         return "hwloc"
     if tag == "system":
         return "nccl"
-    raise TopologyError(
-        f"topology file {path}: root element <{tag}> is neither hwloc (<topology>) nor NCCL (<system>)"
-    )
+    raise TopologyError(f"topology file {path}: root element <{tag}> is neither hwloc (<topology>) nor NCCL (<system>)")
 
 
 def load_nccl_xml(path: str) -> Node:
@@ -213,8 +211,11 @@ def _numa_ids(cpus: list[ET.Element], notes: list[str]) -> list[int]:
             seen.add(n)
     free = (n for n in range(MAX_NUMA_ID + 1) if n not in seen)
     out = [n if n is not None else next(free) for n in given]
-    notes.extend(f"NCCL topology file: {reason} is shown as NUMA node {n}, a number of pinctl's"
-                 for n, original, reason in zip(out, given, why, strict=True) if original is None)  # fmt: skip
+    notes.extend(
+        f"NCCL topology file: {reason} is shown as NUMA node {n}, a number of pinctl's"
+        for n, original, reason in zip(out, given, why, strict=True)
+        if original is None
+    )
     return out
 
 

@@ -13,7 +13,9 @@ raises on NVML's account. Only frozen values leave: no handle escapes.
   :func:`pinctl.discovery.merge.apply_nvml` joins them on PCI addresses, never on
   indexes: NVML's order and CUDA_VISIBLE_DEVICES's need not match the model's.
 - :func:`query_health`: persistence mode, lost GPUs, page retirement / row
-  remapping, PCIe replays, NVLink states, for ``pinctl doctor``.
+  remapping, PCIe replays, NVLink states, and the running condition
+  (:class:`~pinctl.discovery.gpufacts.GpuCondition`: clock events, ECC, NVLink
+  errors, fabric state, firmware) for ``pinctl doctor``.
 - :func:`gpu_processes`: the PIDs on each GPU, for ``pin --auto``,
   ``check --gpu-procs`` and the doctor's ``procs`` check.
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pinctl.discovery.gpufacts import FabricInfo, GpuCondition, NvLinkErrors
 from pinctl.model import MigDevice, NvLink, PciAddress
 
 T = TypeVar("T")  # no PEP 695 generics: Python 3.10 imports this module
@@ -76,6 +79,7 @@ class GpuHealth:
     retired_pages_pending: bool | None = None
     remap_pending: bool | None = None
     remap_failure: bool | None = None
+    condition: GpuCondition = field(default_factory=GpuCondition)
 
     @property
     def active_nvlinks(self) -> int:
@@ -261,11 +265,15 @@ def _mig_devices(nvml: Any, handle: Any) -> tuple[MigDevice, ...]:
         if uuid is None:
             continue
         total = getattr(_call(nvml, "nvmlDeviceGetMemoryInfo", mig), "total", None)
-        out.append(MigDevice(
-            uuid=uuid, name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
-            memory_bytes=_int(total), gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
-            compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
-        ))  # fmt: skip
+        out.append(
+            MigDevice(
+                uuid=uuid,
+                name=_text(_call(nvml, "nvmlDeviceGetName", mig)),
+                memory_bytes=_int(total),
+                gpu_instance=_int(_call(nvml, "nvmlDeviceGetGpuInstanceId", mig)),
+                compute_instance=_int(_call(nvml, "nvmlDeviceGetComputeInstanceId", mig)),
+            )
+        )
     return tuple(out)
 
 
@@ -306,6 +314,7 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         return GpuHealth(index=index, lost=True, error=error)
     replay = _call(nvml, "nvmlDeviceGetPcieReplayCounter", handle)
     remap = _call(nvml, "nvmlDeviceGetRemappedRows", handle)  # (corrected, uncorrected, pending, failure)
+    links = _link_states(nvml, handle)
     return GpuHealth(
         index=index,
         pci_bus_id=_bus_id(_call(nvml, "nvmlDeviceGetPciInfo", handle)),
@@ -313,11 +322,53 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         uuid=_text(_call(nvml, "nvmlDeviceGetUUID", handle)),
         persistence_mode=_enabled(nvml, _call(nvml, "nvmlDeviceGetPersistenceMode", handle)),
         pcie_replay_counter=None if replay is None else int(replay),
-        nvlinks=tuple(_link_states(nvml, handle)),
+        nvlinks=tuple(links),
         retired_pages_pending=_enabled(nvml, _call(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)),
         remap_pending=None if remap is None else bool(remap[2]),
         remap_failure=None if remap is None else bool(remap[3]),
+        condition=_condition(nvml, handle, links),
     )
+
+
+def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCondition:
+    """Clock events, uncorrectable ECC, NVLink error counters, fabric state, firmware versions."""
+    events = _call(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)  # R535+; the older name below
+    if events is None:
+        events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+    unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
+    ecc = [
+        _int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+        for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))
+    ]
+    return GpuCondition(
+        clock_events=_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
+            _int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
+            for link, active in links),
+        fabric=_fabric(nvml, handle),
+        vbios=_text(_call(nvml, "nvmlDeviceGetVbiosVersion", handle)),
+        gsp_firmware=_text(_call(nvml, "nvmlDeviceGetGspFirmwareVersion", handle)),
+    )  # fmt: skip
+
+
+def _fabric(nvml: Any, handle: Any) -> FabricInfo | None:
+    """nvmlDeviceGetGpuFabricInfoV (v2 struct), else the older unversioned call; None when unsupported.
+
+    nvml.h types ``state`` as an unsigned char that pynvml reads as a c_uint: the low byte is it.
+    """
+    import ctypes
+
+    for fn, struct in (
+        ("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+        ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t"),
+    ):
+        cls = getattr(nvml, struct, None)
+        info = None if cls is None else cls()
+        if info is not None and _call(nvml, fn, handle, ctypes.byref(info)) is not None:
+            mask = getattr(info, "healthMask", None)
+            why = None if int(info.status) == 0 else _text(_call(nvml, "nvmlErrorString", int(info.status)))
+            return FabricInfo(int(info.state) & 0xFF, int(info.status), None if mask is None else int(mask), why)
+    return None
 
 
 # --- processes, for pin --auto / check --gpu-procs / doctor ----------------------------------

@@ -74,8 +74,12 @@ def function_facts(files: KernelFiles, address: PciAddress) -> PciFacts | None:
     if not pci.exists(files, address):
         return None
     place = pci.place(files, address)
-    return PciFacts(pci.link(files, address), pci.numa_node(files, address), pci.local_cpus(files, address),
-                    place[2] if place else None)  # fmt: skip
+    return PciFacts(
+        pci.link(files, address),
+        pci.numa_node(files, address),
+        pci.local_cpus(files, address),
+        place[2] if place else None,
+    )
 
 
 def pci_info(files: KernelFiles, address: PciAddress) -> PciInfo:

@@ -54,7 +54,10 @@ def _by_uuid(base: Sequence[Gpu], token: str, uuid_of: Callable[[Gpu], str | Non
 
 
 def pick(
-    base: Sequence[Gpu], text: str, *, uuid_of: Callable[[Gpu], str | None] = lambda g: g.uuid,
+    base: Sequence[Gpu],
+    text: str,
+    *,
+    uuid_of: Callable[[Gpu], str | None] = lambda g: g.uuid,
     tiles: bool = False,
 ) -> list[Pick]:
     """The GPUs of *base* that a selector's *text* names, in its order; stops at the first entry

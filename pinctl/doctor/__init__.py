@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import gpu, irq, node, numa, pcie, procs, rdma, settings
+from pinctl.doctor import gpu, gpudirect, gpuhealth, irq, node, numa, pcie, procs, rdma, settings, xid
 from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
@@ -41,6 +41,11 @@ CHECKS: tuple[Check, ...] = (
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
     Check(rdma.IMBALANCE, "GPUs spread evenly over RDMA NICs", rdma.nic_imbalance),
+    Check(rdma.LINK_ERRORS, "RDMA ports without link errors", rdma.link_errors, needs_node=False),
+    Check(gpudirect.PEERMEM, "peer-memory module for GPUDirect RDMA", gpudirect.peer_memory),
+    Check(gpudirect.STORAGE, "nvidia_fs for GPUDirect Storage", gpudirect.storage),
+    Check(gpudirect.ACS, "no ACS redirect between GPUs and NICs", gpudirect.acs_redirect),
+    Check(gpudirect.IOMMU, "IOMMU off or passthrough on GPUDirect paths", gpudirect.iommu),
     Check(numa.UNKNOWN, "GPU/NIC NUMA locality known", numa.unknown_locality),
     Check(numa.MEMORYLESS, "NUMA nodes with CPUs have memory", numa.memoryless_node),
     Check(numa.CPULESS, "CPU-less NUMA nodes are memory tiers", numa.cpuless_node),
@@ -55,6 +60,12 @@ CHECKS: tuple[Check, ...] = (
     Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False),
     Check(gpu.NVLINK, "expected NVLinks active", gpu.nvlink_missing),
     Check(gpu.REPLAY, "no PCIe replays", gpu.pcie_replay, needs_node=False),
+    Check(gpuhealth.CLOCKS, "no thermal or hardware clock slowdown", gpuhealth.clocks, needs_node=False),
+    Check(gpuhealth.ECC, "no uncorrectable ECC errors", gpuhealth.ecc, needs_node=False),
+    Check(gpuhealth.NVLINK_ERRORS, "no NVLink errors", gpuhealth.nvlink_errors, needs_node=False),
+    Check(gpuhealth.FABRIC, "GPUs registered with the NVLink fabric", gpuhealth.fabric, needs_node=False),
+    Check(gpuhealth.DRIVER, "GPU firmware agrees with the driver", gpuhealth.driver_versions, needs_node=False),
+    Check(xid.CHECK, "no hardware Xid events in the kernel log", xid.xid_events, needs_node=False),
     Check(procs.CHECK, "GPU processes pinned near their GPU", procs.mis_pinned),
 )
 
@@ -72,8 +83,9 @@ def _parse_ids(spec: str, option: str) -> set[str]:
         elif token.rstrip(".") in areas:
             out.update(c.id for c in CHECKS if c.area == token.rstrip("."))
         else:
-            raise UsageError(f"{option}: unknown check {token!r} (areas: {', '.join(sorted(areas))}; "
-                             "ids: pinctl doctor --list)")
+            raise UsageError(
+                f"{option}: unknown check {token!r} (areas: {', '.join(sorted(areas))}; ids: pinctl doctor --list)"
+            )
     return out
 
 
@@ -96,8 +108,15 @@ def run_checks(ctx: DoctorContext, checks: Iterable[Check] = CHECKS, *, debug: b
         except Exception as exc:
             if debug:
                 raise
-            out.append(Finding(check.id, "skipped", "pinctl", f"internal error: {type(exc).__name__}: {exc}",
-                               remedy="report this with `pinctl --debug doctor` output"))
+            out.append(
+                Finding(
+                    check.id,
+                    "skipped",
+                    "pinctl",
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    remedy="report this with `pinctl --debug doctor` output",
+                )
+            )
     return out
 
 

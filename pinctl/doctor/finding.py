@@ -79,10 +79,10 @@ def skipped(check: str, reason: str, subject: str = "node") -> Finding:
 
 def needs_root(check: str, path: str) -> Finding:
     """The verdict for a file we may not read: not a failure, just not checkable here."""
-    return Finding(check, "skipped", path, "needs root", (f"{path}: permission denied",),
-                   "run pinctl doctor as root")
+    return Finding(check, "skipped", path, "needs root", (f"{path}: permission denied",), "run pinctl doctor as root")
 
 
 def no_node(ctx: DoctorContext, check: str) -> Finding:
+    """Skipped for want of a topology: the reason is said once, by node.discovery, and kept here as evidence."""
     why = ctx.discovery_error or "no topology"
-    return skipped(check, f"no topology ({why})")
+    return Finding(check, "skipped", "node", "no topology (see node.discovery)", (why,))

@@ -36,12 +36,18 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
     known = [g for g in h.gpus if g.persistence_mode is not None]
     if not known:
         return [skipped(PERSISTENCE, "persistence mode not reported (not supported or GPUs lost)")]
-    out = [Finding(
-        PERSISTENCE, "warn", _label(g), "persistence mode is off",
-        (f"nvmlDeviceGetPersistenceMode(GPU {g.index}) = disabled",),
-        "run nvidia-persistenced (systemctl enable --now nvidia-persistenced): without it the driver "
-        "tears down and re-initialises the GPU for every job, adding seconds to each start",
-    ) for g in off]
+    out = [
+        Finding(
+            PERSISTENCE,
+            "warn",
+            _label(g),
+            "persistence mode is off",
+            (f"nvmlDeviceGetPersistenceMode(GPU {g.index}) = disabled",),
+            "run nvidia-persistenced (systemctl enable --now nvidia-persistenced): without it the driver "
+            "tears down and re-initialises the GPU for every job, adding seconds to each start",
+        )
+        for g in off
+    ]
     return out or [ok(PERSISTENCE, "node", f"persistence mode on for {count(len(known), 'GPU')}")]
 
 
@@ -59,20 +65,34 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     h = ctx.health
     if h is None:
         return [skipped(LOST, ctx.nvml_note)]
-    out = [Finding(
-        LOST, "fail", f"GPU {g.index}", f"NVML cannot open the GPU: {g.error}",
-        (f"nvmlDeviceGetHandleByIndex({g.index}) -> {g.error}",),
-        "check `dmesg` for Xid 79 (fallen off the bus) or 48/63/64 (memory); drain the node and "
-        "reset the GPU (nvidia-smi -r) or reboot; replace it if it recurs",
-    ) for g in h.gpus if g.lost]
+    out = [
+        Finding(
+            LOST,
+            "fail",
+            f"GPU {g.index}",
+            f"NVML cannot open the GPU: {g.error}",
+            (f"nvmlDeviceGetHandleByIndex({g.index}) -> {g.error}",),
+            "check `dmesg` for Xid 79 (fallen off the bus) or 48/63/64 (memory); drain the node and "
+            "reset the GPU (nvidia-smi -r) or reboot; replace it if it recurs",
+        )
+        for g in h.gpus
+        if g.lost
+    ]
     bound = _nvidia_pci_gpus(ctx)
     if len(bound) > len(h.gpus):
-        out.append(Finding(
-            LOST, "fail", "node", f"{count(len(bound), 'GPU')} bound to the nvidia driver, NVML sees {len(h.gpus)}",
-            (f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA display device')} with driver nvidia",
-             f"nvmlDeviceGetCount() = {len(h.gpus)}"),
-            "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
-        ))
+        out.append(
+            Finding(
+                LOST,
+                "fail",
+                "node",
+                f"{count(len(bound), 'GPU')} bound to the nvidia driver, NVML sees {len(h.gpus)}",
+                (
+                    f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA display device')} with driver nvidia",
+                    f"nvmlDeviceGetCount() = {len(h.gpus)}",
+                ),
+                "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
+            )
+        )
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
     return out or [ok(LOST, "node", f"{count(len(h.gpus), 'GPU')} {verb(len(h.gpus), 'answers', 'answer')} NVML")]
@@ -89,14 +109,32 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
         if all(f is None for f in facts):
             continue
         known += 1
-        ev = (f"GPU {g.index}: retired pages pending = {g.retired_pages_pending}, "
-              f"row remap pending = {g.remap_pending}, row remap failure = {g.remap_failure}",)
+        ev = (
+            f"GPU {g.index}: retired pages pending = {g.retired_pages_pending}, "
+            f"row remap pending = {g.remap_pending}, row remap failure = {g.remap_failure}",
+        )
         if g.remap_failure:
-            out.append(Finding(MEMORY, "fail", _label(g), "row remapping failed: uncorrectable memory", ev,
-                               "drain the node and have the GPU replaced (RMA)"))
+            out.append(
+                Finding(
+                    MEMORY,
+                    "fail",
+                    _label(g),
+                    "row remapping failed: uncorrectable memory",
+                    ev,
+                    "drain the node and have the GPU replaced (RMA)",
+                )
+            )
         elif g.remap_pending or g.retired_pages_pending:
-            out.append(Finding(MEMORY, "warn", _label(g), "memory retirement pending until the GPU resets",
-                               ev, "drain the node and reset the GPU (nvidia-smi -r) or reboot"))
+            out.append(
+                Finding(
+                    MEMORY,
+                    "warn",
+                    _label(g),
+                    "memory retirement pending until the GPU resets",
+                    ev,
+                    "drain the node and reset the GPU (nvidia-smi -r) or reboot",
+                )
+            )
     if known == 0:
         return [skipped(MEMORY, "page retirement / row remapping not reported by these GPUs")]
     return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {count(known, 'GPU')}")]
@@ -121,12 +159,17 @@ def nvlink_missing(ctx: DoctorContext) -> list[Finding]:
         expected = max(expected_by_model[g.name], topo.get(g.pci_bus_id, 0) if g.pci_bus_id else 0)
         if g.active_nvlinks < expected:
             down = [i for i, active in g.nvlinks if not active]
-            out.append(Finding(
-                NVLINK, "warn", _label(g), f"{g.active_nvlinks} of {count(expected, 'NVLink')} active",
-                (f"nvmlDeviceGetNvLinkState(GPU {g.index}, link) inactive for links {down}",),
-                "check `nvidia-smi nvlink -s` and the fabric manager (NVSwitch systems: "
-                "systemctl status nvidia-fabricmanager); reseat or service the baseboard if links stay down",
-            ))
+            out.append(
+                Finding(
+                    NVLINK,
+                    "warn",
+                    _label(g),
+                    f"{g.active_nvlinks} of {count(expected, 'NVLink')} active",
+                    (f"nvmlDeviceGetNvLinkState(GPU {g.index}, link) inactive for links {down}",),
+                    "check `nvidia-smi nvlink -s` and the fabric manager (NVSwitch systems: "
+                    "systemctl status nvidia-fabricmanager); reseat or service the baseboard if links stay down",
+                )
+            )
     return out or [ok(NVLINK, "node", every(len(healthy), "GPU", "has its", "have their") + " expected NVLinks active")]
 
 
@@ -137,11 +180,17 @@ def pcie_replay(ctx: DoctorContext) -> list[Finding]:
     known = [g for g in h.gpus if g.pcie_replay_counter is not None]
     if not known:
         return [skipped(REPLAY, "PCIe replay counter not reported")]
-    out = [Finding(
-        REPLAY, "warn", _label(g),
-        f"{g.pcie_replay_counter} PCIe replays (cumulative since the driver loaded, not a rate)",
-        (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
-        "replays mean link-level CRC errors being retried: compare again later; a growing count "
-        "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
-    ) for g in known if (g.pcie_replay_counter or 0) > 0]
+    out = [
+        Finding(
+            REPLAY,
+            "warn",
+            _label(g),
+            f"{g.pcie_replay_counter} PCIe replays (cumulative since the driver loaded, not a rate)",
+            (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
+            "replays mean link-level CRC errors being retried: compare again later; a growing count "
+            "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
+        )
+        for g in known
+        if (g.pcie_replay_counter or 0) > 0
+    ]
     return out or [ok(REPLAY, "node", f"no PCIe replays on {count(len(known), 'GPU')}")]

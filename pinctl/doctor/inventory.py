@@ -74,22 +74,49 @@ def hardware(node: Node) -> dict[str, Any]:
         "cores": len(node.cores),
         "smt": threads if node.smt_known else None,
         "numa": {
-            "nodes": [{"os_index": n.os_index, "cpus": len(n.cpus), "memory_gib": round_gib(n.memory_bytes),
-                       "kind": n.kind} for n in numa],
+            "nodes": [
+                {"os_index": n.os_index, "cpus": len(n.cpus), "memory_gib": round_gib(n.memory_bytes), "kind": n.kind}
+                for n in numa
+            ],
             "per_package": len(with_cpus) // packages if packages and len(with_cpus) % packages == 0 else None,
             "distances": distances,
         },
-        "gpus": [{"index": g.index, "pci_bus_id": str(g.pci.address), "model": g.name or _pci_id(g.pci),
-                  "vendor": g.vendor, "numa_node": g.numa_node, "nvlinks": sum(link.links for link in g.nvlinks),
-                  **_link(g.pci)}
-                 for g in node.gpus],
-        "nics": [{"name": n.name, "kind": n.kind, "rdma": n.rdma, "numa_node": n.numa_node,
-                  "link_layer": p.link_layer if (p := n.primary_port) else None,
-                  "rate_gbps": p.rate_gbps if p else None, "state": p.state if p else None, **_link(n.pci)}
-                 for n in node.nics],
-        "nvme": [{"name": s.name, "model": s.model or (_pci_id(s.pci) if s.pci else None),
-                  "size_gib": round_gib(s.size_bytes), "numa_node": s.numa_node, **_link(s.pci)} for s in node.storage],
-    }  # fmt: skip
+        "gpus": [
+            {
+                "index": g.index,
+                "pci_bus_id": str(g.pci.address),
+                "model": g.name or _pci_id(g.pci),
+                "vendor": g.vendor,
+                "numa_node": g.numa_node,
+                "nvlinks": sum(link.links for link in g.nvlinks),
+                **_link(g.pci),
+            }
+            for g in node.gpus
+        ],
+        "nics": [
+            {
+                "name": n.name,
+                "kind": n.kind,
+                "rdma": n.rdma,
+                "numa_node": n.numa_node,
+                "link_layer": p.link_layer if (p := n.primary_port) else None,
+                "rate_gbps": p.rate_gbps if p else None,
+                "state": p.state if p else None,
+                **_link(n.pci),
+            }
+            for n in node.nics
+        ],
+        "nvme": [
+            {
+                "name": s.name,
+                "model": s.model or (_pci_id(s.pci) if s.pci else None),
+                "size_gib": round_gib(s.size_bytes),
+                "numa_node": s.numa_node,
+                **_link(s.pci),
+            }
+            for s in node.storage
+        ],
+    }
 
 
 def _quiet(read: Callable[[], T]) -> T | None:

@@ -81,22 +81,30 @@ def remote_numa(ctx: DoctorContext) -> list[Finding]:
         checked += 1
         allowed = 0 if target else total - 1 if is_nvme else max(0, total - len(local))
         if target and remote:
-            out.append(Finding(
-                CHECK, "warn", f"{label} ({info.address})",
-                f"{len(remote)} of {total} IRQs served by CPUs outside the plan's housekeeping CPUs "
-                f"{format_list(target)}{' (its NUMA node has none)' if not housekeeping & local else ''}",
-                tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
-                "keep IRQs on the housekeeping CPUs: pinctl plan --format irqbalance (with the plan's options)",
-            ))
+            out.append(
+                Finding(
+                    CHECK,
+                    "warn",
+                    f"{label} ({info.address})",
+                    f"{len(remote)} of {total} IRQs served by CPUs outside the plan's housekeeping CPUs "
+                    f"{format_list(target)}{' (its NUMA node has none)' if not housekeeping & local else ''}",
+                    tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
+                    "keep IRQs on the housekeeping CPUs: pinctl plan --format irqbalance (with the plan's options)",
+                )
+            )
         elif len(remote) > allowed:
-            out.append(Finding(
-                CHECK, "warn", f"{label} ({info.address})",
-                f"{len(remote)} of {count(total, 'IRQ')} served only by CPUs outside its NUMA node "
-                f"(local CPUs {format_list(local)})",
-                tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
-                "set the IRQ affinity to local CPUs (mlx5: set_irq_affinity_cpulist.sh or "
-                "irqbalance with local hints; NVMe: leave managed IRQs alone, check irqbalance bans)",
-            ))
+            out.append(
+                Finding(
+                    CHECK,
+                    "warn",
+                    f"{label} ({info.address})",
+                    f"{len(remote)} of {count(total, 'IRQ')} served only by CPUs outside its NUMA node "
+                    f"(local CPUs {format_list(local)})",
+                    tuple(remote[:8]) + ((f"... {len(remote) - 8} more",) if len(remote) > 8 else ()),
+                    "set the IRQ affinity to local CPUs (mlx5: set_irq_affinity_cpulist.sh or "
+                    "irqbalance with local hints; NVMe: leave managed IRQs alone, check irqbalance bans)",
+                )
+            )
     if checked == 0:
         return [skipped(CHECK, f"no IRQ facts (msi_irqs, {kirq.IRQ_DIR}) for these devices")]
     where = "the plan's housekeeping CPUs (NICs) and local CPUs" if housekeeping else "local CPUs"

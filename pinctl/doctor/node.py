@@ -12,21 +12,37 @@ CHECK = "node.discovery"
 
 def discovery(ctx: DoctorContext) -> list[Finding]:
     if ctx.node is None:
-        return [Finding(
-            CHECK, "warn", "topology", f"topology discovery failed: {ctx.discovery_error or 'unknown'}",
-            (f"discover() -> {ctx.discovery_error}",),
-            "run `pinctl --debug show` to see why; device checks are skipped until discovery works",
-        )]
+        return [
+            Finding(
+                CHECK,
+                "warn",
+                "topology",
+                f"topology discovery failed: {ctx.discovery_error or 'unknown'}",
+                (f"discover() -> {ctx.discovery_error}",),
+                "run `pinctl --debug show` to see why; device checks are skipped until discovery works",
+            )
+        ]
     n = ctx.node
     mismatch = _mismatch(ctx)
     if mismatch:
-        return [Finding(
-            CHECK, "fail", "topology", "the topology and the /sys tree describe different machines",
-            tuple(mismatch),
-            "give --topology and --root from the same node (or only --root: it is discovered from the tree)",
-        )]
-    return [ok(CHECK, "topology", f"{n.source}: {count(len(n.numa_nodes), 'NUMA node')}, {count(len(n.cpus), 'CPU')}, "
-               f"{count(len(n.gpus), 'GPU')}, {count(len(n.nics), 'NIC')}, {count(len(n.storage), 'storage device')}")]
+        return [
+            Finding(
+                CHECK,
+                "fail",
+                "topology",
+                "the topology and the /sys tree describe different machines",
+                tuple(mismatch),
+                "give --topology and --root from the same node (or only --root: it is discovered from the tree)",
+            )
+        ]
+    return [
+        ok(
+            CHECK,
+            "topology",
+            f"{n.source}: {count(len(n.numa_nodes), 'NUMA node')}, {count(len(n.cpus), 'CPU')}, "
+            f"{count(len(n.gpus), 'GPU')}, {count(len(n.nics), 'NIC')}, {count(len(n.storage), 'storage device')}",
+        )
+    ]
 
 
 def _mismatch(ctx: DoctorContext) -> list[str]:

@@ -25,17 +25,27 @@ def unknown_locality(ctx: DoctorContext) -> list[Finding]:
     cpu_nodes = [n for n in node.numa_nodes if n.cpus]
     unknown = [(label, pci) for label, pci in devices if pci.numa_node is None]
     if not unknown:
-        return [ok(UNKNOWN, "node", (
-            every(len(devices), "GPU/NIC", "has", "have", plural_word="GPUs/NICs") + " a known NUMA node"))]
+        return [
+            ok(
+                UNKNOWN,
+                "node",
+                (every(len(devices), "GPU/NIC", "has", "have", plural_word="GPUs/NICs") + " a known NUMA node"),
+            )
+        ]
     if len(cpu_nodes) <= 1:
-        return [ok(UNKNOWN, "node",
-                   f"{len(unknown)} device(s) report no NUMA node, harmless with one CPU NUMA node")]
-    return [Finding(
-        UNKNOWN, "warn", f"{label} ({pci.address})", "NUMA locality unknown (numa_node -1)",
-        (f"{device_file(pci.address, 'numa_node')} = -1 (or absent)",),
-        "enable the ACPI _PXM/SRAT locality in the BIOS (or the VM's vNUMA/PCI expander config); "
-        "until then pin by hand: pinctl cannot tell which CPUs are near this device",
-    ) for label, pci in unknown]
+        return [ok(UNKNOWN, "node", f"{len(unknown)} device(s) report no NUMA node, harmless with one CPU NUMA node")]
+    return [
+        Finding(
+            UNKNOWN,
+            "warn",
+            f"{label} ({pci.address})",
+            "NUMA locality unknown (numa_node -1)",
+            (f"{device_file(pci.address, 'numa_node')} = -1 (or absent)",),
+            "enable the ACPI _PXM/SRAT locality in the BIOS (or the VM's vNUMA/PCI expander config); "
+            "until then pin by hand: pinctl cannot tell which CPUs are near this device",
+        )
+        for label, pci in unknown
+    ]
 
 
 def memoryless_node(ctx: DoctorContext) -> list[Finding]:
@@ -47,15 +57,28 @@ def memoryless_node(ctx: DoctorContext) -> list[Finding]:
         return [skipped(MEMORYLESS, "the topology has no NUMA memory sizes")]
     empty = [n for n in known if n.memory_bytes == 0 and n.cpus]
     if not empty:
-        return [ok(MEMORYLESS, "node", (
-            every(len(known), "NUMA node with CPUs", "has", "have", plural_word="NUMA nodes with CPUs") + " memory"))]
-    return [Finding(
-        MEMORYLESS, "warn", f"NUMA node {n.os_index}",
-        f"NUMA node {n.os_index} has {named('CPU', n.cpus)} but no memory",
-        (f"{node_file(n.os_index, 'meminfo')} MemTotal = 0",),
-        "populate the DIMM slots of this socket/channel (or change the NPS/SNC BIOS setting): "
-        "every allocation from these CPUs goes to a remote node",
-    ) for n in empty]
+        return [
+            ok(
+                MEMORYLESS,
+                "node",
+                (
+                    every(len(known), "NUMA node with CPUs", "has", "have", plural_word="NUMA nodes with CPUs")
+                    + " memory"
+                ),
+            )
+        ]
+    return [
+        Finding(
+            MEMORYLESS,
+            "warn",
+            f"NUMA node {n.os_index}",
+            f"NUMA node {n.os_index} has {named('CPU', n.cpus)} but no memory",
+            (f"{node_file(n.os_index, 'meminfo')} MemTotal = 0",),
+            "populate the DIMM slots of this socket/channel (or change the NPS/SNC BIOS setting): "
+            "every allocation from these CPUs goes to a remote node",
+        )
+        for n in empty
+    ]
 
 
 def cpuless_node(ctx: DoctorContext) -> list[Finding]:
@@ -70,10 +93,15 @@ def cpuless_node(ctx: DoctorContext) -> list[Finding]:
         if n.kind in EXPECTED_CPULESS:
             out.append(ok(CPULESS, f"NUMA node {n.os_index}", f"CPU-less {n.kind} memory node (expected)", *ev))
         else:
-            out.append(Finding(
-                CPULESS, "warn", f"NUMA node {n.os_index}",
-                f"NUMA node {n.os_index} ({n.kind}) has memory but no CPUs", ev,
-                "check for offline CPUs or a BIOS NUMA setting (NPS/SNC) that left this node without "
-                "cores; bind memory there only on purpose",
-            ))
+            out.append(
+                Finding(
+                    CPULESS,
+                    "warn",
+                    f"NUMA node {n.os_index}",
+                    f"NUMA node {n.os_index} ({n.kind}) has memory but no CPUs",
+                    ev,
+                    "check for offline CPUs or a BIOS NUMA setting (NPS/SNC) that left this node without "
+                    "cores; bind memory there only on purpose",
+                )
+            )
     return out

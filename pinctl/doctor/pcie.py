@@ -21,8 +21,14 @@ CHECK = "pcie.link-degraded"
 
 
 class _Link:
-    def __init__(self, speed: float | None, max_speed: float | None, width: int | None,
-                 max_width: int | None, evidence: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        speed: float | None,
+        max_speed: float | None,
+        width: int | None,
+        max_width: int | None,
+        evidence: tuple[str, ...],
+    ) -> None:
         self.speed, self.max_speed, self.width, self.max_width = speed, max_speed, width, max_width
         self.evidence = evidence
 
@@ -39,8 +45,7 @@ def _from_model(pci: PciInfo) -> _Link | None:
     lk = pci.link
     if lk.speed_gts is None and lk.width is None:
         return None
-    ev = (f"{pci.address} (topology): {lk.speed_gts} GT/s x{lk.width}, max {lk.max_speed_gts} GT/s "
-          f"x{lk.max_width}",)
+    ev = (f"{pci.address} (topology): {lk.speed_gts} GT/s x{lk.width}, max {lk.max_speed_gts} GT/s x{lk.max_width}",)
     return _Link(lk.speed_gts, lk.max_speed_gts, lk.width, lk.max_width, ev)
 
 
@@ -85,18 +90,34 @@ def link_degraded(ctx: DoctorContext) -> list[Finding]:
             idle_gpu_link = is_gpu and i <= 1
             if narrow or (slow and not idle_gpu_link):
                 what = " and ".join(
-                    w for w, bad in ((f"x{link.width} of x{cap_width}", narrow),
-                                     (f"{link.speed:g} of {cap_speed:g} GT/s" if slow else "", slow)) if bad
+                    w
+                    for w, bad in (
+                        (f"x{link.width} of x{cap_width}", narrow),
+                        (f"{link.speed:g} of {cap_speed:g} GT/s" if slow else "", slow),
+                    )
+                    if bad
                 )
-                out.append(Finding(
-                    CHECK, "warn", subject, f"link trained at {what}", link.evidence,
-                    "reseat the card/cable or check the slot and BIOS PCIe settings; "
-                    "compare with `lspci -vv` LnkCap/LnkSta",
-                ))
+                out.append(
+                    Finding(
+                        CHECK,
+                        "warn",
+                        subject,
+                        f"link trained at {what}",
+                        link.evidence,
+                        "reseat the card/cable or check the slot and BIOS PCIe settings; "
+                        "compare with `lspci -vv` LnkCap/LnkSta",
+                    )
+                )
             elif slow:
-                out.append(ok(CHECK, subject,
-                              f"link at {link.speed:g} of {cap_speed:g} GT/s: GPUs lower link speed "
-                              "when idle; recheck under load", *link.evidence))
+                out.append(
+                    ok(
+                        CHECK,
+                        subject,
+                        f"link at {link.speed:g} of {cap_speed:g} GT/s: GPUs lower link speed "
+                        "when idle; recheck under load",
+                        *link.evidence,
+                    )
+                )
     if checked == 0:
         return [skipped(CHECK, "no PCIe link files (current_link_speed/width) for these devices")]
     if not out:

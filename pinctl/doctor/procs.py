@@ -21,7 +21,7 @@ _GONE = "process does not exist"  # exited between the NVML query and /proc: not
 
 def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     if not ctx.files.is_live:
-        return [skipped(CHECK, "--root given: processes exist only on the live node")]
+        return [skipped(CHECK, "live node only: processes (--root given)")]
     if ctx.health is None:
         return [skipped(CHECK, ctx.nvml_note)]
     per_gpu, note = gpu_processes()
@@ -41,12 +41,17 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     for f in facts:
         problems = [p for p in issues.get(f.pid, []) if p != _GONE]
         if f.exists and problems:
-            out.append(Finding(
-                CHECK, "warn", f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
-                problems[0], tuple(problems),
-                "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
-                "`pinctl check --gpu-procs` shows the details",
-            ))
+            out.append(
+                Finding(
+                    CHECK,
+                    "warn",
+                    f"PID {f.pid} ({f.name}) on GPU {','.join(map(str, f.gpus))}",
+                    problems[0],
+                    tuple(problems),
+                    "launch ranks with `pinctl launch` (or re-pin with `pinctl pin`); "
+                    "`pinctl check --gpu-procs` shows the details",
+                )
+            )
     live = sum(1 for f in facts if f.exists)
     plan_note = "against the plan" if ctx.plan is not None else "no plan given: only CPU sharing is judged"
     return out or [ok(CHECK, "node", f"{count(live, 'GPU process', 'GPU processes')} pinned apart ({plan_note})")]

@@ -25,6 +25,7 @@ from pinctl.words import count
 PORT_DOWN = "rdma.port-down"
 NO_GDR = "rdma.no-gdr-path"
 IMBALANCE = "rdma.nic-imbalance"
+LINK_ERRORS = "rdma.link-errors"
 _FAR = ("PHB", "NODE", "SYS")
 
 
@@ -46,22 +47,57 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
                 evidence = [f"{port.path}/state = {port.state_text}"]
                 if port.phys_text is not None:
                     evidence.append(f"{port.path}/phys_state = {port.phys_text}")
-                out.append(Finding(
-                    PORT_DOWN, "warn", f"{dev} port {port.number}",
-                    f"port is {port.state}" + (f" / {port.phys_state}" if port.phys_text else ""),
-                    tuple(evidence),
-                    "check the cable and the switch port; on InfiniBand make sure a subnet manager "
-                    f"runs (INIT/ARMED means no SM has configured the port); `{tool}` shows the same",
-                ))
+                out.append(
+                    Finding(
+                        PORT_DOWN,
+                        "warn",
+                        f"{dev} port {port.number}",
+                        f"port is {port.state}" + (f" / {port.phys_state}" if port.phys_text else ""),
+                        tuple(evidence),
+                        "check the cable and the switch port; on InfiniBand make sure a subnet manager "
+                        f"runs (INIT/ARMED means no SM has configured the port); `{tool}` shows the same",
+                    )
+                )
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
     return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE / LinkUp")]
 
 
+def link_errors(ctx: DoctorContext) -> list[Finding]:
+    """Ports whose error counters are above zero: a link that flapped or loses bits (NHC, Azure HPC checks)."""
+    devices = rdma.devices(ctx.files)
+    if not devices:
+        return [skipped(LINK_ERRORS, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+    out: list[Finding] = []
+    read = 0
+    for dev in devices:
+        for port in rdma.ports(ctx.files, dev):
+            counters = rdma.error_counters(ctx.files, port.path)
+            if not counters:
+                continue
+            read += 1
+            bad = {k: v for k, v in counters.items() if v > 0}
+            if bad:
+                out.append(
+                    Finding(
+                        LINK_ERRORS,
+                        "warn",
+                        f"{dev} port {port.number}",
+                        ", ".join(f"{k} = {v}" for k, v in bad.items()) + " (since the counters were last cleared)",
+                        tuple(f"{port.path}/counters/{k} = {v}" for k, v in bad.items()),
+                        "a flapping or noisy link slows every collective that crosses it: check `ibstat`/"
+                        "`perfquery -x` again later; if the counts grow, reseat or replace the cable or "
+                        "transceiver and check the switch port (clear with `perfquery -R` to see a rate)",
+                    )
+                )
+    if read == 0:
+        return [skipped(LINK_ERRORS, "RDMA ports have no readable error counters")]
+    return out or [ok(LINK_ERRORS, "node", f"no link errors on {count(read, 'RDMA port')}")]
+
+
 def _usable(nics: tuple[Nic, ...]) -> list[Nic]:
     """RDMA NICs on PCI with an active port (or no port facts at all)."""
-    return [n for n in nics if n.rdma and n.pci is not None
-            and (not n.ports or any(p.active for p in n.ports))]
+    return [n for n in nics if n.rdma and n.pci is not None and (not n.ports or any(p.active for p in n.ports))]
 
 
 def _nearest(gpu: Gpu, nics: list[Nic]) -> tuple[str, list[Nic]]:
@@ -96,24 +132,38 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
             unknown.append(f"GPU {gpu.index}")  # SYS only because locality is unknown: not a finding here
             continue
         if level in _FAR:
-            ev = [f"GPU {gpu.index} {gpu.pci.address} -> {n.name} {n.pci.address if n.pci else '?'}: {level}"
-                  for n in nearest[:3]]
+            ev = [
+                f"GPU {gpu.index} {gpu.pci.address} -> {n.name} {n.pci.address if n.pci else '?'}: {level}"
+                for n in nearest[:3]
+            ]
             if len(nearest) > 3:
                 ev.append(f"... {len(nearest) - 3} more NICs at {level}")
-            close = [n.name for n in down
-                     if n.pci is not None and level_order(pci_level(gpu.pci, n.pci)) < level_order(level)]
+            close = [
+                n.name
+                for n in down
+                if n.pci is not None and level_order(pci_level(gpu.pci, n.pci)) < level_order(level)
+            ]
             if close:
                 ev.append(f"nearer RDMA NIC(s) without an active port: {', '.join(close)}")
-            out.append(Finding(
-                NO_GDR, "warn", f"GPU {gpu.index} ({gpu.pci.address})",
-                f"nearest usable RDMA NIC is {level} away (no PCIe switch shared)", tuple(ev),
-                ("bring the nearer NIC's port up (see rdma.port-down); " if close else "")
-                + "GPUDirect RDMA needs the NIC under the same PCIe switch as the GPU (PIX/PXB): move the "
-                "NIC or GPU to a shared switch, or accept staging through host memory",
-            ))
+            out.append(
+                Finding(
+                    NO_GDR,
+                    "warn",
+                    f"GPU {gpu.index} ({gpu.pci.address})",
+                    f"nearest usable RDMA NIC is {level} away (no PCIe switch shared)",
+                    tuple(ev),
+                    ("bring the nearer NIC's port up (see rdma.port-down); " if close else "")
+                    + "GPUDirect RDMA needs the NIC under the same PCIe switch as the GPU (PIX/PXB): move the "
+                    "NIC or GPU to a shared switch, or accept staging through host memory",
+                )
+            )
     if unknown:
-        out.append(skipped(NO_GDR, f"{', '.join(unknown)}: NUMA locality unknown, distance cannot be judged "
-                                   "(see numa.unknown-locality)"))
+        out.append(
+            skipped(
+                NO_GDR,
+                f"{', '.join(unknown)}: NUMA locality unknown, distance cannot be judged (see numa.unknown-locality)",
+            )
+        )
     return out or [ok(NO_GDR, "node", f"every GPU ({len(gpus)}) has an RDMA NIC at PIX/PXB")]
 
 
@@ -139,18 +189,24 @@ def nic_imbalance(ctx: DoctorContext) -> list[Finding]:
     gpus, _ = needs
     assert ctx.node is not None
     loads = nic_loads(ctx.node, gpus)
-    evidence = tuple(f"{name}: planned for {len(got)} GPU(s)" + (f" ({', '.join(map(str, got))})" if got else "")
-                     for name, got in loads.items())  # fmt: skip
+    evidence = tuple(
+        f"{name}: planned for {len(got)} GPU(s)" + (f" ({', '.join(map(str, got))})" if got else "")
+        for name, got in loads.items()
+    )
     counts = {name: len(got) for name, got in loads.items()}
     hi, lo = max(counts.values()), min(counts.values())
     if hi - lo > 1:
         busiest = [name for name, c in counts.items() if c == hi]
-        return [Finding(
-            IMBALANCE, "warn", ", ".join(busiest),
-            f"RDMA NICs shared unevenly: {count(hi, 'GPU')} on the busiest NIC, {lo} on the idlest, "
-            "in the plan that serves every GPU from its nearest usable NICs",
-            evidence,
-            "rebalance GPUs and NICs across PCIe switches (or fix down ports) so each NIC serves "
-            "about the same number of GPUs; otherwise the busiest NIC caps all-reduce bandwidth",
-        )]
+        return [
+            Finding(
+                IMBALANCE,
+                "warn",
+                ", ".join(busiest),
+                f"RDMA NICs shared unevenly: {count(hi, 'GPU')} on the busiest NIC, {lo} on the idlest, "
+                "in the plan that serves every GPU from its nearest usable NICs",
+                evidence,
+                "rebalance GPUs and NICs across PCIe switches (or fix down ports) so each NIC serves "
+                "about the same number of GPUs; otherwise the busiest NIC caps all-reduce bandwidth",
+            )
+        ]
     return [ok(IMBALANCE, "node", f"{count(len(gpus), 'GPU')} spread over {count(len(loads), 'RDMA NIC')}", *evidence)]

@@ -22,8 +22,9 @@ def ordered(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: order.get(f.check, len(order)))
 
 
-def to_json_value(findings: Sequence[Finding], *, strict: bool = False,
-                  inventory: dict[str, Any] | None = None) -> dict[str, object]:
+def to_json_value(
+    findings: Sequence[Finding], *, strict: bool = False, inventory: dict[str, Any] | None = None
+) -> dict[str, object]:
     """The report; *inventory* (hostname, hardware, kernel) as :func:`pinctl.doctor.inventory.inventory` gives."""
     counts = summarize(findings)
     inv = inventory or {"hostname": None, "hardware": None, "kernel": None}

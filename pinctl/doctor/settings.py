@@ -26,11 +26,17 @@ def numa_balancing(ctx: DoctorContext) -> list[Finding]:
     # Bit 0 is NUMA_BALANCING_NORMAL (page migration between nodes); bit 1 alone is
     # memory tiering (promotion from slow CXL/pmem tiers), which leaves pinned jobs alone.
     if int(text) & 1:
-        return [Finding(
-            NUMA_BALANCING, "warn", path, "automatic NUMA balancing is on", (ev,),
-            "sysctl -w kernel.numa_balancing=0 (persist in /etc/sysctl.d/): pinned jobs place their "
-            "memory themselves, and the scanner's page faults and migrations cost them time",
-        )]
+        return [
+            Finding(
+                NUMA_BALANCING,
+                "warn",
+                path,
+                "automatic NUMA balancing is on",
+                (ev,),
+                "sysctl -w kernel.numa_balancing=0 (persist in /etc/sysctl.d/): pinned jobs place their "
+                "memory themselves, and the scanner's page faults and migrations cost them time",
+            )
+        ]
     return [ok(NUMA_BALANCING, path, "automatic NUMA balancing is off", ev)]
 
 
@@ -43,10 +49,16 @@ def thp_defrag(ctx: DoctorContext) -> list[Finding]:
     if chosen is None:
         return [skipped(THP_DEFRAG, f"no selected mode in {path}", path)]
     if chosen == "always":
-        return [Finding(
-            THP_DEFRAG, "warn", path, "THP defrag is 'always': page faults stall on direct compaction",
-            (ev,), f"echo defer+madvise > {path} (or madvise/defer; persist with a boot-time unit)",
-        )]
+        return [
+            Finding(
+                THP_DEFRAG,
+                "warn",
+                path,
+                "THP defrag is 'always': page faults stall on direct compaction",
+                (ev,),
+                f"echo defer+madvise > {path} (or madvise/defer; persist with a boot-time unit)",
+            )
+        ]
     return [ok(THP_DEFRAG, path, f"THP defrag is '{chosen}'", ev)]
 
 
@@ -60,12 +72,17 @@ def cpufreq_governor(ctx: DoctorContext) -> list[Finding]:
     if not others:
         return [ok(GOVERNOR, "node", every(len(by_gov["performance"]), "CPU", "uses", "use") + " 'performance'", *ev)]
     cpus = set().union(*others.values())
-    return [Finding(
-        GOVERNOR, "warn", named("CPU", cpus),
-        f"{said('CPU', cpus, 'uses', 'use')} governor {', '.join(sorted(others))}, not 'performance'", ev,
-        "cpupower frequency-set -g performance (or tuned-adm profile latency-performance); "
-        "input pipelines and NCCL proxy threads stall while cores ramp up",
-    )]
+    return [
+        Finding(
+            GOVERNOR,
+            "warn",
+            named("CPU", cpus),
+            f"{said('CPU', cpus, 'uses', 'use')} governor {', '.join(sorted(others))}, not 'performance'",
+            ev,
+            "cpupower frequency-set -g performance (or tuned-adm profile latency-performance); "
+            "input pipelines and NCCL proxy threads stall while cores ramp up",
+        )
+    ]
 
 
 def offline_cpus(ctx: DoctorContext) -> list[Finding]:
@@ -82,12 +99,17 @@ def offline_cpus(ctx: DoctorContext) -> list[Finding]:
         # offline also lists possible-but-absent hotplug slots; without "present" it is all we have
         missing = offline
     if missing:
-        return [Finding(
-            OFFLINE, "warn", named("CPU", missing),
-            f"{count(len(missing), 'present CPU')} {verb(len(missing), 'is', 'are')} offline",
-            evidence, f"echo 1 > {CPU_DIR}/cpuN/online for each, or check the BIOS and kernel maxcpus=/nr_cpus=; "
-            "offline CPUs shrink the node and skew NUMA balance",
-        )]
+        return [
+            Finding(
+                OFFLINE,
+                "warn",
+                named("CPU", missing),
+                f"{count(len(missing), 'present CPU')} {verb(len(missing), 'is', 'are')} offline",
+                evidence,
+                f"echo 1 > {CPU_DIR}/cpuN/online for each, or check the BIOS and kernel maxcpus=/nr_cpus=; "
+                "offline CPUs shrink the node and skew NUMA balance",
+            )
+        ]
     return [ok(OFFLINE, "node", "all present CPUs are online", *evidence)]
 
 
@@ -128,18 +150,27 @@ def isolcpus(ctx: DoctorContext) -> list[Finding]:
     out: list[Finding] = []
     clash = hk & union
     if clash:
-        out.append(Finding(
-            ISOLCPUS, "warn", named("CPU", clash),
-            "housekeeping CPUs are isolated/nohz_full: daemons pinned there get no load balancing",
-            tuple(evidence), "reserve non-isolated CPUs for housekeeping (--reserve), or change "
-            "isolcpus=/nohz_full= on the kernel command line",
-        ))
+        out.append(
+            Finding(
+                ISOLCPUS,
+                "warn",
+                named("CPU", clash),
+                "housekeeping CPUs are isolated/nohz_full: daemons pinned there get no load balancing",
+                tuple(evidence),
+                "reserve non-isolated CPUs for housekeeping (--reserve), or change "
+                "isolcpus=/nohz_full= on the kernel command line",
+            )
+        )
     overlap = hk & (ctx.job_cpus or frozenset())
     if overlap:
-        out.append(Finding(
-            ISOLCPUS, "warn", named("CPU", overlap),
-            "job CPUs overlap the housekeeping CPUs",
-            (*evidence, f"plan job CPUs = {format_list(ctx.job_cpus or ())}"),
-            "re-plan with the housekeeping CPUs reserved (pinctl plan --reserve ...)",
-        ))
+        out.append(
+            Finding(
+                ISOLCPUS,
+                "warn",
+                named("CPU", overlap),
+                "job CPUs overlap the housekeeping CPUs",
+                (*evidence, f"plan job CPUs = {format_list(ctx.job_cpus or ())}"),
+                "re-plan with the housekeeping CPUs reserved (pinctl plan --reserve ...)",
+            )
+        )
     return out or [ok(ISOLCPUS, "node", "housekeeping CPUs are not isolated and not used by jobs", *evidence)]

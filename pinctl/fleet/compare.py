@@ -37,9 +37,14 @@ class Outlier:
     new: Checks = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {"node": self.node, "differences": [d.to_dict() for d in self.differences],
-                "checks": [{"check": c, "level": lv, "subject": s, "summary": m, "new": (c, lv, s, m) in self.new}
-                           for c, lv, s, m in self.checks]}
+        return {
+            "node": self.node,
+            "differences": [d.to_dict() for d in self.differences],
+            "checks": [
+                {"check": c, "level": lv, "subject": s, "summary": m, "new": (c, lv, s, m) in self.new}
+                for c, lv, s, m in self.checks
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,16 @@ class Verdict:
             "schema": "pinctl.fleet/v1",
             "nodes": self.nodes,
             "reference": self.reference,
-            "groups": [{"shape": g.shape, "nodes": g.nodes, "hosts": list(g.hosts), "reference": g.reference,
-                        "differs": list(g.differs)}
-                       for g in self.groups],
+            "groups": [
+                {
+                    "shape": g.shape,
+                    "nodes": g.nodes,
+                    "hosts": list(g.hosts),
+                    "reference": g.reference,
+                    "differs": list(g.differs),
+                }
+                for g in self.groups
+            ],
             "outliers": [o.to_dict() for o in self.outliers],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "duplicates": list(self.duplicates),
@@ -144,8 +156,10 @@ class Tally:
         for (s, _), members in self.groups.items():
             by_shape[s] += members.count
         ref_count = by_shape[self.shapes[ref_shape]] if ref_shape in self.shapes else 0
-        said = [() if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes, against=against)
-                for shape in shapes]  # fmt: skip
+        said = [
+            () if shape == ref_shape else differences(shape, ref_shape, ref_count, self.nodes, against=against)
+            for shape in shapes
+        ]
         outliers: list[Outlier] = []
         for (s, c), members in self.groups.items():
             new = new_problems(problem_sets[c], ref_checks)
@@ -154,8 +168,9 @@ class Tally:
         groups = []
         for i, shape in enumerate(shapes):
             hosts = [h for (s, _), m in self.groups.items() if s == i for h in m.hosts[:HOST_SAMPLE]][:HOST_SAMPLE]
-            groups.append(Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape,
-                                tuple(d.text for d in said[i])))
+            groups.append(
+                Group(summary(shape), by_shape[i], tuple(hosts), shape == ref_shape, tuple(d.text for d in said[i]))
+            )
         groups.sort(key=lambda g: (-g.nodes, g.shape, g.hosts))
         outliers.sort(key=lambda o: o.node)
         seen: dict[str, int] = {}
@@ -174,8 +189,9 @@ def _devices(facts: dict[str, Fact]) -> set[str]:
     return {f[3] for f in facts.values() if f[3]}
 
 
-def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
-                against: str | None = None) -> tuple[Difference, ...]:
+def differences(
+    shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *, against: str | None = None
+) -> tuple[Difference, ...]:
     """How *shape* differs from *ref*, one sentence each, a missing or extra device said once.
 
     *against* None: the reference is the fleet's majority (``ref_count`` of ``total`` nodes);
@@ -187,8 +203,11 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
     if ("topology" in mine) != ("topology" in theirs):
         # one side has no hardware facts: say so once, and compare only what both have (kernel settings)
         if "topology" in mine:
-            out.append(Difference("topology", mine["topology"][2], "known", f"topology unknown (discovery failed), "
-                                  f"{word} known"))
+            out.append(
+                Difference(
+                    "topology", mine["topology"][2], "known", f"topology unknown (discovery failed), {word} known"
+                )
+            )
         else:
             out.append(Difference("topology", "known", theirs["topology"][2], f"topology known, {word} unknown"))
         mine = {k: f for k, f in mine.items() if k.startswith("kernel.")}
@@ -208,8 +227,11 @@ def differences(shape: Shape, ref: Shape, ref_count: int = 0, total: int = 0, *,
         elif fact[2] != ref_value:
             value = fact[2]
             if key.startswith("count."):
-                tail = (f"{ref_count} of {total} nodes have {ref_value}" if against is None
-                        else f"{against} has {ref_value}")
+                tail = (
+                    f"{ref_count} of {total} nodes have {ref_value}"
+                    if against is None
+                    else f"{against} has {ref_value}"
+                )
                 out.append(Difference(key, value, ref_value, f"{value} {label}, {tail}"))
             else:
                 out.append(Difference(key, value, ref_value, f"{fact[1]} {value}, {word} {ref_value}".strip()))

@@ -44,8 +44,11 @@ def check(source: str, text: str) -> Report:
         return Report(source, error=f"not a doctor report: a JSON {type(data).__name__}")
     schema = data.get("schema")
     if schema != SCHEMA:
-        why = ("has no inventory; rerun pinctl doctor --json with this pinctl" if schema == "pinctl.doctor/v1"
-               else f"expected {SCHEMA}")
+        why = (
+            "has no inventory; rerun pinctl doctor --json with this pinctl"
+            if schema == "pinctl.doctor/v1"
+            else f"expected {SCHEMA}"
+        )
         return Report(source, error=f"schema {schema!r}: {why}")
     if not isinstance(data.get("inventory"), dict) or not isinstance(data.get("findings"), list):
         return Report(source, error="not a doctor report: no inventory or findings")
@@ -68,7 +71,7 @@ def split(stream: TextIO, source: str) -> Iterator[Report]:
         buf += chunk
         start = 0
         while (cut := buf.find("\n{", start)) >= 0:
-            yield from _emit(buf[start:cut + 1], source, line, oversized)
+            yield from _emit(buf[start : cut + 1], source, line, oversized)
             line += buf.count("\n", start, cut + 1)
             start, oversized = cut + 1, False
         buf = buf[start:]

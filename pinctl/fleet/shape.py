@@ -139,10 +139,14 @@ def summary(shape: Shape) -> str:
         seen = sorted({v for k, v in values.items() if k.startswith(prefix) and k.endswith(suffix)})
         return "/".join(seen)
 
-    gpu = " ".join(p for p in (common(".model", "gpu."), common(".pcie_gen", "gpu."), common(".pcie_width", "gpu."))
-                   if p)  # fmt: skip
-    parts = [f"{values.get('count.gpus', '0')} GPUs" + (f" ({gpu})" if gpu else ""),
-             f"{values.get('count.rdma_nics', '0')} RDMA NICs" + (f" ({r})" if (r := common(".rate", "nic.")) else ""),
-             f"{values.get('count.cpus', '?')} CPUs", f"{values.get('count.packages', '?')} packages",
-             values.get("numa.nps", "NPS?")]  # fmt: skip
+    gpu = " ".join(
+        p for p in (common(".model", "gpu."), common(".pcie_gen", "gpu."), common(".pcie_width", "gpu.")) if p
+    )
+    parts = [
+        f"{values.get('count.gpus', '0')} GPUs" + (f" ({gpu})" if gpu else ""),
+        f"{values.get('count.rdma_nics', '0')} RDMA NICs" + (f" ({r})" if (r := common(".rate", "nic.")) else ""),
+        f"{values.get('count.cpus', '?')} CPUs",
+        f"{values.get('count.packages', '?')} packages",
+        values.get("numa.nps", "NPS?"),
+    ]
     return ", ".join(parts)

@@ -39,7 +39,8 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
     extra_nodes = set().union(*(r.mems for r in plan.ranks)) - online_nodes(fs)
     if extra_nodes:
         problems.append(
-            f"{named('NUMA node', extra_nodes)} of the plan {verb(len(extra_nodes), 'is', 'are')} not online here")
+            f"{named('NUMA node', extra_nodes)} of the plan {verb(len(extra_nodes), 'is', 'are')} not online here"
+        )
     problems += _numa_layout_problems(plan, fs)
     if rank is not None:
         limit = cpuset(fs)
@@ -63,8 +64,10 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
 def _more_cpus_hint(ncpus: int) -> str:
     """How to get the CPUs a rank needs, in the words of the launcher in use."""
     if "SLURM_JOB_ID" in os.environ:
-        return (f"ask Slurm for them (srun -c {ncpus} per task, or srun --exclusive; "
-                "a step holds only the CPUs it asks for)")  # fmt: skip
+        return (
+            f"ask Slurm for them (srun -c {ncpus} per task, or srun --exclusive; "
+            "a step holds only the CPUs it asks for)"
+        )
     return "give the job or container more CPUs (docker --cpuset-cpus, the pod's CPU request)"
 
 

@@ -20,10 +20,12 @@ script must not bind every MPI rank as one. A rank pinctl cannot be sure of is n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # (variable, launcher, tier): lower tiers run inside higher ones.
 RANK_VARS: tuple[tuple[str, str, int], ...] = (
@@ -65,7 +67,7 @@ def _innermost(found: list[tuple[str, str, int, int]], env: Mapping[str, str]) -
                 "runs inside the other: give --local-rank N"
             )
     if name == "LOCAL_RANK" and not any(m in env for m in TORCHRUN_MARKERS):
-        for other, other_launcher, _, other_value in found[len(same):]:
+        for other, other_launcher, _, other_value in found[len(same) :]:
             if other_value != value:
                 raise UsageError(
                     f"LOCAL_RANK={value} but {other}={other_value} ({other_launcher}), and no torchrun variable "

@@ -12,28 +12,22 @@ passed in.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pinctl.cpuset import decimal
 from pinctl.errors import UsageError
-from pinctl.record import Record
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    from typing import Final
 
 DEFAULT_PORT = 29500  # torchrun's
 
 
-class World(Record):
-    """The nodes of one job and this node's place among them."""
+@dataclass(frozen=True)
+class World:
+    """The nodes of one job and this node's place among them (children only: off the one-rank launch path)."""
 
-    __slots__ = ("master_addr", "master_port", "nnodes", "node_rank")
-
-    def __init__(self, nnodes: int, node_rank: int, master_addr: str, master_port: int) -> None:
-        self.nnodes: Final = nnodes
-        self.node_rank: Final = node_rank
-        self.master_addr: Final = master_addr
-        self.master_port: Final = master_port
+    nnodes: int
+    node_rank: int
+    master_addr: str
+    master_port: int
 
     def rank_env(self, local: int, nproc: int) -> dict[str, str]:
         """The torchrun variables of local rank *local* of *nproc* on this node."""

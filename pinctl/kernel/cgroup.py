@@ -59,8 +59,10 @@ def cpuset(files: KernelFiles, pid: int | str = "self") -> Cpuset | None:
         candidates += [(base, "cpuset.effective_cpus", "cpuset.effective_mems"), (base, "cpuset.cpus", "cpuset.mems")]
     if v2 is not None:
         parts = [p for p in v2.split("/") if p]
-        candidates += [("/".join([CGROUP_ROOT, *parts[:depth]]), "cpuset.cpus.effective", "cpuset.mems.effective")
-                       for depth in range(len(parts), -1, -1)]  # fmt: skip
+        candidates += [
+            ("/".join([CGROUP_ROOT, *parts[:depth]]), "cpuset.cpus.effective", "cpuset.mems.effective")
+            for depth in range(len(parts), -1, -1)
+        ]
     for base, cpus_name, mems_name in candidates:
         cpus = _parse(files.read(f"{base}/{cpus_name}"))
         if cpus:

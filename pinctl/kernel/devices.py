@@ -11,16 +11,13 @@ and opening a GPU can take seconds): the visibility variables cover that case.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from pinctl.kernel.files import KernelFiles
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
 
 def _numbered(names: Iterable[str], prefix: str) -> list[str]:
-    return [n for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    return [n for n in names if n.startswith(prefix) and n[len(prefix) :].isdigit()]
 
 
 def gpu_device_files(files: KernelFiles) -> frozenset[str] | None:

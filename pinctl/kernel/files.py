@@ -60,6 +60,16 @@ class KernelFiles(Record):
         except (OSError, ValueError):  # ValueError: a NUL byte in a path another file named
             return None
 
+    def read_bytes(self, rel: str, limit: int = 4096) -> bytes | None:
+        """Up to *limit* raw bytes (PCI config space); None when absent; NeedsRoot when unreadable."""
+        try:
+            with open(self.path(rel), "rb") as f:
+                return f.read(limit)
+        except PermissionError:
+            raise NeedsRoot(rel) from None
+        except (OSError, ValueError):
+            return None
+
     def read_int(self, rel: str, base: int = 10) -> int | None:
         text = self.read(rel)
         if text is None:
@@ -98,5 +108,5 @@ class KernelFiles(Record):
         real = os.path.realpath(full)
         root = os.path.realpath(self.root)
         if root != "/" and real.startswith(root + os.sep):
-            return real[len(root):]
+            return real[len(root) :]
         return real

@@ -41,9 +41,15 @@ class ProcStatus(Record):
     __slots__ = ("cpus_allowed", "mems_allowed", "name", "pid", "ppid", "threads", "uid")
 
     def __init__(
-        self, pid: int, name: str, cpus_allowed: frozenset[int], mems_allowed: frozenset[int],
-        threads: int | None = None, ppid: int | None = None, uid: int | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        pid: int,
+        name: str,
+        cpus_allowed: frozenset[int],
+        mems_allowed: frozenset[int],
+        threads: int | None = None,
+        ppid: int | None = None,
+        uid: int | None = None,
+    ) -> None:
         self.pid: Final = pid
         self.name: Final = name
         self.cpus_allowed: Final = cpus_allowed

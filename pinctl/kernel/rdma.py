@@ -99,3 +99,19 @@ def device_driver(files: KernelFiles, dev: str, *, cxi: bool = False) -> str | N
 def device_netdevs(files: KernelFiles, dev: str, *, cxi: bool = False) -> tuple[str, ...]:
     """Network interfaces of the device's PCI function (``device/net``)."""
     return tuple(files.listdir(f"{_device_dir(dev, cxi)}/device/net"))
+
+
+# Error counters of a port (Documentation/ABI/stable/sysfs-class-infiniband, ports/N/counters/):
+# above zero they mean a link that went down and retrained, or bits lost on the wire.
+ERROR_COUNTERS = ("link_downed", "link_error_recovery", "symbol_error", "port_rcv_errors")
+
+
+def error_counters(files: KernelFiles, port_path: str) -> dict[str, int]:
+    """The port's error counters that exist (``port_path`` as :attr:`IbPort.path`); raises NeedsRoot."""
+    out = {}
+    for name in ERROR_COUNTERS:
+        text = files.read(f"{port_path}/counters/{name}", strict_perm=True)
+        value = decimal(text or "", limit=20)
+        if value is not None:
+            out[name] = value
+    return out

@@ -19,7 +19,7 @@ from pinctl.model import Gpu, Nic, NicPort, Node, natural_key
 from pinctl.plan.cores import Domain
 from pinctl.plan.flow import assign, spread
 from pinctl.plan.nicnotes import name_list, nic_notes, unknown_port_notes
-from pinctl.planfile.types import NicUse, StorageUse
+from pinctl.planfile.uses import NicUse, StorageUse
 from pinctl.words import count
 
 # Link-layer classes: "ib" (InfiniBand, plus EFA and Slingshot, RDMA fabrics of their own),
@@ -119,9 +119,12 @@ def choose_gpu_nics(
                 short.append((gpu.index, len(kept)))
             chosen[i] = kept
     return NicChoice(
-        tuple(cands), tuple(tuple(row) for row in levels), tuple(tuple(c) for c in chosen), tuple(warnings),
+        tuple(cands),
+        tuple(tuple(row) for row in levels),
+        tuple(tuple(c) for c in chosen),
+        tuple(warnings),
         tuple(short),
-    )  # fmt: skip
+    )
 
 
 def assign_devices(
@@ -184,14 +187,20 @@ def _far_storage_notes(storage_map: dict[int, tuple[StorageUse, ...]], what: str
         for u in uses:
             if u.distance == "SYS":
                 far.setdefault(u.name, []).append(key)
-    return [f"{what}{'s' if len(keys) > 1 else ''} {format_list(keys)}: storage {name}, the nearest there is, is SYS "
-            "(across the CPU interconnect): every read crosses the socket link"
-            for name, keys in far.items()]
+    return [
+        f"{what}{'s' if len(keys) > 1 else ''} {format_list(keys)}: storage {name}, the nearest there is, is SYS "
+        "(across the CPU interconnect): every read crosses the socket link"
+        for name, keys in far.items()
+    ]
 
 
 def _efa_withheld(
-    keys: Sequence[int], cands: Sequence[NicCandidate], levels: Sequence[Sequence[str]],
-    chosen: Sequence[Sequence[int]], warnings: list[str], what: str,
+    keys: Sequence[int],
+    cands: Sequence[NicCandidate],
+    levels: Sequence[Sequence[str]],
+    chosen: Sequence[Sequence[int]],
+    warnings: list[str],
+    what: str,
 ) -> frozenset[int]:
     """Consumers that would lose bandwidth to FI_EFA_IFACE: an EFA no one uses is as near as theirs.
 
@@ -231,9 +240,11 @@ def _unnamed_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
             if "@" in u.name and u.kind != "slingshot":  # Slingshot sets nothing anyway (fabric_notes)
                 what = "FI_EFA_IFACE is" if u.kind == "efa" else "NCCL_IB_HCA and UCX_NET_DEVICES are"
                 unnamed.setdefault(what, set()).add(u.name)
-    return [f"{name_list(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
-            f"not set for {'it' if len(names) == 1 else 'them'} (plan on the node itself to get the names)"
-            for what, names in unnamed.items()]
+    return [
+        f"{name_list(sorted(names, key=natural_key))}: the topology gives no device name, so {what} "
+        f"not set for {'it' if len(names) == 1 else 'them'} (plan on the node itself to get the names)"
+        for what, names in unnamed.items()
+    ]
 
 
 def _numa_level(dom: Domain, numa: int | None) -> str:

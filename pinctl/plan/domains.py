@@ -76,8 +76,13 @@ def assign_domains(
             dom: Domain = numa
         else:
             dom = nearest(node, numa, order)[0]
-            why = ("is CPU-less" if node_numa.cpuless else "has CPUs the topology does not list"
-                   if not node_numa.cpus_known else "has no usable CPUs (allowed minus reserved)")
+            why = (
+                "is CPU-less"
+                if node_numa.cpuless
+                else "has CPUs the topology does not list"
+                if not node_numa.cpus_known
+                else "has no usable CPUs (allowed minus reserved)"
+            )
             warnings.append(f"GPU {g.index}: its NUMA node {numa} {why}; using the nearest CPU node {dom}")
         gpu_dom[g.index] = dom
         load[dom] += procs[g.index]
@@ -96,8 +101,7 @@ def assign_domains(
     unknown_ids = {g.index for g in unknown}
     # Ranks placed away from their own node (unknown locality, or a CPU-less home) yield first.
     movable = {
-        i for i, g in enumerate(rank_gpu)
-        if g is not None and (g.index in unknown_ids or g.numa_node != rank_domain[i])
+        i for i, g in enumerate(rank_gpu) if g is not None and (g.index in unknown_ids or g.numa_node != rank_domain[i])
     }
     _relieve(node, rank_domain, domains, warnings, movable)
     return rank_domain
@@ -125,6 +129,7 @@ def _relieve(
             rank_domain[i] = target
             moved.setdefault(target, []).append(i)
         if moved:
+
             def label(group: list[int]) -> str:
                 return f"rank{'s' if len(group) > 1 else ''} {format_list(group)}"
 
@@ -152,8 +157,11 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple
     if policy == "interleave":
         pkg = numa_package(node, dom)
         if pkg is not None:
-            same = [n.os_index for n in node.numa_nodes
-                    if n.cpus and numa_package(node, n.os_index) == pkg and node.mem_allowed(n.os_index)]  # fmt: skip
+            same = [
+                n.os_index
+                for n in node.numa_nodes
+                if n.cpus and numa_package(node, n.os_index) == pkg and node.mem_allowed(n.os_index)
+            ]
             if same:
                 return policy, tuple(sorted(same))
     if not node.mem_allowed(dom):
@@ -162,7 +170,9 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple
             warnings.append(f"the cgroup allows no memory node of this node: memory policy {policy} dropped (none)")
             return "none", ()
         target = nearest(node, dom, allowed)[0]
-        warnings.append(f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
-                        f"goes to node {target}, the nearest allowed")  # fmt: skip
+        warnings.append(
+            f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
+            f"goes to node {target}, the nearest allowed"
+        )
         return policy, (target,) if target is not None else ()
     return policy, (dom,)

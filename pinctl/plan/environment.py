@@ -9,7 +9,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
-    from pinctl.planfile.types import NicUse
+    from pinctl.planfile.uses import NicUse
 
 # NIC kinds whose verbs device names NCCL_IB_HCA and UCX_NET_DEVICES take.
 VERBS_KINDS = ("infiniband", "roce", "other", "ethernet")
@@ -27,8 +27,13 @@ def launch_markers(local_rank: int, fingerprint: str) -> tuple[tuple[str, str], 
 
 
 def rank_env(
-    local_rank: int, ncores: int, nics: tuple[NicUse, ...], visible: tuple[tuple[str, str], ...] = (),
-    *, efa_selector: bool = True, helpers: str = "",
+    local_rank: int,
+    ncores: int,
+    nics: tuple[NicUse, ...],
+    visible: tuple[tuple[str, str], ...] = (),
+    *,
+    efa_selector: bool = True,
+    helpers: str = "",
 ) -> tuple[tuple[str, str], ...]:
     """The variables a rank gets: its rank, OpenMP placement on its cores, its NICs,
     *visible*, its GPU's selector (pinctl.plan.vendors; empty unless --isolate-gpus), and

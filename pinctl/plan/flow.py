@@ -45,10 +45,9 @@ def assign(
     load = bridges * (units * (longest + 1) + 1)  # one unit of load outweighs every bridge
     level = load * (units * units + 1)  # one level step outweighs every load
     cost = [
-        [level_order(levels[i][j]) * level + (paths[i][j] if paths else 0) * bridges + j * weight[i]
-         for j in range(n)]
+        [level_order(levels[i][j]) * level + (paths[i][j] if paths else 0) * bridges + j * weight[i] for j in range(n)]
         for i in range(g)
-    ]  # fmt: skip
+    ]
     chosen = _min_cost_flow(cost, k, [u * load for u in range(g)])
     return [sorted(row, key=lambda j: (level_order(levels[i][j]), j)) for i, row in enumerate(chosen)]
 

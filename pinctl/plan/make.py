@@ -34,7 +34,8 @@ from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
 from pinctl.plan.vendors import device_minor, isolation_env
 from pinctl.plan.wholenode import cpu_classes, helper_sets, housekeeping_note, idle_note
-from pinctl.planfile.types import GpuRef, Plan, RankPlan
+from pinctl.planfile.types import Plan, RankPlan
+from pinctl.planfile.uses import GpuRef
 from pinctl.words import count, named, verb
 
 
@@ -102,8 +103,10 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     if outside:
         warnings.append(f"--reserve {named('CPU', outside)} {verb(len(outside), 'does', 'do')} not exist on this node")
     if not node.smt_known and request.smt == "one-per-core":
-        raise UsageError("--smt one-per-core needs to know which CPUs share a core, and this topology "
-                         "does not say (an NCCL file?): plan on the node itself")
+        raise UsageError(
+            "--smt one-per-core needs to know which CPUs share a core, and this topology "
+            "does not say (an NCCL file?): plan on the node itself"
+        )
     if node.smt_known:
         reserved = request.reserve | reserved_per_numa(all_cores, node.allowed_cpus, request.reserve_per_numa)
     else:
@@ -157,10 +160,14 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         )
 
     nic_map, storage_map, no_efa_selector = assign_devices(
-        node, nics_per_gpu=request.nics_per_gpu, link_layer=request.nic_link_layer,
-        local_rails=request.local_rails, gpus=gpus,
-        rank_domains=rank_domain, warnings=warnings,
-    )  # fmt: skip
+        node,
+        nics_per_gpu=request.nics_per_gpu,
+        link_layer=request.nic_link_layer,
+        local_rails=request.local_rails,
+        gpus=gpus,
+        rank_domains=rank_domain,
+        warnings=warnings,
+    )
     pairs = list(zip(rank_gpu, rank_mig, strict=True))
     off = [i for i, (g, m) in enumerate(pairs) if g is not None and m is None and _counted(g) != i]
     if not request.isolate_gpus and off:
@@ -172,15 +179,18 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
     rank_cpus = [frozenset(p for c in runs[i] for p in c.usable) for i in range(total)]
     used = frozenset().union(*rank_cpus)
     free = (node.allowed_cpus & node.cpus) - reserved - used
-    anchors = [g.numa_node if g is not None and g.numa_node is not None else rank_domain[i]
-               for i, g in enumerate(rank_gpu)]  # fmt: skip
+    anchors = [
+        g.numa_node if g is not None and g.numa_node is not None else rank_domain[i] for i, g in enumerate(rank_gpu)
+    ]
     helpers = helper_sets(node, all_cores, free, used, anchors) if request.helpers else [frozenset()] * total
     if request.helpers and not free:
         warnings.append("--helpers: every allowed CPU is a rank's or housekeeping, so no rank has helper CPUs")
     elif request.helpers and not all(helpers):
         bare = [i for i, h in enumerate(helpers) if not h]
-        warnings.append(f"--helpers: fewer idle cores than ranks: rank{'s' if len(bare) > 1 else ''} "
-                        f"{format_list(bare)} get no helper CPUs (pinctl.bind_helper refuses there)")
+        warnings.append(
+            f"--helpers: fewer idle cores than ranks: rank{'s' if len(bare) > 1 else ''} "
+            f"{format_list(bare)} get no helper CPUs (pinctl.bind_helper refuses there)"
+        )
     classes = cpu_classes(node, all_cores, reserved, used.union(*helpers))
     notes = [housekeeping_note(node, classes), None if request.helpers else idle_note(node, all_cores, classes, used)]
     warnings.extend(n for n in notes if n)
@@ -199,19 +209,39 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         visible: tuple[tuple[str, str], ...] = ()
         mig = rank_mig[i]
         if gpu is not None:
-            ref = GpuRef(gpu.index, str(gpu.pci.address), gpu.uuid, device_minor(gpu), gpu.vendor,
-                         visible_index=gpu.visible_index, mig=None if mig is None else mig.uuid)  # fmt: skip
+            ref = GpuRef(
+                gpu.index,
+                str(gpu.pci.address),
+                gpu.uuid,
+                device_minor(gpu),
+                gpu.vendor,
+                visible_index=gpu.visible_index,
+                mig=None if mig is None else mig.uuid,
+            )
             if mig is not None:  # a CUDA process sees one MIG instance: the one named here
                 visible = (("CUDA_VISIBLE_DEVICES", mig.uuid),)
             elif request.isolate_gpus:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)
-        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector,
-                       helpers=format_list(helpers[i]))  # fmt: skip
-        ranks.append(RankPlan(
-            i, ref, dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics, storage, env, helpers[i],
-        ))  # fmt: skip
+        env = rank_env(
+            i, len(run), nics, visible, efa_selector=key not in no_efa_selector, helpers=format_list(helpers[i])
+        )
+        ranks.append(
+            RankPlan(
+                i,
+                ref,
+                dom,
+                cpus,
+                tuple(c.index for c in run),
+                frozenset(mems),
+                policy,
+                nics,
+                storage,
+                env,
+                helpers[i],
+            )
+        )
     warnings.extend(grouped(unisolated))
     warnings.extend(fabric_notes(nic_map))
     return Plan(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pinctl.cpuset import format_list
 from pinctl.distance import level_between, level_order
 from pinctl.model import Gpu, Nic, NicKind, natural_key
-from pinctl.planfile.types import NicUse
+from pinctl.planfile.uses import NicUse
 
 # Where a GPU's RDMA traffic goes when its NIC is at this level (nvidia-smi topo -m legend).
 _CROSSES = {
@@ -52,8 +52,10 @@ def unknown_port_notes(nics: Sequence[Nic]) -> list[str]:
     by_tool: dict[str, list[str]] = {}
     for nic in nics:
         by_tool.setdefault(port_tool(nic.kind), []).append(nic.name)
-    return [f"port state unknown for {name_list(names)}: assuming usable (check with {tool} on the node)"
-            for tool, names in by_tool.items()]  # fmt: skip
+    return [
+        f"port state unknown for {name_list(names)}: assuming usable (check with {tool} on the node)"
+        for tool, names in by_tool.items()
+    ]
 
 
 def _down(nic: Nic) -> bool:
@@ -136,8 +138,7 @@ def nic_notes(
 
 def fabric_notes(nic_map: dict[int, tuple[NicUse, ...]]) -> list[str]:
     """Once per plan: fabrics whose library documents no per-process NIC selector (Slingshot)."""
-    slingshot = sorted({u.name for uses in nic_map.values() for u in uses if u.kind == "slingshot"},
-                       key=natural_key)  # fmt: skip
+    slingshot = sorted({u.name for uses in nic_map.values() for u in uses if u.kind == "slingshot"}, key=natural_key)
     if not slingshot:
         return []
     return [

@@ -84,7 +84,8 @@ class PlanRequest:
             gpus=_gpus(node, options.get("gpus")),
             procs_per_gpu=options.get("procs_per_gpu", 1),
             ranks=options.get("ranks"),
-            reserve=parse_list(reserve, what="--reserve CPU list") if isinstance(reserve, str)
+            reserve=parse_list(reserve, what="--reserve CPU list")
+            if isinstance(reserve, str)
             else frozenset(reserve or ()),
             reserve_per_numa=options.get("reserve_per_numa", 0),
             smt=cast(SmtMode, options.get("smt", "all")),
@@ -94,9 +95,12 @@ class PlanRequest:
             local_rails=bool(options.get("local_rails", False)),
             isolate_gpus=bool(options.get("isolate_gpus", False)),
             helpers=bool(options.get("helpers", False)),
-            visible_devices=parse_visible_devices(visible) if isinstance(visible, str)
-            else None if visible is None else tuple(visible),
-        )  # fmt: skip
+            visible_devices=parse_visible_devices(visible)
+            if isinstance(visible, str)
+            else None
+            if visible is None
+            else tuple(visible),
+        )
         request.check()
         return request
 
@@ -157,8 +161,11 @@ def _check_type(name: str, value: object) -> None:
         ok, want = isinstance(value, bool), "True or False"
     else:  # a list as text, or a collection (not a one-shot iterator: it is read twice)
         allowed: tuple[type, ...] = (int, str) if name == "visible_devices" else (int,)
-        ok = isinstance(value, str) or (isinstance(value, Collection) and not isinstance(value, bytes) and all(
-            isinstance(v, allowed) and not isinstance(v, bool) for v in value))  # fmt: skip
+        ok = isinstance(value, str) or (
+            isinstance(value, Collection)
+            and not isinstance(value, bytes)
+            and all(isinstance(v, allowed) and not isinstance(v, bool) for v in value)
+        )
         what = "indexes or UUIDs" if name == "visible_devices" else "integers"
         want = f'a list as text ("0-3") or a list of {what}'
     if not ok:

@@ -72,8 +72,11 @@ def isolation_env(gpu: Gpu, all_gpus: Sequence[Gpu]) -> tuple[Env, str | None]:
         return (), "--isolate-gpus sets no ROCR_VISIBLE_DEVICES: the topology gives no unique id or ROCm index"
     if gpu.vendor == "intel":
         order = sorted((g for g in all_gpus if g.vendor == "intel"), key=lambda g: g.pci.address)
-        index = gpu.runtime_index if gpu.runtime_index is not None else next(
-            i for i, g in enumerate(order) if g.index == gpu.index)  # fmt: skip
+        index = (
+            gpu.runtime_index
+            if gpu.runtime_index is not None
+            else next(i for i, g in enumerate(order) if g.index == gpu.index)
+        )
         return (
             ("ZE_AFFINITY_MASK", str(index)),
             ("ZE_ENABLE_PCI_ID_DEVICE_ORDER", "1"),

@@ -32,9 +32,12 @@ def numa_gap(node: Node, a: Domain, b: Domain) -> int:
 
 
 def helper_sets(
-    node: Node, cores: Sequence[CoreSlot], idle: frozenset[int], rank_cpus: frozenset[int],
+    node: Node,
+    cores: Sequence[CoreSlot],
+    idle: frozenset[int],
+    rank_cpus: frozenset[int],
     anchors: Sequence[Domain],
-) -> list[frozenset[int]]:  # fmt: skip
+) -> list[frozenset[int]]:
     """Each rank's helper CPUs: the idle cores shared out, nearest to the rank's *anchors* NUMA node first."""
     slots = [(c, tuple(p for p in c.pus if p in idle)) for c in cores]
     slots = [(c, pus) for c, pus in slots if pus]
@@ -44,9 +47,12 @@ def helper_sets(
     for anchor in dict.fromkeys(anchors):
         orders[anchor] = sorted(
             range(len(slots)),
-            key=lambda k: (numa_gap(node, anchor, slots[k][0].numa), bool(rank_cpus.intersection(slots[k][0].pus)),
-                           slots[k][0].index),
-        )  # fmt: skip
+            key=lambda k: (
+                numa_gap(node, anchor, slots[k][0].numa),
+                bool(rank_cpus.intersection(slots[k][0].pus)),
+                slots[k][0].index,
+            ),
+        )
     taken = [False] * len(slots)
     cursor = [0] * len(anchors)
     picks: list[list[int]] = [[] for _ in anchors]
@@ -78,9 +84,7 @@ def helper_sets(
     return [frozenset(s) for s in out]
 
 
-def cpu_classes(
-    node: Node, cores: Sequence[CoreSlot], reserved: frozenset[int], used: frozenset[int]
-) -> CpuClasses:
+def cpu_classes(node: Node, cores: Sequence[CoreSlot], reserved: frozenset[int], used: frozenset[int]) -> CpuClasses:
     """The node's CPUs no rank or helper uses (*used*), by class; see :class:`CpuClasses`."""
     allowed = node.allowed_cpus & node.cpus
     housekeeping = (reserved & allowed) - used
@@ -109,8 +113,9 @@ def idle_note(node: Node, cores: Sequence[CoreSlot], classes: CpuClasses, rank_c
         where = "" if numa is None else f" ({'all of ' if whole else ''}NUMA node {numa})"
         parts.append(format_list(cpus) + where)
     what = "core" if len(spare) == 1 else "cores"
-    return (f"{len(spare)} {what} used by no rank: CPUs {', '.join(parts)}; "
-            "--helpers gives them to the ranks' data loaders")
+    return (
+        f"{len(spare)} {what} used by no rank: CPUs {', '.join(parts)}; --helpers gives them to the ranks' data loaders"
+    )
 
 
 def housekeeping_note(node: Node, classes: CpuClasses) -> str | None:
@@ -125,10 +130,15 @@ def housekeeping_note(node: Node, classes: CpuClasses) -> str | None:
     for name, numa in named:
         if numa is not None:
             devices.setdefault(numa, []).append(name)
-    bare = [(numa, names) for numa, names in sorted(devices.items())
-            if (n := node.numa(numa)) is not None and n.cpus and not n.cpus & classes.housekeeping]
+    bare = [
+        (numa, names)
+        for numa, names in sorted(devices.items())
+        if (n := node.numa(numa)) is not None and n.cpus and not n.cpus & classes.housekeeping
+    ]
     if not bare:
         return None
     where = "; ".join(f"NUMA node {numa} ({', '.join(names)})" for numa, names in bare)
-    return (f"no housekeeping CPU on {where}: irqbalance would serve those devices' IRQs across the CPU "
-            "interconnect (--reserve-per-numa reserves on every node)")
+    return (
+        f"no housekeeping CPU on {where}: irqbalance would serve those devices' IRQs across the CPU "
+        "interconnect (--reserve-per-numa reserves on every node)"
+    )

@@ -31,9 +31,13 @@ class CpuClasses(Record):
     __slots__ = ("housekeeping", "housekeeping_cores", "idle", "not_allowed", "threads_per_core")
 
     def __init__(
-        self, housekeeping: frozenset[int], idle: frozenset[int], not_allowed: frozenset[int] = frozenset(),
-        housekeeping_cores: tuple[int, ...] = (), threads_per_core: int | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        housekeeping: frozenset[int],
+        idle: frozenset[int],
+        not_allowed: frozenset[int] = frozenset(),
+        housekeeping_cores: tuple[int, ...] = (),
+        threads_per_core: int | None = None,
+    ) -> None:
         self.housekeeping: Final = housekeeping
         self.idle: Final = idle
         self.not_allowed: Final = not_allowed

@@ -6,6 +6,7 @@ pinctl.plan/v2, docs/plan.md; v1 files are still read), and :meth:`Plan.from_dic
 parsed file back into the same type, refusing anything the rules do not allow
 (:mod:`pinctl.planfile.fields`, :mod:`pinctl.planfile.allowlist`). ``from_dict(to_dict(p)) == p``.
 
+The devices a rank uses (GpuRef, NicUse, StorageUse) are :mod:`pinctl.planfile.uses`.
 These classes are on the ``launch --plan`` path, so they are :class:`~pinctl.record.Record`
 values (no dataclasses) and this module imports only what that path already pays for.
 """
@@ -16,6 +17,7 @@ from pinctl.cpuset import format_list
 from pinctl.planfile import fields as f
 from pinctl.planfile.allowlist import env_key_allowed, env_refusal
 from pinctl.planfile.cpuclasses import CpuClasses
+from pinctl.planfile.uses import GPU_VENDORS, GpuRef, NicUse, StorageUse
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
@@ -40,65 +42,6 @@ _RANK_REQUIRED = {"local_rank", "cpus", "mems", "mem_policy", "env"}
 _GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor", "visible_index", "mig"}
 _NIC_KEYS = {"name", "port", "netdev", "pci_bus_id", "distance", "kind"}
 _STORAGE_KEYS = {"name", "pci_bus_id", "distance"}
-GPU_VENDORS = ("nvidia", "amd", "intel", "other")  # pinctl.model.GpuVendor, without importing the model
-
-
-class GpuRef(Record):
-    """A rank's GPU: PCI-order index, bus id, UUID, N of its device file (/dev/nvidiaN, or
-    /dev/dri/renderDN for AMD and Intel) when the source named it, and the vendor; the index
-    the launched process gives it (the job's visibility variables applied) and the MIG
-    instance's UUID, when known (optional in the JSON: written only when set)."""
-
-    __slots__ = ("index", "mig", "minor", "pci_bus_id", "uuid", "vendor", "visible_index")
-
-    def __init__(
-        self, index: int, pci_bus_id: str | None, uuid: str | None = None, minor: int | None = None,
-        vendor: str | None = None, *, visible_index: int | None = None, mig: str | None = None,
-    ) -> None:  # fmt: skip
-        self.index: Final = index
-        self.pci_bus_id: Final = pci_bus_id
-        self.uuid: Final = uuid
-        self.minor: Final = minor
-        self.vendor: Final = vendor
-        self.visible_index: Final = visible_index
-        self.mig: Final = mig
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "pci_bus_id": self.pci_bus_id, "uuid": self.uuid,
-                               "minor": self.minor, "vendor": self.vendor}  # fmt: skip
-        if self.visible_index is not None:
-            out["visible_index"] = self.visible_index
-        if self.mig is not None:
-            out["mig"] = self.mig
-        return out
-
-
-class NicUse(Record):
-    """A NIC port a rank uses and its distance from the rank's GPU (X, PIX, ... SYS)."""
-
-    __slots__ = ("distance", "kind", "name", "netdev", "pci_bus_id", "port")
-
-    def __init__(
-        self, name: str, port: int | None, netdev: str | None, pci_bus_id: str | None, distance: str | None,
-        kind: str | None = None,
-    ) -> None:  # fmt: skip
-        self.name: Final = name
-        self.port: Final = port
-        self.netdev: Final = netdev
-        self.pci_bus_id: Final = pci_bus_id
-        self.distance: Final = distance
-        self.kind: Final = kind
-
-
-class StorageUse(Record):
-    """A storage device a rank uses and its distance."""
-
-    __slots__ = ("distance", "name", "pci_bus_id")
-
-    def __init__(self, name: str, pci_bus_id: str | None, distance: str | None) -> None:
-        self.name: Final = name
-        self.pci_bus_id: Final = pci_bus_id
-        self.distance: Final = distance
 
 
 class RankPlan(Record):
@@ -151,14 +94,20 @@ class RankPlan(Record):
             "mems": sorted(self.mems),
             "mem_policy": self.mem_policy,
             "nics": [
-                {"name": n.name, "port": n.port, "netdev": n.netdev, "pci_bus_id": n.pci_bus_id,
-                 "distance": n.distance, "kind": n.kind}
+                {
+                    "name": n.name,
+                    "port": n.port,
+                    "netdev": n.netdev,
+                    "pci_bus_id": n.pci_bus_id,
+                    "distance": n.distance,
+                    "kind": n.kind,
+                }
                 for n in self.nics
             ],
             "storage": [{"name": s.name, "pci_bus_id": s.pci_bus_id, "distance": s.distance} for s in self.storage],
             "env": dict(self.env),
             "helpers": sorted(self.helpers),
-        }  # fmt: skip
+        }
 
 
 class Plan(Record):
@@ -210,8 +159,12 @@ class Plan(Record):
         return {
             "schema": SCHEMA_ID,
             "cpus": None if self.cpu_classes is None else self.cpu_classes.to_dict(),
-            "node": {"hostname": self.hostname, "source": self.source, "fingerprint": self.fingerprint,
-                     "smt_known": self.smt_known},
+            "node": {
+                "hostname": self.hostname,
+                "source": self.source,
+                "fingerprint": self.fingerprint,
+                "smt_known": self.smt_known,
+            },
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
             "ranks": [r.to_dict() for r in self.ranks],
             "warnings": list(self.warnings),
@@ -226,8 +179,9 @@ class Plan(Record):
         top = f.obj(obj, "plan", _TOP_KEYS, {"schema", "node", "ranks"})
         if top["schema"] not in SCHEMA_IDS_READ:
             raise f.fail("schema", f"{str(top['schema'])[:80]!r} is not {' or '.join(map(repr, SCHEMA_IDS_READ))}")
-        if top["schema"] != SCHEMA_ID and ("cpus" in top or any(isinstance(r, dict) and "helpers" in r
-                                                                for r in top.get("ranks") or [])):
+        if top["schema"] != SCHEMA_ID and (
+            "cpus" in top or any(isinstance(r, dict) and "helpers" in r for r in top.get("ranks") or [])
+        ):
             raise f.fail("schema", "a pinctl.plan/v1 file has no cpus or helpers")
         classes = None if top.get("cpus") is None else CpuClasses.from_dict(top["cpus"], "cpus")
         node = f.obj(top["node"], "node", _NODE_KEYS, _NODE_REQUIRED)
@@ -239,8 +193,9 @@ class Plan(Record):
             raise f.fail("options", "expected an object")
         if len(options) > f.MAX_LIST:
             raise f.fail("options", f"more than {f.MAX_LIST} entries")
-        opts = tuple(sorted((f.text(k, "options", limit=f.MAX_KEY), f.option(v, f"options.{k}"))
-                            for k, v in options.items()))  # fmt: skip
+        opts = tuple(
+            sorted((f.text(k, "options", limit=f.MAX_KEY), f.option(v, f"options.{k}")) for k, v in options.items())
+        )
         raw_warnings = f.items(top.get("warnings", []), "warnings")
         warnings = tuple(f.text(w, f"warnings[{i}]") for i, w in enumerate(raw_warnings))
         raw_ranks = top["ranks"]
@@ -346,23 +301,27 @@ def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) 
     for i, nic in enumerate(f.items(r.get("nics", []), f"{where}.nics")):
         at = f"{where}.nics[{i}]"
         n = f.obj(nic, at, _NIC_KEYS, {"name"})
-        nics.append(NicUse(
-            f.text(n["name"], f"{at}.name", limit=64),
-            f.integer_or_none(n.get("port"), f"{at}.port"),
-            f.text_or_none(n.get("netdev"), f"{at}.netdev", limit=64),
-            f.text_or_none(n.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
-            f.text_or_none(n.get("distance"), f"{at}.distance", limit=64),
-            f.text_or_none(n.get("kind"), f"{at}.kind", limit=64),
-        ))  # fmt: skip
+        nics.append(
+            NicUse(
+                f.text(n["name"], f"{at}.name", limit=64),
+                f.integer_or_none(n.get("port"), f"{at}.port"),
+                f.text_or_none(n.get("netdev"), f"{at}.netdev", limit=64),
+                f.text_or_none(n.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
+                f.text_or_none(n.get("distance"), f"{at}.distance", limit=64),
+                f.text_or_none(n.get("kind"), f"{at}.kind", limit=64),
+            )
+        )
     storage = []
     for i, dev in enumerate(f.items(r.get("storage", []), f"{where}.storage")):
         at = f"{where}.storage[{i}]"
         s = f.obj(dev, at, _STORAGE_KEYS, {"name"})
-        storage.append(StorageUse(
-            f.text(s["name"], f"{at}.name", limit=64),
-            f.text_or_none(s.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
-            f.text_or_none(s.get("distance"), f"{at}.distance", limit=64),
-        ))  # fmt: skip
+        storage.append(
+            StorageUse(
+                f.text(s["name"], f"{at}.name", limit=64),
+                f.text_or_none(s.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
+                f.text_or_none(s.get("distance"), f"{at}.distance", limit=64),
+            )
+        )
     helpers = frozenset(f.ids(r.get("helpers", []), f"{where}.helpers"))
     if helpers & cpus:
         raise f.fail(f"{where}.helpers", f"CPU {min(helpers & cpus)} is also the rank's own")
@@ -371,6 +330,15 @@ def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) 
     if declared is not None and declared != str(local_rank):
         raise f.fail(f"{where}.env.LOCAL_RANK", f"{declared!r} does not match local_rank {local_rank}")
     return RankPlan(
-        local_rank, gpu, f.integer_or_none(r.get("numa_node"), f"{where}.numa_node"), cpus, cores, mems, policy,
-        tuple(nics), tuple(storage), env, helpers,
-    )  # fmt: skip
+        local_rank,
+        gpu,
+        f.integer_or_none(r.get("numa_node"), f"{where}.numa_node"),
+        cpus,
+        cores,
+        mems,
+        policy,
+        tuple(nics),
+        tuple(storage),
+        env,
+        helpers,
+    )

@@ -1,9 +1,10 @@
-"""What ``pinctl doctor`` shows: findings grouped by area, with evidence and a fix under each problem.
+"""What ``pinctl doctor`` shows: findings grouped by area, one line per check on a terminal.
 
-Plain text is what a health-check log or a pipe gets, so it has no colour
-codes and stays greppable: one line per finding, ``LEVEL  check  subject  summary``,
-with evidence and remedy indented under the ones that need action. On a terminal
-the same findings are a rich table, one section per area.
+On a terminal an operator scans twenty checks for the one that is not ok, so each
+check is one line (level, check, short finding) under its area's heading, and the
+evidence and fix come with ``-v``. A pipe or a health-check log is read later, by
+grep, with no chance to ask again: there the evidence and fix of each problem stay
+indented under it, and nothing is coloured.
 """
 
 from __future__ import annotations
@@ -16,13 +17,23 @@ from pinctl.doctor import summarize, summary_line
 from pinctl.doctor.finding import Finding
 from pinctl.doctor.report import ordered
 from pinctl.render.layout import fold
-from pinctl.render.table import fits, grid_rows, terminal_width, use_rich
+from pinctl.render.table import grid_rows, terminal_width, use_rich
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+HINT = "pinctl doctor -v shows the evidence and the fix of each check"
 
 
-def plain_lines(findings: Sequence[Finding], *, verbose: bool = False) -> list[str]:
-    """One line per finding, grouped by ``[area]``, evidence and fix indented under problems."""
+def _details(f: Finding) -> list[str]:
+    lines = [f"subject: {f.subject}"] if "/" in f.subject else []
+    lines += f.evidence
+    if f.remedy and f.severity != "ok":
+        lines.append(f"fix: {f.remedy}")
+    return lines
+
+
+def plain_lines(findings: Sequence[Finding], *, verbose: bool = False, details: bool = True) -> list[str]:
+    """One line per finding, grouped by ``[area]``; evidence and fix indented under problems when
+    *details* (a log), under every finding when *verbose*."""
     rows = ordered(findings)
     if not rows:
         return ["no checks selected"]
@@ -36,46 +47,59 @@ def plain_lines(findings: Sequence[Finding], *, verbose: bool = False) -> list[s
                 out.append("")
             out.append(f"[{f.area}]")
             area = f.area
-        out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
-        if verbose or f.severity in ("warn", "fail"):
-            out.extend(f"        {e}" for e in f.evidence)
-            if f.remedy and f.severity != "ok":
-                out.append(f"        fix: {f.remedy}")
+        if details:
+            out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {f.subject:<{w_subject}}  {f.summary}")
+        else:  # a terminal: the short finding, as the table has it
+            out.append(f"{f.severity.upper():<7} {f.check:<{w_check}}  {_short(f)}")
+        if verbose or (details and f.severity in ("warn", "fail")):
+            out.extend(f"        {e}" for e in _details(f))
     out.append("")
     out.append(summary_line(summarize(findings)))
+    if not (verbose or details) and any(f.severity in ("warn", "fail") for f in rows):
+        out.append(HINT)
     return out
+
+
+def _short(f: Finding) -> str:
+    """The finding's summary, led by its subject when that is a device or such (a file's path,
+    often longer than the summary, is among the details)."""
+    if f.subject in ("node", "") or "/" in f.subject or f.subject in f.summary:
+        return f.summary
+    return f"{f.subject}: {f.summary}"
 
 
 def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None = None) -> None:
     """The doctor view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
     if not use_rich(out):
-        out.write("\n".join(fold(plain_lines(findings, verbose=verbose), terminal_width(out))) + "\n")
+        width = terminal_width(out)
+        lines = plain_lines(findings, verbose=verbose, details=width is None)
+        out.write("\n".join(fold(lines, width)) + "\n")
         return
     from rich.console import Console
 
     rows: list[tuple[str, ...]] = []
     styles: list[tuple[str, ...]] = []
-    sections: set[int] = set()
     area = None
     for f in ordered(findings):
-        if area is not None and f.area != area:
-            sections.add(len(rows))
-        area = f.area
-        text = f.summary
-        if verbose or f.severity in ("warn", "fail"):
-            text += "".join(f"\n  {e}" for e in f.evidence)
-            if f.remedy and f.severity != "ok":
-                text += f"\n  fix: {f.remedy}"
-        rows.append((f.severity, f.check, f.subject, text))
-        styles.append((_STYLE[f.severity], "", "", ""))
+        if f.area != area:
+            if area is not None:
+                rows.append(("", "", ""))
+                styles.append(("", "", ""))
+            rows.append(("", f"[{f.area}]", ""))
+            styles.append(("", "bold", ""))
+            area = f.area
+        text = _short(f)
+        if verbose:
+            text += "".join(f"\n  {line}" for line in _details(f))
+        rows.append((f.severity, f.check, text))
+        styles.append((_STYLE[f.severity], "", ""))
     console = Console(file=out)
-    headers: tuple[str, ...] = ("level", "check", "subject", "finding")
-    if not fits(console, headers, rows):
-        # Narrow: the subject (often a long /sys path) heads its finding instead of taking a column.
-        headers = ("level", "check", "finding")
-        rows = [(lvl, check, f"{subject}:\n{text}") for lvl, check, subject, text in rows]
-        styles = [st[:3] for st in styles]
+    headers = ("level", "check", "finding")
     # Cells are rich Text, not markup: evidence like "[madvise]" or a process name prints as written.
-    grid_rows(console, headers, rows, styles=styles, sections=frozenset(sections))
+    # No cell borders: at 80 columns each check keeps its one line.
+    grid_rows(console, headers, rows, styles=styles, borders=False)
+    console.print()
     console.print(summary_line(summarize(findings)), highlight=False)
+    if not verbose and any(f.severity in ("warn", "fail") for f in findings):
+        console.print(HINT, style="dim", highlight=False)

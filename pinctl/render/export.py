@@ -116,11 +116,15 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
         if r.gpu is not None:
             gpus.setdefault(r.gpu.index, []).append(r)
     if gpus:
-        lines += [
-            "",
-            "# gres.conf: Cores= takes Slurm's logical core indexes (core 0 = first core of the first",
-            "# socket, as hwloc's logical order), not OS CPU numbers: these are pinctl's core order.",
-        ] if plan.smt_known else ["", "# gres.conf lines:"]
+        lines += (
+            [
+                "",
+                "# gres.conf: Cores= takes Slurm's logical core indexes (core 0 = first core of the first",
+                "# socket, as hwloc's logical order), not OS CPU numbers: these are pinctl's core order.",
+            ]
+            if plan.smt_known
+            else ["", "# gres.conf lines:"]
+        )
         for index, ranks in sorted(gpus.items()):
             gpu = ranks[0].gpu
             cores = format_list(c for r in ranks for c in r.cores)
@@ -136,7 +140,8 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
                 line = "# " + line
             lines.append(line)
         if not plan.smt_known:
-            lines.append("# No Cores=: the topology did not say which CPUs share a core, so Slurm's core "
-                         "indexes are unknown.")
+            lines.append(
+                "# No Cores=: the topology did not say which CPUs share a core, so Slurm's core indexes are unknown."
+            )
     lines += slurm_node_lines(plan)
     return "\n".join(lines) + "\n"

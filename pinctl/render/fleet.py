@@ -35,8 +35,10 @@ def _duplicates(v: Verdict) -> list[str]:
     if not v.duplicates:
         return []
     names = ", ".join(v.duplicates)
-    return [f"same host name in more than one report: {names} (a node reported twice, or copied "
-            "reports: each counts as a node toward the majority)"]
+    return [
+        f"same host name in more than one report: {names} (a node reported twice, or copied "
+        "reports: each counts as a node toward the majority)"
+    ]
 
 
 def plain_lines(v: Verdict) -> list[str]:
@@ -80,7 +82,8 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
     grid_rows(console, ("nodes", "shape", "hosts"), rows, title="shapes", styles=styles)
     if v.outliers:
         odd = [(o.node, "\n".join(d.text for d in o.differences), "\n".join(_problems(o))) for o in v.outliers]
-        grid_rows(console, ("node", "differs", "problems"), odd, title="odd nodes",
-                  styles=[("bold red", "", "")] * len(odd))
+        grid_rows(
+            console, ("node", "differs", "problems"), odd, title="odd nodes", styles=[("bold red", "", "")] * len(odd)
+        )
     for source, reason in v.skipped:
         console.print(Text(f"skipped {source}: {reason}", style="dim"))

@@ -32,11 +32,13 @@ def _classes(plan: Plan, what: str) -> CpuClasses:
     """The plan's CPU classes with housekeeping CPUs, or a UsageError saying how to get them."""
     c = plan.cpu_classes
     if c is None:
-        raise UsageError(f"--format {what}: this plan file is pinctl.plan/v1, which does not list the "
-                         "housekeeping CPUs: plan again")
+        raise UsageError(
+            f"--format {what}: this plan file is pinctl.plan/v1, which does not list the housekeeping CPUs: plan again"
+        )
     if not c.housekeeping:
-        raise UsageError(f"--format {what}: the plan has no housekeeping CPUs: plan with --reserve CPULIST or "
-                         "--reserve-per-numa N")
+        raise UsageError(
+            f"--format {what}: the plan has no housekeeping CPUs: plan with --reserve CPULIST or --reserve-per-numa N"
+        )
     return c
 
 
@@ -49,8 +51,10 @@ def systemd_files(plan: Plan) -> list[tuple[str, str]]:
     """(path under /etc/systemd, contents) of each drop-in."""
     c = _classes(plan, "systemd")
     cpus = format_list(c.housekeeping)
-    head = (f"# pinctl plan for {plan.hostname} (fingerprint {plan.fingerprint}): the system's own processes\n"
-            f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n")  # fmt: skip
+    head = (
+        f"# pinctl plan for {plan.hostname} (fingerprint {plan.fingerprint}): the system's own processes\n"
+        f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n"
+    )
     return [(f"{folder}/{DROPIN}", f"{head}[{section}]\n{key}={cpus}\n") for folder, section, key in SYSTEMD_UNITS]
 
 
@@ -72,18 +76,23 @@ def slurm_node_lines(plan: Plan) -> list[str]:
     c = plan.cpu_classes
     if c is None or not c.housekeeping:
         return []
-    lines = ["", "# slurm.conf: add to this node's NodeName= line (keep what `slurmd -C` prints), so slurmd and",
-             "# its daemons run on the housekeeping cores and no job is given them (needs TaskPlugin=task/cgroup",
-             "# and ConstrainCores=yes in cgroup.conf). CpuSpecList= takes Slurm's abstract CPU ids: core c's",
-             "# threads are c*ThreadsPerCore ... c*ThreadsPerCore+ThreadsPerCore-1, cores in topology order."]
+    lines = [
+        "",
+        "# slurm.conf: add to this node's NodeName= line (keep what `slurmd -C` prints), so slurmd and",
+        "# its daemons run on the housekeeping cores and no job is given them (needs TaskPlugin=task/cgroup",
+        "# and ConstrainCores=yes in cgroup.conf). CpuSpecList= takes Slurm's abstract CPU ids: core c's",
+        "# threads are c*ThreadsPerCore ... c*ThreadsPerCore+ThreadsPerCore-1, cores in topology order.",
+    ]
     if c.threads_per_core is None or not c.housekeeping_cores:
         lines.append("# No CpuSpecList=: the topology did not say which CPUs share a core, so Slurm's ids are unknown.")
         return lines
     t = c.threads_per_core
     ids = format_list(core * t + k for core in c.housekeeping_cores for k in range(t))
     lines.append(f"NodeName={plan.hostname} CpuSpecList={ids}")
-    lines.append(f"# Or let Slurm choose the cores (it takes the last ones of each socket, not the plan's): "
-                 f"CoreSpecCount={len(c.housekeeping_cores)}")
+    lines.append(
+        f"# Or let Slurm choose the cores (it takes the last ones of each socket, not the plan's): "
+        f"CoreSpecCount={len(c.housekeeping_cores)}"
+    )
     return lines
 
 
@@ -96,7 +105,7 @@ def plan_to_irqbalance(plan: Plan) -> str:
         mask |= 1 << cpu
     words = f"{mask:x}"
     words = words.zfill(-(-len(words) // 8) * 8)
-    groups = ",".join(words[i:i + 8] for i in range(0, len(words), 8))
+    groups = ",".join(words[i : i + 8] for i in range(0, len(words), 8))
     return (
         f"# pinctl plan for {plan.hostname} (fingerprint {plan.fingerprint}): IRQs only on the housekeeping\n"
         f"# CPUs {format_list(c.housekeeping)}; irqbalance keeps each device's IRQs on its own NUMA node's\n"

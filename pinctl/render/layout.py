@@ -3,8 +3,8 @@
 A CPU list cut into ``0-13,112`` and ``-125``, or a PCI id into ``0000:1b:`` and
 ``00.0``, reads as wrong data. So cells break only after a space or a comma (a
 no-break space glues words such as ``3.5 TiB``), and a table whose columns cannot
-all hold their longest unbreakable piece loses its optional columns first, then
-is stacked into one block per row. Pure: widths in, lines out; the drawers in
+all hold their natural width loses its optional columns first (before any cell is
+wrapped), then wraps cells, then is stacked into one block per row. Pure: widths in, lines out; the drawers in
 :mod:`pinctl.render.table` only paint them.
 """
 
@@ -77,22 +77,33 @@ def fit(
     per_column: int,
     fixed: int,
     optional: Sequence[str] = (),
+    whole: Sequence[str] = (),
 ) -> Grid | None:
     """Column widths that fit *width*, dropping *optional* headers in order; None when nothing fits.
 
     *per_column* and *fixed* are the drawer's overhead (padding and rules) per column and in all.
+    A column named in *whole* is never wrapped (a CPU list that a person copies into taskset): it
+    is as wide as its widest cell, or the table does not fit.
     """
     keep = list(range(len(headers)))
     droppable = [headers.index(h) for h in optional if h in headers]
-    while True:
-        mins = [max([min_width(headers[i])] + [min_width(r[i]) for r in rows]) for i in keep]
-        room = width - fixed - per_column * len(keep)
-        if sum(mins) <= room:
-            break
-        if not droppable:
-            return None
+    unbroken = {headers.index(h) for h in whole if h in headers}
+
+    def narrowest(i: int) -> int:
+        cell = natural_width if i in unbroken else min_width
+        return max([min_width(headers[i])] + [cell(r[i]) for r in rows])
+
+    def natural(i: int) -> int:
+        return max([natural_width(headers[i])] + [natural_width(r[i]) for r in rows])
+
+    # Optional columns go before any cell is wrapped: a row on one line reads better than a path.
+    while droppable and sum(natural(i) for i in keep) > width - fixed - per_column * len(keep):
         keep.remove(droppable.pop(0))
-    naturals = [max([natural_width(headers[i])] + [natural_width(r[i]) for r in rows]) for i in keep]
+    mins = [narrowest(i) for i in keep]
+    room = width - fixed - per_column * len(keep)
+    if sum(mins) > room:
+        return None
+    naturals = [natural(i) for i in keep]
     widths = list(mins)
     spare = room - sum(widths)
     # Grow the column that is furthest from its natural width, one character at a time.

@@ -4,7 +4,8 @@ pinctl.render.table: rich on a TTY, plain otherwise."""
 from __future__ import annotations
 
 from pinctl.cpuset import format_list
-from pinctl.planfile.types import NicUse, Plan
+from pinctl.planfile.types import Plan
+from pinctl.planfile.uses import NicUse
 from pinctl.render.table import Table
 
 HEADERS = ("rank", "GPU", "NUMA", "cpulist", "#cores", "mem policy", "NIC (distance)", "storage")
@@ -43,7 +44,9 @@ def plan_table(plan: Plan) -> list[Table | str]:
     title = f"Plan for {plan.hostname} ({plan.source}), fingerprint {plan.fingerprint}"
     # The core count is the cpulist's, restated: the first thing a narrow terminal can do without.
     optional = tuple(h for h in headers if h in ("#cores", "#CPUs"))
-    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows), optional=optional)]
+    # A CPU list is copied from here into taskset or numactl: never split it (one block per rank instead).
+    whole = ("cpulist", "helpers")
+    items: list[Table | str] = [Table(title, tuple(headers), tuple(rows), optional=optional, whole=whole)]
     classes = plan_cpu_classes(plan)
     if classes is not None:
         items.append(classes)
@@ -63,6 +66,9 @@ def plan_cpu_classes(plan: Plan) -> Table | None:
         ("idle", c.idle, idle_why),
         ("not allowed", c.not_allowed, "outside the cpuset this plan was made in"),
     ]
-    rows = tuple((name, str(len(cpus)), format_list(cpus) or "-", why)
-                 for name, cpus, why in entries if cpus or name in ("ranks", "housekeeping", "idle"))  # fmt: skip
-    return Table("Node CPUs", CLASS_HEADERS, rows)
+    rows = tuple(
+        (name, str(len(cpus)), format_list(cpus) or "-", why)
+        for name, cpus, why in entries
+        if cpus or name in ("ranks", "housekeeping", "idle")
+    )
+    return Table("Node CPUs", CLASS_HEADERS, rows, whole=("cpulist",))

@@ -11,7 +11,7 @@ from pinctl.cpuset import format_list
 from pinctl.distance import device_columns, distance_matrix, level_order
 from pinctl.model import Node, NumaNode, PciInfo, PciLink
 from pinctl.render.layout import GLUE
-from pinctl.render.table import Table
+from pinctl.render.table import Alternatives, Item, Table
 from pinctl.words import count
 
 
@@ -32,8 +32,15 @@ def summary_line(node: Node) -> str:
     numa = f"{len(node.numa_nodes)} NUMA node{'s' if len(node.numa_nodes) != 1 else ''}"
     unknown = sum(1 for n in node.numa_nodes if not n.cpus_known)
     if cpuless or unknown:
-        numa += " (" + "; ".join(x for x in (f"{cpuless} CPU-less" if cpuless else "",
-                                             f"{unknown} with CPUs unknown" if unknown else "") if x) + ")"
+        numa += (
+            " ("
+            + "; ".join(
+                x
+                for x in (f"{cpuless} CPU-less" if cpuless else "", f"{unknown} with CPUs unknown" if unknown else "")
+                if x
+            )
+            + ")"
+        )
     threads = max((len(c.pus) for c in node.cores), default=0)
     # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
     cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
@@ -91,18 +98,30 @@ def numa_table(node: Node) -> Table:
                 _devices_on(node, n),
             )
         )
-    footer: list[str] = []
-    if node.numa_distances is not None and len(node.numa_nodes) > 1:
-        ids = [n.os_index for n in node.numa_nodes]
-        footer.append("distances: " + "; ".join(
-            f"{a}: " + " ".join(str(node.distance(a, b) or "-") for b in ids) for a in ids
-        ))
     return Table(
         "NUMA domains",
         ("node", "pkg", "kind", "CPUs", "allowed", "L3", "memory", "devices"),
         tuple(rows),
-        tuple(footer),
     )
+
+
+def numa_distances(node: Node) -> Alternatives | None:
+    """The NUMA distance matrix as ``numactl -H`` prints it; where it does not fit, one line per row."""
+    if node.numa_distances is None or len(node.numa_nodes) < 2:
+        return None
+    ids = [n.os_index for n in node.numa_nodes]
+    cells = [[str(node.distance(a, b) or "-") for b in ids] for a in ids]
+    matrix = Table(
+        "NUMA distances",
+        ("node", *map(str, ids)),
+        tuple((f"{a}:", *row) for a, row in zip(ids, cells, strict=True)),
+        borders=False,
+    )
+    lines = [f"NUMA distances (each row: node, then its distance to nodes {format_list(frozenset(ids))}):"]
+    label = max(len(str(a)) for a in ids)
+    cell = max(len(c) for row in cells for c in row)
+    lines += [f"  {a:>{label}}: " + " ".join(c.rjust(cell) for c in row) for a, row in zip(ids, cells, strict=True)]
+    return Alternatives(((matrix,), (*lines, "")))
 
 
 def _link(link: PciLink) -> str:
@@ -154,8 +173,9 @@ def device_table(node: Node) -> Table:
         addr, numa, link, path = _place(s.pci)
         rows.append((s.name, "storage", addr, numa, link, detail or "-", path))
     # A narrow terminal loses the bridge path first (it is in --json), then gets one block per device.
-    return Table("Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows),
-                 optional=("bridges",))
+    return Table(
+        "Devices", ("device", "kind", "PCI", "NUMA", "link", "details", "bridges"), tuple(rows), optional=("bridges",)
+    )
 
 
 def _glued(name: str) -> str:
@@ -163,20 +183,48 @@ def _glued(name: str) -> str:
     return GLUE.join(name.split())
 
 
-def matrix_table(node: Node) -> Table:
-    cols = [label for label, _ in device_columns(node)]
+LEGEND = (
+    "X self; NV# NVLink (# links); PIX one PCIe switch; PXB several switches; "
+    "PHB same host bridge; NODE same NUMA node; SYS across NUMA nodes or unknown locality"
+)
+
+
+def matrix_table(
+    node: Node, span: tuple[int, int] | None = None, *, title: str = "GPU distances", placement: bool = True
+) -> Table:
+    """GPU rows x device columns (those in *span*, all by default), drawn without cell borders as
+    ``nvidia-smi topo -m`` is: a boxed 30-column matrix needs 90 more characters. With *placement*,
+    each GPU's CPU affinity and NUMA node end its row, and the legend follows."""
+    labels = [label for label, _ in device_columns(node)]
+    a, b = span or (0, len(labels))
     rows = []
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
         affinity = format_list(local) if local else "?"
         numa = "?" if gpu.numa_node is None else str(gpu.numa_node)
-        rows.append((f"GPU{gpu.index}", *cells, affinity, numa))
-    legend = (
-        "X self; NV# NVLink (# links); PIX one PCIe switch; PXB several switches; "
-        "PHB same host bridge; NODE same NUMA node; SYS across NUMA nodes or unknown locality"
-    )
-    return Table("GPU distances", ("", *cols, "CPU affinity", "NUMA"), tuple(rows), (legend,),
-                 fallback=(nearest_table(node, legend),))
+        rows.append((f"GPU{gpu.index}", *cells[a:b], *((affinity, numa) if placement else ())))
+    headers = ("", *labels[a:b], *(("CPU affinity", "NUMA") if placement else ()))
+    legend = (LEGEND,) if placement else ()
+    return Table(title, headers, tuple(rows), legend, whole=("CPU affinity",), borders=False)
+
+
+def distances(node: Node) -> Alternatives:
+    """The GPU x device matrix as wide as the terminal allows: whole; then GPUs and NICs (what
+    nvidia-smi shows) with storage as a second matrix; then each GPU's nearest devices."""
+    whole = (matrix_table(node),)
+    n_gpu_nic = len(node.gpus) + len(node.nics)
+    choices: list[tuple[Table | str, ...]] = [whole]
+    if node.storage and n_gpu_nic > len(node.gpus):
+        choices.append(
+            (
+                matrix_table(node, (0, n_gpu_nic), title="GPU distances: GPUs and NICs"),
+                matrix_table(
+                    node, (n_gpu_nic, n_gpu_nic + len(node.storage)), title="GPU distances: storage", placement=False
+                ),
+            )
+        )
+    choices.append((nearest_table(node, LEGEND),))
+    return Alternatives(tuple(choices))
 
 
 def _nearest(names: list[str], cells: list[str]) -> str:
@@ -199,18 +247,31 @@ def nearest_table(node: Node, legend: str) -> Table:
     for gpu, cells in zip(node.gpus, distance_matrix(node), strict=True):
         local = gpu.pci.local_cpus & node.allowed_cpus
         nearest = [_nearest(cols[a:b], cells[a:b]) for a, b in spans.values()]
-        rows.append((f"GPU{gpu.index}", *nearest, format_list(local) if local else "?",
-                     "?" if gpu.numa_node is None else str(gpu.numa_node)))  # fmt: skip
-    return Table("GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
-                 ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"), tuple(rows), (legend,))
+        rows.append(
+            (
+                f"GPU{gpu.index}",
+                *nearest,
+                format_list(local) if local else "?",
+                "?" if gpu.numa_node is None else str(gpu.numa_node),
+            )
+        )
+    return Table(
+        "GPU distances: nearest devices (the full matrix needs a wider terminal; or --json)",
+        ("GPU", *(f"nearest {k}" for k in spans), "CPU affinity", "NUMA"),
+        tuple(rows),
+        (legend,),
+    )
 
 
-def show_items(node: Node) -> list[Table | str]:
-    items: list[Table | str] = [summary_line(node), "", numa_table(node)]
+def show_items(node: Node) -> list[Item]:
+    items: list[Item] = [summary_line(node), "", numa_table(node)]
+    distances_of_numa = numa_distances(node)
+    if distances_of_numa is not None:
+        items.append(distances_of_numa)
     if node.gpus or node.nics or node.storage:
         items.append(device_table(node))
     if node.gpus:
-        items.append(matrix_table(node))
+        items.append(distances(node))
     else:
         items.append("No GPUs found: nothing to place; `pinctl plan --ranks N` plans CPU-only ranks.")
     items.extend(f"note: {n}" for n in node.notes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
@@ -26,14 +26,28 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Table:
     """A view's table. *optional* headers may be dropped, in order, on a narrow terminal; when the
-    rest still does not fit, *fallback* is drawn instead, or else one block per row."""
+    rest still does not fit, the table is drawn as one block per row. Cells of a *whole* column are
+    never wrapped. A table without *borders* is drawn as aligned columns (a matrix of short cells,
+    as ``nvidia-smi topo -m`` prints it: rules would cost three characters a column)."""
 
     title: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     footer: tuple[str, ...] = field(default=())
     optional: tuple[str, ...] = field(default=())
-    fallback: tuple[Table | str, ...] = field(default=())
+    whole: tuple[str, ...] = field(default=())
+    borders: bool = True
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """Ways to show one thing, widest first: the first whose tables all fit the terminal is drawn
+    (the last one in any case; in a pipe, the first)."""
+
+    choices: tuple[tuple[Table | str, ...], ...]
+
+
+Item = Table | str | Alternatives
 
 
 def use_rich(stream: TextIO) -> bool:
@@ -55,7 +69,7 @@ def terminal_width(stream: TextIO) -> int | None:
     return shutil.get_terminal_size().columns
 
 
-def draw(items: list[Table | str], stream: TextIO | None = None) -> None:
+def draw(items: Sequence[Item], stream: TextIO | None = None) -> None:
     """Draw a sequence of tables and free-standing lines."""
     out = stream or sys.stdout
     if use_rich(out):
@@ -64,22 +78,37 @@ def draw(items: list[Table | str], stream: TextIO | None = None) -> None:
         out.write(plain(items, terminal_width(out)))
 
 
-def plain(items: list[Table | str], width: int | None = None) -> str:
+def _plain_grid(item: Table, width: int) -> Grid | None:
+    return fit(item.headers, item.rows, width, per_column=2, fixed=-2, optional=item.optional, whole=item.whole)
+
+
+def choose(alt: Alternatives, fits_table: Callable[[Table], bool]) -> list[Table | str]:
+    """The first choice whose tables all fit, else the last."""
+    for choice in alt.choices:
+        if all(fits_table(t) for t in choice if isinstance(t, Table)):
+            return list(choice)
+    return list(alt.choices[-1])
+
+
+def plain(items: Sequence[Item], width: int | None = None) -> str:
     """Plain text: a title line, space-aligned columns, no colour or box characters.
 
     With a *width* (a terminal), tables are fitted to it as on a rich terminal.
     """
     chunks: list[str] = []
     for item in items:
+        if isinstance(item, Alternatives):
+            if width is None:
+                chosen = list(item.choices[0])
+            else:
+                chosen = choose(item, lambda t: _plain_grid(t, width) is not None)
+            chunks.append(plain(chosen, width) + "\n")
+            continue
         if isinstance(item, str):
             chunks.append("\n".join(fold([item], width)) + "\n")
             continue
-        grid = None if width is None else fit(item.headers, item.rows, width, per_column=2, fixed=-2,
-                                              optional=item.optional)  # fmt: skip
+        grid = None if width is None else _plain_grid(item, width)
         if width is not None and grid is None:
-            if item.fallback:
-                chunks.append(plain(list(item.fallback), width) + "\n")
-                continue
             body = [line for row in item.rows for line in stacked(item.headers, row, width)]
         elif grid is None:
             body = columns(item.headers, item.rows)
@@ -95,8 +124,10 @@ def columns(headers: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> list
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    return ["  ".join(c.replace(GLUE, " ").ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in (headers, *rows)]  # fmt: skip
+    return [
+        "  ".join(c.replace(GLUE, " ").ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in (headers, *rows)
+    ]
 
 
 def _wrapped_columns(item: Table, keep: tuple[int, ...], widths: tuple[int, ...]) -> list[str]:
@@ -124,30 +155,50 @@ def level_style(cell: str) -> str:
     return _LEVEL_STYLE.get(cell) or ("cyan" if cell.startswith("NV") and cell[2:].isdigit() else "")
 
 
-def _draw_rich(items: list[Table | str], out: TextIO) -> None:
+def _draw_rich(items: Sequence[Item], out: TextIO) -> None:
     from rich.console import Console
     from rich.text import Text
 
     console = Console(file=out, highlight=False)
     for item in items:
+        if isinstance(item, Alternatives):
+            _draw_rich(choose(item, lambda t: _fit_table(console, t) is not None), out)
+            continue
         if isinstance(item, str):
             # Folded here, not by rich: rich cuts a word longer than the width (a long CPU list) anywhere.
             for line in fold([item], console.width):
                 console.print(Text(line))
             continue
-        if item.fallback and _fit_rich(console, item.headers, item.rows, item.optional) is None:
-            _draw_rich(list(item.fallback), out)
-            continue
-        grid_rows(console, item.headers, item.rows, title=item.title, optional=item.optional)
+        grid_rows(
+            console,
+            item.headers,
+            item.rows,
+            title=item.title,
+            optional=item.optional,
+            whole=item.whole,
+            borders=item.borders,
+        )
         for line in fold(item.footer, console.width):
             console.print(Text(line, style="dim"))
         console.print()
 
 
-def _fit_rich(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
-              optional: Sequence[str] = ()) -> Grid | None:  # fmt: skip
-    # A rich table's overhead: one space of padding each side of a cell, and n + 1 rules.
-    return fit(headers, rows, console.width, per_column=3, fixed=1, optional=optional)
+def _fit_rich(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    optional: Sequence[str] = (),
+    whole: Sequence[str] = (),
+    borders: bool = True,
+) -> Grid | None:
+    # A boxed rich table's overhead: one space of padding each side of a cell, and n + 1 rules;
+    # without borders, two spaces between columns, as in plain text.
+    per_column, fixed = (3, 1) if borders else (2, -2)
+    return fit(headers, rows, console.width, per_column=per_column, fixed=fixed, optional=optional, whole=whole)
+
+
+def _fit_table(console: Console, t: Table) -> Grid | None:
+    return _fit_rich(console, t.headers, t.rows, t.optional, t.whole, t.borders)
 
 
 def fits(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
@@ -162,6 +213,8 @@ def grid_rows(
     *,
     title: str = "",
     optional: Sequence[str] = (),
+    whole: Sequence[str] = (),
+    borders: bool = True,
     styles: Sequence[Sequence[str]] | None = None,
     sections: frozenset[int] = frozenset(),
 ) -> None:
@@ -173,7 +226,7 @@ def grid_rows(
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    grid = _fit_rich(console, headers, rows, optional)
+    grid = _fit_rich(console, headers, rows, optional, whole, borders)
     if grid is None:
         if title:
             console.print(Text(title, style="bold"))
@@ -184,6 +237,8 @@ def grid_rows(
                 console.print(Text(line))
         return
     table = RichTable(title=title or None, title_justify="left", title_style="bold")
+    if not borders:
+        table.box, table.pad_edge, table.show_edge = None, False, False
     for i, w in zip(grid.keep, grid.widths, strict=True):
         table.add_column(Text("\n".join(wrap(headers[i], w)), style="bold"), width=w, no_wrap=True)
     for n, row in enumerate(rows):

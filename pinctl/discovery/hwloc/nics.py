@@ -105,5 +105,3 @@ def _guess_link_layer(lid: str | None, netdev: str | None, nets: Sequence[OsDevi
     if names and (class_id == 0x0200 or lid_value == 0):
         return "Ethernet"
     return None
-
-
