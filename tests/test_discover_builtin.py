@@ -117,7 +117,7 @@ def test_gathered_capture(tar: Path, tmp_path: Path, builtin_engine: None) -> No
 
 
 def test_fixture_tree_without_cpu_topology_is_refused(builtin_engine: None) -> None:
-    with pytest.raises(TopologyError, match="no CPU topology"):
+    with pytest.raises(TopologyError, match="no sysfs cpu topology"):
         discover(root=str(ROOT / "fixtures" / "doctor" / "dgx"), env={})
 
 

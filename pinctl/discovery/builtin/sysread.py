@@ -50,9 +50,9 @@ def read_tree(files: KernelFiles) -> Tree:
     if online is not None:
         cpus = [c for c in cpus if c in online]
     if not cpus:
-        raise TopologyError(f"no online CPUs found under {files.root}")
+        raise TopologyError(f"{files.root} has no sysfs cpu topology (no online CPU)")
     if not files.is_live and not hwtopo.has_topology(files, cpus):
-        raise TopologyError(f"{files.root} holds no CPU topology (no cpuN/topology folder): not a gathered tree")
+        raise TopologyError(f"{files.root} has no sysfs cpu topology (no cpuN/topology folder): not a gathered tree")
     everything = frozenset(cpus)
     machine = Obj("Machine", os_index=0, cpuset=everything)
     if not files.is_live:
