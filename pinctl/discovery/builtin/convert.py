@@ -10,6 +10,7 @@ level; without Core objects each PU is its own core.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from pinctl.discovery.builtin.io import collect_io
 from pinctl.discovery.builtin.tree import KIND_VALUE_LATENCY, Obj, Tree
@@ -102,7 +103,11 @@ def _numa_nodes(tree: Tree) -> tuple[tuple[NumaNode, ...], dict[PciAddress, int]
             addr = PciAddress.parse_or_none(n.infos.get("PCIBusID", "")) if kind == "gpu" else None
             if addr is not None:
                 gpu_memory[addr] = n.os_index or 0
-    return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    if not any(n.memory_bytes for n in out):  # no sizes at all (a synthetic or stripped file): unknown
+        return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    # hwloc reads 0 kB as its own 0: beside nodes with memory, that is a memory-less node, not an unknown size
+    sized = (n if n.memory_bytes is not None else replace(n, memory_bytes=0) for n in out)
+    return tuple(sorted(sized, key=lambda n: n.os_index)), gpu_memory
 
 
 def _package_of(obj: Obj) -> int | None:
