@@ -106,11 +106,12 @@ def node_numbers(files: KernelFiles) -> list[int]:
 
 
 def meminfo_total(text: str | None) -> int | None:
-    """Bytes of the ``MemTotal:`` line of a (node) meminfo file."""
+    """Bytes of the ``MemTotal:`` line of a (node) meminfo file (``Node 0 MemTotal:  1234 kB``)."""
     for line in (text or "").splitlines():
-        if "MemTotal:" in line:
-            value = decimal(line.split("MemTotal:", 1)[1].split()[0] if line.split("MemTotal:", 1)[1].split() else "")
-            return value * 1024 if value is not None else None
+        _, found, rest = line.partition("MemTotal:")
+        words = rest.split()
+        if found and words and (kb := decimal(words[0], limit=15)) is not None:
+            return kb * 1024
     return None
 
 

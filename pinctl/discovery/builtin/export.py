@@ -11,6 +11,7 @@ the same Node as the system it came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from xml.sax.saxutils import quoteattr
 
 from pinctl.discovery.builtin.tree import (
@@ -98,9 +99,8 @@ def _attrs(o: Obj, gp: int, allowed: frozenset[int] | None) -> str:
     return " ".join(parts)
 
 
-def _object(lines: list[str], o: Obj, level: int, gp: object, allowed: frozenset[int] | None = None) -> None:
+def _object(lines: list[str], o: Obj, level: int, gp: Iterator[int], allowed: frozenset[int] | None = None) -> None:
     pad = "  " * level
-    assert hasattr(gp, "__next__")
     head = f"{pad}<object {_attrs(o, next(gp), allowed)}"
     ordered = [c for c in o.children if c.is_memory] + [c for c in o.children if c.is_normal]
     ordered += [c for c in o.children if c.is_io]

@@ -11,8 +11,10 @@ devices, DRM nodes, DMA channels) hang from the PCI function in their resolved p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+from pinctl.cpuset import decimal
 from pinctl.discovery.builtin.tree import (
     OSDEV_DMA,
     OSDEV_GPU,
@@ -30,6 +32,8 @@ from pinctl.model import PciAddress
 _LANE_GBITS = {1: 2.5 * 0.8, 2: 5 * 0.8, 3: 8 * 128 / 130, 4: 16 * 128 / 130, 5: 32 * 128 / 130, 6: 64 * 242 / 256}
 _BRIDGE_CLASSES = (0x0604, 0x0609)
 _PCIE_CAP = 0x10
+_DEV_NUMBERS = re.compile(r"^\d{1,10}:\d{1,10}$")  # a block device's major:minor, the key of its udev entry
+_HEX = re.compile(r"^(0x)?[0-9a-fA-F]{1,8}$")
 
 Insert = Callable[[Obj, Obj], Obj]
 
@@ -166,10 +170,11 @@ def _osdev(files: KernelFiles, kind: str, name: str) -> Obj | None:
         if hwtopo.class_file(files, kind, name, "partition") is not None:
             return None
         obj = Obj("OSDev", name=name, osdev_types=OSDEV_STORAGE)
-        sectors = hwtopo.class_file(files, kind, name, "size")
-        if sectors and sectors.isdigit():
-            obj.infos["Size"] = str(int(sectors) * 512 // 1024)
-        udev = hwtopo.udev_entry(files, f"b{hwtopo.class_file(files, kind, name, 'dev') or ''}")
+        sectors = decimal(hwtopo.class_file(files, kind, name, "size") or "")
+        if sectors is not None:
+            obj.infos["Size"] = str(sectors * 512 // 1024)
+        dev = hwtopo.class_file(files, kind, name, "dev") or ""
+        udev = hwtopo.udev_entry(files, f"b{dev}") if _DEV_NUMBERS.match(dev) else {}
         model = udev.get("ID_MODEL")
         if model:
             obj.infos["Model"] = model
@@ -177,10 +182,10 @@ def _osdev(files: KernelFiles, kind: str, name: str) -> Obj | None:
     if kind == "net":
         obj = Obj("OSDev", name=name, osdev_types=OSDEV_NETWORK)
         if hwtopo.class_file(files, kind, name, "type") == "32":
-            port = hwtopo.class_file(files, kind, name, "dev_port")
-            number = (
-                int(port) if port and port.isdigit() else int(hwtopo.class_file(files, kind, name, "dev_id") or "0", 0)
-            )
+            number = decimal(hwtopo.class_file(files, kind, name, "dev_port") or "")
+            if number is None:
+                dev_id = hwtopo.class_file(files, kind, name, "dev_id") or "0"
+                number = int(dev_id, 16) if _HEX.match(dev_id) else 0
             obj.infos["Port"] = str(number + 1)
         return obj
     if kind == "infiniband":
