@@ -23,11 +23,38 @@ def parse_list(text: str, *, what: str = "CPU list", all_values: Iterable[int] |
     """Parse a list such as ``0-3,8,10-15:2`` (kernel cpulist syntax, numactl style).
 
     ``all`` expands to *all_values* when given. Strides (``a-b:s``) are util-linux's
-    (``taskset --cpu-list 0-10:2``), not the kernel's ``a-b:used/group`` form;
-    ``!``-negation and relative ``+`` forms of numactl are deliberately not
-    accepted: they depend on the caller's own cpuset.
+    (``taskset --cpu-list 0-10:2``), not the kernel's ``a-b:used/group`` form.
+    numactl's prefixes need *all_values* too (what the caller may use, as libnuma's
+    ``numa_parse_cpustring`` takes it): ``!LIST`` is every allowed value outside LIST,
+    ``+LIST`` counts within the allowed values (``+0-1``: the first two), ``!+LIST`` both.
     """
     raw = text.strip()
+    invert = raw.startswith("!")
+    relative = raw[invert:].startswith("+")
+    if invert or relative:
+        if all_values is None:
+            raise UsageError(f"malformed {what} {text!r}: {raw[0]!r} is not allowed here")
+        allowed = sorted(set(all_values))
+        rest = raw[invert + relative :]
+        if rest.startswith(("!", "+")):
+            raise UsageError(f"malformed {what} {text!r}: '!' comes before '+', each once")
+        if not rest:
+            raise UsageError(f"malformed {what} {text!r}: no list after {raw[: invert + relative]!r}")
+        picked = _parse_plain(rest, text, what, range(len(allowed)) if relative else allowed)
+        if relative:
+            beyond = [i for i in picked if i >= len(allowed)]
+            if beyond:
+                raise UsageError(
+                    f"malformed {what} {text!r}: +{min(beyond)} is beyond the {len(allowed)} allowed "
+                    f"({format_list(allowed)})"
+                )
+            picked = frozenset(allowed[i] for i in picked)
+        return frozenset(allowed) - picked if invert else picked
+    return _parse_plain(raw, text, what, all_values)
+
+
+def _parse_plain(raw: str, text: str, what: str, all_values: Iterable[int] | None) -> frozenset[int]:
+    """A list without numactl's prefixes; *text* is what the user gave, for messages."""
     if raw == "":
         return frozenset()
     if raw == "all":
@@ -77,7 +104,10 @@ def decimal(text: str, *, limit: int = 18) -> int | None:
 def _to_int(token: str, text: str, what: str) -> int:
     value = decimal(token)
     if value is None:
-        raise UsageError(f"malformed {what} {text!r}: {token.strip()[:40]!r} is not a number")
+        digits = token.strip()
+        if digits.isascii() and digits.isdigit():
+            raise UsageError(f"malformed {what} {text[:60]!r}: {digits[:40]} is too large (at most {MAX_CPU})")
+        raise UsageError(f"malformed {what} {text!r}: {digits[:40]!r} is not a number")
     if value > MAX_CPU:
         raise UsageError(f"malformed {what} {text!r}: {value} is out of range")
     return value

@@ -51,5 +51,12 @@ class BindError(PinctlError):
     exit_code = 6
 
 
+class OutputError(PinctlError):
+    """Standard output could not be written (a full disk, a closed stream): EX_IOERR of sysexits.h,
+    apart from every code a command gives on purpose (doctor's 1 and 2 included)."""
+
+    exit_code = 74
+
+
 class PinctlWarning(UserWarning):
     """A problem that ``force=True`` let pass (a foreign plan, a binding that did not fully take)."""

@@ -303,11 +303,14 @@ class Storage:
         return self.pci.numa_node if self.pci else None
 
 
+MIG_NODES_PER_GPU = 8  # NUMA nodes the NVIDIA driver gives each Grace GPU: its HBM node first, then MIG's
+
+
 @dataclass(frozen=True)
 class Node:
     """Everything pinctl knows about one machine.
 
-    ``allowed_cpus`` is the cpuset the caller may use (cgroup / affinity); it may
+    ``allowed_cpus`` is the cpuset the caller may use (the cgroup's, not an inherited affinity); it may
     be smaller than the union of all CPUs. ``allowed_mems`` the memory nodes the cgroup
     allows (cpuset.mems.effective), None when no cgroup says (all). ``numa_distances`` is keyed by OS index
     pairs, None when the source had no matrix. ``notes`` carries degradations
@@ -334,6 +337,19 @@ class Node:
         """The GPUs this job may use, in the order the launched process counts them (visible index)."""
         usable = [g for g in self.gpus if g.usable]
         return tuple(sorted(usable, key=lambda g: (g.visible_index is None, g.visible_index or 0, g.index)))
+
+    def memory_gpu(self, os_index: int) -> tuple[Gpu, bool] | None:
+        """(the GPU, whether it is the HBM node itself) when NUMA node *os_index* is a GPU's memory
+        node or one of the empty nodes reserved for its MIG instances after it (Grace)."""
+        here = self.numa(os_index)
+        for gpu in self.gpus:
+            first = gpu.memory_numa_node
+            if first == os_index:
+                return gpu, True
+            if (first is not None and first < os_index < first + MIG_NODES_PER_GPU and here is not None
+                    and here.kind == "gpu" and here.memory_bytes == 0):  # fmt: skip
+                return gpu, False
+        return None
 
     def mem_allowed(self, os_index: int) -> bool:
         return self.allowed_mems is None or os_index in self.allowed_mems

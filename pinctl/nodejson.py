@@ -134,6 +134,8 @@ def node_to_dict(node: Node) -> dict[str, Any]:
                 "cpus_known": n.cpus_known,
                 "kind": n.kind,
                 "memory_bytes": n.memory_bytes,
+                "memoryless": n.memory_bytes == 0,
+                "gpu": None if (owner := node.memory_gpu(n.os_index)) is None else owner[0].index,
                 "package": n.package,
             }
             for n in node.numa_nodes

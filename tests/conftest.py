@@ -60,3 +60,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "pyhwloc" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def grace_trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fixtures/gen_grace.py's hwloc XMLs and gathered trees (gh200/, gb200-tray/), written once per session."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("grace")
+    script = Path(__file__).resolve().parents[1] / "fixtures" / "gen_grace.py"
+    subprocess.run([sys.executable, str(script), str(out), "--trees"], check=True)
+    return out

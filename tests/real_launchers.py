@@ -2,8 +2,12 @@
 
 A single-node Slurm (munge, slurmctld, slurmd) with task/cgroup and task/affinity runs on
 localhost from a private slurm.conf in a temporary folder, on ports nobody else uses, so
-it never meets a Slurm the machine may have. Everything started here is stopped by PID,
-and the empty cgroup folders Slurm leaves behind are removed. Setup facts are in
+it never meets a Slurm the machine may have: its node has a name of its own (``pt<pid>x<hex>``,
+``NodeHostname`` the real host), so its cgroup folders (``slurm_<node>/uid_0/job_N``) and job
+numbers cannot collide with another slurmd on the host, and its state and spool folders are in
+the temporary folder. Everything started here is stopped by PID; then every process left in
+this cluster's cgroups and every slurmstepd it started (one that ignores SIGTERM included) is
+killed with SIGKILL, and the empty cgroup folders Slurm leaves behind are removed. Setup facts are in
 ../shared/notes/real-launchers.md. The tests skip only where this is impossible: not
 root (packages cannot be installed, daemons cannot run), or no package registry.
 """
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -66,7 +72,8 @@ class Slurm:
         stats them with ConstrainDevices=no), so --gres=gpu:N sets CUDA_VISIBLE_DEVICES and SLURM_*_GPUS."""
         self.folder = folder
         self.gpu_files = gpu_files
-        self.node = socket.gethostname().split(".")[0]
+        self.host = socket.gethostname().split(".")[0]
+        self.node = f"pt{os.getpid()}x{secrets.token_hex(3)}"  # this cluster's own node name, never the host's
         self.started: list[subprocess.Popen[bytes]] = []
         self.conf = folder / "slurm.conf"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -85,7 +92,7 @@ class Slurm:
         self._write_conf()
         self._spawn([which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(self.conf)], "slurmctld.out")
         _wait(lambda: "UP" in self.run("scontrol", "ping").stdout, "slurmctld")
-        self._spawn([which("slurmd") or "slurmd", "-D", "-f", str(self.conf)], "slurmd.out")
+        self._spawn([which("slurmd") or "slurmd", "-D", "-N", self.node, "-f", str(self.conf)], "slurmd.out")
 
         def idle() -> bool:
             state = self.run("sinfo", "-h", "-o", "%T").stdout.strip()
@@ -114,14 +121,15 @@ class Slurm:
         (d / "spool").mkdir()
         probe = subprocess.run([which("slurmd") or "slurmd", "-C"], capture_output=True, text=True, check=True)
         node_line = probe.stdout.splitlines()[0]
-        node_line = " ".join("RealMemory=1000" if w.startswith("RealMemory=") else w for w in node_line.split())
+        words = {"RealMemory": "RealMemory=1000", "NodeName": f"NodeName={self.node} NodeHostname={self.host}"}
+        node_line = " ".join(words.get(w.partition("=")[0], w) for w in node_line.split())
         gres = ""
         if self.gpu_files:
             node_line += f" Gres=gpu:{len(self.gpu_files)}"
             gres = "GresTypes=gpu\n"
             (d / "gres.conf").write_text("".join(f"Name=gpu File={f}\n" for f in self.gpu_files))
         self.conf.write_text(f"""ClusterName=pinctltest
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.host}(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -147,7 +155,8 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=10 State=UP
         )
 
     def stop(self) -> None:
-        """Stop what was started, by PID, newest first; then remove Slurm's empty cgroup folders."""
+        """Stop what was started, by PID, newest first; SIGKILL what remains of this cluster (its
+        slurmstepds and job processes, which outlive slurmd); then remove its empty cgroup folders."""
         for proc in reversed(self.started):
             proc.terminate()
             try:
@@ -155,7 +164,41 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=10 State=UP
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for controller in Path("/sys/fs/cgroup").glob(f"*/slurm_{self.node}"):
+        for _ in range(50):
+            left = self.leftovers()
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        self._remove_cgroups()
+
+    def _cgroups(self) -> list[Path]:
+        """This cluster's cgroup v1 folders (one per controller)."""
+        return sorted(Path("/sys/fs/cgroup").glob(f"*/slurm_{self.node}"))
+
+    def leftovers(self) -> list[int]:
+        """PIDs this cluster left behind: every process in its cgroups, and every process whose
+        environment names this cluster's slurm.conf: slurmstepd (slurmd passes its environment on),
+        the job's tasks and srun clients (srun exports the caller's, which names it too)."""
+        pids: set[int] = set()
+        for top in self._cgroups():
+            for procs in top.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.update(int(line) for line in procs.read_text().split())
+        mark = f"SLURM_CONF={self.conf}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if mark in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.add(int(entry.name))
+        pids.discard(os.getpid())
+        return sorted(pids)
+
+    def _remove_cgroups(self) -> None:
+        for controller in self._cgroups():
             # cgroup folders hold only the kernel's control files: rmdir takes them, deepest first
             folders = [p for p in controller.rglob("*") if p.is_dir()]
             for folder in [*sorted(folders, key=lambda p: -len(p.parts)), controller]:

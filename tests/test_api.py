@@ -147,3 +147,18 @@ def test_the_worker_example_in_the_docs_runs(tmp_path: Path) -> None:
     node = api.discover()
     expected = len(node.gpus) or 2
     assert len(lines) == expected and all(line.startswith(f"rank {i}: cpus ") for i, line in enumerate(lines))
+
+
+def test_api_doc_names_the_rank_variables_in_the_order_the_code_reads_them() -> None:
+    """docs/api.md's select_rank paragraph lists RANK_VARS in their order, and the worker example
+    sets the device torch counts (visible_index), not the node's GPU index."""
+    import re
+
+    from pinctl.job.localrank import RANK_VARS
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text.split("### `pinctl.select_rank", 1)[1].split("###", 1)[0]
+    names = [name for name, _, _ in RANK_VARS]
+    named = [w for w in re.findall(r"\b[A-Z][A-Z0-9_]+\b", section) if w in names]
+    assert list(dict.fromkeys(named)) == names
+    assert "set_device(rank.gpu.index)" not in text and "set_device(rank.gpu.visible_index)" in text

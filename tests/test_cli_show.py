@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -13,12 +12,24 @@ import jsonschema
 import pytest
 
 from pinctl.cli.main import main
+from pinctl.cpuset import parse_list
 from pinctl.discovery import discover
 from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
+from pinctl.kernel.cgroup import cpuset
+from pinctl.kernel.files import KernelFiles
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"))
 SHARED = ROOT.parent / "shared" / "topologies"
+
+
+def cgroup_cpus() -> frozenset[int]:
+    """The CPUs this process's cgroup cpuset holds (all online CPUs without one): the allowed set,
+    which the affinity it inherited does not narrow."""
+    limit = cpuset(KernelFiles("/"))
+    return (
+        limit.cpus if limit is not None else parse_list(KernelFiles("/").read("/sys/devices/system/cpu/online") or "")
+    )
 
 
 def shared(pattern: str) -> list[Path]:
@@ -99,8 +110,10 @@ def test_dgx_fixture_as_a_user_reads_it(capsys: pytest.CaptureFixture[str]) -> N
     _, out, _ = run(capsys, "show", "--json", "--topology", str(ROOT / "fixtures/hwloc/dgx-h100-portdown.xml"))
     data = json.loads(out)
     cols = data["distances"]["columns"]
-    pix = [[c for c, lvl in zip(cols, row, strict=True) if lvl == "PIX" and c.startswith("mlx5")]
-           for row in data["distances"]["matrix"]]
+    pix = [
+        [c for c, lvl in zip(cols, row, strict=True) if lvl == "PIX" and c.startswith("mlx5")]
+        for row in data["distances"]["matrix"]
+    ]
     assert pix == [["mlx5_0"], ["mlx5_3"], ["mlx5_4"], ["mlx5_5"], ["mlx5_6"], ["mlx5_9"], ["mlx5_10"], ["mlx5_11"]]
     states = {n["name"]: n["state"] for n in data["nics"]}
     assert states["mlx5_5"] == "DOWN" and states["mlx5_0"] == "ACTIVE"
@@ -124,7 +137,7 @@ def test_hwloc1_files_get_a_conversion_hint(path: Path, capsys: pytest.CaptureFi
         (b"<topology><object", "malformed"),
         (b"\x00\x01garbage", "not valid xml"),
         (b"<html><body/></html>", "neither hwloc"),
-        (b"<system version=\"1\"></system>", "describes no cpus"),
+        (b'<system version="1"></system>', "describes no cpus"),
     ],
 )
 def test_bad_topology_files_are_one_line_errors(
@@ -163,7 +176,7 @@ def test_live_show_matches_this_machine(capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 0, err
     data = json.loads(out)
     check_contract(data)
-    assert set(data["allowed_cpus"]) == os.sched_getaffinity(0)
+    assert set(data["allowed_cpus"]) == cgroup_cpus()
     online = Path("/sys/devices/system/node").glob("node[0-9]*")
     assert sorted(n["os_index"] for n in data["numa_nodes"]) == sorted(int(p.name[4:]) for p in online)
     if not Path("/dev/nvidiactl").exists():

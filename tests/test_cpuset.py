@@ -81,3 +81,36 @@ def test_lists_use_only_syntax_every_tool_accepts(cpus: frozenset[int]) -> None:
 
 def test_interleaved_numbering_is_listed_plainly() -> None:
     assert format_list(set(range(0, 8, 2))) == "0,2,4,6"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("!0-1", {2, 4, 6}),  # numactl(8): every allowed CPU except these
+        ("+0-1", {0, 2}),  # the first two of the allowed ones, counted from 0
+        ("+3", {6}),
+        ("!+0", {2, 4, 6}),
+        ("!all", set()),
+        ("+all", {0, 2, 4, 6}),
+    ],
+)
+def test_numactl_invert_and_relative_forms(text: str, expected: set[int]) -> None:
+    assert parse_list(text, all_values=[6, 0, 4, 2]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"), [("+4", r"\+4 is beyond the 4 allowed \(0,2,4,6\)"), ("+!1", "'!' comes before"),
+                       ("!", "no list after '!'"), ("!!1", "each once")]
+)  # fmt: skip
+def test_numactl_forms_out_of_range_or_malformed(text: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says):
+        parse_list(text, all_values=[0, 2, 4, 6])
+    with pytest.raises(UsageError, match="not allowed here"):
+        parse_list("!1")
+
+
+def test_a_huge_number_is_too_large_not_a_non_number() -> None:
+    with pytest.raises(UsageError, match=r"123456789012345678901234 is too large \(at most 65536\)"):
+        parse_list("123456789012345678901234")
+    with pytest.raises(UsageError, match="'1x' is not a number"):
+        parse_list("1x")

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from pinctl.act.files import write_file
 from pinctl.cpuset import parse_list
-from pinctl.discovery.hwloc import export_xml, load_hwloc
 from pinctl.discovery.hwloc import isolated as hwloc_load
+from pinctl.discovery.hwloc import live_xml, load_hwloc
 from pinctl.discovery.hwloc.xmlcheck import check_hwloc_xml_bytes
-from pinctl.errors import TopologyError
+from pinctl.errors import PinctlError, TopologyError, UsageError
+from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node
 
@@ -44,7 +46,16 @@ MINIMAL_V2 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def one_line_error(excinfo: pytest.ExceptionInfo[TopologyError]) -> str:
+def cgroup_cpus() -> frozenset[int]:
+    """The CPUs this process's cgroup cpuset holds (all online CPUs without one): the allowed set,
+    which the affinity it inherited does not narrow."""
+    limit = cpuset(KernelFiles("/"))
+    return (
+        limit.cpus if limit is not None else parse_list(KernelFiles("/").read("/sys/devices/system/cpu/online") or "")
+    )
+
+
+def one_line_error(excinfo: pytest.ExceptionInfo[PinctlError]) -> str:
     msg = str(excinfo.value)
     assert msg and "\n" not in msg
     return msg
@@ -63,7 +74,7 @@ def test_live_cpus_match_the_kernel(live: Node) -> None:
     online = sysfs.read("/sys/devices/system/cpu/online")
     assert online is not None
     assert live.cpus == parse_list(online)
-    assert live.allowed_cpus == frozenset(os.sched_getaffinity(0))
+    assert live.allowed_cpus == cgroup_cpus()
     assert live.source == "live"
     assert live.hostname == socket.gethostname()
 
@@ -124,13 +135,13 @@ def test_user_hwloc_variables_do_not_redirect_a_load(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HWLOC_XMLFILE", other)
     node = load_hwloc()
     assert node.hostname == socket.gethostname() != "tiny"
-    assert node.allowed_cpus == frozenset(os.sched_getaffinity(0))
+    assert node.allowed_cpus == cgroup_cpus()
     assert os.environ["HWLOC_XMLFILE"] == other
 
 
 def test_snapshot_round_trips(live: Node, tmp_path: Path) -> None:
     path = tmp_path / "snap.xml"
-    export_xml(str(path))
+    write_file(str(path), live_xml())
     assert '<topology version="2.0">' in path.read_text()  # v2 format: hwloc 2.x reads it too
     again = load_hwloc(xml_path=str(path))
     assert again.source == f"hwloc-xml:{path}"
@@ -143,8 +154,8 @@ def test_snapshot_round_trips(live: Node, tmp_path: Path) -> None:
 
 
 def test_snapshot_to_unwritable_place_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(TopologyError) as e:
-        export_xml(str(tmp_path / "no" / "such" / "dir" / "snap.xml"))
+    with pytest.raises(UsageError) as e:
+        write_file(str(tmp_path / "no" / "such" / "dir" / "snap.xml"), "<topology/>")
     assert "cannot write" in one_line_error(e)
 
 

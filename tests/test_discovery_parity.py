@@ -1,8 +1,8 @@
 """Parity: the built-in reader and libhwloc (pyhwloc) give equal Nodes, and equal plans.
 
 For every hwloc XML fixture, every hwloc capture in ../shared/topologies (XML files and the
-gathered trees in its tar.bz2 files, unpacked), every gathered tree in fixtures/, and this
-machine. Nodes are compared field by field and a difference is shown by its path
+gathered trees in its tar.bz2 files, unpacked), every gathered tree in fixtures/ (and
+fixtures/gen_grace.py's), and this machine. Nodes are compared field by field and a difference is shown by its path
 (``node.gpus[3].pci.numa_node: hwloc=0 builtin=None``). Accepted differences are listed in
 docs/design.md ("Two discovery engines"); there are none on these inputs. A source both
 engines refuse must be refused by both. Skipped where pyhwloc is not usable (the second CI
@@ -37,7 +37,7 @@ from pinctl.discovery.hwloc import load_hwloc
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"
-XMLS = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"))
+XMLS = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")) + sorted((ROOT / "fixtures" / "grace").glob("*.xml"))
 SHARED_XMLS = sorted(p for p in SHARED.glob("*.xml") if not p.name.endswith(".nccl.xml")) if SHARED.is_dir() else []
 TARS = sorted(SHARED.glob("*.tar.bz2")) if SHARED.is_dir() else []
 TREES = sorted(p.parent.parent.parent for p in (ROOT / "fixtures").glob("**/sys/devices/system"))
@@ -142,6 +142,16 @@ _PLUGIN_OSDEV = re.compile(r"^(nvml|cuda|opencl|rsmi|ze)\d")
 def _without_plugin_osdevs(node: Node) -> Node:
     gpus = tuple(replace(g, os_names=tuple(n for n in g.os_names if not _PLUGIN_OSDEV.match(n))) for g in node.gpus)
     return replace(node, gpus=gpus)
+
+
+@pytest.mark.parametrize("name", ["gh200", "gb200-tray"])
+def test_grace_trees_same_node(name: str, grace_trees: Path) -> None:
+    """fixtures/gen_grace.py's gathered trees (GPU memory nodes, empty MIG nodes, C2C)."""
+    tree = str(grace_trees / name)
+    a, b = _both(lambda: discover(root=tree, env={}))
+    assert not isinstance(a, type), f"libhwloc could not read {name}"
+    assert_same(a, b)
+    assert_same_plans(a, b)
 
 
 def test_this_machine_same_node() -> None:

@@ -55,7 +55,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--json", "--skip", "procs")
     data = json.loads(out)
     assert data["schema"] == "pinctl.doctor/v2"
-    assert set(data["summary"]) == {"ok", "warn", "fail", "skipped"}
+    assert set(data["summary"]) == {"ok", "warn", "fail", "skipped", "n/a"}
     levels = [f["level"] for f in data["findings"]]
     assert data["summary"]["warn"] == levels.count("warn") and sum(data["summary"].values()) == len(levels)
     assert data["exit_code"] == rc
@@ -72,7 +72,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_only_and_skip_by_area_and_id(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "rdma")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
-        "rdma.port-down", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
+        "rdma.port-down", "rdma.stack-missing", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "kernel",
                        "--skip", "kernel.isolcpus,kernel.thp-defrag")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
@@ -219,6 +219,36 @@ def test_topology_and_root_of_different_machines_fail(capsys: pytest.CaptureFixt
     rc = main(["doctor", "--root", str(root / "doctor" / "dgx"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
                "--no-nvml", "--only", "node", "--json"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["findings"][0]["level"] == "ok"
+
+
+def test_a_topology_file_alone_is_judged_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: what the file holds is judged (the DOWN port it shows fires rdma.port-down); what
+    needs the live node is n/a, not this machine's kernel judged under the file's name."""
+    xml = REPO / "fixtures" / "hwloc" / "dgx-h100-portdown.xml"
+    rc, out, _ = doctor(capsys, "--topology", str(xml), "--json")
+    data = json.loads(out)
+    levels = {f["check"]: f["level"] for f in data["findings"]}
+    assert levels["node.discovery"] == "ok"  # no "different machines" from the machine pinctl runs on
+    down = [f for f in data["findings"] if f["check"] == "rdma.port-down"]
+    assert [(f["level"], f["subject"], f["summary"]) for f in down] == [("warn", "mlx5_5 port 1", "port is DOWN")]
+    live = {c.id for c in CHECKS if c.live is not None}
+    assert {"kernel.thp-defrag", "irq.remote-numa", "gpu.lost", "pcie.link-degraded"} <= live
+    assert {k for k, v in levels.items() if v == "n/a"} == live
+    assert all("needs the live node" in f["summary"] for f in data["findings"] if f["level"] == "n/a")
+    assert data["summary"]["n/a"] == len(live) and data["summary"]["fail"] == 0 and rc == 1
+    assert data["inventory"]["kernel"] is None and data["hostname"] == "dgx-h100-01"
+
+
+def test_expect_on_a_topology_file_compares_hardware_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The user asked for another machine: no exit 2 from this machine's files or kernel settings."""
+    xml = REPO / "fixtures" / "hwloc" / "dgx-h100.xml"
+    _, out, _ = doctor(capsys, "--root", str(FIXTURES / "dgx"), "--topology", str(xml), "--json", "--only", "node")
+    reference = json.loads(out)
+    assert reference["inventory"]["kernel"] is not None  # kernel settings, as a live node's report has
+    (tmp_path / "ref.json").write_text(out)
+    rc, out, _ = doctor(capsys, "--topology", str(xml), "--expect", str(tmp_path / "ref.json"), "--only", "node")
+    assert rc == 0, out
+    assert f"OK      fleet.expected-shape  node      same shape as {reference['hostname']}" in out
 
 
 def test_a_root_that_is_no_gathered_tree_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,6 +70,26 @@ def test_expect_passes_a_twin_and_fails_a_node_that_lost_a_gpu(fleet_reports: di
     assert "GPU 3 (0000:c3:00.0) missing, reference has it" in out
 
 
+def test_expect_counts_agree_and_say_what_is_missing(fleet_reports: dict[str, Path], trees: Path) -> None:
+    """'1 package', not '1 packages'; a missing GPU's evidence says 'absent', never 'None'."""
+    from pinctl.fleet.compare import shape_differences
+    from pinctl.fleet.shape import facts, summary
+
+    reference = load(fleet_reports["node-001"])
+    one = json.loads(json.dumps(reference))
+    hw = one["inventory"]["hardware"]
+    hw["packages"], hw["gpus"], hw["numa"]["nodes"] = 1, hw["gpus"][:1], hw["numa"]["nodes"][:1]
+    texts = [d.text for d in shape_differences(facts(one), facts(reference), "node-001")]
+    assert "1 package, node-001 has 2" in texts and "1 NUMA node, node-001 has 2" in texts
+    assert "1 GPU, node-001 has 4" in texts
+    assert "1 GPU (" in summary(facts(one)) and "1 package," in summary(facts(one))
+    _, out, _ = run_cli("doctor", "--root", str(trees / "node-gpu-lost"), "--expect", str(fleet_reports["node-001"]),
+                        "--json")  # fmt: skip
+    evidence = [f["evidence"] for f in json.loads(out)["findings"] if f["subject"].startswith("device.GPU 3")]
+    assert evidence == [["this node: absent", "node-001: present"]]
+    assert "None" not in out
+
+
 def test_expect_of_an_unreadable_reference_is_a_usage_error(tmp_path: Path, trees: Path) -> None:
     (tmp_path / "ref.json").write_text('{"schema": "pinctl.doctor/v1"}')
     rc, out, err = run_cli("doctor", "--root", str(trees / "node-001"), "--expect", str(tmp_path / "ref.json"))
@@ -125,3 +145,24 @@ def test_show_and_plan_name_a_gathered_tree_by_its_own_hostname(trees: Path) -> 
     assert rc == 0 and json.loads(out)["node"]["hostname"] == "node-thp"
     rc, out, _ = run_cli("show", "--root", str(trees / "node-thp"), "--json")
     assert rc == 0 and json.loads(out)["hostname"] == "node-thp"
+
+
+def test_a_gathered_tree_places_gpus_as_it_places_nics(trees: Path) -> None:
+    """Issue 18: one placement rule for every PCI device of a tree. Each GPU of node-001 shares a
+    PCIe switch with its HCA (fixtures/gen_fleet.py); hwloc, given no bridges in /sys/bus/pci,
+    hung the GPUs off the machine root (PHB, bridges "-", CPU affinity 0-63)."""
+    rc, out, _ = run_cli("show", "--root", str(trees / "node-001"), "--json")
+    assert rc == 0
+    data = json.loads(out)
+    dist = data["distances"]
+    row = dict(zip(dist["columns"], dist["matrix"][dist["rows"].index("GPU0")], strict=True))
+    assert (row["mlx5_0"], row["mlx5_1"], row["mlx5_2"]) == ("PIX", "NODE", "SYS")
+    numa_cpus = {n["os_index"]: n["cpus"] for n in data["numa_nodes"]}
+    nics = {n["pci"]["switches"][0]: n for n in data["nics"]}
+    for gpu in data["gpus"]:
+        pci = gpu["pci"]
+        assert pci["bridges"] and pci["switches"], gpu["index"]
+        nic = nics[pci["switches"][0]]  # the HCA under the same switch
+        assert pci["host_bridge"] == nic["pci"]["host_bridge"] and pci["bridges"][1:] == nic["pci"]["bridges"][1:]
+        assert pci["local_cpus"] == numa_cpus[gpu["numa_node"]] == nic["pci"]["local_cpus"]
+    assert not any("attached to the machine root" in note for note in data["notes"])

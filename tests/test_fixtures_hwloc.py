@@ -559,3 +559,16 @@ def test_intel_slingshot_nics_are_not_verbs_devices(aurora: View) -> None:
     assert len(nics) == 8 and all((p.device, p.class_id) == (0x0501, 0x0200) for p in nics)
     assert [list(p.osdevs) for p in nics] == [[f"hsn{i}"] for i in range(8)]
     assert [p.local_cpus for p in nics] == [AU_S0] * 4 + [AU_S1] * 4
+
+
+def test_a_file_without_nvlink_facts_says_so() -> None:
+    """A file holds no NVLink facts unless hwloc wrote its NVLinkBandwidth matrix: the GPU pairs
+    show PCIe levels, and the node says NVLink is unknown (as live discovery without NVML does)."""
+    from pinctl.discovery.hwloc import load_hwloc
+
+    node = load_hwloc(xml_path=str(FIXTURES / "dgx-a100.xml"))
+    assert sum(g.vendor == "nvidia" for g in node.gpus) == 8 and not any(g.nvlinks for g in node.gpus)
+    (note,) = [n for n in node.notes if "NVLink" in n]
+    assert note.startswith(f"NVLink unknown: hwloc-xml:{FIXTURES / 'dgx-a100.xml'} holds no NVLink facts")
+    amd = load_hwloc(xml_path=str(FIXTURES / "epyc-nps4-8gpu.xml"))  # AMD GPUs: NVLink is no question
+    assert not any("NVLink" in n for n in amd.notes)

@@ -219,6 +219,61 @@ def test_mpi_launchers_alone(slurm: Slurm, tmp_path: Path, launcher: str, variab
     assert res.stderr.count(f"(from {variable})") == 2
 
 
+def test_mpirun_with_a_plan_made_in_each_rank(slurm: Slurm) -> None:
+    """Issue 18, item 1: `mpirun -np 2 pinctl launch --ranks 2 -- CMD`. mpirun binds each rank to one
+    core before pinctl runs; that binding is no limit (the cgroup is), so each rank plans the node as
+    a plan file would and gets its own CPU, instead of "2 ranks but only 1 usable core"."""
+    del slurm  # the fixture provides the packages
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOCAL_RANK"))}
+    res = subprocess.run([which("mpirun.openmpi") or "mpirun.openmpi", "--allow-run-as-root", "-np", "2",
+                          "--bind-to", "core", PYTHON, "-m", "pinctl", "launch", "--ranks", "2", "-v", "--", "sh",
+                          "-c", REPORT], capture_output=True, text=True, timeout=120, env=env, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = reports(res.stdout)
+    assert sorted(r["cpus"] for r in got) == ["0", "1"] and {r["omp"] for r in got} == {"1"}
+    assert res.stderr.count("(from OMPI_COMM_WORLD_LOCAL_RANK)") == 2
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its (re-)parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def test_a_stopped_cluster_leaves_no_process_even_one_ignoring_sigterm(slurm: Slurm, tmp_path: Path) -> None:
+    """A second private cluster beside the module's (its own node name, ports and folders: no collision),
+    with a job whose task ignores SIGTERM; stop() leaves nothing of it running."""
+    del slurm
+    other = Slurm(tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    try:
+        other.start()
+        script = tmp_path / "stubborn.sh"
+        script.write_text("#!/bin/sh\ntrap '' TERM\nsleep 300\n")
+        script.chmod(0o755)
+        res = other.run("sbatch", "-o", str(tmp_path / "out"), str(script))
+        assert res.returncode == 0, res.stderr
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            "sleep" in Path(f"/proc/{pid}/comm").read_text() for pid in other.leftovers()
+            if Path(f"/proc/{pid}/comm").exists()
+        ):  # fmt: skip
+            time.sleep(0.2)
+        before = other.leftovers()
+        assert before, "the job never started"
+    finally:
+        other.stop()
+    assert other.leftovers() == []
+    deadline = time.monotonic() + 10
+    while [pid for pid in before if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)  # SIGKILL is delivered at once, but a process ends a moment later
+    assert not [pid for pid in before if _running(pid)]
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/slurm_{other.node}"))
+
+
 def test_slurm_cpuspeclist_keeps_jobs_off_the_housekeeping_cores(slurm: Slurm) -> None:
     """Issue 13: the node line pinctl writes for a plan with housekeeping CPUs, put into this
     cluster's slurm.conf: scontrol shows the specialized core and a job never gets it. Last in

@@ -52,6 +52,41 @@ def test_gpus_minus_one_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 2 and err == "pinctl: error: malformed --gpus list '-1': '-1' is negative (numbers start at 0)\n"
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["-C", "4095"], "--physcpubind: CPU 4095 is not in the allowed cpuset"),
+        (["-N", "63"], "--cpunodebind: node 63 is not in the online nodes"),
+        (["-m", "62,63"], "--membind: nodes 62-63 are not in the allowed mems"),
+    ],
+)
+def test_launch_options_count_what_they_list(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
+    rc = main(["launch", *argv, "--", "true"])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and len(err.splitlines()) == 1
+
+
+def test_an_empty_gpu_in_a_list_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    xml = Path(__file__).resolve().parents[1] / "fixtures" / "hwloc" / "dgx-h100.xml"
+    rc = main(["plan", "--topology", str(xml), "--gpus", "0,,1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == "pinctl: error: malformed --gpus list '0,,1': empty element\n"
+
+
+def test_fleet_usage_shows_its_paths_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    """fleet reads standard input without a PATH, so its usage must not say PATH is required."""
+    assert main(["fleet", "--help"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Usage: pinctl fleet [OPTIONS] [PATH]..."
+
+
+@pytest.mark.parametrize("fmt", ["prometheus", "table"])
+def test_doctor_refuses_two_outputs_at_once(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    rc = main(["doctor", "--format", fmt, "--json", "--only", "node"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert captured.err == f"pinctl: error: --json and --format {fmt} ask for two outputs: give one\n"
+
+
 def test_errno_zero_is_no_reason() -> None:
     assert _reason(OSError(0, "Success")) == "no reason given"
     assert _reason(ValueError("Success")) == "no reason given"

@@ -31,7 +31,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pinctl" / "schemas" / "plan
 
 
 def test_valid_plan_keeps_what_acting_needs() -> None:
-    plan = Plan.from_dict(plan_dict([rank(0, [0, 1], mem_policy="interleave"), rank(1, [1])]))
+    plan = Plan.from_dict(plan_dict([rank(0, [0, 1], mem_policy="interleave"), rank(1, [2])]))
     assert plan.hostname == os.uname().nodename
     r0 = plan.rank(0)
     assert r0 is not None
@@ -156,6 +156,52 @@ def test_duplicate_or_gapped_local_ranks_are_refused() -> None:
         Plan.from_dict(plan_dict([rank(0, [0]), rank(0, [1])]))
     with pytest.raises(PlanError, match="local ranks must be 0-1"):
         Plan.from_dict(plan_dict([rank(0, [0]), rank(2, [1])]))
+
+
+def _classes(**given: list[int]) -> dict[str, Any]:
+    return {"housekeeping": [], "idle": [], "not_allowed": [], **given}
+
+
+@pytest.mark.parametrize(
+    ("ranks", "classes", "message"),
+    [
+        ([rank(0, [0, 1]), rank(1, [1, 2])], None, r"ranks\[1\]\.cpus: CPU 1 is also rank 0's"),
+        ([rank(0, [0], helpers=[5]), rank(1, [1], helpers=[5])], None, "CPU 5 is also rank 0's helper"),
+        ([rank(0, [0]), rank(1, [1])], _classes(housekeeping=[2], idle=[2]), "CPU 2 is in two classes"),
+        ([rank(0, [0]), rank(1, [1])], _classes(idle=[1]), "CPU 1 is a rank's and also idle"),
+    ],
+)
+def test_a_cpu_of_two_ranks_or_two_classes_is_refused_at_load(
+    tmp_path: Path, ranks: list[dict[str, Any]], classes: dict[str, Any] | None, message: str
+) -> None:
+    """docs/plan.md: rank CPU sets are pairwise disjoint, and the classes partition the node."""
+    doc = plan_dict(ranks)
+    if classes is not None:
+        doc["cpus"] = classes
+    with pytest.raises(PlanError, match=message):
+        Plan.from_dict(doc)
+    res = pinctl("launch", "--plan", write_plan(tmp_path / "p.json", doc), "--local-rank", "0", "--", "true")
+    assert res.returncode == 4
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_a_plan_whose_classes_miss_a_cpu_of_the_node_is_refused(tmp_path: Path) -> None:
+    """Every CPU of the node is in one class (a rank's, a helper's, housekeeping, idle, not allowed);
+    a CPU of this node the plan does not name is refused where the node is known: launch."""
+    from pinctl.kernel.files import KernelFiles
+
+    (tmp_path / "sys/devices/system/cpu").mkdir(parents=True)
+    (tmp_path / "sys/devices/system/cpu/online").write_text("0-3\n")
+    (tmp_path / "sys/devices/system/node").mkdir(parents=True)
+    (tmp_path / "sys/devices/system/node/online").write_text("0\n")
+    doc = plan_dict([rank(0, [0]), rank(1, [1])])
+    doc["cpus"] = _classes(idle=[2])
+    plan = Plan.from_dict(doc)
+    problems = check_live_node(plan, None, files=KernelFiles(str(tmp_path)))
+    assert problems == ["the plan's CPU classes do not cover this node: CPU 3 is in none (a plan names every "
+                        "CPU of its node)"]  # fmt: skip
+    doc["cpus"] = _classes(idle=[2], not_allowed=[3])
+    assert check_live_node(Plan.from_dict(doc), None, files=KernelFiles(str(tmp_path))) == []
 
 
 @pytest.mark.parametrize(
@@ -354,5 +400,5 @@ def test_the_plan_reader_reads_json_as_json_loads_does(text: str) -> None:
         except (ValueError, RecursionError, PlanError) as exc:
             return type(exc).__name__, str(exc)
 
-    hooks = {"object_pairs_hook": load._no_duplicates, "parse_constant": load._no_constant}
+    hooks = {"object_pairs_hook": load._no_duplicates, "parse_constant": load._no_constant, "parse_float": load._finite}
     assert read(load.json_value) == read(lambda t: json.loads(t, **hooks))

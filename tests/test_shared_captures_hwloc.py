@@ -381,3 +381,14 @@ def test_gathered_tree_is_not_the_host(gathered: dict[str, str]) -> None:
     """HWLOC_COMPONENTS=linux,stop: the tree's CPUs, never this machine's."""
     node = engine.load(fsroot=gathered["hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"])
     assert node.cpus == set(range(40)) != engine.load().cpus
+
+
+def test_a_capture_without_nvlink_facts_says_nvlink_is_unknown() -> None:
+    """JUWELS Booster's A100-SXM4 are NVLinked, but its capture holds no NVLinkBandwidth matrix:
+    SYS between its GPUs must come with the note live discovery gives ("NVLink unknown")."""
+    booster = load("psmgmt-jwb0004-juwels-booster.xml")
+    assert len(booster.gpus) == 4 and not any(g.nvlinks for g in booster.gpus)
+    assert gpu_level(booster.gpus[0], booster.gpus[1]) == "SYS"
+    assert [n for n in booster.notes if n.startswith("NVLink unknown: ")], booster.notes
+    dgx2 = load("hwloc-nvidiaDGX2.xml")  # captured with hwloc's NVML plugin: its links are facts
+    assert any(g.nvlinks for g in dgx2.gpus) and not any("NVLink unknown" in n for n in dgx2.notes)

@@ -18,6 +18,7 @@ from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import read_status
 from pinctl.plan.binding import Binding
 from pinctl.record import Record
+from pinctl.words import said
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the pin fast path
 if TYPE_CHECKING:
@@ -77,8 +78,9 @@ def apply_overrides(base: Binding, ov: Overrides, *, files: KernelFiles | None =
         cpus = parse_list(ov.physcpubind, what="--physcpubind CPU list", all_values=allowed_cpus)
         outside = cpus - allowed_cpus
         if outside:
+            cpuset_text = format_list(allowed_cpus)
             raise UsageError(
-                f"--physcpubind: CPUs {format_list(outside)} are not in the allowed cpuset {format_list(allowed_cpus)}"
+                f"--physcpubind: {said('CPU', outside, 'is', 'are')} not in the allowed cpuset {cpuset_text}"
             )
         if not cpus:
             raise UsageError("--physcpubind: empty CPU list")
@@ -89,7 +91,7 @@ def apply_overrides(base: Binding, ov: Overrides, *, files: KernelFiles | None =
             node_set |= node_cpus(fs, n) or frozenset()
         cpus = frozenset(node_set) & allowed_cpus
         if not cpus:
-            raise UsageError(f"--cpunodebind: nodes {format_list(nodes)} have no CPU in the allowed cpuset")
+            raise UsageError(f"--cpunodebind: {said('node', nodes, 'has', 'have')} no CPU in the allowed cpuset")
     memory = [
         name
         for name, given in (
@@ -122,7 +124,8 @@ def _nodes(text: str, option: str, allowed: frozenset[int], allowed_name: str) -
         raise UsageError(f"{option}: empty node list")
     outside = nodes - allowed
     if outside:
-        raise UsageError(f"{option}: nodes {format_list(outside)} are not in the {allowed_name} {format_list(allowed)}")
+        where = f"the {allowed_name} {format_list(allowed)}"
+        raise UsageError(f"{option}: {said('node', outside, 'is', 'are')} not in {where}")
     return nodes
 
 
@@ -133,7 +136,7 @@ def cpus_option(text: str, files: KernelFiles) -> frozenset[int]:
     if not cpus:
         raise UsageError("--cpus: empty CPU list")
     if online is not None and cpus - online:
-        raise UsageError(f"--cpus: CPUs {format_list(cpus - online)} are not online ({format_list(online)})")
+        raise UsageError(f"--cpus: {said('CPU', cpus - online, 'is', 'are')} not online ({format_list(online)})")
     return cpus
 
 
@@ -141,10 +144,10 @@ def mems_option(text: str, files: KernelFiles) -> frozenset[int]:
     """``pin --mems NODES``: online nodes, ``all`` = every online node."""
     online = online_nodes(files)
     nodes = parse_list(text, what="--mems node list", all_values=online)
-    if not nodes or nodes - online:
-        raise UsageError(
-            f"--mems: nodes {format_list(nodes - online) or '(none)'} are not online ({format_list(online)})"
-        )
+    if not nodes:
+        raise UsageError("--mems: empty node list")
+    if nodes - online:
+        raise UsageError(f"--mems: {said('node', nodes - online, 'is', 'are')} not online ({format_list(online)})")
     return nodes
 
 

@@ -13,7 +13,7 @@ tests/test_cli_grammar.py holds the two readings together.
 from __future__ import annotations
 
 from pinctl.cpuset import decimal
-from pinctl.planfile.types import MEM_POLICIES
+from pinctl.planfile.types import GPU_MEM_POLICIES, MEM_POLICIES
 from pinctl.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
@@ -120,9 +120,9 @@ PLANNING = (
         ("--mem-policy",),
         "mem_policy",
         "choice",
-        "Memory policy per rank (nodes local to its CPUs).",
+        "Memory policy per rank (nodes local to its CPUs; +gpu adds its GPU's HBM node on Grace).",
         default="bind",
-        choices=MEM_POLICIES,
+        choices=(*MEM_POLICIES, *GPU_MEM_POLICIES),
         shown=True,
     ),
     Opt(

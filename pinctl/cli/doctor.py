@@ -12,6 +12,7 @@ import json
 import os
 
 import click
+from click.core import ParameterSource
 
 from pinctl import api
 from pinctl.cli.options import source_options
@@ -23,7 +24,7 @@ from pinctl.doctor.finding import Finding
 from pinctl.doctor.inventory import inventory
 from pinctl.doctor.report import to_json_value
 from pinctl.errors import PinctlError, UsageError
-from pinctl.fleet.compare import shape_differences
+from pinctl.fleet.compare import shape_differences, shown
 from pinctl.fleet.read import load_reference
 from pinctl.fleet.shape import facts
 from pinctl.kernel.files import KernelFiles
@@ -61,8 +62,9 @@ def build_context(
     node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
     health = None
     note = "NVML not queried"
-    if root is not None:
-        note = "live node only: NVML (--root given)"
+    offline = topology is not None and root is None
+    if root is not None or offline:
+        note = f"live node only: NVML ({'--root' if root is not None else '--topology'} given)"
     elif not nvml:
         note = "--no-nvml given"
     else:
@@ -86,6 +88,7 @@ def build_context(
         housekeeping=housekeeping,
         job_cpus=job_cpus,
         plan=loaded,
+        offline=offline,
     )
 
 
@@ -145,6 +148,8 @@ def doctor(
     if list_checks:
         out([f"{c.id:<24} {c.title}" for c in CHECKS])
         return 0
+    if as_json and fmt != "json" and ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
+        raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
     reference = load_reference(expect) if expect is not None else None
     checks = select(only, skip)
     if root is not None and not os.path.isdir(root):
@@ -168,7 +173,10 @@ def doctor(
     node_inventory = inventory(context, from_topology=topology is not None and root is None)
     if reference is not None:
         shape = facts(to_json_value(findings, inventory=node_inventory))
-        findings.extend(expected_shape(shape, reference[1], reference[0]))
+        ref_shape = reference[1]
+        if context.offline:  # a topology file holds no kernel settings: compare the hardware only
+            ref_shape = tuple(fact for fact in ref_shape if not fact[0].startswith("kernel."))
+        findings.extend(expected_shape(shape, ref_shape, reference[0]))
     report = to_json_value(findings, strict=strict, inventory=node_inventory)
     if as_json or fmt == "json":
         out([json.dumps(report, indent=2, sort_keys=True)])
@@ -194,6 +202,13 @@ def expected_shape(
         "a BIOS NUMA setting); docs/fleet.md"
     )
     return [
-        Finding(EXPECTED_SHAPE, "fail", d.key, d.text, (f"this node: {d.node}", f"{name}: {d.reference}"), remedy)
+        Finding(
+            EXPECTED_SHAPE,
+            "fail",
+            d.key,
+            d.text,
+            (f"this node: {shown(d.node, d.key)}", f"{name}: {shown(d.reference, d.key)}"),
+            remedy,
+        )
         for d in diffs
     ]

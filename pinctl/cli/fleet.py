@@ -34,7 +34,7 @@ def tally(reports: Iterable[Report], reference: tuple[str, Shape, Checks] | None
 
 
 @click.command()
-@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--expect", metavar="REPORT", help="Compare every node with this node's report, not the majority.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def fleet(paths: tuple[str, ...], expect: str | None, as_json: bool) -> int:

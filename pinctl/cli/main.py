@@ -11,9 +11,24 @@ from __future__ import annotations
 
 import sys
 
+from pinctl.cli import streams
+
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Run pinctl; a closed, full or abandoned standard output is handled as pinctl.cli.streams says."""
+    saved = streams.guard()
+    try:
+        try:
+            code = _dispatch(list(sys.argv[1:] if argv is None else argv))
+        except streams.ReaderGone:
+            streams.silence()
+            return streams.EPIPE_EXIT
+        return streams.finish(code)
+    finally:
+        streams.restore(saved)
+
+
+def _dispatch(args: list[str]) -> int:
     if args[:1] in (["launch"], ["pin"]):
         from pinctl.cli import fast
 

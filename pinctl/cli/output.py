@@ -46,8 +46,12 @@ def _fitted(line: str) -> str:
     try:
         if not sys.stderr.isatty():
             return line + "\n"
-        width = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
+        width = int(os.environ.get("COLUMNS") or 0)  # COLUMNS=0 or unset: unknown, ask the terminal
+        if width <= 0:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
+        return line + "\n"
+    if width <= 0:
         return line + "\n"
     out: list[str] = []
     current = ""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import click
 
 from pinctl import api
+from pinctl.act.files import write_file, write_tree
 from pinctl.cli.options import planning_keywords, planning_options
 from pinctl.cli.output import warn
 from pinctl.errors import UsageError
@@ -91,7 +91,7 @@ def plan(
         if output is None:
             _write(housekeeping.plan_to_systemd(result), None)
         else:
-            _write_tree(housekeeping.systemd_files(result), output)
+            write_tree(output, housekeeping.systemd_files(result))
     elif fmt == "irqbalance":
         _write(housekeeping.plan_to_irqbalance(result), output)
     else:
@@ -101,24 +101,8 @@ def plan(
     return 0
 
 
-def _write_tree(files: list[tuple[str, str]], folder: str) -> None:
-    """Write (relative path, text) pairs under *folder*, making the folders they need."""
-    root = Path(folder)
-    try:
-        for rel, text in files:
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write under {folder!r}: {exc.strerror}") from None
-
-
 def _write(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output!r}: {exc.strerror}") from None
+    write_file(output, text)

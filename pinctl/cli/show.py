@@ -8,9 +8,10 @@ import sys
 import click
 
 from pinctl import api
+from pinctl.act.files import write_file
 from pinctl.cli.options import source_options
 from pinctl.cli.output import say
-from pinctl.discovery.engine import export_xml, live_xml
+from pinctl.discovery.engine import live_xml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw
@@ -44,6 +45,6 @@ def snapshot(output: str) -> int:
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)
         sys.stdout.write(live_xml())
         return 0
-    export_xml(output)
+    write_file(output, live_xml())
     say(f"wrote {output}")
     return 0

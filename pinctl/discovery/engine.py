@@ -64,13 +64,3 @@ def live_xml() -> str:
     if _chosen() == "hwloc":
         return hwloc_source.live_xml()
     return builtin.live_xml()
-
-
-def export_xml(path: str) -> None:
-    """Write :func:`live_xml` to *path*."""
-    text = live_xml()
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise TopologyError(f"cannot write topology snapshot {path}: {e.strerror or e}") from None

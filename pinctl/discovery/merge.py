@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from pinctl.discovery.memory import merge_numa
 from pinctl.discovery.nvml import NvmlGpu, NvmlResult
 from pinctl.discovery.sysfs import SysfsFacts, model_pci
 from pinctl.errors import TopologyError
@@ -29,7 +30,17 @@ def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
     node = merge_rdma(node, facts)
     node = merge_netifs(node, facts)
     node = merge_nvme(node, facts)
-    return refresh_pci(node, facts)
+    node = merge_numa(node, facts)
+    node = refresh_pci(node, facts)
+    return rdma_stack_missing(node, facts)
+
+
+def rdma_stack_missing(node: Node, facts: SysfsFacts) -> Node:
+    """A note per ConnectX function on mlx5_core with no RDMA device (ib_core/mlx5_ib not loaded)."""
+    notes = [f"ConnectX {info.address} (mlx5_core, NUMA node {info.numa_node if info.numa_node is not None else '?'}) "
+             "has no RDMA device: the RDMA stack is not loaded (modprobe mlx5_ib; install rdma-core or MLNX_OFED/"
+             "DOCA-OFED), so NCCL and MPI cannot use it for RDMA" for info in facts.rdma_less]  # fmt: skip
+    return replace(node, notes=(*node.notes, *notes)) if notes else node
 
 
 def _aliases(node: Node, facts: SysfsFacts) -> dict[str, str]:
@@ -137,12 +148,31 @@ def _find_storage(storage: list[Storage], name: str, address: PciAddress | None,
 
 
 def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
-    """PCIe link speed/width of every GPU, NIC and storage device, and missing NUMA locality."""
+    """PCIe link speed/width of every GPU, NIC and storage device, and missing NUMA locality.
+
+    One placement rule for every PCI device: one hwloc did not place below a bridge (a gathered
+    tree whose /sys/bus/pci lists no bridges: hwloc hangs its devices off the machine root) takes
+    its bridges, switches, host bridge and local CPUs from sysfs (its NUMA node too where the model
+    has none), as a device only sysfs knows does (:func:`pinctl.discovery.sysfs.pci_info`), so a
+    GPU and the NIC under its switch read PIX, not PHB.
+    """
+    aliases = _aliases(node, facts)
+    placed = 0
 
     def fresh(info: PciInfo) -> PciInfo:
+        nonlocal placed
         found = facts.function(info.address)
         if found is None:
             return info
+        if not info.bridges and not info.switches and found.bridges:
+            placed += 1
+            info = replace(
+                info,
+                bridges=found.bridges,
+                switches=found.switches,
+                host_bridge=aliases.get(found.host, found.host) if found.host else info.host_bridge,
+                local_cpus=found.local_cpus or info.local_cpus,
+            )
         new, old = found.link, info.link
         link = PciLink(
             speed_gts=new.speed_gts if new.speed_gts is not None else old.speed_gts,
@@ -160,7 +190,10 @@ def refresh_pci(node: Node, facts: SysfsFacts) -> Node:
         nics=tuple(replace(n, pci=fresh(n.pci)) if n.pci else n for n in node.nics),
         storage=tuple(replace(s, pci=fresh(s.pci)) if s.pci else s for s in node.storage),
     )
-    return replace(fresh_node, notes=fresh_node.notes + tuple(locality_conflicts(fresh_node, facts)))
+    notes = fresh_node.notes
+    if placed and all(info.numa_node is not None for info in model_pci(fresh_node)):
+        notes = tuple(n for n in notes if not n.endswith("(attached to the machine root)"))  # sysfs placed them
+    return replace(fresh_node, notes=notes + tuple(locality_conflicts(fresh_node, facts)))
 
 
 def locality_conflicts(node: Node, facts: SysfsFacts) -> list[str]:
@@ -222,11 +255,22 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
                 **_nvml_access((), found),
             )
         )
+    gpus = _nvml_memory_nodes(node, gpus, result)
     lost = [g.index for g in result.gpus if g.pci is None]
     if lost:
         notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
     ordered = sorted(gpus, key=lambda g: g.pci.address)
-    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), notes=tuple(notes))
+    hbm = {g.memory_numa_node for g in ordered if g.memory_numa_node is not None}
+    numa = tuple(replace(n, kind="gpu") if n.os_index in hbm and n.cpuless else n for n in node.numa_nodes)
+    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), numa_nodes=numa,
+                   notes=tuple(notes))  # fmt: skip
+
+
+def _nvml_memory_nodes(node: Node, gpus: list[Gpu], result: NvmlResult) -> list[Gpu]:
+    """NVML's nvmlDeviceGetNumaNodeId (Grace: the GPU's HBM node) wins over a tie guessed from sysfs."""
+    ids = {g.pci: g.numa_node_id for g in result.gpus if g.pci is not None and g.numa_node_id is not None}
+    known = {n.os_index for n in node.numa_nodes}
+    return [replace(g, memory_numa_node=ids[g.pci.address]) if ids.get(g.pci.address) in known else g for g in gpus]
 
 
 def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class NvmlGpu:
     minor: int | None = None
     mig_mode: bool | None = None
     mig: tuple[MigDevice, ...] = ()
+    numa_node_id: int | None = None  # its own memory's NUMA node (Grace: HBM as a CPU-less node)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ def _collect_topology(nvml: Any, count: int) -> NvmlResult:
                 minor=_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
                 mig_mode=_mig_mode(nvml, handle),
                 mig=_mig_devices(nvml, handle),
+                numa_node_id=_int(_call(nvml, "nvmlDeviceGetNumaNodeId", handle)),
             )
         )
     return NvmlResult(driver_version=_text(_call(nvml, "nvmlSystemGetDriverVersion")), gpus=tuple(gpus))

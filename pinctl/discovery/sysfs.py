@@ -12,30 +12,49 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinctl.discovery.kinds import rdma_kind
-from pinctl.kernel import net, nvme, pci, rdma
+from pinctl.kernel import cpus, net, numa, nvme, pci, rdma
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Nic, NicKind, NicPort, Node, PciAddress, PciInfo, PciLink, Storage
 
 
 @dataclass(frozen=True)
 class PciFacts:
-    """What sysfs says about one function now: its link, locality and host bridge."""
+    """What sysfs says about one function now: its link, locality and place (bridges nearest
+    first, switches, host bridge), the same facts :func:`pci_info` gives a device only sysfs knows."""
 
     link: PciLink
     numa_node: int | None
     local_cpus: frozenset[int]
     host: str | None
+    bridges: tuple[PciAddress, ...] = ()
+    switches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NumaFacts:
+    """One online NUMA node as /sys/devices/system/node shows it: CPUs, MemTotal (0: memory-less;
+    None: unknown) and its row of the distance matrix, by the order of ``nodes``."""
+
+    os_index: int
+    cpus: frozenset[int] | None
+    memory_bytes: int | None
+    distances: tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
 class SysfsFacts:
     """Everything the merge needs: RDMA devices, device-backed interfaces, NVMe namespaces per
-    controller (with the controller's PCI address), and the facts of every PCI function involved."""
+    controller (with the controller's PCI address), the facts of every PCI function involved,
+    the NUMA nodes, the online CPUs, and ConnectX functions bound to mlx5_core that have no
+    RDMA device (the RDMA stack is not loaded)."""
 
     rdma: tuple[Nic, ...] = ()
     netifs: tuple[Nic, ...] = ()
     nvme: tuple[tuple[PciAddress | None, tuple[Storage, ...]], ...] = ()
     functions: tuple[tuple[PciAddress, PciFacts], ...] = ()
+    numa: tuple[NumaFacts, ...] = ()
+    online_cpus: frozenset[int] | None = None
+    rdma_less: tuple[PciInfo, ...] = ()
 
     def function(self, address: PciAddress) -> PciFacts | None:
         for addr, facts in self.functions:
@@ -58,7 +77,17 @@ def read_sysfs(files: KernelFiles, node: Node) -> SysfsFacts:
         facts = function_facts(files, addr)
         if facts is not None:
             functions.append((addr, facts))
-    return SysfsFacts(tuple(rdma_nics), tuple(netifs), tuple(controllers), tuple(functions))
+    return SysfsFacts(tuple(rdma_nics), tuple(netifs), tuple(controllers), tuple(functions),
+                      numa_facts(files), cpus.online_cpus(files),
+                      tuple(pci_info(files, a) for a in rdma.mlx5_without_rdma(files)))  # fmt: skip
+
+
+def numa_facts(files: KernelFiles) -> tuple[NumaFacts, ...]:
+    """Every NUMA node sysfs lists (none when the tree has no node folder: then nothing is known)."""
+    if not files.exists(numa.NODE_DIR):
+        return ()
+    return tuple(NumaFacts(n, numa.node_cpus(files, n), numa.node_memory(files, n), numa.node_distances(files, n))
+                 for n in sorted(numa.online_nodes(files)))  # fmt: skip
 
 
 def model_pci(node: Node) -> list[PciInfo]:
@@ -73,12 +102,9 @@ def function_facts(files: KernelFiles, address: PciAddress) -> PciFacts | None:
     """A function's link, locality and host bridge; None when sysfs does not list it."""
     if not pci.exists(files, address):
         return None
-    place = pci.place(files, address)
+    bridges, switches, host = pci.place(files, address) or ((), (), None)
     return PciFacts(
-        pci.link(files, address),
-        pci.numa_node(files, address),
-        pci.local_cpus(files, address),
-        place[2] if place else None,
+        pci.link(files, address), pci.numa_node(files, address), pci.local_cpus(files, address), host, bridges, switches
     )
 
 

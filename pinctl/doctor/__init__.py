@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pinctl.doctor import gpu, gpudirect, gpuhealth, irq, node, numa, pcie, procs, rdma, settings, xid
-from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root
+from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root, not_applicable
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
 
@@ -29,6 +29,7 @@ class Check:
     title: str
     fn: CheckFn
     needs_node: bool = True  # False: runs on files or NVML alone, so discovery can be skipped
+    live: str | None = None  # what of the live node it reads (n/a on a topology file alone); None: the model
 
     @property
     def area(self) -> str:
@@ -37,36 +38,69 @@ class Check:
 
 CHECKS: tuple[Check, ...] = (
     Check(node.CHECK, "topology discovery worked", node.discovery),
-    Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded),
+    Check(pcie.CHECK, "PCIe links at full speed and width", pcie.link_degraded, live="PCIe link files"),
     Check(rdma.PORT_DOWN, "RDMA ports ACTIVE and LinkUp", rdma.port_down, needs_node=False),
+    Check(rdma.STACK, "every ConnectX on mlx5_core has its RDMA device", rdma.stack_missing, needs_node=False),
     Check(rdma.NO_GDR, "each GPU has a NIC under a shared PCIe switch", rdma.no_gdr_path),
     Check(rdma.IMBALANCE, "GPUs spread evenly over RDMA NICs", rdma.nic_imbalance),
-    Check(rdma.LINK_ERRORS, "RDMA ports without link errors", rdma.link_errors, needs_node=False),
-    Check(gpudirect.PEERMEM, "peer-memory module for GPUDirect RDMA", gpudirect.peer_memory),
-    Check(gpudirect.STORAGE, "nvidia_fs for GPUDirect Storage", gpudirect.storage),
-    Check(gpudirect.ACS, "no ACS redirect between GPUs and NICs", gpudirect.acs_redirect),
-    Check(gpudirect.IOMMU, "IOMMU off or passthrough on GPUDirect paths", gpudirect.iommu),
+    Check(
+        rdma.LINK_ERRORS,
+        "RDMA ports without link errors",
+        rdma.link_errors,
+        needs_node=False,
+        live="RDMA port counters",
+    ),
+    Check(gpudirect.PEERMEM, "peer-memory module for GPUDirect RDMA", gpudirect.peer_memory, live="kernel modules"),
+    Check(gpudirect.STORAGE, "nvidia_fs for GPUDirect Storage", gpudirect.storage, live="kernel modules"),
+    Check(gpudirect.ACS, "no ACS redirect between GPUs and NICs", gpudirect.acs_redirect, live="PCI config space"),
+    Check(gpudirect.IOMMU, "IOMMU off or passthrough on GPUDirect paths", gpudirect.iommu, live="IOMMU settings"),
     Check(numa.UNKNOWN, "GPU/NIC NUMA locality known", numa.unknown_locality),
     Check(numa.MEMORYLESS, "NUMA nodes with CPUs have memory", numa.memoryless_node),
     Check(numa.CPULESS, "CPU-less NUMA nodes are memory tiers", numa.cpuless_node),
-    Check(settings.NUMA_BALANCING, "automatic NUMA balancing off", settings.numa_balancing, needs_node=False),
-    Check(settings.THP_DEFRAG, "THP defrag not 'always'", settings.thp_defrag, needs_node=False),
-    Check(settings.GOVERNOR, "CPU governor 'performance'", settings.cpufreq_governor, needs_node=False),
-    Check(settings.OFFLINE, "no offline CPUs", settings.offline_cpus, needs_node=False),
-    Check(settings.ISOLCPUS, "isolated CPUs vs housekeeping", settings.isolcpus, needs_node=False),
-    Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa),
-    Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False),
-    Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False),
-    Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False),
-    Check(gpu.NVLINK, "expected NVLinks active", gpu.nvlink_missing),
-    Check(gpu.REPLAY, "no PCIe replays", gpu.pcie_replay, needs_node=False),
-    Check(gpuhealth.CLOCKS, "no thermal or hardware clock slowdown", gpuhealth.clocks, needs_node=False),
-    Check(gpuhealth.ECC, "no uncorrectable ECC errors", gpuhealth.ecc, needs_node=False),
-    Check(gpuhealth.NVLINK_ERRORS, "no NVLink errors", gpuhealth.nvlink_errors, needs_node=False),
-    Check(gpuhealth.FABRIC, "GPUs registered with the NVLink fabric", gpuhealth.fabric, needs_node=False),
-    Check(gpuhealth.DRIVER, "GPU firmware agrees with the driver", gpuhealth.driver_versions, needs_node=False),
-    Check(xid.CHECK, "no hardware Xid events in the kernel log", xid.xid_events, needs_node=False),
-    Check(procs.CHECK, "GPU processes pinned near their GPU", procs.mis_pinned),
+    Check(
+        settings.NUMA_BALANCING,
+        "automatic NUMA balancing off",
+        settings.numa_balancing,
+        needs_node=False,
+        live="kernel settings",
+    ),
+    Check(
+        settings.THP_DEFRAG, "THP defrag not 'always'", settings.thp_defrag, needs_node=False, live="kernel settings"
+    ),
+    Check(
+        settings.GOVERNOR,
+        "CPU governor 'performance'",
+        settings.cpufreq_governor,
+        needs_node=False,
+        live="cpufreq settings",
+    ),
+    Check(settings.OFFLINE, "no offline CPUs", settings.offline_cpus, needs_node=False, live="CPU online state"),
+    Check(
+        settings.ISOLCPUS,
+        "isolated CPUs vs housekeeping",
+        settings.isolcpus,
+        needs_node=False,
+        live="kernel command line",
+    ),
+    Check(irq.CHECK, "NIC/NVMe IRQs on local CPUs", irq.remote_numa, live="IRQ affinities"),
+    Check(gpu.PERSISTENCE, "GPU persistence mode on", gpu.persistence_mode, needs_node=False, live="NVML"),
+    Check(gpu.LOST, "no GPU lost", gpu.lost, needs_node=False, live="NVML"),
+    Check(gpu.MEMORY, "no pending or failed memory retirement", gpu.memory_retirement, needs_node=False, live="NVML"),
+    Check(gpu.NVLINK, "expected NVLinks active", gpu.nvlink_missing, live="NVML"),
+    Check(gpu.REPLAY, "no PCIe replays", gpu.pcie_replay, needs_node=False, live="NVML"),
+    Check(gpuhealth.CLOCKS, "no thermal or hardware clock slowdown", gpuhealth.clocks, needs_node=False, live="NVML"),
+    Check(gpuhealth.ECC, "no uncorrectable ECC errors", gpuhealth.ecc, needs_node=False, live="NVML"),
+    Check(gpuhealth.NVLINK_ERRORS, "no NVLink errors", gpuhealth.nvlink_errors, needs_node=False, live="NVML"),
+    Check(gpuhealth.FABRIC, "GPUs registered with the NVLink fabric", gpuhealth.fabric, needs_node=False, live="NVML"),
+    Check(
+        gpuhealth.DRIVER,
+        "GPU firmware agrees with the driver",
+        gpuhealth.driver_versions,
+        needs_node=False,
+        live="NVML",
+    ),
+    Check(xid.CHECK, "no hardware Xid events in the kernel log", xid.xid_events, needs_node=False, live="kernel log"),
+    Check(procs.CHECK, "GPU processes pinned near their GPU", procs.mis_pinned, live="processes"),
 )
 
 
@@ -101,6 +135,9 @@ def run_checks(ctx: DoctorContext, checks: Iterable[Check] = CHECKS, *, debug: b
     """Run each check; a permission error becomes "needs root", a bug "skipped" (raised with *debug*)."""
     out: list[Finding] = []
     for check in checks:
+        if ctx.offline and check.live is not None:
+            out.append(not_applicable(check.id, check.live))
+            continue
         try:
             out.extend(check.fn(ctx))
         except NeedsRoot as exc:
@@ -126,11 +163,12 @@ def summarize(findings: Iterable[Finding]) -> dict[str, int]:
 
 
 def summary_line(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts[severity]} {severity}" for severity in SEVERITIES)
+    # "n/a" only where a topology file alone made checks inapplicable
+    return ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if s != "n/a" or counts.get(s))
 
 
 def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
-    """0 all ok/skipped, 1 warnings (2 with *strict*), 2 failures."""
+    """0 all ok/skipped/n/a, 1 warnings (2 with *strict*), 2 failures."""
     severities = {f.severity for f in findings}
     if "fail" in severities:
         return 2

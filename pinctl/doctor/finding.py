@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 # A finding's severity (written "level" in the JSON and the tables, as health checks call it;
 # in the code "level" is a PCIe distance, docs/design.md).
-Severity = Literal["ok", "warn", "fail", "skipped"]
-SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "fail", "skipped")
+# "n/a": the check judges the live node (its kernel, IRQs, NVML) and the input is a topology
+# file, which holds none of that; not a problem, and not "skipped" for a reason that is not so.
+Severity = Literal["ok", "warn", "fail", "skipped", "n/a"]
+SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "fail", "skipped", "n/a")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class DoctorContext:
     ``node`` is None when discovery failed (``discovery_error`` says why);
     ``health`` is None without NVML (``nvml_note`` says why). ``housekeeping``
     come from ``--reserve``, ``job_cpus`` and ``plan`` from ``--plan``; None means not given.
+    ``offline``: the node is a topology file alone (``--topology`` without ``--root``): the
+    files under ``files`` are this machine's, not the node's, so checks judge only the model.
     """
 
     files: KernelFiles
@@ -67,6 +71,7 @@ class DoctorContext:
     housekeeping: frozenset[int] | None = None
     job_cpus: frozenset[int] | None = None
     plan: Plan | None = None
+    offline: bool = False
 
 
 def ok(check: str, subject: str, summary: str, *evidence: str) -> Finding:
@@ -75,6 +80,11 @@ def ok(check: str, subject: str, summary: str, *evidence: str) -> Finding:
 
 def skipped(check: str, reason: str, subject: str = "node") -> Finding:
     return Finding(check, "skipped", subject, reason)
+
+
+def not_applicable(check: str, needs: str) -> Finding:
+    """The verdict of a check that needs the live node when only a topology file was given."""
+    return Finding(check, "n/a", "node", f"not applicable to a topology file: needs the live node's {needs}")
 
 
 def needs_root(check: str, path: str) -> Finding:

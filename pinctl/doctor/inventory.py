@@ -164,5 +164,5 @@ def inventory(ctx: DoctorContext, *, from_topology: bool = False) -> dict[str, A
     return {
         "hostname": node_name(ctx, from_topology=from_topology),
         "hardware": hardware(ctx.node) if ctx.node is not None else None,
-        "kernel": kernel_settings(ctx),
+        "kernel": None if ctx.offline else kernel_settings(ctx),  # a topology file holds no kernel settings
     }

@@ -53,8 +53,10 @@ def _mismatch(ctx: DoctorContext) -> list[str]:
     n = ctx.node
     assert n is not None
     out: list[str] = []
-    if n.source == "live" or n.source.startswith("sysfs:"):
-        return out  # the model was read from these very files (offline CPUs may differ; that is kernel.offline-cpus)
+    # offline: the files are this machine's, which the user did not ask about; live or sysfs: the
+    # model was read from these very files (offline CPUs may differ; that is kernel.offline-cpus)
+    if ctx.offline or n.source == "live" or n.source.startswith("sysfs:"):
+        return out
     present, evidence = cpus.cpu_list_fact(ctx.files, "present", strict=False)
     if present and n.cpus and present != n.cpus:
         out.append(f"{evidence}; {n.source} has CPUs {format_list(n.cpus)}")

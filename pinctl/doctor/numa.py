@@ -57,12 +57,15 @@ def memoryless_node(ctx: DoctorContext) -> list[Finding]:
         return [skipped(MEMORYLESS, "the topology has no NUMA memory sizes")]
     empty = [n for n in known if n.memory_bytes == 0 and n.cpus]
     if not empty:
+        with_cpus = [n for n in known if n.cpus]
+        if not with_cpus:
+            return [skipped(MEMORYLESS, "no NUMA node with CPUs has a known memory size")]
         return [
             ok(
                 MEMORYLESS,
                 "node",
                 (
-                    every(len(known), "NUMA node with CPUs", "has", "have", plural_word="NUMA nodes with CPUs")
+                    every(len(with_cpus), "NUMA node with CPUs", "has", "have", plural_word="NUMA nodes with CPUs")
                     + " memory"
                 ),
             )
@@ -90,8 +93,14 @@ def cpuless_node(ctx: DoctorContext) -> list[Finding]:
     out: list[Finding] = []
     for n in cpuless:
         ev = (f"{node_file(n.os_index, 'cpulist')} = (empty); kind = {n.kind}",)
-        if n.kind in EXPECTED_CPULESS:
-            out.append(ok(CPULESS, f"NUMA node {n.os_index}", f"CPU-less {n.kind} memory node (expected)", *ev))
+        owner = ctx.node.memory_gpu(n.os_index)
+        if n.memory_bytes == 0:
+            what = (f"empty node reserved for GPU {owner[0].index}'s MIG instances" if owner is not None
+                    else "empty node (no CPUs, no memory): nothing is placed there")  # fmt: skip
+            out.append(ok(CPULESS, f"NUMA node {n.os_index}", what, *ev))
+        elif n.kind in EXPECTED_CPULESS:
+            mine = f": GPU {owner[0].index}'s memory" if owner is not None else ""
+            out.append(ok(CPULESS, f"NUMA node {n.os_index}", f"CPU-less {n.kind} memory node (expected){mine}", *ev))
         else:
             out.append(
                 Finding(

@@ -17,12 +17,14 @@ from __future__ import annotations
 from pinctl.distance import level_order, pci_level
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import rdma
+from pinctl.kernel.pci import device_file
 from pinctl.model import Gpu, Nic, Node
 from pinctl.plan.devices import choose_gpu_nics
 from pinctl.plan.nicnotes import port_tool
 from pinctl.words import count
 
 PORT_DOWN = "rdma.port-down"
+STACK = "rdma.stack-missing"
 NO_GDR = "rdma.no-gdr-path"
 IMBALANCE = "rdma.nic-imbalance"
 LINK_ERRORS = "rdma.link-errors"
@@ -30,6 +32,8 @@ _FAR = ("PHB", "NODE", "SYS")
 
 
 def port_down(ctx: DoctorContext) -> list[Finding]:
+    if ctx.offline:
+        return _ports_in_file(ctx)
     devices = rdma.devices(ctx.files)
     if not devices:
         return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
@@ -61,6 +65,58 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
     if ports == 0:
         return [skipped(PORT_DOWN, "RDMA devices have no readable port state")]
     return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE / LinkUp")]
+
+
+def _ports_in_file(ctx: DoctorContext) -> list[Finding]:
+    """A topology file alone: judge the port states it holds (hwloc's ``Port1State``, NCCL's none)."""
+    if ctx.node is None:
+        return [no_node(ctx, PORT_DOWN)]
+    out: list[Finding] = []
+    ports = 0
+    for nic in ctx.node.nics:
+        if not nic.rdma:
+            continue
+        for port in nic.ports:
+            if port.state is None:
+                continue
+            ports += 1
+            if not port.active:
+                state = port.state + (f" / {port.phys_state}" if port.phys_state else "")
+                out.append(
+                    Finding(
+                        PORT_DOWN,
+                        "warn",
+                        f"{nic.name} port {port.number}",
+                        f"port is {state}",
+                        (f"{ctx.node.source}: {nic.name} port {port.number} state = {state}",),
+                        "check the cable and the switch port on that node; on InfiniBand make sure a subnet "
+                        f"manager runs; `{port_tool(nic.kind)}` there shows the same",
+                    )
+                )
+    if ports == 0:
+        return [skipped(PORT_DOWN, "the topology file holds no RDMA port states")]
+    return out or [ok(PORT_DOWN, "node", f"{count(ports, 'RDMA port')} ACTIVE in the topology file")]
+
+
+def stack_missing(ctx: DoctorContext) -> list[Finding]:
+    """ConnectX functions on mlx5_core with no verbs device: on the bus, unusable for RDMA."""
+    bare = rdma.mlx5_without_rdma(ctx.files)
+    if not bare:
+        owned = len(rdma.devices(ctx.files))
+        return [ok(STACK, "node", f"RDMA stack loaded ({count(owned, 'RDMA device')})" if owned
+                   else "no ConnectX on mlx5_core")]  # fmt: skip
+    return [
+        Finding(
+            STACK,
+            "fail",
+            f"ConnectX {address}",
+            "bound to mlx5_core but has no RDMA device: the RDMA stack (ib_core, mlx5_ib) is not loaded",
+            (f"{device_file(address, 'driver')} -> mlx5_core", f"{rdma.IB_DIR}: no entry for {address}"),
+            "modprobe mlx5_ib (and ib_uverbs, rdma_ucm); make it persistent with the distribution's rdma-core "
+            "package (or NVIDIA MLNX_OFED/DOCA-OFED, whose openibd service loads it); `ibv_devices` then lists it",
+        )
+        for address in bare
+    ]
 
 
 def link_errors(ctx: DoctorContext) -> list[Finding]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pinctl.fleet.shape import CheckRow, Checks, Fact, Shape, summary
+from pinctl.fleet.shape import CheckRow, Checks, Fact, Shape, counted, summary
+from pinctl.words import count, verb
 
 
 @dataclass(frozen=True)
@@ -228,11 +229,11 @@ def differences(
             value = fact[2]
             if key.startswith("count."):
                 tail = (
-                    f"{ref_count} of {total} nodes have {ref_value}"
+                    f"{ref_count} of {count(total, 'node')} {verb(ref_count, 'has', 'have')} {ref_value}"
                     if against is None
                     else f"{against} has {ref_value}"
                 )
-                out.append(Difference(key, value, ref_value, f"{value} {label}, {tail}"))
+                out.append(Difference(key, value, ref_value, f"{counted(value, label)}, {tail}"))
             else:
                 out.append(Difference(key, value, ref_value, f"{fact[1]} {value}, {word} {ref_value}".strip()))
     said.clear()
@@ -246,6 +247,13 @@ def differences(
             out.append(Difference(f"device.{device}", "present", None, f"{device} extra, {word} has none"))
     # counts and the NPS mode first: "3 GPUs" explains the rest
     return tuple(sorted(out, key=lambda d: 0 if d.key.startswith("count.") or d.key == "numa.nps" else 1))
+
+
+def shown(value: str | None, key: str) -> str:
+    """A side's value in evidence lines: what is missing is said, never ``None``."""
+    if value is not None:
+        return value
+    return "absent" if key.startswith("device.") else "not reported"
 
 
 def shape_differences(shape: Shape, ref: Shape, name: str) -> tuple[Difference, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -35,6 +36,8 @@ def check(source: str, text: str) -> Report:
     """Parse one document and check that it is a report this pinctl can compare."""
     try:
         data = json.loads(text)
+    except RecursionError:  # a document nested deeper than the parser's stack: a report is four levels
+        return Report(source, error="nested too deep: not a doctor report")
     except json.JSONDecodeError as exc:
         stripped = text.rstrip()
         if exc.pos >= len(stripped) or exc.msg.startswith("Unterminated string"):
@@ -98,10 +101,18 @@ def _emit(text: str, source: str, line: int, oversized: bool) -> Iterator[Report
         yield check(f"{source}:{first}", body)
 
 
-def read_file(path: str) -> Iterator[Report]:
-    """The reports in one file: one document (the fast path), or several concatenated."""
+def read_file(path: str, *, regular_only: bool = False) -> Iterator[Report]:
+    """The reports in one file: one document (the fast path), or several concatenated.
+
+    *regular_only* (a file found in a folder): a FIFO, socket or device is named and skipped, as
+    a FIFO would block the read until someone writes to it. A path named on the command line is
+    read whatever it is (``fleet <(srun ...)`` passes a pipe)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if regular_only else 0))
+        with open(fd, encoding="utf-8") as f:
+            if regular_only and not stat.S_ISREG(os.fstat(fd).st_mode):
+                yield Report(path, error="not a regular file (a FIFO, socket or device)")
+                return
             text = f.read(MAX_REPORT + 1)
     except (OSError, UnicodeDecodeError) as exc:
         yield Report(path, error=f"unreadable: {getattr(exc, 'strerror', None) or exc}")
@@ -126,7 +137,7 @@ def read_paths(paths: Iterable[str], stdin: TextIO) -> Iterator[Report]:
                 dirs.sort()
                 for name in sorted(names):
                     if not name.startswith("."):
-                        yield from read_file(os.path.join(top, name))
+                        yield from read_file(os.path.join(top, name), regular_only=True)
         elif os.path.exists(path):
             yield from read_file(path)
         else:

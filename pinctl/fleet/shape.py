@@ -24,6 +24,13 @@ def _text(value: object) -> str:
     return "unknown" if value is None else str(value)
 
 
+def counted(value: str, label: str) -> str:
+    """``1 package``, ``2 packages``: a count fact's value with its plural label made to agree."""
+    if value == "1" and label.endswith("s"):
+        label = label[:-1]
+    return f"{value} {label}"
+
+
 def _link(out: list[Fact], key: str, label: str, dev: Mapping[str, Any], device: str) -> None:
     width, gen = dev.get("pcie_width"), dev.get("pcie_gen")
     if width is not None or gen is not None:
@@ -143,10 +150,11 @@ def summary(shape: Shape) -> str:
         p for p in (common(".model", "gpu."), common(".pcie_gen", "gpu."), common(".pcie_width", "gpu.")) if p
     )
     parts = [
-        f"{values.get('count.gpus', '0')} GPUs" + (f" ({gpu})" if gpu else ""),
-        f"{values.get('count.rdma_nics', '0')} RDMA NICs" + (f" ({r})" if (r := common(".rate", "nic.")) else ""),
-        f"{values.get('count.cpus', '?')} CPUs",
-        f"{values.get('count.packages', '?')} packages",
+        counted(values.get("count.gpus", "0"), "GPUs") + (f" ({gpu})" if gpu else ""),
+        counted(values.get("count.rdma_nics", "0"), "RDMA NICs")
+        + (f" ({r})" if (r := common(".rate", "nic.")) else ""),
+        counted(values.get("count.cpus", "?"), "CPUs"),
+        counted(values.get("count.packages", "?"), "packages"),
         values.get("numa.nps", "NPS?"),
     ]
     return ", ".join(parts)

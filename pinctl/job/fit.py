@@ -16,7 +16,7 @@ import os
 from pinctl.cpuset import format_list
 from pinctl.errors import PlanError
 from pinctl.kernel.cgroup import cpuset
-from pinctl.kernel.cpus import present_cpus
+from pinctl.kernel.cpus import online_cpus, present_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus, online_nodes
 from pinctl.kernel.proc import read_status
@@ -36,6 +36,15 @@ def check_live_node(plan: Plan, rank: RankPlan | None, *, files: KernelFiles | N
         extra = set().union(*(r.cpus for r in plan.ranks)) - present
         if extra:
             problems.append(f"{named('CPU', extra)} of the plan {verb(len(extra), 'does', 'do')} not exist here")
+    online = online_cpus(fs)
+    if online is not None and plan.cpu_classes is not None:
+        c = plan.cpu_classes
+        unnamed = online - plan.rank_cpus - plan.helper_cpus - c.housekeeping - c.idle - c.not_allowed
+        if unnamed:
+            problems.append(
+                f"the plan's CPU classes do not cover this node: {said('CPU', unnamed, 'is', 'are')} in "
+                "none (a plan names every CPU of its node)"
+            )
     extra_nodes = set().union(*(r.mems for r in plan.ranks)) - online_nodes(fs)
     if extra_nodes:
         problems.append(

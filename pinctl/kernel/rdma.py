@@ -115,3 +115,28 @@ def error_counters(files: KernelFiles, port_path: str) -> dict[str, int]:
         if value is not None:
             out[name] = value
     return out
+
+
+MELLANOX = 0x15B3  # PCI vendor id of Mellanox, now NVIDIA Networking (ConnectX, BlueField)
+
+
+def mlx5_without_rdma(files: KernelFiles) -> list[PciAddress]:
+    """ConnectX functions bound to mlx5_core that no verbs device sits on.
+
+    mlx5_core is the Ethernet/PCI driver; the verbs device (``mlx5_N`` in /sys/class/infiniband)
+    comes from mlx5_ib on top of ib_core. Without them (the RDMA stack not loaded, or rdma-core /
+    MLNX_OFED not installed) the HCA is on the bus but NCCL and MPI cannot use it for RDMA.
+    """
+    owned = {a for dev in devices(files) if (a := device_address(files, dev)) is not None}
+    out = []
+    for name in files.listdir(pci.DEVICES_DIR):
+        address = PciAddress.parse_or_none(name)
+        if address is None or address in owned:
+            continue
+        base = pci.device_file(address)
+        if files.link_name(f"{base}/driver") != "mlx5_core" or pci.ids(files, address)[1] != MELLANOX:
+            continue
+        if files.listdir(f"{base}/infiniband"):
+            continue
+        out.append(address)
+    return sorted(out)

@@ -63,7 +63,7 @@ def ordered_cores(node: Node) -> list[CoreSlot]:
 
     def key(item: tuple[tuple[int, ...], int | None, int | None, int | None]) -> tuple[int, ...]:
         pus, pkg, numa, l3 = item
-        return (-1 if pkg is None else pkg, -1 if numa is None else numa, -1 if l3 is None else l3, pus[0])
+        return (-1 if pkg is None else pkg, 1 << 20 if numa is None else numa, -1 if l3 is None else l3, pus[0])
 
     raw.sort(key=key)
     return [CoreSlot(i, pus, (), pkg, numa, l3) for i, (pus, pkg, numa, l3) in enumerate(raw)]

@@ -18,11 +18,27 @@ from pinctl.plan.cores import CoreSlot, Domain
 from pinctl.words import count
 
 
+def stray_domain(package: int | None) -> int:
+    """The domain of a package's CPUs that no NUMA node lists: a negative key, never a node number."""
+    return -1 - (package if package is not None else 1 << 16)
+
+
+def is_stray(dom: Domain) -> bool:
+    return dom is not None and dom < 0
+
+
 def cpu_domains(node: Node, cores: Sequence[CoreSlot]) -> dict[Domain, list[CoreSlot]]:
-    """Usable cores grouped by NUMA node, domains and cores in topology order."""
+    """Usable cores grouped by NUMA node, domains and cores in topology order.
+
+    Where some cores have a NUMA node and others none (no node's cpulist holds them), the
+    node-less ones form one domain per package (:func:`stray_domain`), split by L3 like any
+    other, so no rank is pooled across packages. A node without any NUMA facts keeps one domain.
+    """
+    some = any(c.numa is not None for c in cores)
     out: dict[Domain, list[CoreSlot]] = {}
     for c in cores:
-        out.setdefault(c.numa, []).append(c)
+        key = c.numa if c.numa is not None or not some else stray_domain(c.package)
+        out.setdefault(key, []).append(c)
     return out
 
 
@@ -142,37 +158,66 @@ def _relieve(
             )
 
 
-def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str]) -> tuple[str, tuple[int, ...]]:
-    """The memory policy and its node list for a rank whose CPUs are in *dom*.
+def _bindable(node: Node, index: int, *, gpu_memory: bool = False) -> bool:
+    """A node a rank's memory may go to: the cgroup allows it, it has memory (a memory-less node's
+    MemTotal is 0 kB), and it is not a GPU's HBM (Grace: CPU-less GPU memory nodes) unless asked."""
+    n = node.numa(index)
+    return (n is not None and node.mem_allowed(index) and n.memory_bytes != 0
+            and (gpu_memory or n.kind != "gpu"))  # fmt: skip
+
+
+def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str],
+             gpu: Gpu | None = None) -> tuple[str, tuple[int, ...]]:  # fmt: skip
+    """The memory policy and its node list for a rank whose CPUs are in *dom* (and whose GPU is *gpu*).
 
     Only memory nodes the job's cgroup allows (cpuset.mems.effective) are named: the kernel
     would refuse a bind outside them, so a rank whose node is not allowed binds to the
-    nearest allowed one, with a warning.
+    nearest allowed one, with a warning. A memory-less node (0 kB) is never named either: its
+    ranks' memory goes to the nearest node with memory. GPU memory nodes (a Grace node's HBM)
+    are named only with ``bind+gpu`` / ``interleave+gpu``, which add the rank's GPU's own memory node.
     """
+    with_gpu = policy.endswith("+gpu")
+    policy = policy.removesuffix("+gpu")
     if policy in ("local", "none"):
         return policy, ()
     if dom is None:
         warnings.append(f"no NUMA facts for this node: memory policy {policy} dropped (none)")
         return "none", ()
+    if is_stray(dom):
+        stray = sorted(c for c in node.cpus if not any(c in n.cpus for n in node.numa_nodes))
+        warnings.append(f"CPUs {format_list(stray)} belong to no NUMA node: ranks on them get memory policy "
+                        f"local (the kernel's node for the CPU that allocates), not {policy}")  # fmt: skip
+        return "local", ()
+    extra: tuple[int, ...] = ()
+    if with_gpu:
+        hbm = None if gpu is None else gpu.memory_numa_node
+        if hbm is not None and _bindable(node, hbm, gpu_memory=True):
+            extra = (hbm,)
+        else:
+            what = "no rank's GPU" if gpu is None else f"GPU {gpu.index}"
+            warnings.append(f"--mem-policy {policy}+gpu: {what} has no memory node this job may use "
+                            f"(not a Grace-style GPU, or not allowed): {policy} on CPU memory only")  # fmt: skip
     if policy == "interleave":
         pkg = numa_package(node, dom)
         if pkg is not None:
-            same = [
-                n.os_index
-                for n in node.numa_nodes
-                if n.cpus and numa_package(node, n.os_index) == pkg and node.mem_allowed(n.os_index)
-            ]
+            same = [n.os_index for n in node.numa_nodes
+                    if n.cpus and numa_package(node, n.os_index) == pkg and _bindable(node, n.os_index)]  # fmt: skip
             if same:
-                return policy, tuple(sorted(same))
+                return policy, tuple(sorted({*same, *extra}))
+    if _bindable(node, dom):
+        return policy, tuple(sorted({dom, *extra}))
+    allowed = [n.os_index for n in node.numa_nodes if _bindable(node, n.os_index)]
+    if not allowed:
+        warnings.append(f"the cgroup allows no memory node with memory on this node: memory policy {policy} "
+                        "dropped (none)")  # fmt: skip
+        return "none", ()
+    target = nearest(node, dom, allowed)[0]
+    assert target is not None
+    home = node.numa(dom)
     if not node.mem_allowed(dom):
-        allowed = [n.os_index for n in node.numa_nodes if node.mem_allowed(n.os_index)]
-        if not allowed:
-            warnings.append(f"the cgroup allows no memory node of this node: memory policy {policy} dropped (none)")
-            return "none", ()
-        target = nearest(node, dom, allowed)[0]
-        warnings.append(
-            f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
-            f"goes to node {target}, the nearest allowed"
-        )
-        return policy, (target,) if target is not None else ()
-    return policy, (dom,)
+        warnings.append(f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
+                        f"goes to node {target}, the nearest allowed")  # fmt: skip
+    elif home is not None and home.memory_bytes == 0:
+        warnings.append(f"NUMA node {dom} has no memory (memory-less): its ranks' memory goes to node {target}, "
+                        "the nearest with memory")  # fmt: skip
+    return policy, tuple(sorted({target, *extra}))

@@ -28,7 +28,7 @@ from pinctl.plan.cores import (
     usable_cores,
 )
 from pinctl.plan.devices import assign_devices
-from pinctl.plan.domains import assign_domains, cpu_domains, mems_for
+from pinctl.plan.domains import assign_domains, cpu_domains, is_stray, mems_for
 from pinctl.plan.environment import rank_env
 from pinctl.plan.nicnotes import fabric_notes, grouped
 from pinctl.plan.request import PlanRequest
@@ -201,7 +201,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
         run = runs[i]
         cpus = rank_cpus[i]
         dom = rank_domain[i]
-        policy, mems = mems_for(node, request.mem_policy, dom, warnings)
+        policy, mems = mems_for(node, request.mem_policy, dom, warnings, gpu)
         key = gpu.index if gpu is not None else i
         nics = nic_map.get(key, ())
         storage = storage_map.get(key, ())
@@ -224,24 +224,12 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)
-        env = rank_env(
-            i, len(run), nics, visible, efa_selector=key not in no_efa_selector, helpers=format_list(helpers[i])
-        )
-        ranks.append(
-            RankPlan(
-                i,
-                ref,
-                dom,
-                cpus,
-                tuple(c.index for c in run),
-                frozenset(mems),
-                policy,
-                nics,
-                storage,
-                env,
-                helpers[i],
-            )
-        )
+        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector,
+                       helpers=format_list(helpers[i]))  # fmt: skip
+        ranks.append(RankPlan(
+            i, ref, None if is_stray(dom) else dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics,
+            storage, env, helpers[i],
+        ))  # fmt: skip
     warnings.extend(grouped(unisolated))
     warnings.extend(fabric_notes(nic_map))
     return Plan(

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Literal, TypedDict, cast
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
 from pinctl.model import Node, PciAddress
-from pinctl.planfile.types import MEM_POLICIES
+from pinctl.planfile.types import GPU_MEM_POLICIES, MEM_POLICIES
+
+REQUEST_MEM_POLICIES = (*MEM_POLICIES, *GPU_MEM_POLICIES)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is Python 3.11+; annotations only
@@ -116,7 +118,7 @@ class PlanRequest:
             raise UsageError(f"--reserve-per-numa must be 0 or more, got {self.reserve_per_numa}")
         for name, value, allowed in (
             ("--smt", self.smt, SMT_MODES),
-            ("--mem-policy", self.mem_policy, MEM_POLICIES),
+            ("--mem-policy", self.mem_policy, REQUEST_MEM_POLICIES),
             ("--nic-link-layer", self.nic_link_layer, LINK_LAYERS),
         ):
             if value not in allowed:
@@ -188,6 +190,8 @@ def select_gpus(node: Node, text: str) -> tuple[int, ...] | None:
     out: set[int] = set()
     for token in text.split(","):
         token = token.strip()
+        if not token:
+            raise UsageError(f"malformed --gpus list {text!r}: empty element")
         if ":" in token:
             addr = PciAddress.parse(token)
             if addr not in by_addr:

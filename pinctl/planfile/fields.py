@@ -22,6 +22,7 @@ MAX_KEY = 128
 MAX_VALUE = 4096
 MAX_STRING = 4096
 MAX_LIST = 1024  # nics, storage, warnings, option lists
+INFINITY = float("inf")
 
 
 def fail(where: str, message: str) -> PlanError:
@@ -46,6 +47,11 @@ def text(value: object, where: str, *, limit: int = MAX_STRING) -> str:
         raise fail(where, f"expected a string, got {type(value).__name__}")
     if "\0" in value:
         raise fail(where, "contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # "\ud800" in JSON: no UTF-8 spelling, so no argv, environment or file
+            raise fail(where, f"contains a lone surrogate ({value[exc.start]!r}), which is not text") from None
     if len(value) > limit:
         raise fail(where, f"longer than {limit} characters")
     return value
@@ -89,6 +95,8 @@ def items(value: object, where: str) -> list[Any]:
 
 def scalar(value: object, where: str) -> object:
     """null, a boolean, a number or a string: what the informational ``options`` hold."""
+    if isinstance(value, float) and (value != value or value in (INFINITY, -INFINITY)):
+        raise fail(where, f"{value} is not a finite number")  # 1e999999 parses as infinity
     if value is None or isinstance(value, bool | int | float):
         return value
     return text(value, where)

@@ -1,8 +1,10 @@
 """Reading a plan file: size, encoding and JSON checks before :meth:`Plan.from_dict` sees it.
 
 A plan file is untrusted input (it decides a job's CPUs and environment): it is
-read with a size cap, must be UTF-8 JSON without duplicate keys or NaN/Infinity,
-and every problem is one PlanError naming the file and the place.
+read with a size cap, must be UTF-8 JSON without duplicate keys, NaN, Infinity or a
+number too large for a double (1e999999), and every problem is one PlanError naming
+the file and the place (lone surrogates such as "\\ud800" are refused field by field,
+in pinctl.planfile.fields).
 """
 
 from __future__ import annotations
@@ -58,20 +60,20 @@ def parse_plan_text(text: str, *, what: str = "plan", allow_env: Collection[str]
 
 
 class _Settings:
-    """What json.loads hands its scanner: strict strings, Python numbers, and pinctl's two refusals."""
+    """What json.loads hands its scanner: strict strings, Python numbers, and pinctl's refusals."""
 
     strict = True
     object_hook = None
-    parse_float = float
     parse_int = int
 
     def __init__(self) -> None:
         self.object_pairs_hook = _no_duplicates
         self.parse_constant = _no_constant
+        self.parse_float = _finite
 
 
 def json_value(text: str) -> Any:
-    """``json.loads(text)`` refusing duplicate keys and NaN/Infinity, read by json's own C scanner.
+    """``json.loads(text)`` refusing duplicate keys, NaN/Infinity and 1e999999, read by json's own C scanner.
 
     What that scanner cannot place (no value, extra data, a byte-order mark) is read again by
     json.loads, so every error is worded as json words it (and another Python reads it all there).
@@ -87,7 +89,7 @@ def json_value(text: str) -> Any:
                 return value
     import json  # the error's words, or a Python without _json
 
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -97,6 +99,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise PlanError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+def _finite(spelling: str) -> float:
+    """A JSON number as a float; one too large for a double (1e999999) is refused as Infinity is."""
+    value = float(spelling)
+    if value in (INFINITY, -INFINITY):
+        raise PlanError(f"{spelling[:40]} is out of range (it would read as infinity)")
+    return value
+
+
+INFINITY = float("inf")
 
 
 def _no_constant(name: str) -> Any:

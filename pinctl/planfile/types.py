@@ -29,6 +29,9 @@ SCHEMA_ID = "pinctl.plan/v2"
 # v1 (before the node's CPU classes and helpers) is still read: its ranks mean the same.
 SCHEMA_IDS_READ = ("pinctl.plan/v1", SCHEMA_ID)
 MEM_POLICIES = ("bind", "preferred", "interleave", "local", "none")
+# Request-only spellings (`--mem-policy`): the policy plus the rank's GPU's own memory node (Grace HBM);
+# a plan stores them as bind / interleave with that node among its mems.
+GPU_MEM_POLICIES = ("bind+gpu", "interleave+gpu")
 Env = tuple[tuple[str, str], ...]
 
 _TOP_KEYS = {"schema", "node", "options", "ranks", "warnings", "cpus"}
@@ -227,11 +230,22 @@ class Plan(Record):
 
 
 def _check_classes(ranks: list[RankPlan], classes: CpuClasses | None) -> None:
-    """No CPU in two classes: a rank's, a helper's, housekeeping, idle, not allowed."""
-    used = frozenset().union(*(r.cpus for r in ranks))
-    for r in ranks:
+    """No CPU in two classes: a rank's (each rank's its own), a helper's, housekeeping, idle, not allowed."""
+    owner: dict[int, int] = {}
+    for r in sorted(ranks, key=lambda r: r.local_rank):
+        for cpu in sorted(r.cpus):
+            if cpu in owner:
+                raise f.fail(f"ranks[{r.local_rank}].cpus", f"CPU {cpu} is also rank {owner[cpu]}'s")
+            owner[cpu] = r.local_rank
+    used = frozenset(owner)
+    helper_of: dict[int, int] = {}
+    for r in sorted(ranks, key=lambda r: r.local_rank):
         if r.helpers & used:
             raise f.fail(f"ranks[{r.local_rank}].helpers", f"CPU {min(r.helpers & used)} is a rank's own")
+        for cpu in sorted(r.helpers):
+            if cpu in helper_of:
+                raise f.fail(f"ranks[{r.local_rank}].helpers", f"CPU {cpu} is also rank {helper_of[cpu]}'s helper")
+            helper_of[cpu] = r.local_rank
     if classes is None:
         return
     used |= frozenset().union(*(r.helpers for r in ranks))
@@ -251,6 +265,8 @@ def _env_from_dict(value: object, where: str, allow: Collection[str]) -> Env:
         raise f.fail(where, f"more than {f.MAX_ENV} variables")
     out: list[tuple[str, str]] = []
     for key, val in value.items():
+        if not isinstance(key, str):
+            raise f.fail(where, f"variable name {key!r} is not a string")
         if len(key) > f.MAX_KEY:
             raise f.fail(where, f"variable {key[:40]!r}... is longer than {f.MAX_KEY} characters")
         if not env_key_allowed(key, allow):

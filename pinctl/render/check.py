@@ -51,4 +51,4 @@ def draw(facts: list[ProcFacts], issues: dict[int, list[str]], out: TextIO | Non
 
     rows = [(*row(f), "; ".join(issues[f.pid]) or "ok") for f in facts]
     styles = [("",) * len(HEADERS) + ("red" if issues[f.pid] else "green",) for f in facts]
-    grid_rows(Console(file=out), (*HEADERS, "STATUS"), rows, styles=styles)
+    grid_rows(Console(file=out, width=terminal_width(out)), (*HEADERS, "STATUS"), rows, styles=styles)

@@ -19,7 +19,7 @@ from pinctl.doctor.report import ordered
 from pinctl.render.layout import fold
 from pinctl.render.table import grid_rows, terminal_width, use_rich
 
-_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim", "n/a": "dim"}
 HINT = "pinctl doctor -v shows the evidence and the fix of each check"
 
 
@@ -94,7 +94,7 @@ def draw(findings: list[Finding], *, verbose: bool = False, out: TextIO | None =
             text += "".join(f"\n  {line}" for line in _details(f))
         rows.append((f.severity, f.check, text))
         styles.append((_STYLE[f.severity], "", ""))
-    console = Console(file=out)
+    console = Console(file=out, width=terminal_width(out))
     headers = ("level", "check", "finding")
     # Cells are rich Text, not markup: evidence like "[madvise]" or a process name prints as written.
     # No cell borders: at 80 columns each check keeps its one line.

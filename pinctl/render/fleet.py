@@ -11,7 +11,7 @@ from typing import TextIO
 
 from pinctl.fleet.compare import Outlier, Verdict
 from pinctl.render.layout import fold
-from pinctl.render.table import grid_rows, use_rich
+from pinctl.render.table import grid_rows, terminal_width, use_rich
 from pinctl.words import count
 
 
@@ -70,7 +70,7 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
 
     # Fitted like every other table (pinctl.render.table.grid_rows): a host name, bus id or
     # count is never split, and a terminal too narrow for the columns gets one block per group.
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, width=terminal_width(out))
     console.print(Text(_headline(v), style="bold"))
     for line in fold(_duplicates(v), console.width):
         console.print(Text(line, style="yellow"))

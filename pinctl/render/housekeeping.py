@@ -9,12 +9,20 @@ Pure string builders, like :mod:`pinctl.render.export`; the CLI prints or writes
   so slurmd and its daemons stay there and jobs never get those cores.
 * irqbalance: ``IRQBALANCE_BANNED_CPULIST`` (irqbalance(1)): every CPU but housekeeping;
   irqbalance keeps a device's IRQs on its own NUMA node's CPUs where any is not banned.
+
+Each file has a grammar a newline or a space in a value escapes: a host name from a --topology
+file (untrusted) holding a newline, ``[Manager]``, a newline and ``DefaultEnvironment=LD_PRELOAD=...``
+would add settings to the manager's drop-in. So every value is checked for its place before it is written (a host
+name is an RFC 1123 host name, a CPU list is digits, commas and hyphens), and refused in one line.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from pinctl.cpuset import format_list
-from pinctl.errors import UsageError
+from pinctl.errors import PlanError, TopologyError, UsageError
 from pinctl.planfile.cpuclasses import CpuClasses
 from pinctl.planfile.types import Plan
 
@@ -26,6 +34,39 @@ SYSTEMD_UNITS = (
     ("system/init.scope.d", "Scope", "AllowedCPUs"),
     ("system.conf.d", "Manager", "CPUAffinity"),
 )
+
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_CPU_LIST = re.compile(r"(?:\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)?\Z")
+_FINGERPRINT = re.compile(r"[0-9A-Za-z:._-]{1,128}\Z")
+_UNIT_FOLDER = re.compile(r"(?:system/)?[A-Za-z0-9:_.-]+\.(?:slice|scope|conf)\.d\Z")
+
+
+def is_hostname(name: str) -> bool:
+    """An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, 1-63 each, 253 in all."""
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
+def config_hostname(plan: Plan, what: str) -> str:
+    """The plan's host name, checked before it goes into a config file (it comes from the topology)."""
+    if not is_hostname(plan.hostname):
+        raise TopologyError(
+            f"--format {what}: the topology's host name {plan.hostname[:80]!r} is not a host name "
+            "(RFC 1123: letters, digits, hyphens, dot-separated labels); nothing written"
+        )
+    if not _FINGERPRINT.match(plan.fingerprint):
+        raise PlanError(
+            f"--format {what}: the plan's fingerprint {plan.fingerprint[:80]!r} is not one; nothing written"
+        )
+    return plan.hostname
+
+
+def cpu_list(cpus: Iterable[int], what: str) -> str:
+    """A CPU list for a config file: digits, commas and hyphens only."""
+    text = format_list(cpus)
+    if not _CPU_LIST.match(text):
+        raise PlanError(f"--format {what}: {text[:80]!r} is not a CPU list; nothing written")
+    return text
 
 
 def _classes(plan: Plan, what: str) -> CpuClasses:
@@ -50,11 +91,13 @@ def node_cpus(plan: Plan, c: CpuClasses) -> frozenset[int]:
 def systemd_files(plan: Plan) -> list[tuple[str, str]]:
     """(path under /etc/systemd, contents) of each drop-in."""
     c = _classes(plan, "systemd")
-    cpus = format_list(c.housekeeping)
-    head = (
-        f"# pinctl plan for {plan.hostname} (fingerprint {plan.fingerprint}): the system's own processes\n"
-        f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n"
-    )
+    host = config_hostname(plan, "systemd")
+    cpus = cpu_list(c.housekeeping, "systemd")
+    for folder, _, _ in SYSTEMD_UNITS:
+        if not _UNIT_FOLDER.match(folder):
+            raise PlanError(f"--format systemd: {folder!r} is not a unit's drop-in folder")
+    head = (f"# pinctl plan for {host} (fingerprint {plan.fingerprint}): the system's own processes\n"
+            f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n")  # fmt: skip
     return [(f"{folder}/{DROPIN}", f"{head}[{section}]\n{key}={cpus}\n") for folder, section, key in SYSTEMD_UNITS]
 
 
@@ -87,8 +130,8 @@ def slurm_node_lines(plan: Plan) -> list[str]:
         lines.append("# No CpuSpecList=: the topology did not say which CPUs share a core, so Slurm's ids are unknown.")
         return lines
     t = c.threads_per_core
-    ids = format_list(core * t + k for core in c.housekeeping_cores for k in range(t))
-    lines.append(f"NodeName={plan.hostname} CpuSpecList={ids}")
+    ids = cpu_list((core * t + k for core in c.housekeeping_cores for k in range(t)), "slurm")
+    lines.append(f"NodeName={config_hostname(plan, 'slurm')} CpuSpecList={ids}")
     lines.append(
         f"# Or let Slurm choose the cores (it takes the last ones of each socket, not the plan's): "
         f"CoreSpecCount={len(c.housekeeping_cores)}"
@@ -99,6 +142,7 @@ def slurm_node_lines(plan: Plan) -> list[str]:
 def plan_to_irqbalance(plan: Plan) -> str:
     """The irqbalance setting that keeps device IRQs on the housekeeping CPUs."""
     c = _classes(plan, "irqbalance")
+    host = config_hostname(plan, "irqbalance")
     banned = node_cpus(plan, c) - c.housekeeping
     mask = 0
     for cpu in banned:
@@ -107,11 +151,11 @@ def plan_to_irqbalance(plan: Plan) -> str:
     words = words.zfill(-(-len(words) // 8) * 8)
     groups = ",".join(words[i : i + 8] for i in range(0, len(words), 8))
     return (
-        f"# pinctl plan for {plan.hostname} (fingerprint {plan.fingerprint}): IRQs only on the housekeeping\n"
-        f"# CPUs {format_list(c.housekeeping)}; irqbalance keeps each device's IRQs on its own NUMA node's\n"
+        f"# pinctl plan for {host} (fingerprint {plan.fingerprint}): IRQs only on the housekeeping\n"
+        f"# CPUs {cpu_list(c.housekeeping, 'irqbalance')}; irqbalance keeps each device's IRQs on its own NUMA node's\n"
         "# housekeeping CPUs where it has some. In /etc/default/irqbalance (Debian, Ubuntu) or\n"
         "# /etc/sysconfig/irqbalance (RHEL), then `systemctl restart irqbalance`:\n"
-        f"IRQBALANCE_BANNED_CPULIST={format_list(banned)}\n"
+        f"IRQBALANCE_BANNED_CPULIST={cpu_list(banned, 'irqbalance')}\n"
         "# irqbalance before 1.8 reads a mask instead (comma-separated 32-bit hex words, as smp_affinity):\n"
         f"#IRQBALANCE_BANNED_CPUS={groups}\n"
         "# NVMe queues use managed IRQs, one per CPU, which irqbalance leaves alone: they fire on the CPU that\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_LEVELS = ("ok", "warn", "fail", "skipped")
+_LEVELS = ("ok", "warn", "fail", "skipped", "n/a")
 
 
 def _escape(value: object) -> str:

@@ -31,16 +31,14 @@ def summary_line(node: Node) -> str:
     cpuless = sum(1 for n in node.numa_nodes if n.cpuless)
     numa = f"{len(node.numa_nodes)} NUMA node{'s' if len(node.numa_nodes) != 1 else ''}"
     unknown = sum(1 for n in node.numa_nodes if not n.cpus_known)
-    if cpuless or unknown:
-        numa += (
-            " ("
-            + "; ".join(
-                x
-                for x in (f"{cpuless} CPU-less" if cpuless else "", f"{unknown} with CPUs unknown" if unknown else "")
-                if x
-            )
-            + ")"
+    memoryless = sum(1 for n in node.numa_nodes if n.memory_bytes == 0)
+    if cpuless or unknown or memoryless:
+        parts = (
+            f"{cpuless} CPU-less" if cpuless else "",
+            f"{memoryless} memory-less" if memoryless else "",
+            f"{unknown} with CPUs unknown" if unknown else "",
         )
+        numa += " (" + "; ".join(x for x in parts if x) + ")"
     threads = max((len(c.pus) for c in node.cores), default=0)
     # Without SMT facts the model holds one "core" per CPU: the core count would be made up.
     cores = f"{_n(len(node.cores), 'core')}, " if node.smt_known else "cores unknown, "
@@ -63,7 +61,9 @@ def _usable(node: Node) -> str:
 
 def _devices_on(node: Node, numa: NumaNode) -> str:
     names = [f"GPU{g.index}" for g in node.gpus if g.numa_node == numa.os_index]
-    names += [f"GPU{g.index} memory" for g in node.gpus if g.memory_numa_node == numa.os_index]
+    owner = node.memory_gpu(numa.os_index)
+    if owner is not None:
+        names.append(f"GPU{owner[0].index} memory" if owner[1] else f"GPU{owner[0].index} (reserved for MIG)")
     names += [n.name for n in node.nics if n.numa_node == numa.os_index]
     names += [s.name for s in node.storage if s.numa_node == numa.os_index]
     return ", ".join(names) or "-"
@@ -94,7 +94,7 @@ def numa_table(node: Node) -> Table:
                 format_list(n.cpus) or ("-" if n.cpus_known else "unknown"),
                 _allowed(n.cpus, allowed),
                 str(l3),
-                human_bytes(n.memory_bytes),
+                "0 (memory-less)" if n.memory_bytes == 0 else human_bytes(n.memory_bytes),
                 _devices_on(node, n),
             )
         )

@@ -63,7 +63,10 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def terminal_width(stream: TextIO) -> int | None:
-    """The width to fit plain text to: the terminal's (COLUMNS first, as rich does), None for a pipe."""
+    """The width to fit plain text to: the terminal's (COLUMNS first, as rich does), None for a pipe.
+
+    Every rich Console is given this width: rich takes ``COLUMNS=0`` as zero columns and draws
+    nothing, where shutil (and this) take it as unknown and ask the terminal, else 80."""
     if not is_terminal(stream):
         return None
     return shutil.get_terminal_size().columns
@@ -159,7 +162,7 @@ def _draw_rich(items: Sequence[Item], out: TextIO) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, width=terminal_width(out))
     for item in items:
         if isinstance(item, Alternatives):
             _draw_rich(choose(item, lambda t: _fit_table(console, t) is not None), out)

@@ -25,7 +25,7 @@ def load_builtin(*, xml_path: str | None = None, fsroot: str | None = None) -> N
     """The Node of an hwloc XML file, a gathered tree, or (neither) the live system."""
     if xml_path is not None:
         tree, repairs = read_xml(xml_path)
-        node = convert(tree, source=f"hwloc-xml:{xml_path}", hostname=None, restrict_allowed=None)
+        node = convert(tree, source=f"hwloc-xml:{xml_path}", hostname=None)
         return replace(node, notes=node.notes + repairs) if repairs else node
     return load_sysfs(fsroot)
 

@@ -29,8 +29,11 @@ _NUMA_KINDS = {
 _SHARED_CACHE_FALLBACK = ("L2Cache", "L4Cache", "L5Cache")
 
 
-def convert(tree: Tree, *, source: str, hostname: str | None, restrict_allowed: frozenset[int] | None) -> Node:
-    """Build a Node from *tree* (I/O kept, disallowed CPUs included)."""
+def convert(tree: Tree, *, source: str, hostname: str | None) -> Node:
+    """Build a Node from *tree* (I/O kept, disallowed CPUs included).
+
+    The allowed CPUs are the tree's (the cgroup cpuset on the live system), never the affinity
+    this process inherited, which a binding replaces."""
     packages = tuple(
         sorted(
             (Package(p.os_index or 0, p.cpuset) for p in tree.of_type("Package")),
@@ -42,10 +45,15 @@ def convert(tree: Tree, *, source: str, hostname: str | None, restrict_allowed: 
     groups = _cache_groups(tree)
     cores, smt_known = _cores(tree, packages, cpu_numa, groups)
     allowed = tree.allowed_cpus if tree.allowed_cpus is not None else tree.root.cpuset
-    if restrict_allowed is not None and allowed & restrict_allowed:
-        allowed &= restrict_allowed
     io = collect_io(tree, cpu_numa=cpu_numa, packages=packages, gpu_memory=gpu_memory)
     notes = list(io.notes)
+    nvlink_facts = any(d.name == "NVLinkBandwidth" for d in tree.distances)
+    nvidia = sum(g.vendor == "nvidia" for g in io.gpus)
+    if source != "live" and nvidia >= 2 and not nvlink_facts:  # live: NVML adds the links, or says it cannot
+        notes.append(
+            f"NVLink unknown: {source} holds no NVLink facts (hwloc writes its NVLinkBandwidth matrix "
+            "only with its NVML plugin), so GPU pairs show their PCIe level, not NV#"
+        )
     if not smt_known:
         notes.append("hwloc reported no cores: each CPU is treated as its own core (SMT siblings unknown)")
     return Node(

@@ -19,6 +19,7 @@ from pinctl.discovery.builtin.syspci import add_pci
 from pinctl.discovery.builtin.tree import KIND_VALUE_LATENCY, Distances, Obj, Tree
 from pinctl.errors import TopologyError
 from pinctl.kernel import hwtopo
+from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.cpus import has_cpu_dir, online_cpus
 from pinctl.kernel.files import KernelFiles
 from pinctl.kernel.numa import node_cpus
@@ -32,15 +33,17 @@ def load_sysfs(fsroot: str | None) -> Node:
     if fsroot is None:
         files = KernelFiles("/")
         tree = read_tree(files)
-        restrict = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        return convert(tree, source="live", hostname=os.uname().nodename, restrict_allowed=restrict)
+        limit = cpuset(files)  # libhwloc's allowed CPUs on this machine: the cgroup's
+        if limit is not None and limit.cpus & tree.root.cpuset:
+            tree.allowed_cpus = limit.cpus & tree.root.cpuset
+        return convert(tree, source="live", hostname=os.uname().nodename)
     if not os.path.isdir(fsroot):
         raise TopologyError(f"gathered sysfs tree not found: {fsroot} is not a directory")
     root = os.path.abspath(fsroot)
     files = KernelFiles(root)
     if not has_cpu_dir(files):
         raise TopologyError(f"{fsroot} is not a gathered sysfs tree (no sys/devices/system/cpu under it)")
-    return convert(read_tree(files), source=f"sysfs:{fsroot}", hostname=None, restrict_allowed=None)
+    return convert(read_tree(files), source=f"sysfs:{fsroot}", hostname=None)
 
 
 def read_tree(files: KernelFiles) -> Tree:

@@ -22,8 +22,9 @@ from pinctl.model import Node
 def load_hwloc(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
     """Discover a Node with hwloc.
 
-    With neither argument: the live system (allowed_cpus = cgroup cpuset and this
-    process's affinity). *xml_path*: an hwloc XML v2/v3 file (``lstopo --of xml``,
+    With neither argument: the live system (allowed_cpus = the cgroup cpuset; the
+    affinity this process inherited is no limit, a binding replaces it).
+    *xml_path*: an hwloc XML v2/v3 file (``lstopo --of xml``,
     ``pinctl snapshot``); hwloc 1.x XML is refused with the command that converts
     it. *fsroot*: a tree gathered by hwloc-gather-topology (its ``sys`` and
     ``proc`` under one folder).
@@ -55,13 +56,3 @@ def _check_fsroot(fsroot: str) -> str:
 def live_xml() -> str:
     """The live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
     return isolated.export_live_xml()
-
-
-def export_xml(path: str) -> None:
-    """Write :func:`live_xml` to *path*."""
-    text = live_xml()
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise TopologyError(f"cannot write topology snapshot {path}: {e.strerror or e}") from None

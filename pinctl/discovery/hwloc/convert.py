@@ -9,6 +9,7 @@ Imported only after :func:`pinctl.discovery.hwloc_load.ensure_pyhwloc`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyhwloc.hwobject import Cache, Object, ObjType
@@ -35,8 +36,11 @@ _NUMA_KINDS = {
 _SHARED_CACHE_FALLBACK = (ObjType.L2CACHE, ObjType.L4CACHE, ObjType.L5CACHE)
 
 
-def convert(topo: Topology, *, source: str, hostname: str | None, restrict_allowed: frozenset[int] | None) -> Node:
-    """Build a Node from a loaded topology (I/O kept, disallowed CPUs included)."""
+def convert(topo: Topology, *, source: str, hostname: str | None) -> Node:
+    """Build a Node from a loaded topology (I/O kept, disallowed CPUs included).
+
+    The allowed CPUs are hwloc's: the cgroup cpuset, never the affinity this process
+    inherited (taskset, mpirun's bind-to-core), which a binding replaces."""
     packages = tuple(
         sorted((Package(p.os_index, ints(p.cpuset)) for p in topo.iter_packages()), key=lambda p: p.os_index)
     )
@@ -45,16 +49,21 @@ def convert(topo: Topology, *, source: str, hostname: str | None, restrict_allow
     groups = _cache_groups(topo)
     cores, smt_known = _cores(topo, packages, cpu_numa, groups)
     allowed = ints(topo.allowed_cpuset)
-    if restrict_allowed is not None and allowed & restrict_allowed:
-        allowed &= restrict_allowed
     dists = topo.get_distances()
     try:
         distances = _numa_distances(dists)
         io = collect_io(topo, dists, cpu_numa=cpu_numa, packages=packages, gpu_memory=gpu_memory)
+        nvlink_facts = any(d.name == "NVLinkBandwidth" for d in dists)
     finally:
         for d in dists:
             d.release()
     notes = list(io.notes)
+    nvidia = sum(g.vendor == "nvidia" for g in io.gpus)
+    if source != "live" and nvidia >= 2 and not nvlink_facts:  # live: NVML adds the links, or says it cannot
+        notes.append(
+            f"NVLink unknown: {source} holds no NVLink facts (hwloc writes its NVLinkBandwidth matrix "
+            "only with its NVML plugin), so GPU pairs show their PCIe level, not NV#"
+        )
     if not smt_known:
         notes.append("hwloc reported no cores: each CPU is treated as its own core (SMT siblings unknown)")
     return Node(
@@ -121,7 +130,11 @@ def _numa_nodes(topo: Topology) -> tuple[tuple[NumaNode, ...], dict[PciAddress, 
             addr = PciAddress.parse_or_none(n.info.get("PCIBusID", "")) if kind == "gpu" else None
             if addr is not None:
                 gpu_memory[addr] = n.os_index
-    return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    if not any(n.memory_bytes for n in out):  # no sizes at all (a synthetic or stripped file): unknown
+        return tuple(sorted(out, key=lambda n: n.os_index)), gpu_memory
+    # hwloc reads 0 kB as its own 0: beside nodes with memory, that is a memory-less node, not an unknown size
+    sized = (n if n.memory_bytes is not None else replace(n, memory_bytes=0) for n in out)
+    return tuple(sorted(sized, key=lambda n: n.os_index)), gpu_memory
 
 
 def _package_of(obj: Object) -> int | None:

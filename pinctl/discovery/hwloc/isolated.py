@@ -184,12 +184,8 @@ def _child_load(src: Source) -> Node:
             raise TopologyError(f"libhwloc rejected {src.what} as hwloc XML ({_reason(e)})") from None
         raise TopologyError(f"libhwloc could not load {src.what}: {_reason(e)}") from None
     try:
-        restrict = None
-        hostname = None
-        if src.kind == "live":
-            hostname = os.uname().nodename  # what socket.gethostname() returns
-            restrict = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        return convert(topo, source=src.label, hostname=hostname, restrict_allowed=restrict)
+        hostname = os.uname().nodename if src.kind == "live" else None  # what socket.gethostname() returns
+        return convert(topo, source=src.label, hostname=hostname)
     finally:
         topo.destroy()
 

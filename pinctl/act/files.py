@@ -1,0 +1,212 @@
+"""Every file pinctl writes (``plan -o``, ``snapshot -o``, ``plan --format systemd -o DIR``) goes through here.
+
+Root runs pinctl to write system configuration, often into shared folders (/tmp) where another
+user may have planted a link or a FIFO. So a file is never opened at its own path: the text goes
+into a new file in the target's folder (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0644),
+is fsynced, and renamed over the target. rename(2) replaces a name, never what a link there points
+to; a reader sees the old file or the new one, never a part; a failed write (disk full, ``ulimit
+-f``) leaves the old file and removes the new one. A target that is a symbolic link or not a
+regular file (a FIFO would block the open) is refused. Folders are opened one component at a time
+with ``O_NOFOLLOW`` and every step is relative to the folder's descriptor, so a link swapped in
+after a check is refused, not followed.
+
+``-o DIR`` is installed as it is (``cp -r DIR/. /etc/systemd/``), so a folder is used only when it is
+the caller's, not writable by others, and holds nothing but what pinctl writes there; otherwise
+pinctl makes the folder itself (0755).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+from pinctl.errors import UsageError
+
+FILE_MODE = 0o644
+FOLDER_MODE = 0o755
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def write_file(path: str, text: str) -> None:
+    """Replace *path* with *text* (UTF-8), or raise a one-line UsageError and leave it as it was."""
+    folder, name = os.path.split(path)
+    if not name or name in (".", ".."):
+        raise UsageError(f"cannot write {path!r}: not a file name")
+    _ignore_file_size_signal()
+    try:
+        with _open_folder(folder or ".", follow=True) as dir_fd:  # only the file's own name is never followed
+            _replace(dir_fd, name, text.encode("utf-8"), path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path!r}: {_why(exc, path)}") from None
+
+
+def write_tree(folder: str, files: Sequence[tuple[str, str]]) -> None:
+    """Write (relative path, text) pairs under *folder*, which pinctl makes (0755) unless it exists,
+    is the caller's, is not writable by others and holds only what these files would make."""
+    _ignore_file_size_signal()
+    try:
+        created = _make_folder(folder)
+        with _open_folder(folder) as top:
+            _check_folder(top, folder, files)  # also when made now: another user may have swapped it
+            if created:  # 0755 whatever the umask: the folder is installed as it is
+                os.fchmod(top, FOLDER_MODE)
+            for rel, text in files:
+                *parts, name = rel.split("/")
+                with _open_subfolders(top, parts, folder) as dir_fd:
+                    _replace(dir_fd, name, text.encode("utf-8"), os.path.join(folder, rel))
+    except OSError as exc:
+        raise UsageError(f"cannot write under {folder!r}: {_why(exc, folder)}") from None
+
+
+def _why(exc: OSError, shown: str) -> str:
+    named = isinstance(exc.filename, str) and exc.filename != shown and not exc.filename.startswith(".pinctl-")
+    where = f" ({exc.filename})" if named else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _ignore_file_size_signal() -> None:
+    """``ulimit -f``: get EFBIG from write(2), not death by SIGXFSZ (Python ignores it at start-up;
+    an embedding program may not have)."""
+    sig = getattr(signal, "SIGXFSZ", None)
+    if sig is not None:
+        with suppress(ValueError, OSError):  # not the main thread: leave it as it is
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def _open_folder(path: str, follow: bool = False) -> Iterator[int]:
+    """A descriptor of the folder *path*; unless *follow*, a symbolic link as its last component is refused."""
+    try:
+        fd = os.open(path, _DIR_FLAGS & ~os.O_NOFOLLOW if follow else _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and not follow and os.path.islink(path):
+            raise UsageError(f"-o {path!r} is a symbolic link: name the folder itself, or a new one") from None
+        if exc.filename is None:
+            exc.filename = path
+        raise
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _open_subfolders(top: int, parts: Sequence[str], shown: str) -> Iterator[int]:
+    """The descriptor of top/parts..., each component made (0755) where missing, none followed if a link."""
+    fds: list[int] = []
+    try:
+        current = top
+        for part in parts:
+            made = True
+            try:
+                os.mkdir(part, FOLDER_MODE, dir_fd=current)
+            except FileExistsError:
+                made = False
+            try:
+                current = os.open(part, _DIR_FLAGS, dir_fd=current)
+            except OSError as exc:
+                raise OSError(exc.errno, f"{exc.strerror}: not a folder pinctl made", shown) from None
+            fds.append(current)
+            if made:
+                os.fchmod(current, FOLDER_MODE)
+            _must_be_mine(os.fstat(current), os.path.join(shown, *parts))
+        yield current
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def _replace(dir_fd: int, name: str, data: bytes, shown: str) -> None:
+    """Write *data* to a new file beside *name* and rename it over *name*."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode):
+            raise UsageError(
+                f"cannot write {shown!r}: it is a symbolic link (pinctl never writes through one; name the file itself)"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"cannot write {shown!r}: it is {_kind(st.st_mode)}, not a regular file")
+    tmp = f".pinctl-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # 0644 whatever the umask, as the file it replaces is expected to be
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException as exc:
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            exc.filename = shown
+        raise
+    with suppress(OSError):  # the rename itself survives a crash
+        os.fsync(dir_fd)
+
+
+def _make_folder(folder: str) -> bool:
+    """True when pinctl made *folder* now."""
+    try:
+        os.mkdir(folder, FOLDER_MODE)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _check_folder(top: int, folder: str, files: Sequence[tuple[str, str]]) -> None:
+    """Refuse an existing -o DIR that another user could have filled, or that holds anything else."""
+    _must_be_mine(os.fstat(top), folder)
+    wanted_files = {rel for rel, _ in files}
+    wanted_dirs = {"/".join(rel.split("/")[:k]) for rel in wanted_files for k in range(1, rel.count("/") + 1)}
+
+    def walk(fd: int, prefix: str) -> None:
+        for name in sorted(os.listdir(fd)):
+            rel = f"{prefix}{name}"
+            shown = os.path.join(folder, rel)
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if rel in wanted_dirs and stat.S_ISDIR(st.st_mode):
+                _must_be_mine(st, shown)
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    walk(sub, rel + "/")
+                finally:
+                    os.close(sub)
+            elif rel in wanted_files and stat.S_ISREG(st.st_mode):
+                _must_be_mine(st, shown)
+            else:
+                what = _kind(st.st_mode)
+                raise UsageError(
+                    f"-o {folder!r} holds {shown!r} ({what}), which pinctl does not write: it would be "
+                    "installed with the drop-ins; name a new folder (pinctl makes it)"
+                )
+
+    walk(top, "")
+
+
+def _must_be_mine(st: os.stat_result, shown: str) -> None:
+    if st.st_uid != os.geteuid():
+        raise UsageError(f"-o {shown!r} belongs to another user (uid {st.st_uid}): name a new folder (pinctl makes it)")
+    if st.st_mode & 0o022:
+        raise UsageError(
+            f"-o {shown!r} is writable by others (mode {stat.S_IMODE(st.st_mode):04o}): name a new "
+            "folder (pinctl makes it)"
+        )
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISREG, "a file"))  # fmt: skip
+    return next((word for test, word in kinds if test(mode)), "not a regular file")
