@@ -141,7 +141,9 @@ def test_user_hwloc_variables_do_not_redirect_a_load(monkeypatch: pytest.MonkeyP
 
 def test_snapshot_round_trips(live: Node, tmp_path: Path) -> None:
     path = tmp_path / "snap.xml"
-    write_file(str(path), live_xml())
+    text, crashed = live_xml()
+    assert crashed is None  # no hwloc NVML plugin crash on a healthy (or GPU-less) node
+    write_file(str(path), text)
     assert '<topology version="2.0">' in path.read_text()  # v2 format: hwloc 2.x reads it too
     again = load_hwloc(xml_path=str(path))
     assert again.source == f"hwloc-xml:{path}"
@@ -329,3 +331,19 @@ def test_without_fork_the_load_runs_in_process(monkeypatch: pytest.MonkeyPatch, 
 def _write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+def test_live_loads_leave_out_libhwlocs_gpu_runtime_plugins() -> None:
+    """hwloc's NVML plugin aborts a live load when one GPU's handle fails (issue 19): pinctl asks NVML
+    itself, so a live load blacklists it and the CUDA one; snapshot alone lets NVML in (and retries
+    without it on a crash); a gathered tree keeps its own component list."""
+    from pinctl.discovery.hwloc.isolated import Source, load_env
+
+    live = load_env(Source(kind="live", what="the live system", label="live"), None)
+    assert {"hwloc_nvml", "hwloc_cuda"} <= set(str(live["HWLOC_PLUGINS_BLACKLIST"]).split(","))
+    assert {"-nvml", "-cuda"} <= set(str(live["HWLOC_COMPONENTS"]).split(","))
+    snap = load_env(Source(kind="live", what="the live system", label="live"), None, hwloc_nvml=True)
+    blacklist = str(snap["HWLOC_PLUGINS_BLACKLIST"])
+    assert "hwloc_nvml" not in blacklist and "hwloc_cuda" in blacklist
+    tree = load_env(Source(kind="fsroot", what="t", label="t", fsroot="/tmp"), None)
+    assert tree["HWLOC_COMPONENTS"] == "linux,stop" and tree["HWLOC_PLUGINS_BLACKLIST"] is None

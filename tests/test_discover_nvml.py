@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
 from pinctl.discovery.merge import apply_nvml
 from pinctl.discovery.nvml import (
-    GpuProcesses,
+    Lost,
     NvmlGpu,
     NvmlHealth,
     NvmlResult,
@@ -104,6 +104,8 @@ def fake_pynvml(
     m.NVML_ERROR_LIBRARY_NOT_FOUND = LIBRARY_NOT_FOUND  # type: ignore[attr-defined]
     m.NVML_ERROR_DRIVER_NOT_LOADED = DRIVER_NOT_LOADED  # type: ignore[attr-defined]
     m.NVML_ERROR_NO_PERMISSION = NO_PERMISSION  # type: ignore[attr-defined]
+    m.NVML_ERROR_NOT_SUPPORTED = NOT_SUPPORTED  # type: ignore[attr-defined]
+    m.NVML_ERROR_GPU_IS_LOST = 15  # type: ignore[attr-defined]
 
     def init() -> None:
         calls.append("init")
@@ -159,68 +161,13 @@ def fake_pynvml(
     return m
 
 
-@pytest.mark.parametrize(
-    ("code", "why"),
-    [(LIBRARY_NOT_FOUND, "libnvidia-ml.so.1 not found"), (DRIVER_NOT_LOADED, "driver not loaded"),
-     (NO_PERMISSION, "no permission")],
-)
-def test_query_without_library_or_driver(monkeypatch: pytest.MonkeyPatch, code: int, why: str) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error=code))
-    result, reason = query_nvml()
-    assert result is None
-    assert reason is not None and why in reason and "NVLink unknown" in reason
-
-
-def test_query_reads_devices_and_counts_nvlinks_per_peer(monkeypatch: pytest.MonkeyPatch) -> None:
-    switch_a, switch_b = b"00000000:05:00.0", b"00000000:06:00.0"
-    fake = fake_pynvml(
-        gpus=[
-            {"bus": b"00000000:1B:00.0", "uuid": b"GPU-1", "name": b"NVIDIA H100 80GB HBM3", "memory": 85520809984,
-             "links": [switch_a, switch_a, switch_b, None]},
-            # An old board: name unsupported, no NVLink at all.
-            {"bus": b"00000000:43:00.0", "uuid": "GPU-2", "name": NOT_SUPPORTED, "memory": 16 << 30, "links": None},
-            {"lost": True},
-        ]
-    )
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    result, reason = query_nvml()
-    assert reason is None and result is not None
-    assert result.driver_version == "550.54.15"
-    g0, g1, g2 = result.gpus
-    assert g0.pci == A("0000:1b:00.0") and g0.uuid == "GPU-1" and g0.name == "NVIDIA H100 80GB HBM3"
-    assert g0.nvlinks == (NvLink(A("0000:05:00.0"), 2), NvLink(A("0000:06:00.0"), 1))
-    assert g0.memory_bytes == 85520809984
-    assert g1.name is None and g1.uuid == "GPU-2" and g1.nvlinks is None
-    assert g2.pci is None
-    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
-    joined = apply_nvml(node_with("0000:1b:00.0", "0000:43:00.0"), result)
-    assert any("could not read GPU(s) 2" in n for n in joined.notes)
-
-
-def test_gpu_processes_per_gpu_in_sysfs_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = fake_pynvml(
-        gpus=[
-            {"bus": b"00000000:1B:00.0", "compute": [30, 10], "graphics": [10, 20]},
-            {"bus": b"00000000:43:00.0", "compute": [40], "graphics": NOT_SUPPORTED},  # that query adds nothing
-            {"lost": True},
-        ]
-    )
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    per_gpu, note = gpu_processes()
-    assert note is None
-    assert per_gpu == (
-        GpuProcesses(0, "0000:1b:00.0", (10, 20, 30)),
-        GpuProcesses(1, "0000:43:00.0", (40,)),
-        GpuProcesses(2, None, ()),
-    )
-    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
-
-
 def test_gpu_processes_on_a_pynvml_without_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = fake_pynvml(gpus=[{"bus": b"00000000:1B:00.0", "compute": [7], "graphics": [8]}])
     del fake.nvmlDeviceGetGraphicsRunningProcesses  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    assert gpu_processes() == ((GpuProcesses(0, "0000:1b:00.0", (7,)),), None)
+    (gpu,), note = gpu_processes()  # type: ignore[misc]
+    assert note is None and (gpu.index, gpu.pci_bus_id, gpu.pids) == (0, "0000:1b:00.0", (7,))
+    assert gpu.error is not None and "neither nvmlDeviceGetGraphicsRunningProcesses_v3 nor" in gpu.error
 
 
 def _reason(answer: Any) -> str | None:
@@ -238,22 +185,11 @@ QUERIES = [query_nvml, query_health, gpu_processes]
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_every_query_says_why_in_one_wording(monkeypatch: pytest.MonkeyPatch, query: Any) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error=DRIVER_NOT_LOADED))
-    reason = _reason(query())
-    assert reason is not None and reason.startswith("NVML not available: NVIDIA driver not loaded")
+def test_every_query_without_the_binding_says_why(monkeypatch: pytest.MonkeyPatch, query: Any) -> None:
+    """nvidia-ml-py absent: the one case the stand-in library cannot model (tests/test_nvml_queries.py has the rest)."""
     monkeypatch.setitem(sys.modules, "pynvml", None)  # the package is not installed
     reason = _reason(query())
     assert reason is not None and reason.startswith("NVML not available: the nvidia-ml-py package")
-
-
-@pytest.mark.parametrize("query", QUERIES)
-def test_a_failing_count_is_a_reason_and_nvml_is_shut_down(monkeypatch: pytest.MonkeyPatch, query: Any) -> None:
-    fake = fake_pynvml(count_error=NO_PERMISSION)
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    reason = _reason(query())
-    assert reason is not None and "cannot count GPUs (no permission to use NVML)" in reason
-    assert fake.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
 
 
 def test_query_on_this_machine_without_a_driver_is_fast() -> None:
@@ -271,3 +207,46 @@ def test_query_on_this_machine_without_a_driver_is_fast() -> None:
     assert result is None
     assert reason is not None and "libnvidia-ml.so.1 not found" in reason
     assert elapsed < 1.0
+
+
+def test_nvml_affinity_places_a_gpu_the_topology_lacks_and_the_plan_follows() -> None:
+    """Two sockets; the topology saw GPU 0 only. NVML places the other on node 1 (CPUs 4-7): its rank
+    runs there, not on whatever node a round-robin would give it."""
+    from nodes import two_sockets
+
+    from pinctl import api
+    from pinctl.discovery.nvml import PcieLink
+
+    node = two_sockets(gpus=(two_sockets().gpus[0],))
+    nvml_gpu = NvmlGpu(1, A("0000:c1:00.0"), uuid="GPU-c1", cpus=frozenset({4, 5, 6, 7}), numa_node=1,
+                       pcie=PcieLink(gen=4, width=8, max_gen=5, max_width=16))  # fmt: skip
+    joined = apply_nvml(node, NvmlResult(None, (NvmlGpu(0, A("0000:18:00.0")), nvml_gpu)))
+    added = next(g for g in joined.gpus if g.uuid == "GPU-c1")
+    assert added.numa_node == 1 and added.pci.local_cpus == frozenset({4, 5, 6, 7})
+    assert (added.pci.link.speed_gts, added.pci.link.width, added.pci.link.max_width) == (16.0, 8, 16)
+    assert any("placed by NVML's affinity on NUMA node 1" in n for n in joined.notes)
+    plan = api.make_plan(joined)
+    rank = next(r for r in plan.ranks if r.gpu is not None and r.gpu.uuid == "GPU-c1")
+    assert rank.cpus <= frozenset({4, 5, 6, 7}) and rank.numa_node == 1
+    # NVML naming a node this machine lacks is not believed; its CPUs still place the GPU
+    elsewhere = apply_nvml(node, NvmlResult(None, (replace(nvml_gpu, numa_node=9),)))
+    assert next(g for g in elsewhere.gpus if g.uuid == "GPU-c1").numa_node == 1
+
+
+def test_a_lost_gpu_is_named_by_the_bus_when_the_count_says_which() -> None:
+    lost = Lost("GPU_IS_LOST", "handle", "nvmlDeviceGetHandleByIndex(1)")
+    three = node_with("0000:1b:00.0", "0000:43:00.0", "0000:c1:00.0")
+    node = replace(three, gpus=tuple(replace(g, vendor="nvidia") for g in three.gpus))
+    listed = (NvmlGpu(0, A("0000:1b:00.0")), NvmlGpu(1, None, lost=lost), NvmlGpu(2, A("0000:c1:00.0")))
+    whole = NvmlResult(None, listed)
+    out = apply_nvml(node, whole)
+    assert [(str(g.pci.address), g.unusable) for g in out.gpus if g.unusable] == [
+        ("0000:43:00.0", "lost: NVML GPU 1: NVML cannot open it (GPU_IS_LOST) "
+                         "(nvmlDeviceGetHandleByIndex(1) -> GPU_IS_LOST)")]  # fmt: skip
+    assert any(n.startswith("lost GPU 0000:43:00.0: NVML GPU 1") for n in out.notes)
+    # a container sees GPUs 0 and 1 of three, and GPU 1 is lost: which one is not known, the note says so
+    part = NvmlResult(None, (NvmlGpu(0, A("0000:1b:00.0")), NvmlGpu(1, None, lost=lost)))
+    out = apply_nvml(node, part)
+    assert not any(g.unusable for g in out.gpus)
+    assert any(n.startswith("lost GPU: NVML GPU 1") and n.endswith("one of 0000:43:00.0, 0000:c1:00.0")
+               for n in out.notes)  # fmt: skip

@@ -1,16 +1,17 @@
-"""procs.mis-pinned: GPU processes (from a fake NVML) judged by ``pinctl check``'s own verdicts."""
+"""procs.mis-pinned: GPU processes (NVIDIA's binding over tests/nvmlshim) judged by ``pinctl check``'s own verdicts."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from doctor_helpers import levels
-from test_doctor_gpu import FakeGpu, fake_pynvml
+from nvml_helpers import findings, run_pinctl, shim_node
 
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor import procs
@@ -34,29 +35,30 @@ def sleepers(*cpus: int) -> Iterator[list[int]]:
             kid.wait()
 
 
-def run(monkeypatch: pytest.MonkeyPatch, pids: list[int]) -> list[procs.Finding]:
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("0000:18:00.0", pids=pids)]))
-    return procs.mis_pinned(DoctorContext(KernelFiles("/"), health=HEALTH))
+def run(shim: Path, pids: list[int]) -> list[dict[str, Any]]:
+    """``pinctl doctor --only procs`` on a one-GPU node whose NVML lists *pids* on GPU 0."""
+    env = shim_node(shim, "gpus = 1\n" + (f"gpu.0.procs = {','.join(map(str, pids))}\n" if pids else ""))
+    return findings(run_pinctl(["doctor", "--json", "--only", "procs"], env))["procs.mis-pinned"]
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_gpu_processes_pinned_apart_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_processes_pinned_apart_pass(nvmlshim: Path) -> None:
     cpus = sorted(os.sched_getaffinity(0))[:2]
     with sleepers(*cpus) as pids:
-        found = run(monkeypatch, pids)
-    assert levels(found) == ["ok"] and "2 GPU processes" in found[0].summary
+        found = run(nvmlshim, pids)
+    assert [f["level"] for f in found] == ["ok"] and "2 GPU processes" in found[0]["summary"]
 
 
-def test_gpu_processes_sharing_a_cpu_fire(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_processes_sharing_a_cpu_fire(nvmlshim: Path) -> None:
     cpu = min(os.sched_getaffinity(0))
     with sleepers(cpu, cpu) as pids:
-        found = run(monkeypatch, pids)
-    assert [f.severity for f in found] == ["warn", "warn"]
-    assert f"shares CPU {cpu} with process {pids[1]}" in found[0].evidence
+        found = run(nvmlshim, pids)
+    assert [f["level"] for f in found] == ["warn", "warn"]
+    assert f"shares CPU {cpu} with process {pids[1]}" in found[0]["evidence"]
 
 
-def test_skips_without_processes_nvml_or_live_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert "no processes" in run(monkeypatch, [])[0].summary
+def test_skips_without_processes_nvml_or_live_root(nvmlshim: Path) -> None:
+    assert "no processes" in run(nvmlshim, [])[0]["summary"]
     assert levels(procs.mis_pinned(DoctorContext(KernelFiles("/"), nvml_note="no NVML"))) == ["skipped"]
     rooted = procs.mis_pinned(DoctorContext(KernelFiles("/tmp"), health=HEALTH))
     assert levels(rooted) == ["skipped"] and "--root" in rooted[0].summary

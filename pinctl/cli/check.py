@@ -39,12 +39,14 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
     files = KernelFiles()
     notes: list[str] = []
     plan = _plan(ctx, params, notes)
-    targets = _targets(pids, gpu_procs, files, plan)
+    unseen: list[str] = []  # GPUs whose processes NVML would not list: the check cannot pass over them
+    targets = _targets(pids, gpu_procs, files, plan, unseen)
     facts = [gather(pid, gpus=gpus, files=files) for pid, gpus in targets]
     nodes = {n: node_cpus(files, n) or frozenset() for n in online_nodes(files)}
     issues = evaluate(facts, plan, nodes)
-    ok = not any(issues.values())
-    if not facts:
+    ok = not any(issues.values()) and not unseen
+    notes.extend(f"could not list the processes on {u}" for u in unseen)
+    if not facts and not unseen:
         notes.append("no process to check (give PIDs or --gpu-procs, or start the ranks with pinctl launch)")
     if as_json:
         doc = {
@@ -63,7 +65,7 @@ def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json
 
 
 def _targets(
-    pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles, plan: Plan | None
+    pids_given: tuple[str, ...], gpu_procs: bool, files: KernelFiles, plan: Plan | None, unseen: list[str]
 ) -> list[tuple[int, tuple[int, ...]]]:
     if pids_given and gpu_procs:
         raise UsageError("give PIDs or --gpu-procs, not both")
@@ -76,11 +78,9 @@ def _targets(
         per_gpu, note = gpu_processes()
         if per_gpu is None:
             raise TopologyError(f"check --gpu-procs: {note}")
-        index_of = (
-            None
-            if plan is None
-            else {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
-        )
+        unseen.extend(g.error for g in per_gpu if g.error is not None)
+        index_of = None if plan is None else {
+            r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}  # fmt: skip
         found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.

@@ -62,6 +62,7 @@ def build_context(
     node, error = _discover(topology, root, debug) if need_node else (None, "not needed by the selected checks")
     health = None
     note = "NVML not queried"
+    nvml_error = None
     offline = topology is not None and root is None
     if root is not None or offline:
         note = f"live node only: NVML ({'--root' if root is not None else '--topology'} given)"
@@ -71,6 +72,7 @@ def build_context(
         result = query_health()
         if isinstance(result, NvmlUnavailable):
             note = result.reason  # "NVML not available: ...", the one wording of every NVML query
+            nvml_error = result.code
         else:
             health = result
     housekeeping = parse_list(reserve, what="--reserve CPU list") if reserve is not None else None
@@ -84,6 +86,7 @@ def build_context(
         node=node,
         health=health,
         nvml_note=note,
+        nvml_error=nvml_error,
         discovery_error=error,
         housekeeping=housekeeping,
         job_cpus=job_cpus,
@@ -157,7 +160,7 @@ def doctor(
     if root is not None and not KernelFiles(root).holds_a_tree():
         raise UsageError(f"--root {root!r} holds no sys/ or proc/: not a gathered /sys and /proc tree")
     need_node = any(c.needs_node for c in checks) or expect is not None  # a shape needs the topology
-    need_nvml = any(c.area in ("gpu", "procs") for c in checks)
+    need_nvml = any(c.area in ("gpu", "procs", "pcie") for c in checks)  # pcie: NVML knows links sysfs lacks
     debug = bool((ctx.find_root().obj or {}).get("debug"))
     context = build_context(
         root=root,

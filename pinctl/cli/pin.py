@@ -88,6 +88,8 @@ def _auto_targets(params: dict[str, Any]) -> list[Target]:
     by_bus = {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
     wanted: dict[int, tuple[set[int], set[int]]] = {}
     for gpu in per_gpu:
+        if gpu.error is not None:
+            note(f"pin --auto: could not list the processes on {gpu.error}; they are left alone")
         if not gpu.pids:
             continue
         index = by_bus.get(gpu.pci_bus_id or "")
@@ -103,5 +105,11 @@ def _auto_targets(params: dict[str, Any]) -> list[Target]:
             acc[0].update(cpus)
             acc[1].update(mems)
     if not wanted:
-        out(["no process is using a GPU"])
+        out(
+            [
+                "no process is using a GPU"
+                if not any(g.error for g in per_gpu)
+                else "no process found on the GPUs NVML would list"
+            ]
+        )
     return [(pid, frozenset(c), frozenset(m)) for pid, (c, m) in sorted(wanted.items())]

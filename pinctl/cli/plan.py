@@ -12,6 +12,7 @@ from pinctl import api
 from pinctl.act.files import write_file, write_tree
 from pinctl.cli.options import planning_keywords, planning_options
 from pinctl.cli.output import warn
+from pinctl.discovery.merge import LOST_GPU
 from pinctl.errors import UsageError
 from pinctl.model import Node
 from pinctl.render import export, housekeeping
@@ -76,7 +77,11 @@ def plan(
     if command and fmt not in ("numactl", "slurm"):
         raise UsageError("a COMMAND is only used with --format numactl or slurm")
 
-    result = api.make_plan(_discover(topology, root), **planning_keywords(params))
+    node = _discover(topology, root)
+    for n in node.notes:
+        if n.startswith(LOST_GPU):  # the plan leaves a lost GPU out: say which and why
+            warn(n)
+    result = api.make_plan(node, **planning_keywords(params))
     if fmt == "table":
         items = plan_table(result)
         if output is None:

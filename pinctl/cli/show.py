@@ -10,8 +10,9 @@ import click
 from pinctl import api
 from pinctl.act.files import write_file
 from pinctl.cli.options import source_options
-from pinctl.cli.output import say
+from pinctl.cli.output import note, say
 from pinctl.discovery.engine import live_xml
+from pinctl.discovery.nvml import query_nvml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items
 from pinctl.render.table import draw
@@ -42,9 +43,21 @@ def show(topology: str | None, root: str | None, as_json: bool, no_nvml: bool) -
 )
 def snapshot(output: str) -> int:
     """Write this machine's topology (I/O devices included) as hwloc XML."""
+    text, crashed = live_xml()
     if output == "-":  # as lstopo and most tools read it (a file named '-' is ./-)
-        sys.stdout.write(live_xml())
-        return 0
-    write_file(output, live_xml())
-    say(f"wrote {output}")
+        sys.stdout.write(text)
+    else:
+        write_file(output, text)
+        say(f"wrote {output}")
+    if crashed:
+        note(crashed)
+    for line in lost_gpus():  # the XML has a lost GPU's PCI facts only: say which and why
+        note(line)
     return 0
+
+
+def lost_gpus() -> list[str]:
+    """One line per GPU NVML cannot read (the snapshot's XML cannot say it); none without NVML."""
+    result, _ = query_nvml()
+    gpus = result.gpus if result is not None else ()
+    return [f"NVML GPU {g.index}: {h.describe()} ({h.call} -> {h.code})" for g in gpus if (h := g.lost) is not None]

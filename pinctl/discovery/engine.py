@@ -59,8 +59,9 @@ def load(*, xml_path: str | None = None, fsroot: str | None = None) -> Node:
     return builtin.load_builtin(xml_path=xml_path, fsroot=fsroot)
 
 
-def live_xml() -> str:
-    """This machine as hwloc XML v2: libhwloc's export, or the built-in tree written out."""
+def live_xml() -> tuple[str, str | None]:
+    """This machine as hwloc XML v2 (libhwloc's export, or the built-in tree written out), and
+    a note when hwloc's NVML plugin crashed and the XML lacks its facts (never, built-in)."""
     if _chosen() == "hwloc":
         return hwloc_source.live_xml()
-    return builtin.live_xml()
+    return builtin.live_xml(), None

@@ -219,10 +219,13 @@ def locality_conflicts(node: Node, facts: SysfsFacts) -> list[str]:
 def apply_nvml(node: Node, result: NvmlResult) -> Node:
     """Fill GPU name/UUID/memory/NVLink by PCI address; add GPUs only NVML knows (with a note).
 
-    GPUs are re-indexed in PCI order afterwards (NVML's own order on every driver
-    since PCI_BUS_ID enumeration, which the model's ``index`` promises).
+    NVML's own facts fill what the topology lacks: its CPU and memory affinity place a GPU
+    whose NUMA node is unknown, its current and maximum PCIe generation and width a link
+    sysfs did not give. A GPU NVML could not read is named (:func:`_lost`). GPUs are
+    re-indexed in PCI order afterwards (NVML's own order on every driver since PCI_BUS_ID
+    enumeration, which the model's ``index`` promises).
     """
-    by_addr = {g.pci: g for g in result.gpus if g.pci is not None}
+    by_addr = {g.pci: _known_locality(node, g) for g in result.gpus if g.pci is not None}
     notes = list(node.notes)
     gpus: list[Gpu] = []
     for gpu in node.gpus:
@@ -233,6 +236,7 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
         gpus.append(
             replace(
                 gpu,
+                pci=_nvml_pci(gpu.pci, found),
                 vendor="nvidia",
                 name=found.name or gpu.name,
                 uuid=found.uuid or gpu.uuid,
@@ -242,11 +246,17 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
             )
         )
     for addr, found in sorted(by_addr.items()):
-        notes.append(f"GPU {addr} is known to NVML but not to the topology: added without locality")
+        pci = _nvml_pci(PciInfo(address=addr, vendor_id=0x10DE), found)
+        where = (
+            f"placed by NVML's affinity on NUMA node {pci.numa_node}"
+            if pci.numa_node is not None
+            else ("added without locality")
+        )
+        notes.append(f"GPU {addr} is known to NVML but not to the topology: {where}")
         gpus.append(
             Gpu(
                 index=0,
-                pci=PciInfo(address=addr),
+                pci=pci,
                 vendor="nvidia",
                 name=found.name,
                 uuid=found.uuid,
@@ -255,10 +265,9 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
                 **_nvml_access((), found),
             )
         )
+    gpus, lost_notes = _lost(gpus, result)
     gpus = _nvml_memory_nodes(node, gpus, result)
-    lost = [g.index for g in result.gpus if g.pci is None]
-    if lost:
-        notes.append(f"NVML could not read GPU(s) {', '.join(map(str, lost))} (lost or no permission)")
+    notes.extend(lost_notes)
     ordered = sorted(gpus, key=lambda g: g.pci.address)
     hbm = {g.memory_numa_node for g in ordered if g.memory_numa_node is not None}
     numa = tuple(replace(n, kind="gpu") if n.os_index in hbm and n.cpuless else n for n in node.numa_nodes)
@@ -271,6 +280,63 @@ def _nvml_memory_nodes(node: Node, gpus: list[Gpu], result: NvmlResult) -> list[
     ids = {g.pci: g.numa_node_id for g in result.gpus if g.pci is not None and g.numa_node_id is not None}
     known = {n.os_index for n in node.numa_nodes}
     return [replace(g, memory_numa_node=ids[g.pci.address]) if ids.get(g.pci.address) in known else g for g in gpus]
+
+
+def _known_locality(node: Node, found: NvmlGpu) -> NvmlGpu:
+    """NVML's affinity kept only where it names this node's NUMA nodes and CPUs (a container's NVML
+    may describe the host); a memory affinity NVML did not give is the node holding its CPUs."""
+    cpus = (found.cpus & node.cpus) or None if found.cpus else None
+    numa = found.numa_node if found.numa_node is not None and node.numa(found.numa_node) is not None else None
+    if numa is None and cpus:
+        numa = next((n.os_index for n in node.numa_nodes if n.cpus and cpus <= n.cpus), None)
+    return replace(found, cpus=cpus, numa_node=numa)
+
+
+# PCIe generation -> GT/s per lane (PCI-SIG).
+_GEN_GTS = {1: 2.5, 2: 5.0, 3: 8.0, 4: 16.0, 5: 32.0, 6: 64.0}
+
+
+def _nvml_pci(info: PciInfo, found: NvmlGpu) -> PciInfo:
+    """*info* with NVML's locality and link where the topology and sysfs had none."""
+    numa = info.numa_node if info.numa_node is not None else found.numa_node
+    cpus = info.local_cpus or found.cpus or frozenset()
+    link = info.link
+    if found.pcie is not None and link.speed_gts is None and link.width is None:
+        p = found.pcie
+        link = replace(
+            link,
+            speed_gts=_GEN_GTS.get(p.gen or 0),
+            width=p.width,
+            max_speed_gts=_GEN_GTS.get(p.max_gen or 0),
+            max_width=p.max_width,
+        )
+    return replace(info, numa_node=numa, local_cpus=cpus, link=link)
+
+
+LOST_GPU = "lost GPU"  # how a Node note about a GPU NVML could not read begins
+
+
+def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
+    """Name the GPUs NVML could not read. NVML cannot say a lost GPU's bus id, but the topology
+    still shows it: when as many NVIDIA GPUs are missing from NVML's answers as NVML lost, those
+    are the lost ones and are marked unusable with NVML's words; otherwise (a container sees part
+    of the node) the note says which GPU index NVML lost."""
+    lost = [g for g in result.gpus if g.lost is not None]
+    if not lost:
+        return gpus, []
+    listed = {g.pci for g in result.gpus if g.pci is not None}
+    missing = [g for g in gpus if g.vendor == "nvidia" and g.pci.address not in listed]
+    whys = "; ".join(
+        f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})" for g in lost if g.lost is not None
+    )
+    if len(missing) != len(lost):
+        return gpus, [
+            f"{LOST_GPU}: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}" if missing else "")
+        ]
+    names = {id(g) for g in missing}
+    reason = f"lost: {whys}"
+    marked = [replace(g, unusable=reason) if id(g) in names else g for g in gpus]
+    return marked, [f"{LOST_GPU} {', '.join(str(g.pci.address) for g in missing)}: {whys}"]
 
 
 def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:

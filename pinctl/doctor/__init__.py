@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pinctl.doctor import gpu, gpudirect, gpuhealth, irq, node, numa, pcie, procs, rdma, settings, xid
+from pinctl.doctor import gpu, gpudirect, gpudriver, gpuhealth, irq, node, numa, pcie, procs, rdma, settings, xid
 from pinctl.doctor.finding import SEVERITIES, DoctorContext, Finding, needs_root, not_applicable
 from pinctl.errors import UsageError
 from pinctl.kernel.files import NeedsRoot
@@ -93,9 +93,9 @@ CHECKS: tuple[Check, ...] = (
     Check(gpuhealth.NVLINK_ERRORS, "no NVLink errors", gpuhealth.nvlink_errors, needs_node=False, live="NVML"),
     Check(gpuhealth.FABRIC, "GPUs registered with the NVLink fabric", gpuhealth.fabric, needs_node=False, live="NVML"),
     Check(
-        gpuhealth.DRIVER,
-        "GPU firmware agrees with the driver",
-        gpuhealth.driver_versions,
+        gpudriver.CHECK,
+        "NVIDIA driver, its library and GPU firmware agree",
+        gpudriver.driver,
         needs_node=False,
         live="NVML",
     ),

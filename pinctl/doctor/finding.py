@@ -57,7 +57,7 @@ class DoctorContext:
     """Everything a check may look at.
 
     ``node`` is None when discovery failed (``discovery_error`` says why);
-    ``health`` is None without NVML (``nvml_note`` says why). ``housekeeping``
+    ``health`` is None without NVML (``nvml_note`` says why, ``nvml_error`` names NVML's error). ``housekeeping``
     come from ``--reserve``, ``job_cpus`` and ``plan`` from ``--plan``; None means not given.
     ``offline``: the node is a topology file alone (``--topology`` without ``--root``): the
     files under ``files`` are this machine's, not the node's, so checks judge only the model.
@@ -67,6 +67,7 @@ class DoctorContext:
     node: Node | None = None
     health: NvmlHealth | None = None
     nvml_note: str = "NVML not queried"
+    nvml_error: str | None = None  # NVML's error name when nvmlInit failed (LIB_RM_VERSION_MISMATCH, ...)
     discovery_error: str | None = None
     housekeeping: frozenset[int] | None = None
     job_cpus: frozenset[int] | None = None

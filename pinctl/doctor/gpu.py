@@ -7,6 +7,7 @@ from collections import defaultdict
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel import pci
+from pinctl.kernel.devices import gpu_device_files
 from pinctl.words import count, every, verb
 
 PERSISTENCE = "gpu.persistence-mode"
@@ -51,7 +52,7 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
     return out or [ok(PERSISTENCE, "node", f"persistence mode on for {count(len(known), 'GPU')}")]
 
 
-def _nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
+def nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
     """PCI functions of NVIDIA display/3D class bound to the nvidia driver."""
     out = []
     for addr in pci.functions(ctx.files):
@@ -61,41 +62,95 @@ def _nvidia_pci_gpus(ctx: DoctorContext) -> list[str]:
     return out
 
 
+_XID_REMEDY = (
+    "check `dmesg` for Xid 79 (fallen off the bus) or 48/63/64 (memory); drain the node and "
+    "reset the GPU (nvidia-smi -r) or reboot; replace it if it recurs"
+)
+_PERMISSION_REMEDY = (
+    "the GPU's device file is not open to this user or container: check the mode of "
+    "/dev/nvidia* (the driver's NVreg_DeviceFileMode/UID/GID), the cgroup's device rules, "
+    "or the GPUs given to the container (--gpus, the device plugin)"
+)
+
+
+def _lost_finding(g: GpuHealth, subject: str) -> Finding:
+    how = g.how
+    code = how.code if how else "unknown"
+    evidence = (f"{how.call} -> {how.code}",) if how else ()
+    if how is not None and how.permission:
+        return Finding(
+            LOST,
+            "fail",
+            subject,
+            "NVML may not open this GPU (NO_PERMISSION): it cannot be used or judged here",
+            evidence,
+            _PERMISSION_REMEDY,
+        )
+    if how is not None and how.step == "queries":
+        return Finding(
+            LOST,
+            "fail",
+            subject,
+            f"the GPU is lost: its handle opens but every query answers {code}",
+            evidence,
+            _XID_REMEDY,
+        )
+    return Finding(LOST, "fail", subject, f"NVML cannot open the GPU ({code})", evidence, _XID_REMEDY)
+
+
 def lost(ctx: DoctorContext) -> list[Finding]:
+    """Lost GPUs, judged over the GPUs this job was given (docs/partial-nodes.md).
+
+    NVML lists the GPUs whose device files this job has; a GPU bound to the driver that NVML
+    does not list was not given to this job (a pod given 2 of 8), unless this job holds more
+    GPU device files than NVML lists: then a given GPU has vanished from NVML. Where a device
+    cgroup hides files (Slurm's ConstrainDevices), NVML may list every GPU and refuse the others'
+    handles (NO_PERMISSION): when the job holds exactly the files of the GPUs NVML opens, those
+    refused were not given either.
+    """
     h = ctx.health
     if h is None:
         return [skipped(LOST, ctx.nvml_note)]
-    out = [
-        Finding(
-            LOST,
-            "fail",
-            f"GPU {g.index}",
-            f"NVML cannot open the GPU: {g.error}",
-            (f"nvmlDeviceGetHandleByIndex({g.index}) -> {g.error}",),
-            "check `dmesg` for Xid 79 (fallen off the bus) or 48/63/64 (memory); drain the node and "
-            "reset the GPU (nvidia-smi -r) or reboot; replace it if it recurs",
-        )
-        for g in h.gpus
-        if g.lost
-    ]
-    bound = _nvidia_pci_gpus(ctx)
-    if len(bound) > len(h.gpus):
+    bound = nvidia_pci_gpus(ctx)
+    listed = {str(g.pci_bus_id) for g in h.gpus if g.pci_bus_id is not None}
+    absent = [a for a in bound if a not in listed]
+    gone = [g for g in h.gpus if g.lost]
+    files = gpu_device_files(ctx.files)
+    held = sorted(f for f in files or () if f.startswith("nvidia"))
+    denied = [g for g in gone if g.how is not None and g.how.permission]
+    not_ours = bool(held and denied and len(held) == len(h.gpus) - len(denied))
+    if not_ours:
+        gone = [g for g in gone if g not in denied]
+    given = len(h.gpus) - (len(denied) if not_ours else 0)
+    named = len(absent) == len(gone) > 0  # the bus can still name what NVML lost
+    where = f" ({', '.join(absent)})" if named else ""
+    out = [_lost_finding(g, f"GPU {g.index}{where}") for g in gone]
+    not_given = [] if named else absent
+    if len(held) > len(h.gpus):
         out.append(
             Finding(
                 LOST,
                 "fail",
                 "node",
-                f"{count(len(bound), 'GPU')} bound to the nvidia driver, NVML sees {len(h.gpus)}",
+                f"this job holds {count(len(held), 'GPU device file')}, NVML sees {len(h.gpus)}",
                 (
-                    f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA display device')} with driver nvidia",
+                    f"/dev: {', '.join(held)}",
                     f"nvmlDeviceGetCount() = {len(h.gpus)}",
+                    f"{pci.DEVICES_DIR}/*: {count(len(bound), 'NVIDIA display device')} with driver nvidia",
                 ),
                 "check `dmesg` for RmInitAdapter failures or Xid errors; reboot or replace the missing GPU",
             )
         )
+        not_given = []
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
-    return out or [ok(LOST, "node", f"{count(len(h.gpus), 'GPU')} {verb(len(h.gpus), 'answers', 'answer')} NVML")]
+    aside = (
+        f"; {count(len(not_given), 'more GPU')} bound to the driver not given to this job ({', '.join(not_given)})"
+        if not_given
+        else ""
+    )
+    answer = verb(given, "answers", "answer")
+    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}")]
 
 
 def memory_retirement(ctx: DoctorContext) -> list[Finding]:

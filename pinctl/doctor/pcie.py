@@ -41,6 +41,23 @@ def _read(ctx: DoctorContext, addr: PciAddress) -> _Link | None:
     return _Link(lk.speed_gts, lk.max_speed_gts, lk.width, lk.max_width, evidence)
 
 
+# PCIe generation -> GT/s per lane (PCI-SIG).
+_GEN_GTS = {1: 2.5, 2: 5.0, 3: 8.0, 4: 16.0, 5: 32.0, 6: 64.0}
+
+
+def _from_nvml(ctx: DoctorContext, addr: PciAddress) -> _Link | None:
+    """NVML's current and maximum generation and width of a GPU's link (where sysfs has no link files)."""
+    g = next((g for g in ctx.health.gpus if g.pci_bus_id == addr), None) if ctx.health else None
+    p = g.pcie if g is not None else None
+    if g is None or p is None or (p.gen is None and p.width is None):
+        return None
+    ev = (
+        f"nvmlDeviceGetCurrPcieLinkGeneration/Width(GPU {g.index}) = Gen{p.gen} x{p.width}",
+        f"nvmlDeviceGetMaxPcieLinkGeneration/Width(GPU {g.index}) = Gen{p.max_gen} x{p.max_width}",
+    )
+    return _Link(_GEN_GTS.get(p.gen or 0), _GEN_GTS.get(p.max_gen or 0), p.width, p.max_width, ev)
+
+
 def _from_model(pci: PciInfo) -> _Link | None:
     lk = pci.link
     if lk.speed_gts is None and lk.width is None:
@@ -72,6 +89,8 @@ def link_degraded(ctx: DoctorContext) -> list[Finding]:
     for label, pci, is_gpu in devices:
         chain = [pci.address, *pci.bridges]
         links = [_read(ctx, a) for a in chain]
+        if links[0] is None and is_gpu:
+            links[0] = _from_nvml(ctx, pci.address)
         if links[0] is None:
             links[0] = _from_model(pci)
         for i, addr in enumerate(chain):
@@ -119,7 +138,7 @@ def link_degraded(ctx: DoctorContext) -> list[Finding]:
                     )
                 )
     if checked == 0:
-        return [skipped(CHECK, "no PCIe link files (current_link_speed/width) for these devices")]
+        return [skipped(CHECK, "no PCIe link files (current_link_speed/width) or NVML link facts for these devices")]
     if not out:
         out.append(ok(CHECK, "node", f"{count(checked, 'PCIe link')} at full speed and width"))
     return out

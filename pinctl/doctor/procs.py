@@ -19,6 +19,17 @@ CHECK = "procs.mis-pinned"
 _GONE = "process does not exist"  # exited between the NVML query and /proc: not a finding
 
 
+def _remedy(error: str) -> str:
+    if "NO_PERMISSION" in error:
+        return (
+            "run pinctl doctor as root: NVML lists a MIG GPU's processes only to root (and to others "
+            "only per MIG instance, which refused too)"
+        )
+    if "older than" in error:
+        return "upgrade the NVIDIA driver (R450 or newer has the process queries pinctl uses)"
+    return "see `nvidia-smi` for this GPU; upgrade the driver if the query is missing"
+
+
 def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     if not ctx.files.is_live:
         return [skipped(CHECK, "live node only: processes (--root given)")]
@@ -27,17 +38,29 @@ def mis_pinned(ctx: DoctorContext) -> list[Finding]:
     per_gpu, note = gpu_processes()
     if per_gpu is None:
         return [skipped(CHECK, note or "NVML process query failed")]
+    unseen = [
+        Finding(
+            CHECK,
+            "warn",
+            f"GPU {g.index}" + (f" ({g.pci_bus_id})" if g.pci_bus_id else ""),
+            "could not list the processes on this GPU",
+            (g.error,),
+            _remedy(g.error),
+        )
+        for g in per_gpu
+        if g.error is not None and g.pci_bus_id is not None
+    ]  # a lost GPU is gpu.lost's
     index_of = None if ctx.node is None else {str(g.pci.address): g.index for g in ctx.node.gpus}
     found = pids_by_gpu(per_gpu, index_of)
     if not found:
-        return [skipped(CHECK, "no processes on the GPUs")]
+        return unseen or [skipped(CHECK, "no processes on the GPUs")]
     facts = [gather(pid, gpus=tuple(gpus), files=ctx.files) for pid, gpus in sorted(found.items())]
     if ctx.node is not None:
         cpus = {n.os_index: n.cpus for n in ctx.node.numa_nodes}
     else:
         cpus = {n: node_cpus(ctx.files, n) or frozenset() for n in online_nodes(ctx.files)}
     issues = evaluate(facts, ctx.plan, cpus)
-    out: list[Finding] = []
+    out: list[Finding] = list(unseen)
     for f in facts:
         problems = [p for p in issues.get(f.pid, []) if p != _GONE]
         if f.exists and problems:

@@ -53,6 +53,7 @@ def _check_fsroot(fsroot: str) -> str:
     return root
 
 
-def live_xml() -> str:
-    """The live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it)."""
+def live_xml() -> tuple[str, str | None]:
+    """The live topology, I/O devices kept, as hwloc XML (v2 format: hwloc 2.x and 3.x read it),
+    and a note when hwloc's NVML plugin crashed and the XML lacks its facts."""
     return isolated.export_live_xml()

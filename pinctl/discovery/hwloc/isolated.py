@@ -14,6 +14,14 @@ Three dangers are handled here and only here:
 * HWLOC_* variables in the user's environment that would make libhwloc read
   another source (HWLOC_XMLFILE, HWLOC_FSROOT, ...) are removed for every load,
   so ``--topology`` and ``--root`` mean what they say.
+* libhwloc's NVML and CUDA plugins, which pyhwloc bundles: hwloc's NVML plugin
+  aborts the load when one GPU's handle cannot be had (GPU_IS_LOST, UNKNOWN,
+  NO_PERMISSION), and the CUDA plugin creates a context on every GPU. pinctl asks
+  NVML itself (:mod:`pinctl.discovery.nvml`), so a live discovery loads with both
+  left out (``HWLOC_PLUGINS_BLACKLIST`` keeps the plugin files from being opened,
+  ``HWLOC_COMPONENTS=-nvml,...`` covers a libhwloc built with them inside). Only
+  ``snapshot`` asks hwloc's NVML first (its XML keeps GPU names and NVLink), and
+  loads again without it when it crashes.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ _SCRUB = (
     "HWLOC_SYNTHETIC",
     "HWLOC_FSROOT",
     "HWLOC_COMPONENTS",
+    "HWLOC_PLUGINS_BLACKLIST",
     "HWLOC_CPUID_PATH",
     "HWLOC_THISSYSTEM",
     "HWLOC_DUMPED_HWDATA_DIR",
@@ -111,11 +120,23 @@ def _restore_var(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
-def load_env(src: Source, plugins: str | None) -> dict[str, str | None]:
-    """The HWLOC_* settings for one load (None removes a variable)."""
+# GPU runtimes libhwloc may query (hwloc 3.0 names: components, and plugins as hwloc_<name>.so).
+_GPU_RUNTIMES = ("nvml", "cuda", "opencl", "rsmi", "levelzero")
+
+
+def load_env(src: Source, plugins: str | None, *, hwloc_nvml: bool = False) -> dict[str, str | None]:
+    """The HWLOC_* settings for one load (None removes a variable).
+
+    A live load leaves out libhwloc's GPU-runtime components (NVML, CUDA, ...), unless
+    *hwloc_nvml* lets its NVML one in (``snapshot``, whose XML is read without pinctl's NVML).
+    """
     env: dict[str, str | None] = dict.fromkeys(_SCRUB)
     if plugins:
         env["HWLOC_PLUGINS_PATH"] = plugins
+    if src.kind == "live":
+        left_out = [r for r in _GPU_RUNTIMES if not (hwloc_nvml and r == "nvml")]
+        env["HWLOC_PLUGINS_BLACKLIST"] = ",".join(f"hwloc_{r}" for r in left_out)
+        env["HWLOC_COMPONENTS"] = ",".join(f"-{r}" for r in left_out)
     # GPU memory exposed as NUMA nodes (POWER9 + V100, Grace Hopper) stays visible.
     env["HWLOC_KEEP_NVIDIA_GPU_NUMA_NODES"] = "1"
     if src.kind == "fsroot":
@@ -135,12 +156,20 @@ def load_node(src: Source) -> Node:
     return replace(node, notes=node.notes + notes) if notes else node
 
 
-def export_live_xml() -> str:
-    """The live topology (I/O kept) as hwloc XML text, in the v2 format hwloc 2.x also reads."""
+def export_live_xml() -> tuple[str, str | None]:
+    """The live topology (I/O kept) as hwloc XML text, in the v2 format hwloc 2.x also reads,
+    and a note when hwloc's NVML plugin crashed and the XML was made without it."""
     plugins = ensure_pyhwloc()
     src = Source(kind="live", what="the live system", label="live")
+    try:
+        text, _ = run_isolated(_child_export, what=src.what, env=load_env(src, plugins, hwloc_nvml=True))
+        return text, None
+    except TopologyError as e:
+        if "crashed" not in str(e):
+            raise
+        first = str(e)
     text, _ = run_isolated(_child_export, what=src.what, env=load_env(src, plugins))
-    return text
+    return text, f"{first}; written without hwloc's NVML facts (GPU names, NVLink)"
 
 
 def _open(src: Source) -> Topology:

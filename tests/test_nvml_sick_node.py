@@ -1,0 +1,222 @@
+"""The sick GPU node, through NVIDIA's real binding over the stand-in libnvidia-ml.so.1 (issue 19).
+
+Every case runs the pinctl CLI in a child whose NVML is tests/nvmlshim describing the node
+(tests/nvml_helpers.py): a GPU lost three ways, a GPU whose queries are lost, a driver that no
+longer matches its library, a job given 2 of 8 GPUs, a driver before R510, a MIG GPU seen by
+non-root, NVML's own locality and PCIe link. Before issue 19 the first case aborted libhwloc
+(exit 3), the mismatch and the half-lost GPU passed doctor, and the old driver gave a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from nvml_helpers import SHIM_BUS_IDS, findings, levels_of, run_pinctl, shim_node
+
+pytestmark = pytest.mark.usefixtures("nvmlshim")
+
+# This machine's CPUs and NUMA node stand in for the H100 node's (NVML's affinity must name them).
+LOCAL = "".join(f"gpu.{i}.numa_node = 0\ngpu.{i}.cpus = 0\n" for i in range(8))
+ONE_LOCAL = "gpus = 1\ngpu.0.numa_node = 0\ngpu.0.cpus = 0\n"  # (a gpu.I key makes GPU I exist)
+
+LOST_WAYS = {
+    "handle-lost": ("gpu.3.lost = handle", "GPU_IS_LOST", "nvmlDeviceGetHandleByIndex(3)"),
+    "handle-unknown": ("gpu.3.handle_error = UNKNOWN", "UNKNOWN", "nvmlDeviceGetHandleByIndex(3)"),
+    "handle-denied": ("gpu.3.handle_error = NO_PERMISSION", "NO_PERMISSION", "nvmlDeviceGetHandleByIndex(3)"),
+    "queries-lost": ("gpu.3.lost = queries", "GPU_IS_LOST", "nvmlDeviceGetPciInfo(GPU 3)"),
+}
+
+
+@pytest.mark.parametrize("way", LOST_WAYS)
+def test_one_lost_gpu_leaves_show_plan_snapshot_and_doctor_working(nvmlshim: Path, tmp_path: Path,
+                                                                    way: str) -> None:  # fmt: skip
+    line, code, call = LOST_WAYS[way]
+    env = shim_node(nvmlshim, f"{line}\n{LOCAL}")
+
+    shown = run_pinctl(["show", "--json"], env, dev_gpus=8)
+    assert shown.returncode == 0, shown.stderr
+    node = json.loads(shown.stdout)
+    assert len(node["gpus"]) == 7  # the seven that answer, every one placed by NVML's affinity
+    assert {g["numa_node"] for g in node["gpus"]} == {0}
+    assert node["cpus"] and node["numa_nodes"]  # the rest of the node is intact
+    assert any("NVML GPU 3" in n and f"{call} -> {code}" in n for n in node["notes"]), node["notes"]
+
+    planned = run_pinctl(["plan", "--json", "--gpus", "0"], env, dev_gpus=8)
+    assert planned.returncode == 0, planned.stderr
+    assert len(json.loads(planned.stdout)["ranks"]) == 1
+    assert "NVML GPU 3" in planned.stderr and code in planned.stderr
+
+    snap = tmp_path / "snap.xml"
+    saved = run_pinctl(["snapshot", "-o", str(snap)], env)
+    assert saved.returncode == 0, saved.stderr
+    assert "<topology" in snap.read_text() and "NVML GPU 3" in saved.stderr and code in saved.stderr
+
+    doctor = run_pinctl(["doctor", "--json"], env)
+    assert doctor.returncode == 2, doctor.stderr
+    found = findings(doctor)
+    assert levels_of(found, "node.discovery") == ["ok"]  # so the PCIe, NUMA, RDMA and IRQ checks ran
+    (lost,) = found["gpu.lost"]
+    assert (lost["level"], lost["subject"]) == ("fail", "GPU 3") and code in lost["summary"]
+    assert lost["evidence"] == [f"{call} -> {code}"]
+    if code == "NO_PERMISSION":  # a permission problem gets a permission remedy, not "replace the GPU"
+        assert "Xid" not in lost["remedy"] and "/dev/nvidia*" in lost["remedy"] and "cgroup" in lost["remedy"]
+    else:
+        assert "Xid 79" in lost["remedy"]
+
+
+def test_a_lost_gpu_the_bus_still_shows_is_named_by_its_address(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, f"gpu.3.lost = handle\n{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert lost["subject"] == "GPU 3 (0000:5d:00.0)" and lost["level"] == "fail"
+
+
+def test_a_healthy_node_passes(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, LOCAL)
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,procs,pcie"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 0, doctor.stdout
+    found = findings(doctor)
+    assert levels_of(found, "gpu.lost") == levels_of(found, "gpu.driver") == ["ok"]
+    assert "8 GPUs given to this job answer NVML" in found["gpu.lost"][0]["summary"]
+
+
+def test_driver_library_mismatch_fails_with_the_fix(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, "init_error = LIB_RM_VERSION_MISMATCH\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2
+    (driver,) = findings(doctor)["gpu.driver"]
+    assert driver["level"] == "fail" and "8 GPUs" in driver["summary"]
+    assert "nvmlInit() -> LIB_RM_VERSION_MISMATCH" in driver["evidence"]
+    assert "reboot" in driver["remedy"] and "modprobe nvidia" in driver["remedy"]
+
+
+def test_no_driver_stays_a_note(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, "init_error = DRIVER_NOT_LOADED\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env)
+    assert doctor.returncode == 0
+    found = findings(doctor)
+    assert levels_of(found, "gpu.driver") == ["skipped"]
+    assert "NVIDIA driver not loaded" in found["gpu.driver"][0]["summary"]
+
+
+def test_a_job_given_two_of_eight_gpus_is_healthy(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, f"visible = 2,5\n{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 0, doctor.stdout
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert lost["level"] == "ok" and "2 GPUs given to this job answer NVML" in lost["summary"]
+    assert "6 more GPUs bound to the driver not given to this job" in lost["summary"]
+    shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=(2, 5)).stdout)
+    assert [g["pci_bus_id"] for g in shown["gpus"] if g["usable"]] == ["0000:3a:00.0", "0000:ab:00.0"]
+
+
+def test_a_given_gpu_missing_from_nvml_fails(nvmlshim: Path) -> None:
+    # eight device files this job may open, NVML enumerates two: a GPU fell out, not a smaller job
+    env = shim_node(nvmlshim, f"visible = 2,5\n{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert lost["summary"] == "this job holds 8 GPU device files, NVML sees 2"
+
+
+@contextmanager
+def sleeper() -> Iterator[int]:
+    kid = subprocess.Popen(["sleep", "60"])
+    try:
+        yield kid.pid
+    finally:
+        kid.kill()
+        kid.wait()
+
+
+def test_a_driver_before_r510_still_lists_processes(nvmlshim: Path) -> None:
+    with sleeper() as pid:
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}gpu.0.procs = {pid}\n", r470=True)
+        checked = run_pinctl(["check", "--gpu-procs", "--json"], env)
+        assert "Traceback" not in checked.stderr, checked.stderr
+        assert [p["pid"] for p in json.loads(checked.stdout)["processes"]] == [pid]  # through the _v2 query
+        pinned = run_pinctl(["pin", "--auto"], env, dev_gpus=1)
+        assert pinned.returncode == 0 and "Traceback" not in pinned.stderr, pinned.stderr
+        doctor = run_pinctl(["doctor", "--json", "--only", "procs"], env)
+        (procs,) = findings(doctor)["procs.mis-pinned"]
+        assert "internal error" not in procs["summary"] and procs["level"] == "ok"
+
+
+MIG = "gpu.0.mig = 1\ngpu.0.mig.0.gi = 1\ngpu.0.mig.0.ci = 0\n"
+
+
+def test_a_mig_gpu_lists_its_processes_to_non_root_per_instance(nvmlshim: Path) -> None:
+    # NVML gives a MIG GPU's whole list only to root; each MIG instance answers for itself
+    with sleeper() as pid:
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}{MIG}gpu.0.procs = {pid}:1048576:1:0\n")
+        for as_nobody in (True, False):
+            checked = run_pinctl(["check", "--gpu-procs", "--json"], env, as_nobody=as_nobody)
+            doc = json.loads(checked.stdout)
+            assert [p["pid"] for p in doc["processes"]] == [pid], checked.stderr
+            assert not any("could not list" in n for n in doc["notes"])
+
+
+def test_a_gpu_that_will_not_list_its_processes_is_not_a_clean_gpu(nvmlshim: Path) -> None:
+    refused = "".join(f"fail.nvmlDeviceGet{k}RunningProcesses_v3 = NO_PERMISSION\n" for k in ("Compute", "Graphics"))
+    with sleeper() as pid:
+        env = shim_node(nvmlshim, f"{ONE_LOCAL}{MIG}gpu.0.procs = {pid}:1048576:1:0\n{refused}")
+        checked = run_pinctl(["check", "--gpu-procs", "--json"], env, as_nobody=True)
+        assert checked.returncode == 1, checked.stderr
+        doc = json.loads(checked.stdout)
+        assert doc["ok"] is False and doc["processes"] == []
+        assert any("could not list the processes on GPU 0" in n and "NO_PERMISSION" in n for n in doc["notes"])
+        doctor = run_pinctl(["doctor", "--json", "--only", "procs"], env, as_nobody=True)
+        (procs,) = findings(doctor)["procs.mis-pinned"]
+        assert procs["level"] == "warn" and procs["summary"] == "could not list the processes on this GPU"
+        assert "as root" in procs["remedy"]
+        pinned = run_pinctl(["pin", "--auto"], env, dev_gpus=1, as_nobody=False)
+        assert "could not list the processes on GPU 0" in pinned.stderr and "left alone" in pinned.stderr
+
+
+def test_nvml_judges_a_pcie_link_sysfs_does_not_show(nvmlshim: Path) -> None:
+    env = shim_node(nvmlshim, f"gpu.2.pcie_width = 8\n{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "pcie"], env)
+    gpu_links = [f for f in findings(doctor)["pcie.link-degraded"] if f["subject"].startswith("GPU")]
+    assert [(f["level"], f["subject"], f["summary"]) for f in gpu_links] == [
+        ("warn", "GPU 2 (0000:3a:00.0)", "link trained at x8 of x16")
+    ]
+    assert "nvmlDeviceGetCurrPcieLinkGeneration/Width(GPU 2) = Gen5 x8" in gpu_links[0]["evidence"]
+    healthy = findings(run_pinctl(["doctor", "--json", "--only", "pcie"], shim_node(nvmlshim, LOCAL)))
+    assert not [f for f in healthy["pcie.link-degraded"] if f["level"] == "warn" and "GPU" in f["subject"]]
+
+
+def test_nvml_affinity_outside_this_node_is_not_believed(nvmlshim: Path) -> None:
+    # NVML names NUMA node 7 (absent here) but CPU 0: the GPU goes where its CPUs are
+    env = shim_node(nvmlshim, "gpus = 1\ngpu.0.numa_node = 7\ngpu.0.cpus = 0\n")
+    (gpu,) = json.loads(run_pinctl(["show", "--json"], env).stdout)["gpus"]
+    assert gpu["numa_node"] == 0
+
+
+def test_gpus_a_device_cgroup_keeps_from_the_job_are_not_lost(nvmlshim: Path) -> None:
+    # Slurm's ConstrainDevices: NVML counts all 8, refuses the handles of the 6 not allocated, and the
+    # job holds the device files of the 2 it opens: those 6 were not given, nothing is lost
+    denied = "".join(f"gpu.{i}.handle_error = NO_PERMISSION\n" for i in (0, 1, 3, 4, 6, 7))
+    env = shim_node(nvmlshim, f"{denied}{LOCAL}")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 0, doctor.stdout
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert lost["summary"].startswith("2 GPUs given to this job answer NVML; 6 more GPUs bound to the driver")
+    # the same refusals with all eight device files held: the GPUs are there and this job may not open them
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2 and levels_of(findings(doctor), "gpu.lost") == ["fail"] * 6
+
+
+def test_show_on_a_terminal_names_the_lost_gpu(nvmlshim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_terminal_views import in_pty  # the same pseudo-terminal the views are checked in
+
+    env = shim_node(nvmlshim, f"gpu.3.lost = handle\n{LOCAL}")
+    for name in ("LD_LIBRARY_PATH", "FAKE_NVML_CONFIG"):
+        monkeypatch.setenv(name, env[name])
+    text = " ".join(in_pty(100, "show").split())  # notes wrap at spaces on a terminal
+    assert "lost GPU: NVML GPU 3: NVML cannot open it (GPU_IS_LOST)" in text
+    assert "GPU6" in text and "GPU7" not in text  # the seven that answer are drawn
