@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "check": "pinctl.cli.check:check",
     "doctor": "pinctl.cli.doctor:doctor",
     "fleet": "pinctl.cli.fleet:fleet",
+    "watch": "pinctl.cli.watch:watch",
+    "noise": "pinctl.cli.noise:noise",
 }
 
 

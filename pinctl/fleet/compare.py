@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pinctl.fleet.lost import LostTally, LostVerdict
 from pinctl.fleet.shape import CheckRow, Checks, Fact, Shape, counted, summary
 from pinctl.words import count, verb
 
@@ -71,6 +72,7 @@ class Verdict:
     # Host names in more than one report: a node reported twice, or copied files, counts twice
     # toward the majority. Against --expect only the names kept (odd nodes, a sample) are seen.
     duplicates: tuple[str, ...] = ()
+    lost: LostVerdict | None = None  # from watch and noise reports: the node that loses the most time
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -90,6 +92,7 @@ class Verdict:
             "outliers": [o.to_dict() for o in self.outliers],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "duplicates": list(self.duplicates),
+            "time_lost": None if self.lost is None else self.lost.to_dict(),
         }
 
 
@@ -119,6 +122,7 @@ class Tally:
     groups: dict[tuple[int, int], _Members] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     nodes: int = 0
+    lost: LostTally = field(default_factory=LostTally)
 
     def add(self, host: str, shape: Shape, checks: Checks) -> None:
         s = self.shapes.setdefault(shape, len(self.shapes))
@@ -149,7 +153,14 @@ class Tally:
     def verdict(self) -> Verdict:
         """Judge every node against the reference, or the majority when there is none."""
         if not self.shapes:
-            return Verdict(0, self.reference[0] if self.reference else "majority", (), (), tuple(self.skipped))
+            return Verdict(
+                0,
+                self.reference[0] if self.reference else "majority",
+                (),
+                (),
+                tuple(self.skipped),
+                lost=self.lost.verdict(),
+            )
         ref_name, ref_shape, ref_checks = self.reference or self._majority()
         against = None if self.reference is None else ref_name
         shapes, problem_sets = list(self.shapes), list(self.problem_sets)
@@ -179,7 +190,9 @@ class Tally:
             for h in m.hosts:
                 seen[h] = seen.get(h, 0) + 1
         twice = tuple(sorted(h for h, n in seen.items() if n > 1))
-        return Verdict(self.nodes, ref_name, tuple(groups), tuple(outliers), tuple(self.skipped), twice)
+        return Verdict(
+            self.nodes, ref_name, tuple(groups), tuple(outliers), tuple(self.skipped), twice, self.lost.verdict()
+        )
 
 
 def _index(shape: Shape) -> dict[str, Fact]:

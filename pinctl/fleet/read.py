@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pinctl.errors import UsageError
+from pinctl.fleet import lost
 from pinctl.fleet.shape import SCHEMA, Checks, Shape, facts, problems
 
 MAX_REPORT = 16 * 2**20  # a report is tens of kB; a bigger "report" is not one
@@ -46,11 +47,14 @@ def check(source: str, text: str) -> Report:
     if not isinstance(data, dict):
         return Report(source, error=f"not a doctor report: a JSON {type(data).__name__}")
     schema = data.get("schema")
+    if schema in lost.SCHEMAS:  # watch and noise reports: time lost, beside the doctor reports' shapes
+        why = lost.check(data)
+        return Report(source, data) if why is None else Report(source, error=why)
     if schema != SCHEMA:
         why = (
             "has no inventory; rerun pinctl doctor --json with this pinctl"
             if schema == "pinctl.doctor/v1"
-            else f"expected {SCHEMA}"
+            else f"expected {SCHEMA} (or {' or '.join(lost.SCHEMAS)})"
         )
         return Report(source, error=f"schema {schema!r}: {why}")
     if not isinstance(data.get("inventory"), dict) or not isinstance(data.get("findings"), list):

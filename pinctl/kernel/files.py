@@ -60,6 +60,20 @@ class KernelFiles(Record):
         except (OSError, ValueError):  # ValueError: a NUL byte in a path another file named
             return None
 
+    def read_quick(self, rel: str) -> str | None:
+        """Like :meth:`read` for a small file read many times a second (a thread's stat), without
+        a text stream: a raw read of up to 64 kB, decoded; None when absent or unreadable."""
+        try:
+            fd = os.open(os.path.join(self.root, rel.lstrip("/")), os.O_RDONLY)
+        except (OSError, ValueError):
+            return None
+        try:
+            return os.read(fd, 65536).decode("utf-8", "replace")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
     def read_bytes(self, rel: str, limit: int = 4096) -> bytes | None:
         """Up to *limit* raw bytes (PCI config space); None when absent; NeedsRoot when unreadable."""
         try:
@@ -110,3 +124,51 @@ class KernelFiles(Record):
         if root != "/" and real.startswith(root + os.sep):
             return real[len(root) :]
         return real
+
+
+class KeptOpen:
+    """Files read every interval (a watched thread's status and schedstat), kept open and read again
+    from offset 0: procfs writes a file anew on each read from its start (fs/seq_file.c), so the
+    path walk and the open are paid once, not each second. At most *limit* files stay open (the
+    rest are opened per read, under the soft limit on open files); :meth:`sweep` closes those not
+    read since the last sweep (threads that ended), :meth:`close` all of them."""
+
+    def __init__(self, files: KernelFiles, limit: int = 512) -> None:
+        self.files = files
+        self.limit = limit
+        self.fds: dict[str, int] = {}
+        self.read_since: set[str] = set()
+
+    def read(self, rel: str) -> str | None:
+        self.read_since.add(rel)
+        fd = self.fds.get(rel)
+        if fd is None:
+            if len(self.fds) >= self.limit:
+                return self.files.read_quick(rel)
+            try:
+                fd = os.open(self.files.path(rel), os.O_RDONLY)
+            except (OSError, ValueError):
+                return None
+            self.fds[rel] = fd
+        try:
+            data = os.pread(fd, 65536, 0)
+        except OSError:
+            data = b""
+        if not data:  # the task ended (ESRCH, or nothing to read): forget it
+            self._drop(rel)
+            return None
+        return data.decode("utf-8", "replace")
+
+    def _drop(self, rel: str) -> None:
+        fd = self.fds.pop(rel, None)
+        if fd is not None:
+            os.close(fd)
+
+    def sweep(self) -> None:
+        for rel in [r for r in self.fds if r not in self.read_since]:
+            self._drop(rel)
+        self.read_since.clear()
+
+    def close(self) -> None:
+        for rel in list(self.fds):
+            self._drop(rel)

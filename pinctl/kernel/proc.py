@@ -209,3 +209,28 @@ def is_kernel_thread(files: KernelFiles, pid: int) -> bool:
     # after the ')' come state, ppid, pgrp, session, tty_nr, tpgid, flags (proc(5))
     flags = decimal(fields[6], limit=20) if len(fields) > 6 else None
     return flags is not None and bool(flags & PF_KTHREAD)
+
+
+def parse_numa_pages(text: str) -> list[tuple[frozenset[int], dict[int, int]]]:
+    """(policy nodes, pages per node) for every mapping of numa_maps: ``bind:1 ... N0=12 N1=30``
+    -> ({1}, {0: 12, 1: 30}); a policy naming no node (default, local) gives an empty set."""
+    out: list[tuple[frozenset[int], dict[int, int]]] = []
+    for line in text.splitlines():
+        policy = parse_numa_maps(line)
+        if not policy:
+            continue
+        pages: dict[int, int] = {}
+        for token in line.split():
+            if token[:1] == "N" and "=" in token:
+                node, _, n = token[1:].partition("=")
+                a, b = decimal(node, limit=6), decimal(n, limit=20)
+                if a is not None and b is not None:
+                    pages[a] = b
+        out.append((policy[0][1].nodes, pages))
+    return out
+
+
+def read_numa_pages(files: KernelFiles, pid: int) -> list[tuple[frozenset[int], dict[int, int]]] | None:
+    """Pages per node of each mapping; None when unreadable (gone, or another user's process)."""
+    text = files.read(f"/proc/{pid}/numa_maps")
+    return None if text is None else parse_numa_pages(text)

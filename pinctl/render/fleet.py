@@ -41,7 +41,25 @@ def _duplicates(v: Verdict) -> list[str]:
     ]
 
 
+def lost_lines(v: Verdict) -> list[str]:
+    """The time-lost section (watch and noise reports): the slowest nodes, those standing out marked."""
+    lost = v.lost
+    if lost is None:
+        return []
+    out = [f"time lost ({count(lost.nodes, 'node')} with watch or noise reports, median {lost.median_pct:g}%):"]
+    for s in lost.slowest:
+        mark = "!" if s.node in lost.standing_out else " "
+        out.append(f"{mark} {s.node}  {s.pct:g}% lost ({s.kind}, {count(s.reports, 'report')}; worst {s.worst_pct:g}% "
+                   f"on {s.subject})")  # fmt: skip
+    if lost.standing_out:
+        out.append(f"slowest node: {lost.slowest[0].node}" if lost.slowest[0].node in lost.standing_out
+                   else f"standing out: {', '.join(lost.standing_out)}")  # fmt: skip
+    return out
+
+
 def plain_lines(v: Verdict) -> list[str]:
+    if v.nodes == 0:  # only watch or noise reports: no shapes to show
+        return [*lost_lines(v), *(f"skipped {source}: {reason}" for source, reason in v.skipped)]
     out = [_headline(v), *_duplicates(v), "", "shapes:"]
     for g in v.groups:
         mark = "*" if g.reference else " "
@@ -54,6 +72,8 @@ def plain_lines(v: Verdict) -> list[str]:
             out.append(o.node)
             out.extend(f"    {d.text}" for d in o.differences)
             out.extend(f"    {line}" for line in _problems(o))
+    if v.lost is not None:
+        out += ["", *lost_lines(v)]
     for source, reason in v.skipped:
         out.append(f"skipped {source}: {reason}")
     return out
@@ -62,7 +82,7 @@ def plain_lines(v: Verdict) -> list[str]:
 def draw(v: Verdict, out: TextIO | None = None) -> None:
     """The fleet view on *out*: rich on a terminal, plain lines otherwise."""
     out = out or sys.stdout
-    if not use_rich(out):
+    if not use_rich(out) or v.nodes == 0:
         out.write("\n".join(plain_lines(v)) + "\n")
         return
     from rich.console import Console
@@ -85,5 +105,7 @@ def draw(v: Verdict, out: TextIO | None = None) -> None:
         grid_rows(
             console, ("node", "differs", "problems"), odd, title="odd nodes", styles=[("bold red", "", "")] * len(odd)
         )
+    for line in lost_lines(v):
+        console.print(Text(line, style="bold red" if line.startswith(("!", "slowest")) else ""))
     for source, reason in v.skipped:
         console.print(Text(f"skipped {source}: {reason}", style="dim"))

@@ -28,18 +28,30 @@ def _number(value: object) -> str | None:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def textfile(report: Mapping[str, Any]) -> str:
-    """The report as gauges: one per finding (check, level, subject) plus the node's shape."""
-    host = report.get("hostname") or "unknown"
-    lines: list[str] = []
+class Gauges:
+    """A textfile being written: ``gauge`` adds one metric's HELP, TYPE and samples, each labelled
+    with the host; a metric with no numeric sample is left out (a field the node could not tell)."""
 
-    def gauge(name: str, help_text: str, samples: list[tuple[dict[str, object], object]]) -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.lines: list[str] = []
+
+    def gauge(self, name: str, help_text: str, samples: list[tuple[dict[str, object], object]]) -> None:
         rows = [(labels, n) for labels, value in samples if (n := _number(value)) is not None]
         if not rows:
             return
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        lines.extend(f"{name}{_labels(host=host, **labels)} {n}" for labels, n in rows)
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} gauge")
+        self.lines.extend(f"{name}{_labels(host=self.host, **labels)} {n}" for labels, n in rows)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def textfile(report: Mapping[str, Any]) -> str:
+    """The report as gauges: one per finding (check, level, subject) plus the node's shape."""
+    g = Gauges(str(report.get("hostname") or "unknown"))
+    gauge = g.gauge
 
     findings = [f for f in report.get("findings") or [] if isinstance(f, Mapping)]
     gauge(
@@ -88,4 +100,66 @@ def textfile(report: Mapping[str, Any]) -> str:
         "Current PCIe link width of each NIC (lanes).",
         [({"nic": n.get("name")}, n.get("pcie_width")) for n in nics],
     )
-    return "\n".join(lines) + "\n"
+    return g.text()
+
+
+def watch_textfile(doc: Mapping[str, Any]) -> str:
+    """One ``watch`` interval (pinctl.watch/v1) as gauges per target."""
+    g = Gauges(str(doc.get("hostname") or "unknown"))
+    targets = [t for t in doc.get("targets") or [] if isinstance(t, Mapping)]
+
+    def per_target(key: str) -> list[tuple[dict[str, object], object]]:
+        return [({"target": t.get("name"), "cpus": t.get("cpulist")}, t.get(key)) for t in targets]
+
+    g.gauge(
+        "pinctl_watch_foreign_cpu_percent",
+        "Share of the target's CPUs' time other threads took.",
+        per_target("foreign_cpu_pct"),
+    )
+    g.gauge("pinctl_watch_irq_per_second", "Interrupts per second on the target's CPUs.", per_target("irq_per_s"))
+    g.gauge(
+        "pinctl_watch_steal_percent", "Share of the target's CPUs' time the hypervisor took.", per_target("steal_pct")
+    )
+    g.gauge(
+        "pinctl_watch_involuntary_switches_per_second",
+        "Times per second the target's threads were preempted.",
+        per_target("involuntary_switches_per_s"),
+    )
+    g.gauge(
+        "pinctl_watch_remote_memory_percent",
+        "Share of the target's pages on nodes outside its policy.",
+        per_target("remote_memory_pct"),
+    )
+    g.gauge("pinctl_watch_gpu_clock_slowdown", "1 for each reason NVML gives for a GPU's clocks being held down.",
+            [({"gpu": gpu.get("index"), "reason": r}, 1) for gpu in doc.get("gpus") or [] if isinstance(gpu, Mapping)
+             for r in gpu.get("slowdowns") or []])  # fmt: skip
+    g.gauge(
+        "pinctl_watch_bound_crossed",
+        "1 when a --max-* bound was crossed in the interval.",
+        [({}, 0 if doc.get("ok", True) else 1)],
+    )
+    return g.text()
+
+
+def noise_textfile(doc: Mapping[str, Any]) -> str:
+    """A ``noise`` run (pinctl.noise/v1) as gauges per CPU."""
+    g = Gauges(str(doc.get("hostname") or "unknown"))
+    cpus = [c for c in doc.get("cpus") or [] if isinstance(c, Mapping)]
+    method = str(doc.get("method") or "")
+
+    def per_cpu(key: str) -> list[tuple[dict[str, object], object]]:
+        return [({"cpu": c.get("cpu"), "class": c.get("class") or "", "method": method}, c.get(key)) for c in cpus]
+
+    g.gauge(
+        "pinctl_noise_lost_percent",
+        "Share of the CPU's time lost to interruptions during the probe.",
+        per_cpu("lost_pct"),
+    )
+    g.gauge("pinctl_noise_max_detour_microseconds", "Longest interruption seen on the CPU.", per_cpu("max_detour_us"))
+    g.gauge(
+        "pinctl_noise_p99_detour_microseconds", "99th percentile interruption on the CPU.", per_cpu("p99_detour_us")
+    )
+    g.gauge(
+        "pinctl_noise_bound_crossed", "1 when a --max-* bound was crossed.", [({}, 0 if doc.get("ok", True) else 1)]
+    )
+    return g.text()
