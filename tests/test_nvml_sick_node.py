@@ -104,6 +104,21 @@ def test_no_driver_stays_a_note(nvmlshim: Path) -> None:
     assert "NVIDIA driver not loaded" in found["gpu.driver"][0]["summary"]
 
 
+@pytest.mark.parametrize("bound", [None, "nouveau"])
+def test_gpus_on_the_bus_without_their_driver_fail(nvmlshim: Path, bound: str | None) -> None:
+    # the driver failed to load (a new kernel without its module, secure boot): no CUDA job can start
+    env = shim_node(nvmlshim, "init_error = DRIVER_NOT_LOADED\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, sys_gpus=SHIM_BUS_IDS, sys_driver=bound)
+    assert doctor.returncode == 2, doctor.stdout
+    (driver,) = findings(doctor)["gpu.driver"]
+    assert (driver["level"], driver["summary"]) == ("fail", "NVIDIA driver not loaded: 8 GPUs unusable")
+    assert f"/sys/bus/pci/devices/0000:18:00.0/driver: {bound or 'none bound'}" in driver["evidence"]
+    assert "modprobe nvidia" in driver["remedy"] and "dmesg" in driver["remedy"]
+    passed_through = run_pinctl(["doctor", "--json", "--only", "gpu.driver"], env, sys_gpus=SHIM_BUS_IDS,
+                                sys_driver="vfio-pci")  # fmt: skip
+    assert levels_of(findings(passed_through), "gpu.driver") == ["skipped"]  # given to VMs on purpose
+
+
 def test_a_job_given_two_of_eight_gpus_is_healthy(nvmlshim: Path) -> None:
     env = shim_node(nvmlshim, f"visible = 2,5\n{LOCAL}")
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
