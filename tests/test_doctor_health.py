@@ -200,16 +200,23 @@ def test_missing_gpudirect_prerequisites_are_named(trees: dict[str, Path]) -> No
     ctx = context(trees["sick"], _storage_node())
     peer, gds, acs, iommu = (check(ctx) for check in NODE_CHECKS)
     assert [f.severity for f in (*peer, *gds, *iommu)] == ["warn", "warn", "warn"]
-    assert "nvidia_peermem / nv_peer_mem not loaded" in peer[0].summary
+    assert peer[0].summary == "nvidia_peermem not loaded: 2 GPUs need it"
+    assert "/proc/modules: nv_peer_mem not listed" in peer[0].evidence  # the older name was looked for too
+    assert "GPU 0 (0000:18:00.0) shares a PCIe switch with mlx5_0" in peer[0].evidence
     assert "nvidia_fs not loaded" in gds[0].summary
     assert [(f.severity, f.subject) for f in acs] == [("warn", "switch port 0000:17:00.0")]
-    assert "P2P request redirect and P2P completion redirect" in acs[0].summary
+    assert "(P2P request redirect and P2P completion redirect)" in acs[0].evidence[0]
+    assert "between GPU 0 (0000:18:00.0) - mlx5_0" in acs[0].evidence
     assert "type = DMA-FQ" in iommu[0].evidence[0]
+    # one short line each at 80 columns: the detail is in the evidence
+    assert [f.summary for f in (*peer, *gds, *acs, *iommu, *rdma.link_errors(ctx)) if len(f.summary) > 50] == []
 
 
 def test_acs_needs_root_and_nothing_shared_is_not_applicable(trees: dict[str, Path]) -> None:
     (acs,) = gpudirect.acs_redirect(context(trees["nonroot"], two_sockets()))
-    assert acs.severity == "skipped" and "needs root" in acs.summary
+    assert (acs.severity, acs.subject, acs.summary) == (
+        "skipped", "switch port 0000:17:00.0", "needs root (ACS is in the extended config space)"
+    )  # fmt: skip
     (gds,) = gpudirect.storage(context(trees["healthy"], two_sockets()))  # its NVMe hangs off a root port
     assert gds.severity == "skipped" and gds.summary == "no GPU on a PCIe switch with NVMe"
 

@@ -139,9 +139,10 @@ def link_errors(ctx: DoctorContext) -> list[Finding]:
                         LINK_ERRORS,
                         "warn",
                         f"{dev} port {port.number}",
-                        ", ".join(f"{k} = {v}" for k, v in bad.items()) + " (since the counters were last cleared)",
+                        ", ".join(f"{k} = {v}" for k, v in bad.items()),
                         tuple(f"{port.path}/counters/{k} = {v}" for k, v in bad.items()),
-                        "a flapping or noisy link slows every collective that crosses it: check `ibstat`/"
+                        "counts since the counters were last cleared; a flapping or noisy link slows every "
+                        "collective that crosses it: check `ibstat`/"
                         "`perfquery -x` again later; if the counts grow, reseat or replace the cable or "
                         "transceiver and check the switch port (clear with `perfquery -R` to see a rate)",
                     )
