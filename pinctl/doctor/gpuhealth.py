@@ -60,8 +60,8 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
                 )
             )
     normal = sorted({n for g in known for n in clock_event_names(g.condition.clock_events or 0, faults=False)})
-    note = f" (normal: {', '.join(normal)})" if normal else ""
-    return out or [ok(CLOCKS, "node", f"no thermal or hardware clock slowdown on {count(len(known), 'GPU')}{note}")]
+    normal_ev = [f"normal reasons now (not alarmed): {', '.join(normal)}"] if normal else []
+    return out or [ok(CLOCKS, "node", f"no thermal or power slowdown on {count(len(known), 'GPU')}", *normal_ev)]
 
 
 def ecc(ctx: DoctorContext) -> list[Finding]:
@@ -278,7 +278,8 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
         ok(
             DRIVER,
             "node",
-            f"firmware versions agree on {count(seen, 'GPU')}" + (f" (driver {driver})" if driver else ""),
+            f"firmware versions agree on {count(seen, 'GPU')}",
+            *([f"nvmlSystemGetDriverVersion() = {driver}"] if driver else []),
         )
     ]
 
