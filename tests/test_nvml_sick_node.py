@@ -119,13 +119,27 @@ def test_gpus_on_the_bus_without_their_driver_fail(nvmlshim: Path, bound: str | 
     assert levels_of(findings(passed_through), "gpu.driver") == ["skipped"]  # given to VMs on purpose
 
 
+def test_nvml_that_cannot_count_the_jobs_gpus_fails(nvmlshim: Path) -> None:
+    # nvmlInit succeeds, nvmlDeviceGetCount fails: before, every gpu.* check was skipped and doctor said 0
+    env = shim_node(nvmlshim, "count_error = UNKNOWN\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2, doctor.stdout
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert (lost["level"], lost["summary"]) == ("fail", "NVML fails on this job's 8 GPUs (UNKNOWN)")
+    assert "NVML not available: cannot count GPUs (Unknown Error)" in lost["evidence"] and "Xid" in lost["remedy"]
+    unheld = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=())  # no GPU given: not judged
+    assert levels_of(findings(unheld), "gpu.lost") == ["skipped"]
+
+
 def test_a_job_given_two_of_eight_gpus_is_healthy(nvmlshim: Path) -> None:
     env = shim_node(nvmlshim, f"visible = 2,5\n{LOCAL}")
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 0, doctor.stdout
     (lost,) = findings(doctor)["gpu.lost"]
     assert lost["level"] == "ok" and "2 GPUs given to this job answer NVML" in lost["summary"]
-    assert "6 more GPUs bound to the driver not given to this job" in lost["summary"]
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 not given"
+    others = ", ".join(b for b in SHIM_BUS_IDS if b not in ("0000:3a:00.0", "0000:ab:00.0"))
+    assert lost["evidence"] == [f"bound to the nvidia driver, not given to this job: {others}"]
     shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=(2, 5)).stdout)
     assert [g["pci_bus_id"] for g in shown["gpus"] if g["usable"]] == ["0000:3a:00.0", "0000:ab:00.0"]
 
@@ -220,7 +234,7 @@ def test_gpus_a_device_cgroup_keeps_from_the_job_are_not_lost(nvmlshim: Path) ->
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 0, doctor.stdout
     (lost,) = findings(doctor)["gpu.lost"]
-    assert lost["summary"].startswith("2 GPUs given to this job answer NVML; 6 more GPUs bound to the driver")
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 not given"
     # the same refusals with all eight device files held: the GPUs are there and this job may not open them
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 2 and levels_of(findings(doctor), "gpu.lost") == ["fail"] * 6

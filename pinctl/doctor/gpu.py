@@ -110,7 +110,7 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     """
     h = ctx.health
     if h is None:
-        return [skipped(LOST, ctx.nvml_note)]
+        return [_nvml_failed(ctx) or skipped(LOST, ctx.nvml_note)]
     bound = nvidia_pci_gpus(ctx)
     listed = {str(g.pci_bus_id) for g in h.gpus if g.pci_bus_id is not None}
     absent = [a for a in bound if a not in listed]
@@ -144,13 +144,29 @@ def lost(ctx: DoctorContext) -> list[Finding]:
         not_given = []
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
-    aside = (
-        f"; {count(len(not_given), 'more GPU')} bound to the driver not given to this job ({', '.join(not_given)})"
-        if not_given
-        else ""
-    )
+    aside = f", {len(not_given)} not given" if not_given else ""
     answer = verb(given, "answers", "answer")
-    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}")]
+    ev = [f"bound to the nvidia driver, not given to this job: {', '.join(not_given)}"] if not_given else []
+    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}", *ev)]
+
+
+# NVML absent or the driver not loaded: no GPU to judge here; a version mismatch is gpu.driver's
+_NOT_HERE = ("LIBRARY_NOT_FOUND", "DRIVER_NOT_LOADED", "LIB_RM_VERSION_MISMATCH")
+
+
+def _nvml_failed(ctx: DoctorContext) -> Finding | None:
+    """FAIL when NVML starts but fails (cannot count GPUs, ...) while this job holds GPU device files."""
+    held = sorted(f for f in gpu_device_files(ctx.files) or () if f.startswith("nvidia"))
+    if not held or ctx.nvml_error is None or ctx.nvml_error in _NOT_HERE:
+        return None
+    return Finding(
+        LOST,
+        "fail",
+        "node",
+        f"NVML fails on this job's {count(len(held), 'GPU')} ({ctx.nvml_error})",
+        (ctx.nvml_note, f"/dev: {', '.join(held)}"),
+        _PERMISSION_REMEDY if ctx.nvml_error == "NO_PERMISSION" else _XID_REMEDY,
+    )
 
 
 def memory_retirement(ctx: DoctorContext) -> list[Finding]:
