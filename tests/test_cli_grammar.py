@@ -189,3 +189,11 @@ def test_help_names_each_value_not_its_type(command: str) -> None:
     res = subprocess.run([PYTHON, "-m", "pinctl", command, "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0
     assert "RANGE" not in res.stdout and "INTEGER" not in res.stdout and "FLOAT" not in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--nnodes", "1"], ["-lv"]])
+def test_local_rank_and_nproc_per_node_are_refused_together(extra: list[str]) -> None:
+    """--local-rank was silently ignored beside --nproc-per-node (every rank started); on every form."""
+    args = ["launch", "--ranks", "1", "--local-rank", "0", "--nproc-per-node", "1", *extra, "--", "true"]
+    res = subprocess.run([PYTHON, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 2 and "--local-rank picks one rank" in res.stderr, res.stderr

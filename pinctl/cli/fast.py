@@ -68,6 +68,8 @@ def launch(values: Mapping[str, Any], given: Collection[str], command: tuple[str
         interleave=values["interleave"],
         localalloc=values["localalloc"],
     )
+    if values["nproc_per_node"] is not None and values["local_rank"] is not None:
+        raise UsageError("--local-rank picks one rank; --nproc-per-node starts one child per rank: give one")
     plan, foreign = _plan(values, given, overrides)
     if values["nproc_per_node"] is not None:
         return _run_group(plan, foreign, overrides, command, values, base_env)
