@@ -108,7 +108,7 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
         " ".join(parts) + f" {cmd}",
         "",
         "# Each rank's environment (NCCL_IB_HCA, UCX_NET_DEVICES, OMP_NUM_THREADS, ...) cannot travel in srun",
-        "# options: this form binds each task and sets it from the plan (pinctl plan --json -o PLAN):",
+        f"# options: this form binds each task and sets it from the plan (pinctl plan --json -o {shlex.quote(plan_file)}):",
         " ".join([*ask, "--cpu-bind=none", "pinctl", "launch", "--plan", shlex.quote(plan_file), "--", cmd]),
     ]
     gpus: dict[int, list[RankPlan]] = {}
