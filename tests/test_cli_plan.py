@@ -104,7 +104,7 @@ def test_schema_option(capsys: pytest.CaptureFixture[str], fake_discovery: list[
         (["--reserve", "1-x"], "malformed --reserve"),
         (["--ranks", "500"], "usable cores"),
         (["--procs-per-gpu", "3"], "usable cores"),
-        (["--json", "--format", "env"], "conflicts"),
+        (["--json", "--format", "env"], "ask for two outputs"),
         (["--format", "env", "--", "ls"], "only used with --format numactl"),
     ],
 )

@@ -79,9 +79,15 @@ def test_fleet_usage_shows_its_paths_as_optional(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.splitlines()[0] == "Usage: pinctl fleet [OPTIONS] [PATH]..."
 
 
-@pytest.mark.parametrize("fmt", ["prometheus", "table"])
-def test_doctor_refuses_two_outputs_at_once(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
-    rc = main(["doctor", "--format", fmt, "--json", "--only", "node"])
+@pytest.mark.parametrize(
+    ("command", "fmt"),
+    [(["doctor", "--only", "node"], "prometheus"), (["doctor", "--only", "node"], "table"), (["plan"], "env")],
+)
+def test_two_outputs_at_once_are_refused_in_one_sentence(
+    capsys: pytest.CaptureFixture[str], command: list[str], fmt: str
+) -> None:
+    """plan said "--json conflicts with --format env", doctor another sentence: one rule, one wording."""
+    rc = main([*command, "--format", fmt, "--json"])
     captured = capsys.readouterr()
     assert rc == 2 and captured.out == ""
     assert captured.err == f"pinctl: error: --json and --format {fmt} ask for two outputs: give one\n"
