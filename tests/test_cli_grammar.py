@@ -197,3 +197,23 @@ def test_local_rank_and_nproc_per_node_are_refused_together(extra: list[str]) ->
     args = ["launch", "--ranks", "1", "--local-rank", "0", "--nproc-per-node", "1", *extra, "--", "true"]
     res = subprocess.run([PYTHON, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 2 and "--local-rank picks one rank" in res.stderr, res.stderr
+
+
+def test_a_plan_made_by_launch_says_its_warnings_once_per_node() -> None:
+    """launch --helpers on a node with no idle core said nothing, and bind_helper in the workers then
+    refused with "plan with --helpers": the warning `pinctl plan` prints is said by the launcher, or
+    by local rank 0 (not once per rank)."""
+    helpers = "--helpers: every allowed CPU is a rank's or housekeeping"
+
+    def said(*args: str) -> int:
+        res = subprocess.run(
+            [PYTHON, "-m", "pinctl", "launch", "--helpers", *args, "--", "true"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        return res.stderr.count(helpers)
+
+    assert said("--ranks", "1", "--nproc-per-node", "all") == 1  # one rank holds every core: no idle one
+    assert said("--ranks", "1", "--local-rank", "0") == 1
+    if len(os.sched_getaffinity(0)) >= 2 and said("--ranks", "2", "--local-rank", "0") == 1:
+        assert said("--ranks", "2", "--local-rank", "1") == 0
