@@ -172,3 +172,12 @@ def test_notes_on_a_terminal_wrap_without_cutting_a_list(cpus: frozenset[int], w
         part = line[4:] if i else line
         rebuilt += part if rebuilt.endswith(",") else (" " + part if rebuilt else part)
     assert rebuilt == f"note: rank 0's CPUs {listed} are not on NUMA node 0 here"
+
+
+def test_a_mistyped_command_names_the_one_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pinctl plna` said only "No such command 'plna'.", where a mistyped option gets "Did you mean"."""
+    assert main(["plna"]) == 2
+    said = capsys.readouterr().err
+    assert said == "pinctl: error: No such command 'plna'. Did you mean 'plan'? (see 'pinctl --help')\n"
+    assert main(["bogus"]) == 2
+    assert capsys.readouterr().err == "pinctl: error: No such command 'bogus'. (see 'pinctl --help')\n"
