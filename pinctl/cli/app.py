@@ -8,6 +8,7 @@ Subcommands live in one module each and are imported only when invoked, so
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -137,7 +138,5 @@ def _did_you_mean(exc: click.UsageError) -> str:
     typed = exc.format_message().removeprefix("No such command '").removesuffix("'.")
     if exc.ctx is None or exc.ctx.parent or typed == exc.format_message():
         return ""
-    import difflib
-
     near = difflib.get_close_matches(typed, cli.list_commands(exc.ctx), n=1)
     return f" Did you mean '{near[0]}'?" if near else ""
