@@ -260,6 +260,22 @@ SICK = (
 )
 
 
+UNSUPPORTED = "".join(  # a GPU that answers none of the health queries: every gpu.* check skips, briefly
+    f"fail.nvmlDevice{f} = NOT_SUPPORTED\n"
+    for f in ("GetPersistenceMode", "GetRemappedRows", "GetRetiredPagesPendingStatus", "GetCurrentClocksEventReasons",
+              "GetCurrentClocksThrottleReasons", "GetTotalEccErrors", "GetNvLinkErrorCounter", "GetNvLinkState",
+              "GetGpuFabricInfoV", "GetGpuFabricInfo", "GetPcieReplayCounter", "GetVbiosVersion",
+              "GetGspFirmwareVersion")
+)  # fmt: skip
+
+
+def test_a_node_that_reports_no_health_skips_in_short_lines(nvmlshim: Path) -> None:
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect"], shim_node(nvmlshim, f"{UNSUPPORTED}{LOCAL}"))
+    found = [f for fs in findings(doctor).values() for f in fs if f["check"] != "gpu.xid"]
+    assert doctor.returncode == 0 and {f["level"] for f in found if f["check"] != "gpu.lost"} == {"skipped"}
+    assert [f["summary"] for f in found if len(f["summary"]) > 50] == []
+
+
 def test_a_sick_nodes_findings_each_keep_a_short_line(nvmlshim: Path) -> None:
     # an 80-column doctor table leaves about 47 columns for "subject: summary": the detail is in evidence and fix
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect,rdma"], shim_node(nvmlshim, f"{SICK}{LOCAL}"))

@@ -36,7 +36,7 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
     off = [g for g in h.gpus if g.persistence_mode is False]
     known = [g for g in h.gpus if g.persistence_mode is not None]
     if not known:
-        return [skipped(PERSISTENCE, "persistence mode not reported (not supported or GPUs lost)")]
+        return [skipped(PERSISTENCE, "persistence mode not reported")]
     out = [
         Finding(
             PERSISTENCE,
@@ -208,7 +208,7 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
                 )
             )
     if known == 0:
-        return [skipped(MEMORY, "page retirement / row remapping not reported by these GPUs")]
+        return [skipped(MEMORY, "page retirement / row remapping not reported")]
     return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {count(known, 'GPU')}")]
 
 

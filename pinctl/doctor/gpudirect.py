@@ -43,7 +43,7 @@ def _pairs(ctx: DoctorContext, check: str, *, nics: bool = True, nvme: bool = Fa
 
 def _module_finding(ctx: DoctorContext, check: str, names: tuple[str, ...], pairs: Pairs, remedy: str) -> Finding:
     if not modules.known(ctx.files):
-        return skipped(check, f"loaded modules unknown ({modules.MODULES_DIR} and {modules.PROC_MODULES} absent)")
+        return skipped(check, f"loaded modules unknown (no {modules.PROC_MODULES})")
     results = [modules.loaded(ctx.files, n) for n in names]
     gpus = count(len({p[0] for p in pairs}), "GPU")
     # the summary stays one short line; which GPU shares a switch with which device is evidence
@@ -117,7 +117,7 @@ def acs_redirect(ctx: DoctorContext) -> list[Finding]:
         for port in _below_common(gpci, npci):
             ports.setdefault(port, []).append(f"{gpu} - {nic}")
     if not ports:
-        return [skipped(ACS, "the topology does not name the switch ports between GPUs and NICs")]
+        return [skipped(ACS, "switch ports between GPUs and NICs unknown")]
     out, read = [], 0
     for port, between in sorted(ports.items()):
         try:
@@ -151,7 +151,7 @@ def acs_redirect(ctx: DoctorContext) -> list[Finding]:
                 )
             )
     if read == 0:
-        return [skipped(ACS, "no ACS capability found on the switch ports between GPUs and NICs")]
+        return [skipped(ACS, "no ACS capability on the GPU-NIC switch ports")]
     return out or [ok(ACS, "node", f"no ACS redirect on {count(read, 'switch port')} to NICs")]
 
 

@@ -41,7 +41,7 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if g.condition.clock_events is not None]
     if not known:
-        return [skipped(CLOCKS, "clock-event reasons not reported (not supported or GPUs lost)")]
+        return [skipped(CLOCKS, "clock-event reasons not reported")]
     out = []
     for g in known:
         mask = g.condition.clock_events or 0
@@ -75,7 +75,7 @@ def ecc(ctx: DoctorContext) -> list[Finding]:
         if g.condition.ecc_uncorrected_volatile is not None or g.condition.ecc_uncorrected_aggregate is not None
     ]
     if not known:
-        return [skipped(ECC, "ECC counters not reported (ECC off, not supported, or GPUs lost)")]
+        return [skipped(ECC, "ECC off or not reported on these GPUs")]
     out = []
     for g in known:
         vol, agg = g.condition.ecc_uncorrected_volatile or 0, g.condition.ecc_uncorrected_aggregate or 0
@@ -140,7 +140,7 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if any(any(n is not None for n in e.counts) for e in g.condition.nvlink_errors)]
     if not known:
-        return [skipped(NVLINK_ERRORS, "no NVLink error counters on these GPUs (no NVLink, or not supported)")]
+        return [skipped(NVLINK_ERRORS, "no NVLink error counters on these GPUs")]
     out = []
     for g in known:
         bad = [e for e in g.condition.nvlink_errors if e.nonzero]
@@ -181,7 +181,7 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if g.condition.fabric is not None and g.condition.fabric.applies]
     if not known:
-        return [skipped(FABRIC, "no NVLink fabric on these GPUs (not an NVSwitch system: not applicable)")]
+        return [skipped(FABRIC, "no NVLink fabric (not an NVSwitch system)")]
     out = []
     fix = (
         "systemctl status nvidia-fabricmanager (it must run, at the driver's exact version) and its log "
