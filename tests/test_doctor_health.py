@@ -82,8 +82,8 @@ def test_thermal_and_power_brake_slowdowns_are_named_per_gpu(sick: NvmlHealth) -
     found = by_level(gpuhealth.clocks(context(health=sick)))
     assert set(found) == {"warn"}
     assert found["warn"] == [
-        "GPU 2 (0000:3a:00.0): clocks held down: HW slowdown, HW thermal slowdown",
-        "GPU 5 (0000:ab:00.0): clocks held down: HW power brake slowdown",
+        "GPU 2 (0000:3a:00.0): throttled: HW slowdown, HW thermal slowdown",
+        "GPU 5 (0000:ab:00.0): throttled: HW power brake slowdown",
     ]
 
 
@@ -96,7 +96,7 @@ def test_uncorrectable_ecc_fails_now_and_warns_for_history(sick: NvmlHealth) -> 
 def test_nvlink_error_counters_are_named_per_link(sick: NvmlHealth) -> None:
     findings = gpuhealth.nvlink_errors(context(health=sick))
     assert [(f.severity, f.subject, f.summary) for f in findings] == [
-        ("warn", "GPU 6 (0000:ba:00.0)", "NVLink errors on 2 links (3, 5)")
+        ("warn", "GPU 6 (0000:ba:00.0)", "NVLink errors on links 3,5")
     ]
     assert findings[0].evidence == (
         "nvmlDeviceGetNvLinkErrorCounter(GPU 6, link 3): CRC flit = 7",
@@ -133,7 +133,7 @@ def test_no_fabric_is_not_applicable_and_an_old_driver_still_reports_clocks(nvml
     )
     ctx = context(health=nvml_health(nvmlshim, tmp_path, config))
     assert by_level(gpuhealth.fabric(ctx))["skipped"] == ["node: no NVLink fabric (not an NVSwitch system)"]
-    assert by_level(gpuhealth.clocks(ctx))["warn"] == ["GPU 1 (0000:2a:00.0): clocks held down: SW thermal slowdown"]
+    assert by_level(gpuhealth.clocks(ctx))["warn"] == ["GPU 1 (0000:2a:00.0): throttled: SW thermal slowdown"]
 
 
 def test_lost_gpus_are_left_to_gpu_lost(nvmlshim: Path, tmp_path: Path) -> None:

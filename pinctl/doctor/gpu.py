@@ -202,7 +202,7 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
                     MEMORY,
                     "warn",
                     _label(g),
-                    "memory retirement pending a GPU reset",
+                    "retirement pending a GPU reset",
                     ev,
                     "drain the node and reset the GPU (nvidia-smi -r) or reboot",
                 )
@@ -257,8 +257,8 @@ def pcie_replay(ctx: DoctorContext) -> list[Finding]:
             REPLAY,
             "warn",
             _label(g),
-            f"{g.pcie_replay_counter} PCIe replays since the driver loaded",
-            (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
+            f"{g.pcie_replay_counter} PCIe replays",
+            (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter} (since the driver loaded)",),
             "replays mean link-level CRC errors being retried: compare again later; a growing count "
             "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
         )

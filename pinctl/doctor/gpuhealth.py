@@ -52,7 +52,7 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
                     CLOCKS,
                     "warn",
                     label(g),
-                    "clocks held down: " + ", ".join(faults),
+                    "throttled: " + ", ".join(faults),
                     (f"nvmlDeviceGetCurrentClocksEventReasons(GPU {g.index}) = {mask:#x}",),
                     "a throttled GPU is the slowest rank of every job on it: check inlet temperature and "
                     "fans (nvidia-smi -q -d TEMPERATURE,PERFORMANCE), the PSUs and power cabling (HW power "
@@ -152,13 +152,13 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
             + ("" if e.active else " (link now down)")
             for e in bad
         )
-        which = ", ".join(str(e.link) for e in bad)
+        which = named("link", [e.link for e in bad])
         out.append(
             Finding(
                 NVLINK_ERRORS,
                 "warn",
                 label(g),
-                f"NVLink errors on {count(len(bad), 'link')} ({which})",
+                f"NVLink errors on {which}",
                 ev,
                 "counters since the driver loaded: compare again later (nvidia-smi nvlink -e); growing replay "
                 "or recovery counts mean a marginal link that slows every collective over it; reseat or service "
