@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from pinctl.noise.report import NOISY_PCT
+from pinctl.render.layout import GLUE
 from pinctl.render.table import Table, draw, use_rich
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, erase screen (ECMA-48): the table is redrawn in place
@@ -29,14 +30,15 @@ def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
 
 
 def _who(o: Mapping[str, Any]) -> str:
-    """``comm (pid, user) 12.5%``, with ``2000 runs/s`` when it was put on the CPUs often."""
-    user = f", {o['user']}" if o.get("user") else ""
-    runs = f" {o['wakeups_per_s']:g} runs/s" if (o.get("wakeups_per_s") or 0) >= 50 else ""
+    """``comm (pid, user) 12.5%``, with ``2000 runs/s`` when it was put on the CPUs often; a
+    narrow table wraps between offenders or after the name, never inside a figure (GLUE)."""
+    user = f",{GLUE}{o['user']}" if o.get("user") else ""
+    runs = f"{GLUE}{o['wakeups_per_s']:g}{GLUE}runs/s" if (o.get("wakeups_per_s") or 0) >= 50 else ""
     return f"{o['comm']} ({o['pid']}{user}) {o['cpu_pct']:g}%{runs}"
 
 
 def _irqs(t: Mapping[str, Any], top: int = 2) -> str:
-    return ", ".join(f"{s['name']} {s['per_s']:g}/s" for s in (t.get("irq_sources") or [])[:top])
+    return ", ".join(GLUE.join(f"{s['name']} {s['per_s']:g}/s".split()) for s in (t.get("irq_sources") or [])[:top])
 
 
 def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
@@ -56,7 +58,7 @@ def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
         parts.append(f"offenders: {who}")
     if irqs := _irqs(t):
         parts.append(f"irqs: {irqs}")
-    return " ".join(parts)
+    return " ".join(parts).replace(GLUE, " ")
 
 
 def watch_table(doc: Mapping[str, Any]) -> Table:

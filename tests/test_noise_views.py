@@ -1,0 +1,43 @@
+"""watch's and noise's views drawn from a fixed document: what a person reads at 80 columns and in a pipe."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from pinctl.render.noise import draw_watch, watch_table
+from pinctl.render.table import plain
+
+
+def _doc() -> dict[str, Any]:
+    offenders = [
+        {"pid": pid, "comm": comm, "cpu_pct": pct, "uid": 0, "user": "root", "threads": 1, "wakeups_per_s": runs}
+        for pid, comm, pct, runs in ((10885, "python3", 91.2, 290.1), (8641, "python", 1.3, 315.3),
+                                     (47, "kworker/1:1H-kblockd", 0.6, 313.4))
+    ]  # fmt: skip
+    target = {"name": "CPUs 1", "kind": "cpus", "cpus": [1], "cpulist": "1", "pids": [], "local_rank": None,
+              "foreign_cpu_pct": 100.0, "own_cpu_pct": 0.0, "per_cpu_busy_pct": {"1": 100.0}, "offenders": offenders,
+              "irq_per_s": 628.6, "irq_sources": [{"name": "LOC Local timer interrupts", "per_s": 286.3},
+                                                  {"name": "36:virtio1-req.0", "per_s": 99.1}],
+              "softirq_per_s": {"TIMER": 250.0}, "steal_pct": 0.0, "involuntary_switches_per_s": None,
+              "outside_cpus": [], "remote_memory_pct": None}  # fmt: skip
+    return {"schema": "pinctl.watch/v1", "hostname": "vm", "interval": 3, "time": 0.0, "seconds": 0.517,
+            "targets": [target], "gpus": [], "crossed": [], "ok": True, "notes": [], "denied": []}  # fmt: skip
+
+
+def test_a_narrow_table_never_splits_an_offenders_figure() -> None:
+    for width in (60, 80, 100):
+        text = plain([watch_table(_doc())], width)
+        assert "\u00a0" not in text
+        # every "N runs/s" and "(pid, user)" stays on one line: as many whole figures as offenders
+        assert len(re.findall(r"\d+(?:\.\d+)?% \d+(?:\.\d+)? runs/s", text)) == 3, (width, text)
+        assert len(re.findall(r"\(\d+, root\)", text)) == 3, (width, text)
+
+
+def test_pipe_lines_carry_no_glue_characters() -> None:
+    out = io.StringIO()
+    draw_watch(_doc(), out)
+    line = out.getvalue()
+    assert "\u00a0" not in line
+    assert "python3 (10885, root) 91.2% 290.1 runs/s" in line and "LOC Local timer interrupts 286.3/s" in line
