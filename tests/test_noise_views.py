@@ -41,3 +41,15 @@ def test_pipe_lines_carry_no_glue_characters() -> None:
     line = out.getvalue()
     assert "\u00a0" not in line
     assert "python3 (10885, root) 91.2% 290.1 runs/s" in line and "LOC Local timer interrupts 286.3/s" in line
+
+
+def test_an_unscanned_busy_interval_says_when_offenders_come_not_that_it_is_quiet() -> None:
+    doc = _doc()
+    doc["targets"][0]["offenders"] = None  # the first interval: no scan covered it yet
+    out = io.StringIO()
+    draw_watch(doc, out)
+    assert "offenders: (named from the next interval)" in out.getvalue()
+    doc["targets"][0]["foreign_cpu_pct"] = 3.0  # below the notable share: no scan will come
+    out = io.StringIO()
+    draw_watch(doc, out)
+    assert "offenders: (named once foreign time is notable)" in out.getvalue()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from pinctl.noise.report import NOISY_PCT
+from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT
 from pinctl.render.layout import GLUE
 from pinctl.render.table import Table, draw, use_rich
 
@@ -25,7 +25,10 @@ def _n(value: object, unit: str = "") -> str:
 def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
     found = t.get("offenders")
     if found is None:
-        return "" if (t.get("foreign_cpu_pct") or 0) < 1 else "(named once foreign time is notable)"
+        foreign = t.get("foreign_cpu_pct") or 0
+        # No scan covered this interval: one starts now when foreign time is notable (watch's cost rule).
+        return "" if foreign < 1 else "(named from the next interval)" if foreign >= NOTABLE_PCT else (
+            "(named once foreign time is notable)")  # fmt: skip
     return ", ".join(_who(o) for o in found[:top])
 
 
