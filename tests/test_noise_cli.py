@@ -106,6 +106,7 @@ def test_a_plan_names_the_cpu_classes(tmp_path: Path) -> None:
     plan.write_text(pinctl("plan", "--ranks", "1", "--reserve", "0", "--json").stdout)
     doc = json.loads(pinctl("watch", "--plan", str(plan), "--count", "1", "--interval", "0.3", "--json").stdout)
     assert [(t["name"], t["kind"], t["cpulist"]) for t in doc["targets"]] == [("housekeeping", "class", "0")]
+    assert any(n.startswith("no rank of this plan") for n in doc["notes"])  # not silently the classes alone
     noise = json.loads(pinctl("noise", "--plan", str(plan), "--seconds", "0.3", "--json").stdout)
     classes = {c["cpu"]: c["class"] for c in noise["cpus"]}
     assert classes[0] == "housekeeping" and set(classes.values()) == {"housekeeping", "rank 0"}

@@ -70,6 +70,10 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     own = tuple(dict.fromkeys(p for t in targets for p in t.pids))
     memo: Memo = {}
     homes = {p: t.cpus for t in targets for p in t.pids}
+    standing = []  # said with every interval: each JSON line stands alone
+    if plan is not None and not pids and not cpus and not any(t.kind == "rank" for t in targets):
+        standing.append("no rank of this plan started by pinctl launch is running here (this user's): "
+                        "watching the plan's housekeeping and idle CPUs only")  # fmt: skip
     kept = KeptOpen(files)
     prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes, kept=kept)
     scan = False
@@ -89,7 +93,7 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
                 cur = _with_scan(files, cur, ticks)
             names = users(o.uid for f in figures for o in f.offenders or ())
-            notes: list[str] = []
+            notes = list(standing)
             gpus = _gpus(notes) if not no_nvml and (n == 1 or n % GPU_EVERY == 0) else []
             doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes,
                             gpus=gpus)  # fmt: skip
