@@ -6,6 +6,7 @@ import io
 import re
 from typing import Any
 
+from pinctl.noise.report import noisiest
 from pinctl.render.noise import draw_watch, watch_table
 from pinctl.render.table import plain
 
@@ -53,3 +54,19 @@ def test_an_unscanned_busy_interval_says_when_offenders_come_not_that_it_is_quie
     out = io.StringIO()
     draw_watch(doc, out)
     assert "offenders: (named once foreign time is notable)" in out.getvalue()
+
+
+def test_foreign_time_the_named_offenders_do_not_explain_is_said() -> None:
+    doc = _doc()
+    doc["targets"][0]["offenders"] = doc["targets"][0]["offenders"][1:]  # 1.3% + 0.6% named of 100%
+    out = io.StringIO()
+    draw_watch(doc, out)
+    assert "98.1% not named" in out.getvalue()
+    cpu = {"cpu": 0, "class": None, "lost_pct": 85.5, "foreign_cpu_pct": 86.1, "irq_sources": [],
+           "offenders": [{"pid": 1, "comm": "init", "cpu_pct": 0.5}]}  # fmt: skip
+    assert noisiest([cpu])[0]["sources"] == [
+        "init (pid 1, 0.5%)",
+        "85.6% not named (threads that ended or moved between the scans)",
+    ]
+    cpu["offenders"] = [{"pid": 1, "comm": "hog", "cpu_pct": 85.0}]  # all but rounding named: nothing added
+    assert noisiest([cpu])[0]["sources"] == ["hog (pid 1, 85%)"]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT
+from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT, unnamed_pct
 from pinctl.render.layout import GLUE
 from pinctl.render.table import Table, draw, use_rich
 
@@ -29,7 +29,10 @@ def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
         # No scan covered this interval: one starts now when foreign time is notable (watch's cost rule).
         return "" if foreign < 1 else "(named from the next interval)" if foreign >= NOTABLE_PCT else (
             "(named once foreign time is notable)")  # fmt: skip
-    return ", ".join(_who(o) for o in found[:top])
+    named = [_who(o) for o in found[:top]]
+    if (rest := unnamed_pct(t.get("foreign_cpu_pct"), found)) is not None:
+        named.append(f"{rest:g}%{GLUE}not{GLUE}named")
+    return ", ".join(named)
 
 
 def _who(o: Mapping[str, Any]) -> str:
