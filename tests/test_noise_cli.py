@@ -53,6 +53,11 @@ def test_watch_plain_lines_in_a_pipe_and_prometheus_and_json() -> None:
     prom = pinctl("watch", "--cpus", "0-1", "--count", "1", "--interval", "0.5", "--format", "prometheus")
     names = {s.name for fam in text_string_to_metric_families(prom.stdout) for s in fam.samples}
     assert {"pinctl_watch_foreign_cpu_percent", "pinctl_watch_irq_per_second", "pinctl_watch_bound_crossed"} <= names
+    # one exposition, never a stream of them (each metric's HELP/TYPE once); more intervals is a usage error
+    once = pinctl("watch", "--cpus", "0", "--interval", "0.3", "--format", "prometheus", "--no-nvml")
+    assert once.returncode == 0 and once.stdout.count("# TYPE pinctl_watch_foreign_cpu_percent ") == 1
+    many = pinctl("watch", "--cpus", "0", "--count", "2", "--format", "prometheus")
+    assert many.returncode == 2 and "use --count 1" in many.stderr and many.stderr.count("\n") == 1
     lines = pinctl("watch", "--cpus", "1", "--count", "2", "--interval", "0.5", "--json").stdout.splitlines()
     schema = json.loads((REPO / "pinctl" / "schemas" / "watch-v1.json").read_text())
     assert len(lines) == 2

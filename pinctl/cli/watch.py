@@ -5,6 +5,7 @@ Targets: the ranks ``pinctl launch`` started (found as ``check`` finds them), PI
 Each interval reads the per-CPU counters and the targets' own threads; every thread on the node
 is read only once a target's foreign time is notable, to name who (pinctl.kernel.counters).
 Exit status: 0, 1 when a ``--max-*`` bound was crossed in any interval, 2 bad input.
+``--format prometheus`` is one interval (``--count 1``, the default there): one exposition.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
 from pinctl.discovery.nvml import NvmlUnavailable, query_health
+from pinctl.errors import UsageError
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import Memo
@@ -64,6 +66,10 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     targets = targets_for(files, cpus, pids, plan)
     bounds = Bounds(max_foreign=max_foreign, max_irq=max_irq, max_steal=max_steal)
     fmt = output_format(click.get_current_context(), as_json, fmt)
+    if fmt == "prometheus":  # one exposition: a second interval would repeat every metric (invalid)
+        if count not in (None, 1):
+            raise UsageError("--format prometheus writes one interval (a textfile holds one exposition): use --count 1")
+        count = 1
     host = node_name(files)
     ticks = clock_ticks()
     watched = frozenset().union(*(t.cpus for t in targets))
