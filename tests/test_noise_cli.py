@@ -121,3 +121,11 @@ def test_noise_table_on_a_terminal() -> None:
     text = in_pty(100, "noise", "--cpus", "0-1", "--seconds", "0.3")
     assert "noise over 0.3 s (method: probe)" in text and "lost" in text and "\nmethod: " in text
     assert "noisiest: CPU" in text or "quiet: no CPU lost" in text
+
+
+def test_a_one_interval_health_check_names_who_crossed_the_bound() -> None:
+    """`--count 1` has no next interval to name offenders in: it scans from the start, so the
+    interval that crosses --max-foreign says who (offenders a list, not null)."""
+    proc = pinctl("watch", "--cpus", "0-1", "--count", "1", "--interval", "0.5", "--json", "--no-nvml")
+    (target,) = json.loads(proc.stdout)["targets"]
+    assert target["offenders"] is not None, target

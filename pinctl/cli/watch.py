@@ -81,8 +81,9 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
         standing.append("no rank of this plan started by pinctl launch is running here (this user's): "
                         "watching the plan's housekeeping and idle CPUs only")  # fmt: skip
     kept = KeptOpen(files)
-    prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes, kept=kept)
-    scan = False
+    # One interval (a health check) has no next one to name offenders in: it scans from the start.
+    scan = count == 1 and fmt != "prometheus"
+    prev = take(files, watched, own, ticks, scan=scan, numa=True, memo=memo, homes=homes, kept=kept)
     crossed = False
     n = 0
     try:
