@@ -62,6 +62,10 @@ def test_foreign_time_the_named_offenders_do_not_explain_is_said() -> None:
     out = io.StringIO()
     draw_watch(doc, out)
     assert "98.1% not named" in out.getvalue()
+    doc["targets"][0]["offenders"] = [{**doc["targets"][0]["offenders"][0], "cpu_pct": 20.0}] * 5  # 3 shown
+    out = io.StringIO()
+    draw_watch(doc, out)
+    assert "40% not named" in out.getvalue()  # of what the cell shows: 100 - 3 x 20
     cpu = {"cpu": 0, "class": None, "lost_pct": 85.5, "foreign_cpu_pct": 86.1, "irq_sources": [],
            "offenders": [{"pid": 1, "comm": "init", "cpu_pct": 0.5}]}  # fmt: skip
     assert noisiest([cpu])[0]["sources"] == [

@@ -30,7 +30,7 @@ def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
         return "" if foreign < 1 else "(named from the next interval)" if foreign >= NOTABLE_PCT else (
             "(named once foreign time is notable)")  # fmt: skip
     named = [_who(o) for o in found[:top]]
-    if (rest := unnamed_pct(t.get("foreign_cpu_pct"), found)) is not None:
+    if (rest := unnamed_pct(t.get("foreign_cpu_pct"), found[:top])) is not None:  # of what the cell shows
         named.append(f"{rest:g}%{GLUE}not{GLUE}named")
     return ", ".join(named)
 
