@@ -129,3 +129,15 @@ def test_a_one_interval_health_check_names_who_crossed_the_bound() -> None:
     proc = pinctl("watch", "--cpus", "0-1", "--count", "1", "--interval", "0.5", "--json", "--no-nvml")
     (target,) = json.loads(proc.stdout)["targets"]
     assert target["offenders"] is not None, target
+
+
+def test_a_watched_process_that_ends_is_said_and_watch_stops() -> None:
+    brief = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.8)"])
+    try:
+        proc = pinctl("watch", str(brief.pid), "--count", "20", "--interval", "0.5", "--json", "--no-nvml")
+    finally:
+        brief.wait()
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and len(docs) < 20, proc.stderr
+    assert f"process {brief.pid} has ended: its target's figures are its CPUs' alone" in docs[-1]["notes"]
+    assert "every watched process has ended: stopping" in docs[-1]["notes"]

@@ -101,12 +101,18 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
                 cur = _with_scan(files, cur, ticks)
             names = users(o.uid for f in figures for o in f.offenders or ())
             notes = list(standing)
+            ended = [p for p in own if not cur.threads.get(p)]  # no thread left to read: it exited
+            notes += [f"process {p} has ended: its target's figures are its CPUs' alone" for p in ended]
+            if own and len(ended) == len(own):
+                notes.append("every watched process has ended: stopping")
             gpus = _gpus(notes) if not no_nvml and (n == 1 or n % GPU_EVERY == 0) else []
             doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes,
                             gpus=gpus)  # fmt: skip
             crossed = crossed or not doc["ok"]
             _emit(doc, fmt)
             prev = cur
+            if own and len(ended) == len(own):
+                break
     except KeyboardInterrupt:
         note(f"stopped after {n - 1} interval{'s' if n != 2 else ''}")
     finally:
