@@ -141,3 +141,19 @@ def test_a_watched_process_that_ends_is_said_and_watch_stops() -> None:
     assert proc.returncode == 0 and len(docs) < 20, proc.stderr
     assert f"process {brief.pid} has ended: its target's figures are its CPUs' alone" in docs[-1]["notes"]
     assert "every watched process has ended: stopping" in docs[-1]["notes"]
+
+
+@pytest.mark.parametrize(
+    ("foreign", "said"),
+    [(100.0, "offenders: (named from the next interval)"), (2.0, "offenders: (named once notable)"), (0.5, None)],
+)
+def test_a_watch_line_without_a_scan_says_when_offenders_come(foreign: float, said: str | None) -> None:
+    """At 100% foreign the first interval said "(named once foreign time is notable)": it is notable;
+    the scan it started names them in the next interval."""
+    from pinctl.render.noise import watch_line
+
+    target = {"name": "CPUs 0", "cpulist": "0", "foreign_cpu_pct": foreign, "offenders": None}
+    target |= {"steal_pct": 0, "irq_per_s": 0, "involuntary_switches_per_s": None}
+    line = watch_line({"interval": 1}, target)
+    assert "foreign time is notable" not in line
+    assert (said in line) if said else ("named" not in line)

@@ -53,7 +53,7 @@ def test_an_unscanned_busy_interval_says_when_offenders_come_not_that_it_is_quie
     doc["targets"][0]["foreign_cpu_pct"] = 3.0  # below the notable share: no scan will come
     out = io.StringIO()
     draw_watch(doc, out)
-    assert "offenders: (named once foreign time is notable)" in out.getvalue()
+    assert "offenders: (named once notable)" in out.getvalue()
 
 
 def test_foreign_time_the_named_offenders_do_not_explain_is_said() -> None:

@@ -24,11 +24,9 @@ def _n(value: object, unit: str = "") -> str:
 
 def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
     found = t.get("offenders")
-    if found is None:
-        foreign = t.get("foreign_cpu_pct") or 0
-        # No scan covered this interval: one starts now when foreign time is notable (watch's cost rule).
-        return "" if foreign < 1 else "(named from the next interval)" if foreign >= NOTABLE_PCT else (
-            "(named once foreign time is notable)")  # fmt: skip
+    if found is None:  # no scan covered this interval; a notable one starts it, for the next (docs/noise.md)
+        pct = t.get("foreign_cpu_pct") or 0
+        return "" if pct < 1 else "(named from the next interval)" if pct >= NOTABLE_PCT else "(named once notable)"
     named = [_who(o) for o in found[:top]]
     if (rest := unnamed_pct(t.get("foreign_cpu_pct"), found[:top])) is not None:  # of what the cell shows
         named.append(f"{rest:g}%{GLUE}not{GLUE}named")
