@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from pinctl.noise.report import noisiest
-from pinctl.render.noise import draw_watch, watch_table
+from pinctl.render.noise import draw_watch, noise_lines, watch_table
 from pinctl.render.table import plain
 
 
@@ -74,3 +74,20 @@ def test_foreign_time_the_named_offenders_do_not_explain_is_said() -> None:
     ]
     cpu["offenders"] = [{"pid": 1, "comm": "hog", "cpu_pct": 85.0}]  # all but rounding named: nothing added
     assert noisiest([cpu])[0]["sources"] == ["hog (pid 1, 85%)"]
+
+
+def _noise_doc(error: str | None) -> dict[str, Any]:
+    cpus = [{"cpu": n, "class": None, "lost_pct": 0.5, "max_detour_us": 12.0, "p99_detour_us": 4.0, "detours": 3,
+             "quantum_ns": 100, "error": error if n == 1 else None, "foreign_cpu_pct": 0.4, "offenders": [],
+             "irq_per_s": 250.0, "irq_sources": [{"name": "LOC Local timer interrupts", "per_s": 250.0}],
+             "softirq_per_s": {}, "steal_pct": 0.0} for n in (0, 1)]  # fmt: skip
+    return {"hostname": "vm", "seconds": 1.0, "method": "probe", "method_note": None, "cpus": cpus,
+            "noisiest": [], "crossed": [], "notes": []}  # fmt: skip
+
+
+def test_noise_table_shows_a_failed_cpu_at_any_width_and_no_empty_columns() -> None:
+    quiet = plain(noise_lines(_noise_doc(None)))
+    assert "class" not in quiet.splitlines()[1] and "error" not in quiet.splitlines()[1]
+    for width in (60, 80, 200):
+        text = plain(noise_lines(_noise_doc("cannot run on CPU 1: Invalid argument")), width)
+        assert "cannot" in text and "Invalid" in text, (width, text)  # the error, maybe wrapped, never dropped

@@ -92,14 +92,18 @@ def draw_watch(doc: Mapping[str, Any], out: TextIO | None = None) -> None:
 
 
 def noise_lines(doc: Mapping[str, Any]) -> list[Table | str]:
+    """The CPUs' table (``class`` only with a plan, ``error`` only when a probe failed, and then never
+    dropped on a narrow terminal: a failed CPU must not read as a quiet one), then the noisiest."""
+    headers = ("CPU", "class", "lost", "max us", "p99 us", "foreign", "what ran there", "top IRQs", "error")
     rows = tuple(
         (str(c["cpu"]), c.get("class") or "", _n(c["lost_pct"], "%"), _n(c["max_detour_us"]), _n(c["p99_detour_us"]),
          _n(c.get("foreign_cpu_pct"), "%"), _offenders(c), _irqs(c), c.get("error") or "")
         for c in doc["cpus"]
     )  # fmt: skip
+    shown = [i for i, h in enumerate(headers) if h not in ("class", "error") or any(r[i] for r in rows)]
     table = Table(f"{doc['hostname']}: noise over {doc['seconds']:g} s (method: {doc['method']})",
-                  ("CPU", "class", "lost", "max us", "p99 us", "foreign", "what ran there", "top IRQs", "error"),
-                  rows, optional=("error", "top IRQs", "class"))  # fmt: skip
+                  tuple(headers[i] for i in shown), tuple(tuple(r[i] for i in shown) for r in rows),
+                  optional=("top IRQs", "class"))  # fmt: skip
     items: list[Table | str] = [table]
     if doc.get("method_note"):
         items.append(f"method: {doc['method_note']}")
