@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from nvml_helpers import SHIM_BUS_IDS, findings, levels_of, run_pinctl, shim_node
+from nvml_helpers import PINCTL, SHIM_BUS_IDS, findings, levels_of, run_pinctl, shim_node
 
 pytestmark = pytest.mark.usefixtures("nvmlshim")
 
@@ -311,3 +311,17 @@ def test_a_gpu_with_ecc_off_among_peers_with_it_on_is_named(nvmlshim: Path) -> N
     all_off = "".join(f"gpu.{i}.ecc = 0\n" for i in range(8))  # a node run without ECC throughout: not a sick GPU
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.ecc"], shim_node(nvmlshim, f"{all_off}{LOCAL}"))
     assert levels_of(findings(doctor), "gpu.ecc") == ["skipped"] and doctor.returncode == 0
+
+
+def test_fleet_names_the_node_that_runs_another_driver(nvmlshim: Path, tmp_path: Path) -> None:
+    # doctor --json carries NVML's driver version (inventory.kernel.nvidia_driver): a node left on the old
+    # driver after a rolling upgrade is odd among its peers though each of its own checks passes
+    reports = []
+    for i, driver in enumerate(("550.90.07", "550.90.07", "535.104.05")):
+        doctor = run_pinctl(["doctor", "--json"], shim_node(nvmlshim, f"driver_version = {driver}\n{LOCAL}"))
+        assert json.loads(doctor.stdout)["inventory"]["kernel"]["nvidia_driver"] == driver
+        (tmp_path / f"node{i}.json").write_text(doctor.stdout)
+        reports.append(str(tmp_path / f"node{i}.json"))
+    fleet = subprocess.run([*PINCTL, "fleet", *reports], capture_output=True, text=True, check=False, timeout=120)
+    assert fleet.returncode == 1, fleet.stdout
+    assert "NVIDIA driver 535.104.05, fleet 550.90.07" in fleet.stdout
