@@ -4,16 +4,20 @@ deep nesting, FIFOs. Each is refused or skipped in one line, never a traceback o
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pinctl.errors import PlanError
+from pinctl.fleet.read import read_paths
 from pinctl.planfile.load import parse_plan_text
 from pinctl.planfile.types import Plan
 
@@ -129,6 +133,30 @@ def test_fleet_names_and_skips_a_deep_report_and_a_fifo(report: str, tmp_path: P
     assert piped.returncode == 0, piped.stderr
     verdict = json.loads(piped.stdout)
     assert [s["reason"] for s in verdict["skipped"]] == ["nested too deep: not a doctor report"]
+
+
+def test_fleet_names_a_folder_it_may_not_list(report: str) -> None:
+    """r20: os.walk left an unreadable subfolder out without a word; its reports were silently missing."""
+    if os.geteuid() != 0:
+        pytest.skip("reading as another user needs root (seteuid)")
+    top = Path(tempfile.mkdtemp(prefix="pinctl-fleet-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        (top / "a.json").write_text(report)
+        (top / "a.json").chmod(0o644)
+        (top / "locked").mkdir(mode=0o700)
+        (top / "locked" / "b.json").write_text(report)
+        os.seteuid(65534)  # nobody: may list top, not locked
+        try:
+            found = list(read_paths([str(top)], io.StringIO()))
+        finally:
+            os.seteuid(0)
+        assert [r.source for r in found if r.data is not None] == [str(top / "a.json")]
+        assert [(r.source, r.error) for r in found if r.data is None] == [
+            (str(top / "locked"), "unreadable folder: Permission denied")
+        ]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_doctor_expect_names_a_deep_reference_in_one_line(tmp_path: Path) -> None:
