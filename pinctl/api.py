@@ -30,7 +30,8 @@ from pinctl.planfile.types import Plan, RankPlan
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the launch path
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Unpack
+
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+; annotations only
 
     from pinctl.model import Node
     from pinctl.plan.request import PlanOptions, PlanRequest

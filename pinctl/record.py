@@ -12,7 +12,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~5 ms) on the launch path
 if TYPE_CHECKING:
-    from typing import Self
+    from typing_extensions import Self  # typing.Self is Python 3.11+; annotations only
 
 
 class Record:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from pinctl.errors import PinctlError
 
+T = TypeVar("T")
 
-def valid_or_pinctl_error[T](fn: Callable[[], T]) -> T | None:
+
+def valid_or_pinctl_error(fn: Callable[[], T]) -> T | None:
     try:
         return fn()
     except PinctlError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import pinctl.discovery as discovery_pkg
-import pinctl.discovery.hwloc as hwloc_mod
+import pinctl.discovery.engine as engine_mod
 from pinctl.kernel.files import KernelFiles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,9 +95,9 @@ def enter_job(
     spec = scenario(name)
     for i, found in (pids or {}).items():
         spec["nvml"][i]["pids"] = found
-    real_load = hwloc_mod.load_hwloc
+    real_load = engine_mod.load  # whichever engine runs (pyhwloc, or the built-in reader without it)
     # The node as sysfs shows it from inside (every GPU on the bus), labelled as discovery labels this machine.
-    monkeypatch.setattr(hwloc_mod, "load_hwloc", lambda **_: replace(real_load(xml_path=DGX), source="live"))
+    monkeypatch.setattr(engine_mod, "load", lambda **_: replace(real_load(xml_path=DGX), source="live"))
     monkeypatch.setattr(discovery_pkg, "LIVE", KernelFiles(str(JOBS / name)))
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(spec["nvml"]))
     for var in VISIBILITY:

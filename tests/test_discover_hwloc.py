@@ -24,6 +24,8 @@ from pinctl.model import Node
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "topologies"
 CONVERTED = SHARED / "psmgmt-j3c053-juropa3-gpu.v2conv.xml"
 
+pytestmark = pytest.mark.pyhwloc  # the pyhwloc adapter itself; the built-in engine has tests/test_discover_builtin.py
+
 MINIMAL_V2 = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE topology SYSTEM "hwloc2.dtd">
 <topology version="2.0">

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import pinctl.discovery as discover_pkg
-import pinctl.discovery.hwloc as hwloc_mod
+import pinctl.discovery.engine as engine_mod
 import pinctl.discovery.nvml as nvml_mod
 from pinctl.discovery import discover
 from pinctl.discovery.merge import normalize
@@ -37,7 +37,7 @@ class Calls:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """Fake hwloc, sysfs enrichment and NVML, recording how discover() used them."""
+    """Fake hwloc (whichever engine), sysfs enrichment and NVML, recording how discover() used them."""
     seen = Calls()
 
     def load_hwloc(**kwargs: Any) -> Node:
@@ -52,7 +52,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         seen.nvml += 1
         return NvmlResult("1", (NvmlGpu(0, A("0000:1b:00.0"), uuid="GPU-a"),)), None
 
-    monkeypatch.setattr(hwloc_mod, "load_hwloc", load_hwloc)
+    monkeypatch.setattr(engine_mod, "load", load_hwloc)
     monkeypatch.setattr(discover_pkg, "enrich", enrich)
     monkeypatch.setattr(nvml_mod, "query_nvml", query)
     return seen
@@ -117,7 +117,7 @@ def test_live_without_nvml_or_with_nvml_missing(calls: Calls, monkeypatch: pytes
 
 def test_root_enrichment_reads_the_gathered_tree(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the real enrichment, a gathered tree's RDMA ports and NVMe reach the node (dgx-h100 fixture)."""
-    monkeypatch.setattr(hwloc_mod, "load_hwloc", lambda **_: small_node())
+    monkeypatch.setattr(engine_mod, "load", lambda **_: small_node())
     node = discover(root=str(ROOT / "fixtures" / "sysfs" / "dgx-h100"))
     names = [n.name for n in node.nics]
     assert names == sorted(names, key=natural_key)  # as people count: mlx5_2 before mlx5_10

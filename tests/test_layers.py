@@ -69,6 +69,7 @@ INNER_IMPORTS = {
         "pinctl.cli.fast": "the fast paths load only when chosen",
         "pinctl.cli.app": "click loads only off the fast paths",
     },
+    "pinctl.cli.app": {"pinctl.discovery.engine": "discovery loads under -v only, to hear which engine ran"},
     "pinctl.cli.fast": {
         "pinctl.render.launch": "shlex only for --dry-run and -v",
         "pinctl.act.supervise": "children (--nproc-per-node) are off the one-rank launch path",

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import jsonschema
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from noise_helpers import SECOND, gen, node_with_busy_neighbour, two_samples
 from prometheus_client.parser import text_string_to_metric_families
@@ -190,6 +190,7 @@ def test_a_quiet_cpu_is_not_called_noisy() -> None:
 
 
 @given(st.text(alphabet=st.sampled_from("0123456789 :()\nCPUabcN=x-²\t"), max_size=300))
+@example("\n:")  # a header naming no CPU, then a row: once an IndexError
 def test_the_counter_parsers_never_raise(text: str) -> None:
     """A gathered or garbled file is data, never a traceback."""
     parse_counts("           CPU0       CPU1\n" + text, {0, 1})

@@ -1,4 +1,5 @@
-"""Real machines' hwloc captures (shared/topologies, see SOURCES.md there) through the hwloc adapter.
+"""Real machines' hwloc captures (shared/topologies, see SOURCES.md there) through the discovery
+engine in use (pyhwloc, or the built-in reader where it is absent).
 
 Every expected fact below is one SOURCES.md documents for the capture, checked the
 way a user would: counts, NUMA placement, and the nvidia-smi level between devices.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pinctl.discovery.hwloc import load_hwloc
+from pinctl.discovery import engine
 from pinctl.distance import gpu_level, level_order, pci_level
 from pinctl.errors import TopologyError
 from pinctl.model import Gpu, Nic, Node
@@ -35,7 +36,7 @@ def _hwloc1_files() -> list[str]:
 
 @cache
 def load(name: str) -> Node:
-    return load_hwloc(xml_path=str(SHARED / name))
+    return engine.load(xml_path=str(SHARED / name))
 
 
 def nearest_rdma(node: Node, gpu: Gpu) -> tuple[str, list[Nic]]:
@@ -113,7 +114,7 @@ def test_every_documented_capture_is_present() -> None:
 @pytest.mark.parametrize("name", _hwloc1_files())
 def test_hwloc1_files_are_refused_with_the_conversion_command(name: str) -> None:
     with pytest.raises(TopologyError) as e:
-        load_hwloc(xml_path=str(SHARED / name))
+        engine.load(xml_path=str(SHARED / name))
     msg = str(e.value)
     assert "\n" not in msg
     assert "hwloc 1.x XML cannot be read by hwloc 3" in msg
@@ -128,7 +129,7 @@ def test_hwloc1_twins_load_from_their_conversion() -> None:
 
 def test_nccl_files_are_not_hwloc() -> None:
     with pytest.raises(TopologyError, match="not an hwloc topology file"):
-        load_hwloc(xml_path=str(SHARED / "azure-ndv4.nccl.xml"))
+        engine.load(xml_path=str(SHARED / "azure-ndv4.nccl.xml"))
 
 
 # --- documented facts, machine by machine ------------------------------------------------------
@@ -346,14 +347,14 @@ def gathered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_gathered_dcs8000z(gathered: dict[str, str]) -> None:
     root = gathered["hwloc-32em64t-2n8c+dax+nvme+mic+dimms.tar.bz2"]
-    node = load_hwloc(fsroot=root)
+    node = engine.load(fsroot=root)
     assert node.source == f"sysfs:{root}"
     assert (len(node.packages), len(node.numa_nodes), len(node.cpus)) == (2, 2, 16)
     _check_dcs8000z(node)
 
 
 def test_gathered_all_io_locality_unknown(gathered: dict[str, str]) -> None:
-    node = load_hwloc(fsroot=gathered["hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"])
+    node = engine.load(fsroot=gathered["hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"])
     assert (len(node.packages), len(node.numa_nodes), len(node.cpus)) == (4, 4, 40)
     devices = [n.pci for n in node.nics if n.pci] + [s.pci for s in node.storage if s.pci]
     assert devices and all(d.numa_node is None for d in devices)
@@ -362,7 +363,7 @@ def test_gathered_all_io_locality_unknown(gathered: dict[str, str]) -> None:
 
 
 def test_gathered_gpu_memory_numa_nodes(gathered: dict[str, str]) -> None:
-    node = load_hwloc(fsroot=gathered["hwloc-nvidiagpunumanodes.tar.bz2"])
+    node = engine.load(fsroot=gathered["hwloc-nvidiagpunumanodes.tar.bz2"])
     assert [n.os_index for n in node.numa_nodes if n.cpus] == [0, 8]
     gpu_nodes = [n for n in node.numa_nodes if not n.cpus]
     assert [n.os_index for n in gpu_nodes] == list(range(250, 256))
@@ -378,8 +379,8 @@ def test_gathered_gpu_memory_numa_nodes(gathered: dict[str, str]) -> None:
 
 def test_gathered_tree_is_not_the_host(gathered: dict[str, str]) -> None:
     """HWLOC_COMPONENTS=linux,stop: the tree's CPUs, never this machine's."""
-    node = load_hwloc(fsroot=gathered["hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"])
-    assert node.cpus == set(range(40)) != load_hwloc().cpus
+    node = engine.load(fsroot=gathered["hwloc-40intel64-2g2n4c+pcilocality.tar.bz2"])
+    assert node.cpus == set(range(40)) != engine.load().cpus
 
 
 def test_a_capture_without_nvlink_facts_says_nvlink_is_unknown() -> None:

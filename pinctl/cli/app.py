@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from pinctl.cli.output import error, fail
+from pinctl.cli.output import error, fail, note
 from pinctl.errors import PinctlError
 
 # name -> "module:attribute" of a click.Command
@@ -62,9 +62,15 @@ def _available(name: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say which discovery engine ran when pyhwloc is absent (also a command's own -v).",
+)
 @click.version_option(package_name="pinctl")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """Topology-aware process pinning for GPU nodes."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -78,7 +84,26 @@ def _group_args(args: list[str]) -> list[str]:
     return args
 
 
+def _verbose(args: list[str]) -> bool:
+    """``-v`` for the group or the command (not in the launched command's argv after ``--``)."""
+    own = args[: args.index("--")] if "--" in args else args
+    return "-v" in own or "--verbose" in own
+
+
 def run(args: list[str]) -> int:
+    """Run the CLI; under ``-v``, say which discovery engine ran when pyhwloc is absent."""
+    if not _verbose(args):
+        return _run(args)
+    from pinctl.discovery import engine
+
+    engine.listener = note
+    try:
+        return _run(args)
+    finally:
+        engine.listener = None
+
+
+def _run(args: list[str]) -> int:
     """Run the CLI and turn pinctl errors into one-line messages and exit codes."""
     debug = "--debug" in _group_args(args)
     try:

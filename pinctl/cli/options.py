@@ -8,7 +8,7 @@ travels below the CLI.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -20,8 +20,10 @@ from pinctl.job.fit import refuse_foreign
 from pinctl.planfile.allowlist import allowed_names
 from pinctl.planfile.types import Plan
 
+F = TypeVar("F", bound=Callable[..., Any])  # a click command function (no PEP 695: Python 3.10 runs this)
 
-def click_options[F: Callable[..., Any]](table: tuple[Opt, ...]) -> Callable[[F], F]:
+
+def click_options(table: tuple[Opt, ...]) -> Callable[[F], F]:
     """The click options of *table* (pinctl.cli.argtable), in its order: one grammar for both parsers."""
 
     def decorate(f: F) -> F:

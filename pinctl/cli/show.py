@@ -11,7 +11,7 @@ from pinctl import api
 from pinctl.act.files import write_file
 from pinctl.cli.options import source_options
 from pinctl.cli.output import note, say
-from pinctl.discovery.hwloc import live_xml
+from pinctl.discovery.engine import live_xml
 from pinctl.discovery.nvml import query_nvml
 from pinctl.nodejson import node_to_dict
 from pinctl.render.show import show_items

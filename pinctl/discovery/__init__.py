@@ -1,7 +1,9 @@
 """Discovery: one source (live system, topology file, gathered tree) in, one Node out.
 
 Sources are interchangeable and fill the same model: hwloc (live, XML, or a gathered
-tree; :mod:`pinctl.discovery.hwloc`), NCCL topology XML (:mod:`~pinctl.discovery.nccl`),
+tree; :mod:`pinctl.discovery.hwloc` through pyhwloc, or the built-in reader
+:mod:`pinctl.discovery.builtin` where pyhwloc is absent; :mod:`~pinctl.discovery.engine`
+picks), NCCL topology XML (:mod:`~pinctl.discovery.nccl`),
 sysfs (:mod:`~pinctl.discovery.sysfs`) and NVML (:mod:`~pinctl.discovery.nvml`).
 :mod:`pinctl.discovery.merge` is the one pure step that joins them.
 
@@ -22,8 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pinctl.discovery import hwloc as hwloc_source
-from pinctl.discovery import merge, nccl, sysfs
+from pinctl.discovery import engine, merge, nccl, sysfs
 from pinctl.discovery import nvml as nvml_source
 from pinctl.discovery.access import JobAccess, apply_access
 from pinctl.discovery.names import check_names
@@ -52,17 +53,17 @@ def discover(
         if nccl.sniff_topology_file(topology) == "nccl":
             node = merge.normalize(nccl.load_nccl_xml(topology))
         else:
-            node = merge.normalize(hwloc_source.load_hwloc(xml_path=topology))
+            node = merge.normalize(engine.load(xml_path=topology))
         check_names(node)  # a file from elsewhere: its names reach tables, env values and exports
         return node
     if root is not None:
         files = KernelFiles(root)
-        node = merge.normalize(enrich(files, hwloc_source.load_hwloc(fsroot=root)))
+        node = merge.normalize(enrich(files, engine.load(fsroot=root)))
         check_names(node)
         if node.hostname == "unknown" and (name := hostname(files)) is not None:
             node = replace(node, hostname=name)  # the gathered node's own name, as doctor reports it
         return apply_access(node, job_access(files, env or {}, None))
-    node = enrich(LIVE, hwloc_source.load_hwloc())
+    node = enrich(LIVE, engine.load())
     result = None
     if nvml:
         result, reason = nvml_source.query_nvml()

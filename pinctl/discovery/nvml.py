@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pinctl.discovery.gpufacts import FabricInfo, GpuCondition, NvLinkErrors
 from pinctl.discovery.nvmlfacts import (
@@ -53,6 +53,8 @@ from pinctl.model import MigDevice, NvLink, PciAddress
 __all__ = ["GpuHealth", "GpuProcesses", "Lost", "NvmlGpu", "NvmlHealth", "NvmlResult", "NvmlUnavailable",
            "gpu_processes", "query_health", "query_nvml", "unavailable"]  # fmt: skip
 
+T = TypeVar("T")  # no PEP 695 generics: Python 3.10 imports this module
+
 _TOPOLOGY_UNKNOWN = "; GPU names/UUIDs/NVLink unknown"
 
 
@@ -77,7 +79,7 @@ def _failures(nvml: Any) -> tuple[type[Exception], ...]:
     return (nvml.NVMLError, extra) if isinstance(extra, type) else (nvml.NVMLError,)
 
 
-def _session[T](query: Callable[[Any, int], T]) -> T | NvmlUnavailable:
+def _session(query: Callable[[Any, int], T]) -> T | NvmlUnavailable:
     """``query(pynvml, gpu_count)`` between nvmlInit and nvmlShutdown, or why it could not run.
 
     An NVMLError the query lets through ends it with a reason too: callers never see one.

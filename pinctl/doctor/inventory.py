@@ -11,7 +11,7 @@ reservations do not split identical nodes, while a missing DIMM still shows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pinctl.doctor.finding import DoctorContext
 from pinctl.kernel import settings
@@ -19,6 +19,8 @@ from pinctl.kernel.cpus import cpu_list_fact, governors
 from pinctl.kernel.files import NeedsRoot
 from pinctl.kernel.host import hostname
 from pinctl.model import Node, PciInfo
+
+T = TypeVar("T")  # no PEP 695 generics: Python 3.10 imports this module
 
 # Boot parameters that change what a node's CPUs and devices do (kernel-parameters.rst).
 BOOT_PARAMETERS = ("isolcpus", "nohz_full", "iommu", "intel_iommu", "amd_iommu")
@@ -117,7 +119,7 @@ def hardware(node: Node) -> dict[str, Any]:
     }
 
 
-def _quiet[T](read: Callable[[], T]) -> T | None:
+def _quiet(read: Callable[[], T]) -> T | None:
     """A kernel fact, or None where it needs root: the inventory never fails the report."""
     try:
         return read()

@@ -52,6 +52,8 @@ def parse_counts(text: str, cpus: Collection[int] | None = None, memo: Memo | No
     if not lines:
         return {}
     columns = _header(lines[0])
+    if not columns:  # a header naming no CPU: nothing can be counted (a truncated or foreign file)
+        return {}
     wanted = [(i, c) for i, c in enumerate(columns) if cpus is None or c in cpus]
     width = len(columns)
     out: Counts = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal, TypedDict, Unpack, cast
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 from pinctl.cpuset import decimal, format_list, parse_list
 from pinctl.errors import UsageError
@@ -18,6 +18,10 @@ from pinctl.model import Node, PciAddress
 from pinctl.planfile.types import GPU_MEM_POLICIES, MEM_POLICIES
 
 REQUEST_MEM_POLICIES = (*MEM_POLICIES, *GPU_MEM_POLICIES)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+; annotations only
+
 SMT_MODES = ("all", "one-per-core")
 LINK_LAYERS = ("ib", "eth", "any")
 SmtMode = Literal["all", "one-per-core"]

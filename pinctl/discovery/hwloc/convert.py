@@ -141,7 +141,7 @@ def _package_of(obj: Object) -> int | None:
     o: Object | None = obj
     while o is not None:
         if o.type == ObjType.PACKAGE:
-            return o.os_index
+            return int(o.os_index)
         o = o.parent
     return None
 

@@ -206,7 +206,7 @@ def _first_info(objs: Iterable[Object], names: Sequence[str]) -> str | None:
     for o in objs:
         infos = o.info
         for name in names:
-            value = infos.get(name, "").strip()
+            value = str(infos.get(name, "")).strip()  # str(): pyhwloc's types are Any where it is absent
             if value:
                 return value
     return None

@@ -37,9 +37,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from pinctl.errors import TopologyError
+
+T = TypeVar("T")  # no PEP 695 generics: Python 3.10 imports this module
 
 if TYPE_CHECKING:
     from pyhwloc.topology import Topology
@@ -227,7 +229,7 @@ def _child_export() -> str:
         raise TopologyError(f"libhwloc could not load the live system: {_reason(e)}") from None
     try:
         flags = getattr(ExportXmlFlags, "V2", 0)  # hwloc 3 only; hwloc 2.x writes v2 anyway
-        return topo.export_xml_buffer(flags)
+        return str(topo.export_xml_buffer(flags))
     finally:
         topo.destroy()
 
@@ -243,7 +245,7 @@ def _reason(e: BaseException) -> str:
 # --- crash isolation -------------------------------------------------------------------------
 
 
-def run_isolated[T](
+def run_isolated(
     work: Callable[[], T], *, what: str, env: Mapping[str, str | None], timeout: float = LOAD_TIMEOUT_S
 ) -> tuple[T, list[str]]:
     """Run *work* in a forked child with *env* applied; return its result and libhwloc's warnings.
@@ -368,7 +370,7 @@ def _temp_env(env: Mapping[str, str | None]) -> Iterator[None]:
             _restore_var(name, value)
 
 
-def _run_inprocess[T](work: Callable[[], T], *, what: str, env: Mapping[str, str | None]) -> T:
+def _run_inprocess(work: Callable[[], T], *, what: str, env: Mapping[str, str | None]) -> T:
     with _temp_env(env):
         try:
             return work()
