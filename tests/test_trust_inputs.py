@@ -102,6 +102,25 @@ def test_launch_refuses_an_infinite_option_in_one_line(plan_dict: dict[str, Any]
     assert "out of range" in one_line(result)
 
 
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [(("nics", 0), "name"), (("nics", 0), "netdev"), (("nics", 0), "kind"), (("nics", 0), "distance"),
+     (("storage", 0), "name"), (("gpu",), "uuid"), (("gpu",), "pci_bus_id")],
+)  # fmt: skip
+def test_a_plan_file_name_holds_no_line_break(plan_dict: dict[str, Any], where: tuple[Any, ...], field: str) -> None:
+    """r20: these went as they were into views (`plan` table, launch -v); a newline made a line of its own."""
+    data = copy.deepcopy(plan_dict)
+    target = data["ranks"][0]
+    for key in where:
+        target = target[key]
+    target[field] = "mlx5_0\nLD_PRELOAD=/tmp/evil.so"
+    with pytest.raises(PlanError, match=r"holds '\\n': a name has no space or control character"):
+        Plan.from_dict(data)
+    target[field] = "x" + "\u2028"  # a line separator is no name either
+    with pytest.raises(PlanError, match="a name has no space"):
+        Plan.from_dict(data)
+
+
 # --- doctor reports ------------------------------------------------------------------------------
 
 
