@@ -152,6 +152,21 @@ def test_a_folder_link_planted_by_another_user_is_not_followed(
     assert (secret / "plan.json").read_text() == "root only\n"
 
 
+@pytest.mark.parametrize("above", ["other user's", "world-writable"])
+def test_a_folder_under_one_another_user_may_change_is_refused(other_user: str, shared: Path, above: str) -> None:
+    """r20: its owner could move -o DIR away and put drop-ins of its own there before `cp -r DIR/. /etc/systemd/`."""
+    parent = shared / "parent"
+    if above == "world-writable":
+        parent.mkdir()
+        parent.chmod(0o777)
+    else:
+        as_user(other_user, "mkdir", "-m", "0755", str(parent))
+    result = pinctl(*SYSTEMD, "-o", str(parent / "dropins"))
+    assert result.returncode == 2
+    assert "a folder above it" in one_line(result)
+    assert list(parent.iterdir()) == []  # nothing made there
+
+
 def test_the_callers_own_folder_links_are_still_followed(shared: Path, tmp_path: Path) -> None:
     """The kernel's protected_symlinks rule, not a ban: the caller's own links (and relative ones) work."""
     real = tmp_path / "real"

@@ -49,6 +49,9 @@ def write_tree(folder: str, files: Sequence[tuple[str, str]]) -> None:
     is the caller's, is not writable by others and holds only what these files would make."""
     _ignore_file_size_signal()
     try:
+        parent = os.path.dirname(folder.rstrip("/")) or ("/" if folder.startswith("/") else ".")
+        with _open_folder(parent, follow=True) as parent_fd:
+            _check_ancestors(parent_fd, folder)  # before anything is made there
         created = _make_folder(folder)
         with _open_folder(folder) as top:
             _check_folder(top, folder, files)  # also when made now: another user may have swapped it
@@ -263,6 +266,38 @@ def _check_folder(top: int, folder: str, files: Sequence[tuple[str, str]]) -> No
                 )
 
     walk(top, "")
+
+
+def _check_ancestors(start: int, folder: str) -> None:
+    """Refuse -o DIR below a folder another user may rename things in: between pinctl's write and
+    ``cp -r DIR/. /etc/systemd/`` that user could move DIR away and put a folder of drop-ins of its
+    own in its place. Each folder up to / must be root's or the caller's, and not writable by others
+    unless sticky (/tmp: only an entry's owner may rename it)."""
+    fd = os.dup(start)
+    try:
+        here = None
+        while True:
+            st = os.fstat(fd)
+            owner_ok = st.st_uid in (0, os.geteuid())
+            shared = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+            if not owner_ok or shared:
+                whose = (
+                    f"belongs to uid {st.st_uid}"
+                    if not owner_ok
+                    else f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+                )
+                raise UsageError(
+                    f"-o {folder!r}: a folder above it {whose}, so another user could swap the drop-ins before they are "
+                    "installed: name a folder under one only you (or root) can change"
+                )
+            if here is not None and (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):  # / is its own parent
+                return
+            here = st
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
 
 
 def _must_be_mine(st: os.stat_result, shown: str) -> None:
