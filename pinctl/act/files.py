@@ -287,8 +287,8 @@ def _check_ancestors(start: int, folder: str) -> None:
                     else f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
                 )
                 raise UsageError(
-                    f"-o {folder!r}: a folder above it {whose}, so another user could swap the drop-ins before they are "
-                    "installed: name a folder under one only you (or root) can change"
+                    f"-o {folder!r}: a folder above it {whose}, so another user could swap the drop-ins before "
+                    "they are installed: name a folder under one only you (or root) can change"
                 )
             if here is not None and (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):  # / is its own parent
                 return
