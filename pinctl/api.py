@@ -75,13 +75,16 @@ def make_plan(node: Node, request: PlanRequest | None = None, **options: Unpack[
     return plan_node(node, request)
 
 
-def fit(plan: Plan, rank: RankPlan | None = None, *, fingerprint: bool = False) -> tuple[list[str], list[str]]:
+def fit(plan: Plan, rank: RankPlan | int | None = None, *, fingerprint: bool = False) -> tuple[list[str], list[str]]:
     """Why *plan* does not fit this node, and notes: ``(problems, notes)``; no problems = it fits.
 
     The cheap checks read sysfs and /proc (hostname, CPUs, nodes, NUMA layout, and
-    *rank*'s CPUs against this process's cpuset). *fingerprint* also discovers this
-    node and compares the plan's fingerprint (hwloc and NVML: a second or more).
+    *rank*'s CPUs against this process's cpuset; *rank* a RankPlan or a local rank
+    number, as ``select_rank`` takes one). *fingerprint* also discovers this node and
+    compares the plan's fingerprint (hwloc and NVML: a second or more).
     """
+    if isinstance(rank, int):
+        rank = select_rank(plan, rank, {})[0]
     problems = check_live_node(plan, rank)
     notes: list[str] = []
     if fingerprint:

@@ -87,6 +87,14 @@ def test_discover_and_plan_this_machine() -> None:
     assert frozenset().union(*(r.cpus for r in plan.ranks)) <= node.allowed_cpus
 
 
+def test_fit_takes_a_rank_as_a_number_or_a_rank_plan() -> None:
+    """docs/api.md: ``fit(plan, rank)``, *rank* a RankPlan or a local rank number, not a traceback."""
+    plan = api.make_plan(api.discover(), ranks=1)
+    assert api.fit(plan, 0) == api.fit(plan, plan.ranks[0]) == ([], [])
+    with pytest.raises(api.UsageError, match="out of range"):
+        api.fit(plan, 3)
+
+
 def _child(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SLURM_LOCALID", "OMP_NUM_THREADS")}
     full.update(env or {})

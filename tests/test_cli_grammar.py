@@ -160,3 +160,60 @@ def test_a_foreign_plan_is_refused_alike_on_every_form(live_plan: dict[str, obje
     assert [r.returncode for r in results] == [4, 4, 4, 4]
     assert len({tuple(_diagnostics(r)) for r in results}) == 1
     assert "is not allowed" not in results[0].stderr and "use --force" in results[0].stderr
+
+
+# --- what a person reads when a number is wrong --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["launch", "--local-rank", "x", "--", "true"], "'x' is not a valid integer."),
+        (["launch", "--grace", "soon", "--", "true"], "'soon' is not a valid number."),
+        (["plan", "--ranks", "1.5"], "'1.5' is not a valid integer."),
+        (["pin", "--rank", "x", "1"], "'x' is not a valid integer."),
+        (["watch", "--interval", "x"], "'x' is not a valid number."),
+        (["noise", "--seconds", "x"], "'x' is not a valid number."),
+    ],
+)
+def test_a_bad_number_is_named_as_a_number(args: list[str], said: str) -> None:
+    """click's own words were "'x' is not a valid integer range": a number was asked for, not a range."""
+    res = subprocess.run([PYTHON, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert said in res.stderr and "range." not in res.stderr
+
+
+@pytest.mark.parametrize("command", ["launch", "pin", "watch", "noise", "plan"])
+def test_help_names_each_value_not_its_type(command: str) -> None:
+    """--help shows ``--local-rank N``, ``--grace SECONDS``: never click's ``INTEGER RANGE``."""
+    res = subprocess.run([PYTHON, "-m", "pinctl", command, "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    assert "RANGE" not in res.stdout and "INTEGER" not in res.stdout and "FLOAT" not in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--nnodes", "1"], ["-lv"]])
+def test_local_rank_and_nproc_per_node_are_refused_together(extra: list[str]) -> None:
+    """--local-rank was silently ignored beside --nproc-per-node (every rank started); on every form."""
+    args = ["launch", "--ranks", "1", "--local-rank", "0", "--nproc-per-node", "1", *extra, "--", "true"]
+    res = subprocess.run([PYTHON, "-m", "pinctl", *args], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 2 and "--local-rank picks one rank" in res.stderr, res.stderr
+
+
+def test_a_plan_made_by_launch_says_its_warnings_once_per_node() -> None:
+    """launch --helpers on a node with no idle core said nothing, and bind_helper in the workers then
+    refused with "plan with --helpers": the warning `pinctl plan` prints is said by the launcher, or
+    by local rank 0 (not once per rank)."""
+    helpers = "--helpers: every allowed CPU is a rank's or housekeeping"
+
+    def said(*args: str) -> int:
+        res = subprocess.run(
+            [PYTHON, "-m", "pinctl", "launch", "--helpers", *args, "--", "true"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        return res.stderr.count(helpers)
+
+    assert said("--ranks", "1", "--nproc-per-node", "all") == 1  # one rank holds every core: no idle one
+    assert said("--ranks", "1", "--local-rank", "0") == 1
+    if len(os.sched_getaffinity(0)) >= 2 and said("--ranks", "2", "--local-rank", "0") == 1:
+        assert said("--ranks", "2", "--local-rank", "1") == 0

@@ -72,7 +72,10 @@ def test_env_numactl_slurm(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].endswith("-- ./a.out -n 3") and "--interleave=0" in lines[0]
     assert run(["plan", "--format", "slurm"]) == 0
-    assert "--gpu-bind=map_gpu:0,1,2,3" in capsys.readouterr().out
+    slurm = capsys.readouterr().out
+    assert "--gpu-bind=map_gpu:0,1,2,3" in slurm
+    # The comment names the file the launch line reads, not a placeholder beside a real name.
+    assert "pinctl plan --json -o plan.json)" in slurm and "launch --plan plan.json --" in slurm
 
 
 def test_output_file_and_topology_passed(
@@ -101,7 +104,7 @@ def test_schema_option(capsys: pytest.CaptureFixture[str], fake_discovery: list[
         (["--reserve", "1-x"], "malformed --reserve"),
         (["--ranks", "500"], "usable cores"),
         (["--procs-per-gpu", "3"], "usable cores"),
-        (["--json", "--format", "env"], "conflicts"),
+        (["--json", "--format", "env"], "ask for two outputs"),
         (["--format", "env", "--", "ls"], "only used with --format numactl"),
     ],
 )

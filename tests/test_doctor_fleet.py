@@ -96,6 +96,21 @@ def test_expect_of_an_unreadable_reference_is_a_usage_error(tmp_path: Path, tree
     assert rc == 2 and out == "" and err.startswith("pinctl: error: --expect") and "no inventory" in err
 
 
+@pytest.mark.parametrize("command", ["doctor", "fleet"])
+def test_expect_of_a_noise_or_plan_report_is_refused(tmp_path: Path, command: str) -> None:
+    """A noise report was taken as the reference (ten FAILs "reference unknown", this node "discovery
+    failed"); a plan file was refused as "expected doctor/v2 (or watch/v1 or noise/v1)"."""
+    rc, noise, _ = run_cli("noise", "--seconds", "0.2", "--json")
+    (tmp_path / "noise.json").write_text(noise)
+    (tmp_path / "plan.json").write_text('{"schema": "pinctl.plan/v2"}')
+    for name, schema in (("noise.json", "pinctl.noise/v1"), ("plan.json", "pinctl.plan/v2")):
+        args = ["--only", "node"] if command == "doctor" else [str(tmp_path / "noise.json")]
+        rc, out, err = run_cli(command, "--expect", str(tmp_path / name), *args)
+        assert rc == 2 and out == "" and err.count("\n") == 1, err
+        assert f"schema '{schema}': expected pinctl.doctor/v2 (a reference is a pinctl doctor --json report)" in err
+        assert "noise/v1)" not in err
+
+
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample, parsed by prometheus_client's own text parser."""
     return {(s.name, tuple(sorted(s.labels.items()))): s.value

@@ -147,7 +147,16 @@ def test_gpu_memory_on_a_node_without_any_warns() -> None:
     node = api.discover(topology=str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml"), nvml=False)
     plan = api.make_plan(node, mem_policy="bind+gpu")
     assert all(r.mem_policy == "bind" and len(r.mems) == 1 for r in plan.ranks)
-    assert any("bind+gpu" in w and "CPU memory only" in w for w in plan.warnings)
+    # One line for all eight GPUs, not eight copies of one sentence.
+    (said,) = [w for w in plan.warnings if "bind+gpu" in w]
+    assert said.startswith("GPUs 0-7: ") and "CPU memory only" in said
+
+
+def test_gpu_memory_for_cpu_only_ranks_says_they_have_no_gpu() -> None:
+    node = api.discover(topology=str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml"), nvml=False)
+    plan = api.make_plan(node, ranks=2, mem_policy="interleave+gpu")
+    (said,) = [w for w in plan.warnings if "interleave+gpu" in w]
+    assert "CPU-only ranks have no GPU memory" in said and "no rank's GPU has no" not in said
 
 
 def test_doctor_sees_gpu_and_mig_nodes_as_expected() -> None:

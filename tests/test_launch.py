@@ -479,6 +479,23 @@ def test_the_world_under_an_srun_step() -> None:
 
 
 @pytest.mark.parametrize(
+    ("option", "env", "said"),
+    [
+        ("a b", {}, "--master-addr 'a b' is not a host name or address"),
+        ("", {}, "--master-addr '' is not a host name or address"),
+        (None, {"MASTER_ADDR": "x\ny"}, "MASTER_ADDR 'x\\ny' is not a host name or address"),
+    ],
+)
+def test_a_master_addr_that_names_no_host_is_refused(option: str | None, env: dict[str, str], said: str) -> None:
+    """It was passed to every rank, whose torchrun-style init then failed (or hung) much later."""
+    with pytest.raises(UsageError) as caught:
+        group_world(env, master_addr=option)
+    assert str(caught.value) == said
+    for host in ("node-1", "10.0.0.1", "[fe80::1]", "gpu003-ib.cluster"):
+        assert group_world({}, master_addr=host).master_addr == host
+
+
+@pytest.mark.parametrize(
     ("env", "options", "message"),
     [
         ({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "1", "SLURM_STEP_NUM_TASKS": "2"}, {}, "one task per node"),

@@ -79,9 +79,15 @@ def test_fleet_usage_shows_its_paths_as_optional(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.splitlines()[0] == "Usage: pinctl fleet [OPTIONS] [PATH]..."
 
 
-@pytest.mark.parametrize("fmt", ["prometheus", "table"])
-def test_doctor_refuses_two_outputs_at_once(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
-    rc = main(["doctor", "--format", fmt, "--json", "--only", "node"])
+@pytest.mark.parametrize(
+    ("command", "fmt"),
+    [(["doctor", "--only", "node"], "prometheus"), (["doctor", "--only", "node"], "table"), (["plan"], "env")],
+)
+def test_two_outputs_at_once_are_refused_in_one_sentence(
+    capsys: pytest.CaptureFixture[str], command: list[str], fmt: str
+) -> None:
+    """plan said "--json conflicts with --format env", doctor another sentence: one rule, one wording."""
+    rc = main([*command, "--format", fmt, "--json"])
     captured = capsys.readouterr()
     assert rc == 2 and captured.out == ""
     assert captured.err == f"pinctl: error: --json and --format {fmt} ask for two outputs: give one\n"
@@ -166,3 +172,12 @@ def test_notes_on_a_terminal_wrap_without_cutting_a_list(cpus: frozenset[int], w
         part = line[4:] if i else line
         rebuilt += part if rebuilt.endswith(",") else (" " + part if rebuilt else part)
     assert rebuilt == f"note: rank 0's CPUs {listed} are not on NUMA node 0 here"
+
+
+def test_a_mistyped_command_names_the_one_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pinctl plna` said only "No such command 'plna'.", where a mistyped option gets "Did you mean"."""
+    assert main(["plna"]) == 2
+    said = capsys.readouterr().err
+    assert said == "pinctl: error: No such command 'plna'. Did you mean 'plan'? (see 'pinctl --help')\n"
+    assert main(["bogus"]) == 2
+    assert capsys.readouterr().err == "pinctl: error: No such command 'bogus'. (see 'pinctl --help')\n"

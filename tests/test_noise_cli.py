@@ -115,3 +115,19 @@ def test_noise_table_on_a_terminal() -> None:
     text = in_pty(100, "noise", "--cpus", "0-1", "--seconds", "0.3")
     assert "noise over 0.3 s (method: probe)" in text and "lost" in text and "\nmethod: " in text
     assert "noisiest: CPU" in text or "quiet: no CPU lost" in text
+
+
+@pytest.mark.parametrize(
+    ("foreign", "said"),
+    [(100.0, "offenders: (named from the next interval)"), (2.0, "offenders: (named once notable)"), (0.5, None)],
+)
+def test_a_watch_line_without_a_scan_says_when_offenders_come(foreign: float, said: str | None) -> None:
+    """At 100% foreign the first interval said "(named once foreign time is notable)": it is notable;
+    the scan it started names them in the next interval."""
+    from pinctl.render.noise import watch_line
+
+    target = {"name": "CPUs 0", "cpulist": "0", "foreign_cpu_pct": foreign, "offenders": None}
+    target |= {"steal_pct": 0, "irq_per_s": 0, "involuntary_switches_per_s": None}
+    line = watch_line({"interval": 1}, target)
+    assert "foreign time is notable" not in line
+    assert (said in line) if said else ("named" not in line)

@@ -121,6 +121,9 @@ def test_migrate_reports_pages_not_moved() -> None:
         (["--cpus", "4000"], "not online"),
         (["--cpus", "0", "--rank", "0"], "exactly one of"),
         ([], "exactly one of"),
+        # a plan beside --cpus was silently ignored
+        (["--cpus", "0", "--plan", "p.json"], "--cpus names the CPUs itself: drop --plan"),
+        (["--cpus", "0", "--ranks", "2"], "drop --ranks"),
     ],
 )
 def test_bad_pin_options_are_usage_errors(args: list[str], message: str) -> None:

@@ -48,6 +48,13 @@ def test_every_command_has_help_and_is_in_the_readme(name: str) -> None:
     assert f"`pinctl {name}" in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.parametrize("name", ["check", "doctor", "fleet", "watch", "noise"])
+def test_a_command_that_judges_says_its_exit_status_in_help(name: str) -> None:
+    """Scripts and health checks read these commands' exit status: --help must say what each means."""
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None and command.help and "Exit status: 0" in command.help
+
+
 HEAVY = ("rich", "pyhwloc", "pynvml", "click", "psutil", "jsonschema")
 
 

@@ -8,6 +8,7 @@ Subcommands live in one module each and are imported only when invoked, so
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -120,8 +121,8 @@ def _run(args: list[str]) -> int:
         return exc.exit_code
     except click.UsageError as exc:
         # One line, like every other error: the usage banner hides the message in scripts' logs.
-        hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
-        return error(f"{exc.format_message()}{hint}", exc.exit_code)
+        hint = f" (see 'pinctl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else " (see 'pinctl --help')"
+        return error(f"{exc.format_message()}{_did_you_mean(exc)}{hint}", exc.exit_code)
     except click.ClickException as exc:
         return error(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -130,3 +131,12 @@ def _run(args: list[str]) -> int:
         sys.stderr.close()
         return 141
     return result if isinstance(result, int) else 0
+
+
+def _did_you_mean(exc: click.UsageError) -> str:
+    """`pinctl plna`: name the command meant, as click does for a mistyped option."""
+    typed = exc.format_message().removeprefix("No such command '").removesuffix("'.")
+    if exc.ctx is None or exc.ctx.parent or typed == exc.format_message():
+        return ""
+    near = difflib.get_close_matches(typed, cli.list_commands(exc.ctx), n=1)
+    return f" Did you mean '{near[0]}'?" if near else ""

@@ -183,7 +183,15 @@ PLAN_OPTION_NAMES = tuple(o.dest for o in PLANNING)
 
 LAUNCH = (
     *PLAN_OPTIONS,
-    Opt(("--local-rank",), "local_rank", "int", "This process's rank (else from env).", lo=0, hi=4095),
+    Opt(
+        ("--local-rank",),
+        "local_rank",
+        "int",
+        "This process's rank (else from env).",
+        lo=0,
+        hi=4095,
+        metavar="N",
+    ),
     Opt(("-C", "--physcpubind"), "physcpubind", "text", "Run on these CPUs (numactl syntax, 'all').", metavar="CPUS"),
     Opt(("-N", "--cpunodebind"), "cpunodebind", "text", "Run on the CPUs of these NUMA nodes.", metavar="NODES"),
     Opt(("-m", "--membind"), "membind", "text", "Allocate memory only on these nodes.", metavar="NODES"),
@@ -204,6 +212,7 @@ LAUNCH = (
         "Nodes in the job (WORLD_SIZE = nnodes x nproc-per-node); default: the srun step's, else 1.",
         lo=1,
         hi=1 << 20,
+        metavar="N",
     ),
     Opt(
         ("--node-rank",),
@@ -212,6 +221,7 @@ LAUNCH = (
         "This node's index (RANK offset); default SLURM_NODEID in an srun step, GROUP_RANK, else 0.",
         lo=0,
         hi=1 << 20,
+        metavar="N",
     ),
     Opt(
         ("--master-addr",),
@@ -227,8 +237,19 @@ LAUNCH = (
         "Port on it (MASTER_PORT); default $MASTER_PORT, else 29500 as torchrun.",
         lo=1,
         hi=65535,
+        metavar="PORT",
     ),
-    Opt(("--grace",), "grace", "float", "Seconds before SIGKILL.", default=10.0, lo=0, hi=3600, shown=True),
+    Opt(
+        ("--grace",),
+        "grace",
+        "float",
+        "Seconds before SIGKILL.",
+        default=10.0,
+        lo=0,
+        hi=3600,
+        shown=True,
+        metavar="SECONDS",
+    ),
     Opt(("-v", "--verbose"), "verbose", "flag", "Say on stderr which rank and binding were used."),
     Opt(("--dry-run",), "dry_run", "flag", "Print the binding, environment and numactl equivalent; run nothing."),
     Opt(("--force",), "force", "flag", "Run even when the plan is foreign or the binding did not take."),
@@ -236,8 +257,8 @@ LAUNCH = (
 
 PIN = (
     Opt(("--cpus", "-c"), "cpus_text", "text", "Pin to these CPUs.", metavar="LIST"),
-    Opt(("--rank",), "rank", "int", "Pin to this local rank's CPUs in the plan.", lo=0, hi=4095),
-    Opt(("--gpu",), "gpu", "int", "Pin to the CPUs of this GPU's ranks.", lo=0, hi=4095),
+    Opt(("--rank",), "rank", "int", "Pin to this local rank's CPUs in the plan.", lo=0, hi=4095, metavar="N"),
+    Opt(("--gpu",), "gpu", "int", "Pin to the CPUs of this GPU's ranks.", lo=0, hi=4095, metavar="INDEX"),
     Opt(("--auto",), "auto", "flag", "Find each GPU's processes with NVML and pin them to that GPU's CPUs."),
     Opt(("--mems",), "mems", "text", "Target memory nodes for --migrate.", metavar="NODES"),
     Opt(("--migrate",), "migrate", "flag", "Move the processes' pages to the target nodes (migrate_pages)."),

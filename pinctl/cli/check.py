@@ -35,7 +35,12 @@ from pinctl.render.check import draw
 @plan_options
 @click.pass_context
 def check(ctx: click.Context, /, pids: tuple[str, ...], gpu_procs: bool, as_json: bool, **params: Any) -> int:
-    """Show each process's real CPU affinity and memory policy, and what is off compared with the plan."""
+    """Show each process's real CPU affinity and memory policy, and what is off compared with the plan.
+
+    With no PID: the ranks `pinctl launch` started (this user's).
+
+    Exit status: 0 as planned, 1 something is off, 5 something could not be read (2 bad input, 4 bad plan).
+    """
     files = KernelFiles()
     notes: list[str] = []
     plan = _plan(ctx, params, notes)

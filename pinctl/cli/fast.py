@@ -68,13 +68,24 @@ def launch(values: Mapping[str, Any], given: Collection[str], command: tuple[str
         interleave=values["interleave"],
         localalloc=values["localalloc"],
     )
+    if values["nproc_per_node"] is not None and values["local_rank"] is not None:
+        raise UsageError("--local-rank picks one rank; --nproc-per-node starts one child per rank: give one")
     plan, foreign = _plan(values, given, overrides)
+    # A plan made here was never shown by `pinctl plan`: say its warnings (--helpers without idle
+    # cores, bind+gpu without GPU memory, ...), once per node: the launcher, or local rank 0.
+    made_here = plan is not None and not values["plan_file"]
     if values["nproc_per_node"] is not None:
+        if made_here and plan is not None:
+            for w in plan.warnings:
+                warn(w)
         return _run_group(plan, foreign, overrides, command, values, base_env)
     if plan is None:
         spec = LaunchSpec(apply_overrides(Binding(), overrides), (), command)
     else:
         rank, source = api.select_rank(plan, values["local_rank"], base_env)
+        if made_here and rank.local_rank == 0:
+            for w in plan.warnings:
+                warn(w)
         if foreign:
             _refuse_foreign(plan, (rank,), force=values["force"])
         spec = spec_for_rank(rank, plan.fingerprint, command, source)

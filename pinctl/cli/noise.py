@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from pinctl.act import probe
-from pinctl.cli.options import output_format, output_options
+from pinctl.cli.options import FloatRange, output_format, output_options
 from pinctl.cli.output import out
 from pinctl.cli.targets import node_cpus, node_name, users
 from pinctl.cpuset import format_list
@@ -53,17 +53,18 @@ def cpu_class(plan: Plan | None, cpu: int) -> str | None:
 @click.option("--cpus", metavar="LIST", help="Probe these CPUs (default: every CPU this process may use).")
 @click.option(
     "--seconds",
-    type=click.FloatRange(0.2, 600),
+    type=FloatRange(0.2, 600),
     default=5.0,
     show_default=True,
+    metavar="SECONDS",
     help="How long the probe runs (all CPUs at once).",
 )
 @click.option("--plan", "plan_file", metavar="FILE", help="A plan file: each CPU's class is shown.")
 @output_options("Machine-readable output (pinctl.noise/v1).")
-@click.option("--max-lost", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when a CPU loses over PCT%.")
+@click.option("--max-lost", type=FloatRange(0, 100), metavar="PCT", help="Exit 1 when a CPU loses over PCT%.")
 @click.option(
     "--max-foreign",
-    type=click.FloatRange(0, 100),
+    type=FloatRange(0, 100),
     metavar="PCT",
     help="Exit 1 when other threads take over PCT% of a CPU during the probe.",
 )

@@ -23,6 +23,18 @@ from pinctl.planfile.types import Plan
 F = TypeVar("F", bound=Callable[..., Any])  # a click command function (no PEP 695: Python 3.10 runs this)
 
 
+class IntRange(click.IntRange):
+    """click's IntRange, named for what a person types: "'x' is not a valid integer", not "integer range"."""
+
+    name = "integer"
+
+
+class FloatRange(click.FloatRange):
+    """click's FloatRange, named as a number ("'x' is not a valid number", not "float range")."""
+
+    name = "number"
+
+
 def click_options(table: tuple[Opt, ...]) -> Callable[[F], F]:
     """The click options of *table* (pinctl.cli.argtable), in its order: one grammar for both parsers."""
 
@@ -39,8 +51,8 @@ def _click_keywords(opt: Opt) -> dict[str, Any]:
     if opt.kind == "flag":
         return {**kw, "is_flag": True}
     kinds = {
-        "int": click.IntRange(opt.lo, opt.hi),
-        "float": click.FloatRange(opt.lo, opt.hi),
+        "int": IntRange(opt.lo, opt.hi),
+        "float": FloatRange(opt.lo, opt.hi),
         "choice": click.Choice(opt.choices),
     }
     if opt.kind in kinds:

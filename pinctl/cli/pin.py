@@ -16,9 +16,9 @@ import click
 
 from pinctl.act.numactl import mems_option, nodes_of
 from pinctl.act.pin import Target, pin_targets
-from pinctl.cli.argtable import PIN
+from pinctl.cli.argtable import PIN, PLAN_OPTIONS
 from pinctl.cli.fast import pid_argument, pin_cpus, report_pins
-from pinctl.cli.options import click_options, gpu_cpus, obtain_plan
+from pinctl.cli.options import click_options, given_options, gpu_cpus, obtain_plan
 from pinctl.cli.output import note, out
 from pinctl.discovery.nvml import gpu_processes
 from pinctl.errors import TopologyError, UsageError
@@ -47,6 +47,11 @@ def pin(pids: tuple[str, ...], cpus_text: str | None, **params: Any) -> int:
     if params["mems"] is not None and not params["migrate"]:
         raise UsageError("--mems only names the nodes for --migrate: another process's memory policy cannot be set")
     if cpus_text is not None:
+        plan_given = [o.flags[0] for o in PLAN_OPTIONS if o.dest in given_options(click.get_current_context())]
+        if plan_given:
+            raise UsageError(
+                f"--cpus names the CPUs itself: drop {', '.join(plan_given)} (a plan is for --rank, --gpu)"
+            )
         return pin_cpus(pids, {**params, "cpus_text": cpus_text})
     if params["auto"]:
         if pids:

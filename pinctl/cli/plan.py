@@ -70,7 +70,7 @@ def plan(
         return 0
     if as_json:
         if fmt not in (None, "json"):
-            raise UsageError(f"--json conflicts with --format {fmt}")
+            raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
         fmt = "json"
     if fmt is None:
         fmt = "table" if output is None and sys.stdout.isatty() else "json"

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import click
 
-from pinctl.cli.options import output_format, output_options
+from pinctl.cli.options import FloatRange, IntRange, output_format, output_options
 from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
@@ -38,18 +38,27 @@ GPU_EVERY = 10  # an NVML session (init, health queries, shutdown) costs millise
 @click.argument("pids", nargs=-1)
 @click.option("--cpus", metavar="LIST", help="Watch these CPUs (no process needed), e.g. 8-15.")
 @click.option("--plan", "plan_file", metavar="FILE", help="A plan file: names ranks and its housekeeping/idle CPUs.")
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True, help="Seconds.")
-@click.option("--count", type=click.IntRange(1), default=None, help="Stop after N intervals (default: until Ctrl-C).")
+@click.option(
+    "--interval",
+    type=FloatRange(0.1, 3600),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two samples.",
+)
+@click.option(
+    "--count", type=IntRange(1), default=None, metavar="N", help="Stop after N intervals (default: until Ctrl-C)."
+)
 @output_options("One JSON object per interval (JSON Lines, pinctl.watch/v1).")
 @click.option(
     "--max-foreign",
-    type=click.FloatRange(0, 100),
+    type=FloatRange(0, 100),
     metavar="PCT",
     help="Exit 1 when other threads take more than PCT% of a target's CPUs.",
 )
-@click.option("--max-irq", type=click.FloatRange(0), metavar="N", help="Exit 1 past N interrupts/s on a target.")
+@click.option("--max-irq", type=FloatRange(0), metavar="N", help="Exit 1 past N interrupts/s on a target.")
 @click.option("--no-nvml", is_flag=True, help="Do not ask NVML about GPU clock slowdowns.")
-@click.option("--max-steal", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 past PCT% steal.")
+@click.option("--max-steal", type=FloatRange(0, 100), metavar="PCT", help="Exit 1 past PCT% steal.")
 def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interval: float, count: int | None,
           as_json: bool, fmt: str, max_foreign: float | None, max_irq: float | None, no_nvml: bool,
           max_steal: float | None) -> int:  # fmt: skip

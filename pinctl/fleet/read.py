@@ -33,6 +33,11 @@ class Report:
     error: str | None = None
 
 
+# What fleet reads, and what --expect reads (a shape to compare with: doctor reports only).
+ANY_REPORT = f"expected {SCHEMA} (or {' or '.join(lost.SCHEMAS)})"
+REFERENCE = f"expected {SCHEMA} (a reference is a pinctl doctor --json report)"
+
+
 def check(source: str, text: str) -> Report:
     """Parse one document and check that it is a report this pinctl can compare."""
     try:
@@ -54,7 +59,7 @@ def check(source: str, text: str) -> Report:
         why = (
             "has no inventory; rerun pinctl doctor --json with this pinctl"
             if schema == "pinctl.doctor/v1"
-            else f"expected {SCHEMA} (or {' or '.join(lost.SCHEMAS)})"
+            else ANY_REPORT
         )
         return Report(source, error=f"schema {schema!r}: {why}")
     if not isinstance(data.get("inventory"), dict) or not isinstance(data.get("findings"), list):
@@ -162,6 +167,8 @@ def load_reference(path: str) -> tuple[str, Shape, Checks]:
     reports = list(read_file(path))
     if len(reports) != 1 or reports[0].data is None:
         why = reports[0].error if len(reports) == 1 else f"{len(reports)} reports in one file"
-        raise UsageError(f"--expect {path}: {why}")
+        raise UsageError(f"--expect {path}: {str(why).replace(ANY_REPORT, REFERENCE)}")
     data = reports[0].data
+    if data.get("schema") != SCHEMA:  # a watch or noise report: time lost, no shape to compare with
+        raise UsageError(f"--expect {path}: schema {data.get('schema')!r}: {REFERENCE}")
     return str(data.get("hostname") or path), facts(data), problems(data)

@@ -93,8 +93,10 @@ def group_world(
         node_rank = found if found is not None else (_number(env, "GROUP_RANK") or 0)
     if node_rank >= nnodes:
         raise UsageError(f"node rank {node_rank} is out of range for --nnodes {nnodes}")
-    if master_addr is None:
-        master_addr = env.get("MASTER_ADDR")
+    if master_addr is not None:
+        _check_host(master_addr, "--master-addr")
+    elif env.get("MASTER_ADDR") is not None:
+        master_addr = _check_host(env["MASTER_ADDR"], "MASTER_ADDR")
     if master_addr is None:
         nodelist = (env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")) if in_step else None
         if nnodes > 1 and nodelist:
@@ -106,3 +108,10 @@ def group_world(
     if master_port is None:
         master_port = _number(env, "MASTER_PORT") or DEFAULT_PORT
     return World(nnodes, node_rank, master_addr, master_port)
+
+
+def _check_host(text: str, source: str) -> str:
+    """*text* if it can name a host (torchrun would fail on it much later, on every rank), else a UsageError."""
+    if not text or not text.isprintable() or any(c.isspace() or c in "/@" for c in text):
+        raise UsageError(f"{source} {text[:60]!r} is not a host name or address")
+    return text

@@ -166,15 +166,17 @@ def _bindable(node: Node, index: int, *, gpu_memory: bool = False) -> bool:
             and (gpu_memory or n.kind != "gpu"))  # fmt: skip
 
 
-def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str],
-             gpu: Gpu | None = None) -> tuple[str, tuple[int, ...]]:  # fmt: skip
+def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str], gpu: Gpu | None = None,
+             no_gpu_memory: dict[str, list[int]] | None = None) -> tuple[str, tuple[int, ...]]:  # fmt: skip
     """The memory policy and its node list for a rank whose CPUs are in *dom* (and whose GPU is *gpu*).
 
     Only memory nodes the job's cgroup allows (cpuset.mems.effective) are named: the kernel
     would refuse a bind outside them, so a rank whose node is not allowed binds to the
     nearest allowed one, with a warning. A memory-less node (0 kB) is never named either: its
     ranks' memory goes to the nearest node with memory. GPU memory nodes (a Grace node's HBM)
-    are named only with ``bind+gpu`` / ``interleave+gpu``, which add the rank's GPU's own memory node.
+    are named only with ``bind+gpu`` / ``interleave+gpu``, which add the rank's GPU's own memory node;
+    a GPU without one goes into *no_gpu_memory* (reason: GPU indexes), so the plan says it once
+    for all such GPUs (pinctl.plan.nicnotes.grouped), not once per GPU.
     """
     with_gpu = policy.endswith("+gpu")
     policy = policy.removesuffix("+gpu")
@@ -194,9 +196,16 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str],
         if hbm is not None and _bindable(node, hbm, gpu_memory=True):
             extra = (hbm,)
         else:
-            what = "no rank's GPU" if gpu is None else f"GPU {gpu.index}"
-            warnings.append(f"--mem-policy {policy}+gpu: {what} has no memory node this job may use "
-                            f"(not a Grace-style GPU, or not allowed): {policy} on CPU memory only")  # fmt: skip
+            if gpu is None:
+                warnings.append(f"--mem-policy {policy}+gpu: CPU-only ranks have no GPU memory to add: "
+                                f"{policy} on CPU memory only")  # fmt: skip
+            else:
+                reason = (f"no memory node this job may use for --mem-policy {policy}+gpu (not a Grace-style GPU, "
+                          f"or not allowed): {policy} on CPU memory only")  # fmt: skip
+                if no_gpu_memory is None:
+                    warnings.append(f"GPU {gpu.index}: {reason}")
+                else:
+                    no_gpu_memory.setdefault(reason, []).append(gpu.index)
     if policy == "interleave":
         pkg = numa_package(node, dom)
         if pkg is not None:

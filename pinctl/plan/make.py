@@ -190,11 +190,12 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
 
     ranks: list[RankPlan] = []
     unisolated: dict[str, list[int]] = {}
+    no_gpu_memory: dict[str, list[int]] = {}
     for i, gpu in enumerate(rank_gpu):
         run = runs[i]
         cpus = rank_cpus[i]
         dom = rank_domain[i]
-        policy, mems = mems_for(node, request.mem_policy, dom, warnings, gpu)
+        policy, mems = mems_for(node, request.mem_policy, dom, warnings, gpu, no_gpu_memory)
         key = gpu.index if gpu is not None else i
         nics = nic_map.get(key, ())
         storage = storage_map.get(key, ())
@@ -223,6 +224,7 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
             i, ref, None if is_stray(dom) else dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics,
             storage, env, helpers[i],
         ))  # fmt: skip
+    warnings.extend(grouped(no_gpu_memory))
     warnings.extend(grouped(unisolated))
     warnings.extend(fabric_notes(nic_map))
     return Plan(

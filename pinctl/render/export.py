@@ -91,6 +91,7 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
     if mem_bind is not None:
         parts.append(f"--mem-bind={mem_bind}")
     options = dict(plan.options)
+    file = shlex.quote(plan_file)
     lines = [
         "# srun options: task i gets the i-th mask (OS CPU numbers, as taskset). Standalone, srun takes",
         "# the CPUs it asks for; inside sbatch the job must hold them "
@@ -108,8 +109,8 @@ def plan_to_slurm(plan: Plan, plan_file: str = "plan.json", command: Sequence[st
         " ".join(parts) + f" {cmd}",
         "",
         "# Each rank's environment (NCCL_IB_HCA, UCX_NET_DEVICES, OMP_NUM_THREADS, ...) cannot travel in srun",
-        "# options: this form binds each task and sets it from the plan (pinctl plan --json -o PLAN):",
-        " ".join([*ask, "--cpu-bind=none", "pinctl", "launch", "--plan", shlex.quote(plan_file), "--", cmd]),
+        f"# options: this form binds each task and sets it from the plan (pinctl plan --json -o {file}):",
+        " ".join([*ask, "--cpu-bind=none", "pinctl", "launch", "--plan", file, "--", cmd]),
     ]
     gpus: dict[int, list[RankPlan]] = {}
     for r in plan.ranks:

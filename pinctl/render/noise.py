@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from pinctl.noise.report import NOISY_PCT
+from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT
 from pinctl.render.table import Table, draw, use_rich
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, erase screen (ECMA-48): the table is redrawn in place
@@ -23,8 +23,9 @@ def _n(value: object, unit: str = "") -> str:
 
 def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
     found = t.get("offenders")
-    if found is None:
-        return "" if (t.get("foreign_cpu_pct") or 0) < 1 else "(named once foreign time is notable)"
+    if found is None:  # no scan covered this interval; a notable one starts it, for the next (docs/noise.md)
+        pct = t.get("foreign_cpu_pct") or 0
+        return "" if pct < 1 else "(named from the next interval)" if pct >= NOTABLE_PCT else "(named once notable)"
     return ", ".join(_who(o) for o in found[:top])
 
 
