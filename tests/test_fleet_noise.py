@@ -58,7 +58,7 @@ def test_fleet_names_the_node_with_a_noisy_rank(tmp_path: Path) -> None:
     assert lost["standing_out"] == ["node-04"] and lost["nodes"] == 6
     top = lost["slowest"][0]
     assert (top["node"], top["kind"], top["lost_pct"], top["reports"]) == ("node-04", "watch", 40.0, 3)
-    assert top["subject"] == "rank 0 (pid 700) (CPUs 0)"
+    assert top["subject"] == "rank 0 (pid 700) on CPUs 0"
     rc, text, _ = run_cli("fleet", str(folder))
     assert rc == 1 and "slowest node: node-04" in text
 
@@ -85,3 +85,34 @@ def test_noise_reports_name_the_noisy_node_and_skip_housekeeping_cpus(tmp_path: 
     lost = json.loads(out)["time_lost"]
     assert rc == 1 and lost["standing_out"] == ["gpu-2"]
     assert lost["slowest"][0]["subject"] == "CPU 2"  # housekeeping CPU 0's 30% is where noise belongs
+
+
+def test_watch_and_noise_figures_are_each_judged_against_their_own_kind(tmp_path: Path) -> None:
+    """Four nodes, each with a watch stream (a rank losing 10% to a neighbour, alike on all) and a
+    quiet noise run (0.3%): no node stands out; one median over both kinds flagged all four."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for i in range(4):
+        host = f"node-{i}"
+        (tmp_path / host).mkdir()
+        (folder / f"{host}.jsonl").write_text(watch_stream(tmp_path / host, host, 10))
+        cpus = [{"cpu": 0, "class": None, "lost_pct": 0.3, "max_detour_us": 12.0, "p99_detour_us": 4.0,
+                 "detours": 10, "quantum_ns": 100, "error": None, "foreign_cpu_pct": 0.3, "offenders": [],
+                 "irq_per_s": 250.0, "irq_sources": [], "softirq_per_s": {}, "steal_pct": 0.0}]  # fmt: skip
+        noise = noise_doc(host, "probe", None, 5.0, cpus, bounds=Bounds())
+        (folder / f"{host}-noise.json").write_text(json.dumps(noise))
+    rc, out, _ = run_cli("fleet", "--json", str(folder))
+    lost = json.loads(out)["time_lost"]
+    jsonschema.validate(json.loads(out), FLEET_SCHEMA)
+    assert (rc, lost["standing_out"]) == (0, [])
+    assert lost["median_by_kind"] == {"noise": 0.3, "watch": 10.0}
+    rc, text, _ = run_cli("fleet", str(folder))
+    assert "median 0.3% (noise), 10% (watch)" in text
+
+
+def test_a_cpu_set_watched_is_named_once(tmp_path: Path) -> None:
+    doc = {"schema": "pinctl.watch/v1", "hostname": "vm", "interval": 1, "time": 0.0, "seconds": 1.0,
+           "targets": [{"name": "CPUs 1", "kind": "cpus", "cpulist": "1", "foreign_cpu_pct": 99.0}],
+           "gpus": [], "crossed": [], "ok": True, "notes": [], "denied": []}  # fmt: skip
+    _, text, _ = run_cli("fleet", stdin=json.dumps(doc) + "\n")
+    assert "worst 99% on CPUs 1)" in text, text

@@ -53,6 +53,11 @@ def test_watch_plain_lines_in_a_pipe_and_prometheus_and_json() -> None:
     prom = pinctl("watch", "--cpus", "0-1", "--count", "1", "--interval", "0.5", "--format", "prometheus")
     names = {s.name for fam in text_string_to_metric_families(prom.stdout) for s in fam.samples}
     assert {"pinctl_watch_foreign_cpu_percent", "pinctl_watch_irq_per_second", "pinctl_watch_bound_crossed"} <= names
+    # one exposition, never a stream of them (each metric's HELP/TYPE once); more intervals is a usage error
+    once = pinctl("watch", "--cpus", "0", "--interval", "0.3", "--format", "prometheus", "--no-nvml")
+    assert once.returncode == 0 and once.stdout.count("# TYPE pinctl_watch_foreign_cpu_percent ") == 1
+    many = pinctl("watch", "--cpus", "0", "--count", "2", "--format", "prometheus")
+    assert many.returncode == 2 and "use --count 1" in many.stderr and many.stderr.count("\n") == 1
     lines = pinctl("watch", "--cpus", "1", "--count", "2", "--interval", "0.5", "--json").stdout.splitlines()
     schema = json.loads((REPO / "pinctl" / "schemas" / "watch-v1.json").read_text())
     assert len(lines) == 2
@@ -106,6 +111,7 @@ def test_a_plan_names_the_cpu_classes(tmp_path: Path) -> None:
     plan.write_text(pinctl("plan", "--ranks", "1", "--reserve", "0", "--json").stdout)
     doc = json.loads(pinctl("watch", "--plan", str(plan), "--count", "1", "--interval", "0.3", "--json").stdout)
     assert [(t["name"], t["kind"], t["cpulist"]) for t in doc["targets"]] == [("housekeeping", "class", "0")]
+    assert any(n.startswith("no rank of this plan") for n in doc["notes"])  # not silently the classes alone
     noise = json.loads(pinctl("noise", "--plan", str(plan), "--seconds", "0.3", "--json").stdout)
     classes = {c["cpu"]: c["class"] for c in noise["cpus"]}
     assert classes[0] == "housekeeping" and set(classes.values()) == {"housekeeping", "rank 0"}
@@ -115,6 +121,26 @@ def test_noise_table_on_a_terminal() -> None:
     text = in_pty(100, "noise", "--cpus", "0-1", "--seconds", "0.3")
     assert "noise over 0.3 s (method: probe)" in text and "lost" in text and "\nmethod: " in text
     assert "noisiest: CPU" in text or "quiet: no CPU lost" in text
+
+
+def test_a_one_interval_health_check_names_who_crossed_the_bound() -> None:
+    """`--count 1` has no next interval to name offenders in: it scans from the start, so the
+    interval that crosses --max-foreign says who (offenders a list, not null)."""
+    proc = pinctl("watch", "--cpus", "0-1", "--count", "1", "--interval", "0.5", "--json", "--no-nvml")
+    (target,) = json.loads(proc.stdout)["targets"]
+    assert target["offenders"] is not None, target
+
+
+def test_a_watched_process_that_ends_is_said_and_watch_stops() -> None:
+    brief = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.8)"])
+    try:
+        proc = pinctl("watch", str(brief.pid), "--count", "20", "--interval", "0.5", "--json", "--no-nvml")
+    finally:
+        brief.wait()
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and len(docs) < 20, proc.stderr
+    assert f"process {brief.pid} has ended: its target's figures are its CPUs' alone" in docs[-1]["notes"]
+    assert "every watched process has ended: stopping" in docs[-1]["notes"]
 
 
 @pytest.mark.parametrize(

@@ -107,9 +107,24 @@ def test_without_a_scan_offenders_are_unknown_not_empty(tmp_path: Path) -> None:
 def test_a_thread_hopping_between_two_cpus_is_split_not_counted_twice(tmp_path: Path) -> None:
     before, after = node_with_busy_neighbour(0), node_with_busy_neighbour(SECOND)
     before.thread(500).processor, after.thread(500).processor = 0, 1
+    after.cpu[0] = after.cpu[1] = [50, 0, 0, 50, 0, 0, 0, 0]  # its second, half on each CPU
     a, b = two_samples(tmp_path, before, after)
     pcts = [compute(a, b, Target(f"CPU {c}", "cpus", frozenset({c})), 100).offenders for c in (0, 1)]
     assert [[o.cpu_pct for o in p or ()] for p in pcts] == [[50.0], [50.0]]
+
+
+def test_named_shares_never_exceed_the_foreign_time_they_explain(tmp_path: Path) -> None:
+    """Two processes each seen on CPU 1 at both scans, each with 0.8 s of run time: they cannot
+    both have spent it there (CPU 1 was busy 1 s); the shares are scaled to the counters' total."""
+    before, after = node_with_busy_neighbour(0), node_with_busy_neighbour(SECOND * 8 // 10)
+    for node, run in ((before, 0), (after, SECOND * 8 // 10)):
+        node.threads.append(gen.Thread(600, 600, "other", run_ns=run, processor=1, cpus="0-1"))
+    after.cpu[1] = [100, 0, 0, 0, 0, 0, 0, 0]
+    after.cpu[0] = [60, 0, 0, 40, 0, 0, 0, 0]
+    a, b = two_samples(tmp_path, before, after)
+    busy = compute(a, b, Target("CPUs 1", "cpus", frozenset({1})), 100)
+    assert busy.foreign_cpu_pct == 100.0 and busy.offenders is not None
+    assert sorted((o.pid, o.cpu_pct) for o in busy.offenders) == [(500, 50.0), (600, 50.0)]
 
 
 def test_the_watch_document_validates_and_its_gauges_parse(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Targets: the ranks ``pinctl launch`` started (found as ``check`` finds them), PI
 Each interval reads the per-CPU counters and the targets' own threads; every thread on the node
 is read only once a target's foreign time is notable, to name who (pinctl.kernel.counters).
 Exit status: 0, 1 when a ``--max-*`` bound was crossed in any interval, 2 bad input.
+``--format prometheus`` is one interval (``--count 1``, the default there): one exposition.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pinctl.cli.output import note, out
 from pinctl.cli.targets import node_name, targets_for, users
 from pinctl.discovery.gpufacts import CLOCK_EVENTS
 from pinctl.discovery.nvml import NvmlUnavailable, query_health
+from pinctl.errors import UsageError
 from pinctl.kernel.counters import Sample, take
 from pinctl.kernel.files import KeptOpen, KernelFiles
 from pinctl.kernel.interrupts import Memo
@@ -73,15 +75,24 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     targets = targets_for(files, cpus, pids, plan)
     bounds = Bounds(max_foreign=max_foreign, max_irq=max_irq, max_steal=max_steal)
     fmt = output_format(click.get_current_context(), as_json, fmt)
+    if fmt == "prometheus":  # one exposition: a second interval would repeat every metric (invalid)
+        if count not in (None, 1):
+            raise UsageError("--format prometheus writes one interval (a textfile holds one exposition): use --count 1")
+        count = 1
     host = node_name(files)
     ticks = clock_ticks()
     watched = frozenset().union(*(t.cpus for t in targets))
     own = tuple(dict.fromkeys(p for t in targets for p in t.pids))
     memo: Memo = {}
     homes = {p: t.cpus for t in targets for p in t.pids}
+    standing = []  # said with every interval: each JSON line stands alone
+    if plan is not None and not pids and not cpus and not any(t.kind == "rank" for t in targets):
+        standing.append("no rank of this plan started by pinctl launch is running here (this user's): "
+                        "watching the plan's housekeeping and idle CPUs only")  # fmt: skip
     kept = KeptOpen(files)
-    prev = take(files, watched, own, ticks, numa=True, memo=memo, homes=homes, kept=kept)
-    scan = False
+    # One interval (a health check) has no next one to name offenders in: it scans from the start.
+    scan = count == 1 and fmt != "prometheus"
+    prev = take(files, watched, own, ticks, scan=scan, numa=True, memo=memo, homes=homes, kept=kept)
     crossed = False
     n = 0
     try:
@@ -98,13 +109,19 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             if scan and cur.scan is None:  # notable now: a first scan, so the next interval names who
                 cur = _with_scan(files, cur, ticks)
             names = users(o.uid for f in figures for o in f.offenders or ())
-            notes: list[str] = []
+            notes = list(standing)
+            ended = [p for p in own if not cur.threads.get(p)]  # no thread left to read: it exited
+            notes += [f"process {p} has ended: its target's figures are its CPUs' alone" for p in ended]
+            if own and len(ended) == len(own):
+                notes.append("every watched process has ended: stopping")
             gpus = _gpus(notes) if not no_nvml and (n == 1 or n % GPU_EVERY == 0) else []
             doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes,
                             gpus=gpus)  # fmt: skip
             crossed = crossed or not doc["ok"]
             _emit(doc, fmt)
             prev = cur
+            if own and len(ended) == len(own):
+                break
     except KeyboardInterrupt:
         note(f"stopped after {n - 1} interval{'s' if n != 2 else ''}")
     finally:

@@ -5,7 +5,8 @@ or CPUs (noise) lose the most time. Each report gives one figure: a watch interv
 rank's (or CPU set's) foreign CPU share, a noise run its worst CPU's lost share; the plan's
 housekeeping and idle CPUs are left out (noise there is where it should be). A node's figure is
 the mean of its reports' (one per interval for watch). A node stands out when it loses at least
-FLOOR_PCT and twice the fleet's lower median: the majority of a healthy fleet is quiet.
+FLOOR_PCT and twice the fleet's lower median of the same kind (watch and noise figures are not
+compared with each other): the majority of a healthy fleet is quiet.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def figure(data: Mapping[str, Any]) -> tuple[str, float, str] | None:
         if not targets:
             return None
         worst = max(targets, key=lambda t: float(t["foreign_cpu_pct"]))
-        return "watch", float(worst["foreign_cpu_pct"]), f"{worst.get('name')} (CPUs {worst.get('cpulist')})"
+        name = str(worst.get("name"))
+        subject = name if worst.get("kind") == "cpus" else f"{name} on CPUs {worst.get('cpulist')}"
+        return "watch", float(worst["foreign_cpu_pct"]), subject
     cpus = [c for c in data.get("cpus") or [] if isinstance(c, Mapping) and not c.get("error")
             and c.get("class") not in QUIET_CLASSES and isinstance(c.get("lost_pct"), int | float)]  # fmt: skip
     if not cpus:
@@ -72,10 +75,11 @@ class LostVerdict:
     median_pct: float
     slowest: tuple[Loss, ...]
     standing_out: tuple[str, ...]
+    medians: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {"nodes": self.nodes, "median_pct": self.median_pct, "slowest": [s.to_dict() for s in self.slowest],
-                "standing_out": list(self.standing_out)}  # fmt: skip
+                "standing_out": list(self.standing_out), "median_by_kind": dict(self.medians)}  # fmt: skip
 
 
 @dataclass
@@ -99,7 +103,11 @@ class LostTally:
         if not self.per:
             return None
         losses = [Loss(h, k, round(s / n, 1), w, subj, n) for (h, k), (s, n, w, subj) in self.per.items()]
-        median = statistics.median_low([x.pct for x in losses])
+        # Each kind against its own kind's median: a rank's foreign share (watch) and a probe's lost
+        # share (noise) are different measures, and a node with both would count twice in one median.
+        medians = {k: statistics.median_low([x.pct for x in losses if x.kind == k])
+                   for k in sorted({x.kind for x in losses})}  # fmt: skip
         losses.sort(key=lambda x: (-x.pct, x.node))
-        out = tuple(sorted({x.node for x in losses if x.pct >= max(FLOOR_PCT, 2 * median)}))
-        return LostVerdict(len({x.node for x in losses}), median, tuple(losses[:SLOWEST]), out)
+        out = tuple(sorted({x.node for x in losses if x.pct >= max(FLOOR_PCT, 2 * medians[x.kind])}))
+        return LostVerdict(len({x.node for x in losses}), medians[losses[0].kind], tuple(losses[:SLOWEST]), out,
+                           medians)  # fmt: skip

@@ -134,7 +134,7 @@ def read_watched(
     *kept*: the files held open between intervals (pinctl.kernel.files.KeptOpen)."""
     read = kept.read if kept is not None else files.read_quick
     status = read(f"/proc/{pid}/task/{tid}/status")
-    if status is None:
+    if status is None or (_status_field(status, "State:") or "").startswith("Z"):  # a zombie has ended
         return None
     switches = _status_field(status, "nonvoluntary_ctxt_switches:")
     involuntary = decimal(switches, limit=20) if switches else None

@@ -115,8 +115,14 @@ def own_run_ns(prev: Sample, cur: Sample, pids: tuple[int, ...]) -> tuple[int, l
     return total, ran
 
 
-def offenders(prev: Sample, cur: Sample, target: Target, capacity_ns: float) -> tuple[Offender, ...] | None:
-    """Processes (not the target's) that ran on the target's CPUs between two scans, biggest first."""
+def offenders(
+    prev: Sample, cur: Sample, target: Target, capacity_ns: float, foreign_ns: float | None = None
+) -> tuple[Offender, ...] | None:
+    """Processes (not the target's) that ran on the target's CPUs between two scans, biggest first.
+
+    A thread seen there at both scans is counted whole though it may have run elsewhere between:
+    where the shares so found add up to more than *foreign_ns* (the counters' exact total), they
+    are scaled down to it, so the named shares never exceed the foreign time they explain."""
     if prev.scan is None or cur.scan is None or capacity_ns <= 0:
         return None
     mine = set(target.pids)
@@ -137,9 +143,11 @@ def offenders(prev: Sample, cur: Sample, target: Target, capacity_ns: float) -> 
             acc[1] += 1
             if now.slices is not None and was.slices is not None:
                 acc[2] = max(acc[2], 0) + (now.slices - was.slices) * weight // 2
+    named = sum(acc[0] for acc in per.values())
+    scale = foreign_ns / named if foreign_ns is not None and named > foreign_ns else 1.0
     out = []
     for pid, (ns, threads, slices) in per.items():
-        pct = 100.0 * ns / capacity_ns
+        pct = 100.0 * ns * scale / capacity_ns
         wakeups = round(slices / seconds, 1) if slices >= 0 else None
         if pct >= MIN_OFFENDER_PCT or (wakeups or 0) >= MIN_WAKEUPS:
             lead = cur.scan.get((pid, pid))
@@ -220,5 +228,5 @@ def compute(
         steal_pct=pct(steal * tick_ns), involuntary_switches_per_s=switches,
         outside=tuple(sorted((tid, cpu) for tid, cpu in ran if cpu >= 0 and cpu not in target.cpus)),
         remote_memory_pct=remote_memory_pct(cur, target) if cur.numa else None,
-        offenders=offenders(prev, cur, target, capacity_ns),
+        offenders=offenders(prev, cur, target, capacity_ns, foreign),
     )  # fmt: skip

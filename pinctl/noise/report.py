@@ -140,7 +140,20 @@ def noisiest(cpus: Sequence[dict[str, Any]], top: int = 3) -> list[dict[str, Any
     loud = sorted((c for c in cpus if c["lost_pct"] >= NOISY_PCT), key=lambda c: (-c["lost_pct"], c["cpu"]))
     out = []
     for c in loud[:top]:
-        sources = [f"{o['comm']} (pid {o['pid']}, {o['cpu_pct']:g}%)" for o in c.get("offenders") or []]
+        found = c.get("offenders") or []
+        sources = [f"{o['comm']} (pid {o['pid']}, {o['cpu_pct']:g}%)" for o in found]
+        if (rest := unnamed_pct(c.get("foreign_cpu_pct"), found)) is not None:
+            sources.append(f"{rest:g}% not named (threads that ended or moved between the scans)")
         sources += [f"irq {s['name']} ({s['per_s']:g}/s)" for s in (c.get("irq_sources") or [])[:3]]
         out.append({"cpu": c["cpu"], "lost_pct": c["lost_pct"], "class": c.get("class"), "sources": sources})
     return out
+
+
+def unnamed_pct(foreign: float | None, offenders: Sequence[Mapping[str, Any]] | None) -> float | None:
+    """The foreign share the named offenders do not explain, when it is NOISY_PCT or more: threads
+    that lived and died between two scans, or ran there while seen elsewhere at both (a list of
+    names that covers 1% of a 90% foreign CPU must not read as the whole story)."""
+    if foreign is None or offenders is None:
+        return None
+    rest = round(foreign - sum(float(o["cpu_pct"]) for o in offenders), 1)
+    return rest if rest >= NOISY_PCT else None

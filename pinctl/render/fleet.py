@@ -46,7 +46,9 @@ def lost_lines(v: Verdict) -> list[str]:
     lost = v.lost
     if lost is None:
         return []
-    out = [f"time lost ({count(lost.nodes, 'node')} with watch or noise reports, median {lost.median_pct:g}%):"]
+    medians = (", ".join(f"{m:g}% ({k})" for k, m in lost.medians.items()) if len(lost.medians) > 1
+               else f"{lost.median_pct:g}%")  # fmt: skip
+    out = [f"time lost ({count(lost.nodes, 'node')} with watch or noise reports, median {medians}):"]
     for s in lost.slowest:
         mark = "!" if s.node in lost.standing_out else " "
         out.append(f"{mark} {s.node}  {s.pct:g}% lost ({s.kind}, {count(s.reports, 'report')}; worst {s.worst_pct:g}% "

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 GLUE = "\u00a0"
-# A break opportunity: after a run of spaces (dropped) or after a comma (kept).
-_PIECE = re.compile(r"[^ ,]*(?:,| +|$)")
+# A break opportunity: after a run of spaces (dropped) or after a comma (kept), not a comma glued
+# to what follows (``(4711,\u00a0root)``).
+_PIECE = re.compile(r"(?:[^ ,]|,(?=\u00a0))*(?:,| +|$)")
 
 
 def pieces(line: str) -> list[str]:

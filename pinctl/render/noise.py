@@ -11,7 +11,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT
+from pinctl.noise.report import NOISY_PCT, NOTABLE_PCT, unnamed_pct
+from pinctl.render.layout import GLUE
 from pinctl.render.table import Table, draw, use_rich
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, erase screen (ECMA-48): the table is redrawn in place
@@ -26,18 +27,22 @@ def _offenders(t: Mapping[str, Any], top: int = 3) -> str:
     if found is None:  # no scan covered this interval; a notable one starts it, for the next (docs/noise.md)
         pct = t.get("foreign_cpu_pct") or 0
         return "" if pct < 1 else "(named from the next interval)" if pct >= NOTABLE_PCT else "(named once notable)"
-    return ", ".join(_who(o) for o in found[:top])
+    named = [_who(o) for o in found[:top]]
+    if (rest := unnamed_pct(t.get("foreign_cpu_pct"), found[:top])) is not None:  # of what the cell shows
+        named.append(f"{rest:g}%{GLUE}not{GLUE}named")
+    return ", ".join(named)
 
 
 def _who(o: Mapping[str, Any]) -> str:
-    """``comm (pid, user) 12.5%``, with ``2000 runs/s`` when it was put on the CPUs often."""
-    user = f", {o['user']}" if o.get("user") else ""
-    runs = f" {o['wakeups_per_s']:g} runs/s" if (o.get("wakeups_per_s") or 0) >= 50 else ""
+    """``comm (pid, user) 12.5%``, with ``2000 runs/s`` when it was put on the CPUs often; a
+    narrow table wraps between offenders or after the name, never inside a figure (GLUE)."""
+    user = f",{GLUE}{o['user']}" if o.get("user") else ""
+    runs = f"{GLUE}{o['wakeups_per_s']:g}{GLUE}runs/s" if (o.get("wakeups_per_s") or 0) >= 50 else ""
     return f"{o['comm']} ({o['pid']}{user}) {o['cpu_pct']:g}%{runs}"
 
 
 def _irqs(t: Mapping[str, Any], top: int = 2) -> str:
-    return ", ".join(f"{s['name']} {s['per_s']:g}/s" for s in (t.get("irq_sources") or [])[:top])
+    return ", ".join(GLUE.join(f"{s['name']} {s['per_s']:g}/s".split()) for s in (t.get("irq_sources") or [])[:top])
 
 
 def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
@@ -57,7 +62,7 @@ def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
         parts.append(f"offenders: {who}")
     if irqs := _irqs(t):
         parts.append(f"irqs: {irqs}")
-    return " ".join(parts)
+    return " ".join(parts).replace(GLUE, " ")
 
 
 def watch_table(doc: Mapping[str, Any]) -> Table:
@@ -87,14 +92,18 @@ def draw_watch(doc: Mapping[str, Any], out: TextIO | None = None) -> None:
 
 
 def noise_lines(doc: Mapping[str, Any]) -> list[Table | str]:
+    """The CPUs' table (``class`` only with a plan, ``error`` only when a probe failed, and then never
+    dropped on a narrow terminal: a failed CPU must not read as a quiet one), then the noisiest."""
+    headers = ("CPU", "class", "lost", "max us", "p99 us", "foreign", "what ran there", "top IRQs", "error")
     rows = tuple(
         (str(c["cpu"]), c.get("class") or "", _n(c["lost_pct"], "%"), _n(c["max_detour_us"]), _n(c["p99_detour_us"]),
          _n(c.get("foreign_cpu_pct"), "%"), _offenders(c), _irqs(c), c.get("error") or "")
         for c in doc["cpus"]
     )  # fmt: skip
+    shown = [i for i, h in enumerate(headers) if h not in ("class", "error") or any(r[i] for r in rows)]
     table = Table(f"{doc['hostname']}: noise over {doc['seconds']:g} s (method: {doc['method']})",
-                  ("CPU", "class", "lost", "max us", "p99 us", "foreign", "what ran there", "top IRQs", "error"),
-                  rows, optional=("error", "top IRQs", "class"))  # fmt: skip
+                  tuple(headers[i] for i in shown), tuple(tuple(r[i] for i in shown) for r in rows),
+                  optional=("top IRQs", "class"))  # fmt: skip
     items: list[Table | str] = [table]
     if doc.get("method_note"):
         items.append(f"method: {doc['method_note']}")
