@@ -99,3 +99,41 @@ def test_dry_run_shows_a_newline_in_a_value_on_one_line(tmp_path: Path) -> None:
     back = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, text=True, check=True).stdout
     assert back == value
     assert "env: OMP_NUM_THREADS=" in result.stdout  # plain values stay plain
+
+
+def topology_with(tmp_path: Path, old: str, new: str) -> str:
+    """The DGX H100 fixture with one attribute value replaced (XML-escaped), as a user could hand it to --topology."""
+    text = FIXTURE.read_text()
+    assert old in text
+    escaped = new.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace("\n", "&#10;")
+    path = tmp_path / "topology.xml"
+    path.write_text(text.replace(old, old.split('"')[0] + f'"{escaped}"', 1))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('name="mlx5_0"', "mlx5_0\n[Manager]\nDefaultEnvironment=LD_PRELOAD=/tmp/evil.so"),
+        ('name="mlx5_0"', "mlx5_0,mlx5_9"),  # a second HCA smuggled into NCCL_IB_HCA
+        ('name="mlx5_0"', "mlx5_0:2"),  # a port in UCX_NET_DEVICES
+        ('name="ibp24s0"', "ib p24"),
+        ('name="nvme0n1"', "nvme0n1\nName=gpu File=/dev/sda"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["env", "table", "json"])
+def test_a_device_name_outside_its_grammar_is_refused_in_one_line(tmp_path: Path, old: str, new: str, fmt: str) -> None:
+    """r20: device names from a --topology file went as they were into the table and the env values."""
+    topology = topology_with(tmp_path, old, new)
+    result = pinctl("plan", "--topology", topology, "--format", fmt)
+    assert result.returncode == 3, result.stdout
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("pinctl: warning:")]
+    assert len(errors) == 1 and "is not one a machine has" in errors[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_plain_device_names_still_plan(tmp_path: Path) -> None:
+    topology = topology_with(tmp_path, 'name="mlx5_0"', "mlx5_bond.0-a")
+    result = pinctl("plan", "--topology", topology, "--format", "env")
+    assert result.returncode == 0, result.stderr
+    assert "mlx5_bond.0-a" in result.stdout

@@ -133,6 +133,54 @@ def test_a_link_planted_in_a_world_writable_folder_is_never_written_through(
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.parametrize("form", ["json", "systemd"])
+def test_a_folder_link_planted_by_another_user_is_not_followed(
+    other_user: str, shared: Path, tmp_path: Path, form: str
+) -> None:
+    """/tmp/plans -> a root-only folder: root's -o /tmp/plans/... must not land there (r20)."""
+    secret = tmp_path / "root-only"
+    secret.mkdir(mode=0o700)
+    (secret / "plan.json").write_text("root only\n")
+    as_user(other_user, "ln", "-s", str(secret), str(shared / "plans"))
+    if form == "json":
+        result = pinctl("plan", "--topology", TOPOLOGY, "--json", "-o", str(shared / "plans" / "plan.json"))
+    else:
+        result = pinctl(*SYSTEMD, "-o", str(shared / "plans" / "dropins"))
+    assert result.returncode == 2
+    assert "symbolic link another user" in one_line(result)
+    assert sorted(p.name for p in secret.iterdir()) == ["plan.json"]
+    assert (secret / "plan.json").read_text() == "root only\n"
+
+
+@pytest.mark.parametrize("above", ["other user's", "world-writable"])
+def test_a_folder_under_one_another_user_may_change_is_refused(other_user: str, shared: Path, above: str) -> None:
+    """r20: its owner could move -o DIR away and put drop-ins of its own there before `cp -r DIR/. /etc/systemd/`."""
+    parent = shared / "parent"
+    if above == "world-writable":
+        parent.mkdir()
+        parent.chmod(0o777)
+    else:
+        as_user(other_user, "mkdir", "-m", "0755", str(parent))
+    result = pinctl(*SYSTEMD, "-o", str(parent / "dropins"))
+    assert result.returncode == 2
+    assert "a folder above it" in one_line(result)
+    assert list(parent.iterdir()) == []  # nothing made there
+
+
+def test_the_callers_own_folder_links_are_still_followed(shared: Path, tmp_path: Path) -> None:
+    """The kernel's protected_symlinks rule, not a ban: the caller's own links (and relative ones) work."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (shared / "mine").symlink_to(real)
+    result = pinctl("plan", "--topology", TOPOLOGY, "--json", "-o", str(shared / "mine" / "plan.json"))
+    assert result.returncode == 0, result.stderr
+    assert (real / "plan.json").is_file()
+    (tmp_path / "rel").symlink_to("real")
+    result = pinctl(*SYSTEMD, "-o", str(tmp_path / "rel" / ".." / "real" / "dropins"))
+    assert result.returncode == 0, result.stderr
+    assert (real / "dropins" / "system.conf.d").is_dir()
+
+
 # --- the caller's own folder and files ----------------------------------------------------------
 
 

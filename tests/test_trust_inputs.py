@@ -4,16 +4,20 @@ deep nesting, FIFOs. Each is refused or skipped in one line, never a traceback o
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pinctl.errors import PlanError
+from pinctl.fleet.read import read_paths
 from pinctl.planfile.load import parse_plan_text
 from pinctl.planfile.types import Plan
 
@@ -60,8 +64,8 @@ def test_a_lone_surrogate_anywhere_is_refused_at_load_and_nothing_is_bound(
     path.write_text(json.dumps(data))  # ensure_ascii: the file holds the escape, as a hostile one would
     assert "\\ud" in path.read_text() or "\\udf" in path.read_text() or "\\udc" in path.read_text()
     marker = tmp_path / "ran"
-    for extra in ([], ["--nproc-per-node", "2"]):
-        result = pinctl("launch", "--plan", str(path), "--local-rank", "0", "--force", *extra, "--",
+    for extra in (["--local-rank", "0"], ["--nproc-per-node", "2"]):  # one or the other (r18: not both)
+        result = pinctl("launch", "--plan", str(path), "--force", *extra, "--",
                         "touch", str(marker))  # fmt: skip
         assert result.returncode == 4, result.stderr
         assert "lone surrogate" in one_line(result)
@@ -98,6 +102,25 @@ def test_launch_refuses_an_infinite_option_in_one_line(plan_dict: dict[str, Any]
     assert "out of range" in one_line(result)
 
 
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [(("nics", 0), "name"), (("nics", 0), "netdev"), (("nics", 0), "kind"), (("nics", 0), "distance"),
+     (("storage", 0), "name"), (("gpu",), "uuid"), (("gpu",), "pci_bus_id")],
+)  # fmt: skip
+def test_a_plan_file_name_holds_no_line_break(plan_dict: dict[str, Any], where: tuple[Any, ...], field: str) -> None:
+    """r20: these went as they were into views (`plan` table, launch -v); a newline made a line of its own."""
+    data = copy.deepcopy(plan_dict)
+    target = data["ranks"][0]
+    for key in where:
+        target = target[key]
+    target[field] = "mlx5_0\nLD_PRELOAD=/tmp/evil.so"
+    with pytest.raises(PlanError, match=r"holds '\\n': a name has no space or control character"):
+        Plan.from_dict(data)
+    target[field] = "x" + "\u2028"  # a line separator is no name either
+    with pytest.raises(PlanError, match="a name has no space"):
+        Plan.from_dict(data)
+
+
 # --- doctor reports ------------------------------------------------------------------------------
 
 
@@ -129,6 +152,30 @@ def test_fleet_names_and_skips_a_deep_report_and_a_fifo(report: str, tmp_path: P
     assert piped.returncode == 0, piped.stderr
     verdict = json.loads(piped.stdout)
     assert [s["reason"] for s in verdict["skipped"]] == ["nested too deep: not a doctor report"]
+
+
+def test_fleet_names_a_folder_it_may_not_list(report: str) -> None:
+    """r20: os.walk left an unreadable subfolder out without a word; its reports were silently missing."""
+    if os.geteuid() != 0:
+        pytest.skip("reading as another user needs root (seteuid)")
+    top = Path(tempfile.mkdtemp(prefix="pinctl-fleet-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        (top / "a.json").write_text(report)
+        (top / "a.json").chmod(0o644)
+        (top / "locked").mkdir(mode=0o700)
+        (top / "locked" / "b.json").write_text(report)
+        os.seteuid(65534)  # nobody: may list top, not locked
+        try:
+            found = list(read_paths([str(top)], io.StringIO()))
+        finally:
+            os.seteuid(0)
+        assert [r.source for r in found if r.data is not None] == [str(top / "a.json")]
+        assert [(r.source, r.error) for r in found if r.data is None] == [
+            (str(top / "locked"), "unreadable folder: Permission denied")
+        ]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_doctor_expect_names_a_deep_reference_in_one_line(tmp_path: Path) -> None:

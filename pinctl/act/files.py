@@ -49,6 +49,9 @@ def write_tree(folder: str, files: Sequence[tuple[str, str]]) -> None:
     is the caller's, is not writable by others and holds only what these files would make."""
     _ignore_file_size_signal()
     try:
+        parent = os.path.dirname(folder.rstrip("/")) or ("/" if folder.startswith("/") else ".")
+        with _open_folder(parent, follow=True) as parent_fd:
+            _check_ancestors(parent_fd, folder)  # before anything is made there
         created = _make_folder(folder)
         with _open_folder(folder) as top:
             _check_folder(top, folder, files)  # also when made now: another user may have swapped it
@@ -80,9 +83,11 @@ def _ignore_file_size_signal() -> None:
 
 @contextmanager
 def _open_folder(path: str, follow: bool = False) -> Iterator[int]:
-    """A descriptor of the folder *path*; unless *follow*, a symbolic link as its last component is refused."""
+    """A descriptor of the folder *path*; unless *follow*, a symbolic link as its last component is refused.
+
+    Links on the way are followed only as fs.protected_symlinks=1 would (see :func:`_resolve`)."""
     try:
-        fd = os.open(path, _DIR_FLAGS & ~os.O_NOFOLLOW if follow else _DIR_FLAGS)
+        fd = _resolve(path, last_link=follow)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and not follow and os.path.islink(path):
             raise UsageError(f"-o {path!r} is a symbolic link: name the folder itself, or a new one") from None
@@ -91,6 +96,70 @@ def _open_folder(path: str, follow: bool = False) -> Iterator[int]:
         raise
     try:
         yield fd
+    finally:
+        os.close(fd)
+
+
+_MAX_LINKS = 40  # as the kernel's own limit on links in one lookup (ELOOP)
+
+
+def _resolve(path: str, *, last_link: bool) -> int:
+    """Open the folder *path* one component at a time, each relative to the last one's descriptor.
+
+    A symbolic link is followed only where the kernel would with fs.protected_symlinks=1: unless
+    it sits in a sticky world-writable folder (/tmp) and belongs to neither the caller nor that
+    folder's owner. Without this, a link another user planted in /tmp (``/tmp/plans -> /root``)
+    would let root's ``-o /tmp/plans/plan.json`` replace a file there on nodes that run with the
+    setting at 0. Each link is opened (O_PATH) before its owner is read and its target taken
+    from that descriptor, so a link swapped in meanwhile is not the one followed."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    fd = os.open("/" if path.startswith("/") else ".", _DIR_FLAGS)
+    links = 0
+    try:
+        while parts:
+            part = parts.pop(0)
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR) or (not parts and not last_link):
+                    exc.filename = exc.filename if exc.filename not in (None, part) else path
+                    raise
+                target = _link_target(fd, part, path)
+                if target is None:  # not a link: the ENOTDIR stands
+                    exc.filename = path
+                    raise
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+                parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
+                if target.startswith("/"):
+                    nxt = os.open("/", _DIR_FLAGS)
+                else:
+                    continue
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _link_target(dir_fd: int, name: str, shown: str) -> str | None:
+    """The target of the link *name* in *dir_fd*, or None when it is no link; a link planted by another
+    user in a sticky world-writable folder is refused (fs.protected_symlinks' rule)."""
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISLNK(st.st_mode):
+            return None
+        folder = os.fstat(dir_fd)
+        shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & 0o002
+        if shared and st.st_uid not in (os.geteuid(), folder.st_uid):
+            raise UsageError(
+                f"cannot use {shown!r}: {name!r} is a symbolic link another user (uid {st.st_uid}) made in a "
+                "shared sticky folder; pinctl does not follow it: name the real folder"
+            )
+        return os.readlink("", dir_fd=fd)
     finally:
         os.close(fd)
 
@@ -157,11 +226,15 @@ def _replace(dir_fd: int, name: str, data: bytes, shown: str) -> None:
 
 
 def _make_folder(folder: str) -> bool:
-    """True when pinctl made *folder* now."""
-    try:
-        os.mkdir(folder, FOLDER_MODE)
-    except FileExistsError:
+    """True when pinctl made *folder* now (in its parent, reached as :func:`_resolve` allows)."""
+    parent, name = os.path.split(folder.rstrip("/"))
+    if name in ("", ".", ".."):
         return False
+    with _open_folder(parent or ("/" if folder.startswith("/") else "."), follow=True) as dir_fd:
+        try:
+            os.mkdir(name, FOLDER_MODE, dir_fd=dir_fd)
+        except FileExistsError:
+            return False
     return True
 
 
@@ -193,6 +266,38 @@ def _check_folder(top: int, folder: str, files: Sequence[tuple[str, str]]) -> No
                 )
 
     walk(top, "")
+
+
+def _check_ancestors(start: int, folder: str) -> None:
+    """Refuse -o DIR below a folder another user may rename things in: between pinctl's write and
+    ``cp -r DIR/. /etc/systemd/`` that user could move DIR away and put a folder of drop-ins of its
+    own in its place. Each folder up to / must be root's or the caller's, and not writable by others
+    unless sticky (/tmp: only an entry's owner may rename it)."""
+    fd = os.dup(start)
+    try:
+        here = None
+        while True:
+            st = os.fstat(fd)
+            owner_ok = st.st_uid in (0, os.geteuid())
+            shared = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+            if not owner_ok or shared:
+                whose = (
+                    f"belongs to uid {st.st_uid}"
+                    if not owner_ok
+                    else f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+                )
+                raise UsageError(
+                    f"-o {folder!r}: a folder above it {whose}, so another user could swap the drop-ins before "
+                    "they are installed: name a folder under one only you (or root) can change"
+                )
+            if here is not None and (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):  # / is its own parent
+                return
+            here = st
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
 
 
 def _must_be_mine(st: os.stat_result, shown: str) -> None:

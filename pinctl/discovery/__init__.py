@@ -27,6 +27,7 @@ from dataclasses import replace
 from pinctl.discovery import engine, merge, nccl, sysfs
 from pinctl.discovery import nvml as nvml_source
 from pinctl.discovery.access import JobAccess, apply_access
+from pinctl.discovery.names import check_names
 from pinctl.discovery.visible import VISIBILITY_VARS
 from pinctl.errors import UsageError
 from pinctl.kernel.cgroup import cpuset
@@ -50,11 +51,15 @@ def discover(
         raise UsageError("--topology and --root are exclusive: a topology file already names its machine")
     if topology is not None:
         if nccl.sniff_topology_file(topology) == "nccl":
-            return merge.normalize(nccl.load_nccl_xml(topology))
-        return merge.normalize(engine.load(xml_path=topology))
+            node = merge.normalize(nccl.load_nccl_xml(topology))
+        else:
+            node = merge.normalize(engine.load(xml_path=topology))
+        check_names(node)  # a file from elsewhere: its names reach tables, env values and exports
+        return node
     if root is not None:
         files = KernelFiles(root)
         node = merge.normalize(enrich(files, engine.load(fsroot=root)))
+        check_names(node)
         if node.hostname == "unknown" and (name := hostname(files)) is not None:
             node = replace(node, hostname=name)  # the gathered node's own name, as doctor reports it
         return apply_access(node, job_access(files, env or {}, None))

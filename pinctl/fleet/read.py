@@ -142,15 +142,24 @@ def read_paths(paths: Iterable[str], stdin: TextIO) -> Iterator[Report]:
         if path == "-":
             yield from split(stdin, "<stdin>")
         elif os.path.isdir(path):
-            for top, dirs, names in os.walk(path):
+            unreadable: list[OSError] = []  # a folder it may not list is named, not silently left out
+            for top, dirs, names in os.walk(path, onerror=unreadable.append):
+                yield from _unreadable(unreadable)
                 dirs.sort()
                 for name in sorted(names):
                     if not name.startswith("."):
                         yield from read_file(os.path.join(top, name), regular_only=True)
+            yield from _unreadable(unreadable)
         elif os.path.exists(path):
             yield from read_file(path)
         else:
             yield Report(path, error="no such file or folder")
+
+
+def _unreadable(errors: list[OSError]) -> Iterator[Report]:
+    for exc in errors:
+        yield Report(str(exc.filename), error=f"unreadable folder: {exc.strerror or exc}")
+    errors.clear()
 
 
 def load_reference(path: str) -> tuple[str, Shape, Checks]:

@@ -61,6 +61,20 @@ def text_or_none(value: object, where: str, *, limit: int = MAX_STRING) -> str |
     return None if value is None else text(value, where, limit=limit)
 
 
+def word(value: object, where: str, *, limit: int = 64) -> str:
+    """A device name, bus id, UUID or level: text with no space or control character. Views print
+    these as they are, so ``mlx5_0`` + newline + ``LD_PRELOAD=...`` would show a line of its own."""
+    result = text(value, where, limit=limit)
+    bad = next((c for c in result if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        raise fail(where, f"{result[:40]!r} holds {bad!r}: a name has no space or control character")
+    return result
+
+
+def word_or_none(value: object, where: str, *, limit: int = 64) -> str | None:
+    return None if value is None else word(value, where, limit=limit)
+
+
 def integer(value: object, where: str, *, lo: int = 0, hi: int = MAX_ID) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(where, f"expected an integer, got {type(value).__name__}")

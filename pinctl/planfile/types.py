@@ -306,12 +306,12 @@ def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) 
         g = f.obj(r["gpu"], f"{where}.gpu", _GPU_KEYS, {"index"})
         gpu = GpuRef(
             f.integer(g["index"], f"{where}.gpu.index", hi=f.MAX_RANKS),
-            f.text_or_none(g.get("pci_bus_id"), f"{where}.gpu.pci_bus_id", limit=64),
-            f.text_or_none(g.get("uuid"), f"{where}.gpu.uuid", limit=128),
+            f.word_or_none(g.get("pci_bus_id"), f"{where}.gpu.pci_bus_id", limit=64),
+            f.word_or_none(g.get("uuid"), f"{where}.gpu.uuid", limit=128),
             f.integer_or_none(g.get("minor"), f"{where}.gpu.minor"),
             _vendor(g.get("vendor"), f"{where}.gpu.vendor"),
             visible_index=f.integer_or_none(g.get("visible_index"), f"{where}.gpu.visible_index"),
-            mig=f.text_or_none(g.get("mig"), f"{where}.gpu.mig", limit=128),
+            mig=f.word_or_none(g.get("mig"), f"{where}.gpu.mig", limit=128),
         )
     nics = []
     for i, nic in enumerate(f.items(r.get("nics", []), f"{where}.nics")):
@@ -319,12 +319,12 @@ def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) 
         n = f.obj(nic, at, _NIC_KEYS, {"name"})
         nics.append(
             NicUse(
-                f.text(n["name"], f"{at}.name", limit=64),
+                f.word(n["name"], f"{at}.name", limit=64),
                 f.integer_or_none(n.get("port"), f"{at}.port"),
-                f.text_or_none(n.get("netdev"), f"{at}.netdev", limit=64),
-                f.text_or_none(n.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
-                f.text_or_none(n.get("distance"), f"{at}.distance", limit=64),
-                f.text_or_none(n.get("kind"), f"{at}.kind", limit=64),
+                f.word_or_none(n.get("netdev"), f"{at}.netdev", limit=64),
+                f.word_or_none(n.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
+                f.word_or_none(n.get("distance"), f"{at}.distance", limit=64),
+                f.word_or_none(n.get("kind"), f"{at}.kind", limit=64),
             )
         )
     storage = []
@@ -333,9 +333,9 @@ def _rank_from_dict(value: object, where: str, allow_env: Collection[str] = ()) 
         s = f.obj(dev, at, _STORAGE_KEYS, {"name"})
         storage.append(
             StorageUse(
-                f.text(s["name"], f"{at}.name", limit=64),
-                f.text_or_none(s.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
-                f.text_or_none(s.get("distance"), f"{at}.distance", limit=64),
+                f.word(s["name"], f"{at}.name", limit=64),
+                f.word_or_none(s.get("pci_bus_id"), f"{at}.pci_bus_id", limit=64),
+                f.word_or_none(s.get("distance"), f"{at}.distance", limit=64),
             )
         )
     helpers = frozenset(f.ids(r.get("helpers", []), f"{where}.helpers"))
