@@ -70,14 +70,14 @@ def shim_node(shim: Path, config: str, *, r470: bool = False) -> dict[str, str]:
     return env
 
 
-def _namespace_script(args: Sequence[str], dev_gpus: Sequence[int], sys_gpus: Sequence[str]) -> str:
+def _namespace_script(args: Sequence[str], dev_gpus: Sequence[int], sys_gpus: Sequence[str], driver: str | None) -> str:
     """A shell script that gives this mount namespace a /dev with GPU files and a fake PCI bus, then runs *args*."""
     lines = ["set -e", "mount -t tmpfs pinctl-dev /dev"]
     lines += [f"mknod -m 666 /dev/{n} c 1 {m}" for n, m in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9))]
     lines += ["ln -s /proc/self/fd /dev/fd"]
     lines += [f"touch /dev/nvidia{i} && chmod 666 /dev/nvidia{i}" for i in dev_gpus]
     if sys_gpus:
-        lines += ["mount -t tmpfs pinctl-pci /sys/bus/pci/devices", "mkdir -p /tmp/pinctl-drivers/nvidia"]
+        lines += ["mount -t tmpfs pinctl-pci /sys/bus/pci/devices", f"mkdir -p /tmp/pinctl-drivers/{driver or 'none'}"]
         for bus in sys_gpus:
             d = f"/sys/bus/pci/devices/{bus}"
             lines += [
@@ -85,8 +85,8 @@ def _namespace_script(args: Sequence[str], dev_gpus: Sequence[int], sys_gpus: Se
                 f"echo 0x030200 > {d}/class",
                 f"echo 0x10de > {d}/vendor",
                 f"echo 0x2330 > {d}/device",
-                f"ln -s /tmp/pinctl-drivers/nvidia {d}/driver",
             ]
+            lines += [f"ln -s /tmp/pinctl-drivers/{driver} {d}/driver"] if driver else []
     lines.append("exec " + shlex.join(args))
     return "\n".join(lines)
 
@@ -97,12 +97,13 @@ def run_pinctl(
     *,
     dev_gpus: int | Sequence[int] | None = None,
     sys_gpus: Sequence[str] = (),
+    sys_driver: str | None = "nvidia",
     as_nobody: bool = False,
     timeout: float = 240,
 ) -> subprocess.CompletedProcess[str]:
     """``pinctl ARGS`` under *env*; with *dev_gpus* / *sys_gpus* in a mount namespace holding those
     /dev/nvidiaN files (N: 0..dev_gpus-1, or the minors listed) and those NVIDIA functions bound to
-    the driver; with *as_nobody* without root."""
+    the driver (*sys_driver*: another driver's name, or None for none bound); with *as_nobody* without root."""
     argv = [*PINCTL, *args]
     if as_nobody:
         if os.geteuid() != 0:
@@ -112,7 +113,7 @@ def run_pinctl(
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             pytest.skip("a private /dev and /sys need root and unshare")
         minors = range(dev_gpus) if isinstance(dev_gpus, int) else dev_gpus or ()
-        script = _namespace_script(argv, minors, sys_gpus)
+        script = _namespace_script(argv, minors, sys_gpus, sys_driver)
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd="/", check=False)
 

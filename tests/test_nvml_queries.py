@@ -94,7 +94,7 @@ def test_processes_per_gpu_in_sysfs_form(nvmlshim: Path) -> None:
 @pytest.mark.parametrize(
     ("error", "words"),
     [("DRIVER_NOT_LOADED", "NVIDIA driver not loaded"), ("NO_PERMISSION", "no permission to use NVML"),
-     ("LIB_RM_VERSION_MISMATCH", "different versions (driver upgraded without a reboot)")],
+     ("LIB_RM_VERSION_MISMATCH", "driver/library version mismatch")],
 )  # fmt: skip
 def test_every_query_says_why_in_one_wording(nvmlshim: Path, query: str, error: str, words: str) -> None:
     reason = _reason(query_in_child(shim_node(nvmlshim, f"init_error = {error}\n"), query))

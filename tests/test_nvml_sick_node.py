@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from nvml_helpers import SHIM_BUS_IDS, findings, levels_of, run_pinctl, shim_node
+from nvml_helpers import PINCTL, SHIM_BUS_IDS, findings, levels_of, run_pinctl, shim_node
 
 pytestmark = pytest.mark.usefixtures("nvmlshim")
 
@@ -104,13 +104,42 @@ def test_no_driver_stays_a_note(nvmlshim: Path) -> None:
     assert "NVIDIA driver not loaded" in found["gpu.driver"][0]["summary"]
 
 
+@pytest.mark.parametrize("bound", [None, "nouveau"])
+def test_gpus_on_the_bus_without_their_driver_fail(nvmlshim: Path, bound: str | None) -> None:
+    # the driver failed to load (a new kernel without its module, secure boot): no CUDA job can start
+    env = shim_node(nvmlshim, "init_error = DRIVER_NOT_LOADED\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, sys_gpus=SHIM_BUS_IDS, sys_driver=bound)
+    assert doctor.returncode == 2, doctor.stdout
+    (driver,) = findings(doctor)["gpu.driver"]
+    assert (driver["level"], driver["summary"]) == ("fail", "NVIDIA driver not loaded: 8 GPUs unusable")
+    assert f"/sys/bus/pci/devices/0000:18:00.0/driver: {bound or 'none bound'}" in driver["evidence"]
+    assert "modprobe nvidia" in driver["remedy"] and "dmesg" in driver["remedy"]
+    passed_through = run_pinctl(["doctor", "--json", "--only", "gpu.driver"], env, sys_gpus=SHIM_BUS_IDS,
+                                sys_driver="vfio-pci")  # fmt: skip
+    assert levels_of(findings(passed_through), "gpu.driver") == ["skipped"]  # given to VMs on purpose
+
+
+def test_nvml_that_cannot_count_the_jobs_gpus_fails(nvmlshim: Path) -> None:
+    # nvmlInit succeeds, nvmlDeviceGetCount fails: before, every gpu.* check was skipped and doctor said 0
+    env = shim_node(nvmlshim, "count_error = UNKNOWN\n")
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
+    assert doctor.returncode == 2, doctor.stdout
+    (lost,) = findings(doctor)["gpu.lost"]
+    assert (lost["level"], lost["summary"]) == ("fail", "NVML fails on this job's 8 GPUs (UNKNOWN)")
+    assert "NVML not available: cannot count GPUs (Unknown Error)" in lost["evidence"] and "Xid" in lost["remedy"]
+    unheld = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=())  # no GPU given: not judged
+    assert levels_of(findings(unheld), "gpu.lost") == ["skipped"]
+
+
 def test_a_job_given_two_of_eight_gpus_is_healthy(nvmlshim: Path) -> None:
     env = shim_node(nvmlshim, f"visible = 2,5\n{LOCAL}")
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 0, doctor.stdout
     (lost,) = findings(doctor)["gpu.lost"]
     assert lost["level"] == "ok" and "2 GPUs given to this job answer NVML" in lost["summary"]
-    assert "6 more GPUs bound to the driver not given to this job" in lost["summary"]
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 not given"
+    others = ", ".join(b for b in SHIM_BUS_IDS if b not in ("0000:3a:00.0", "0000:ab:00.0"))
+    assert lost["evidence"] == [f"bound to the nvidia driver, not given to this job: {others}"]
     shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=(2, 5)).stdout)
     assert [g["pci_bus_id"] for g in shown["gpus"] if g["usable"]] == ["0000:3a:00.0", "0000:ab:00.0"]
 
@@ -205,7 +234,7 @@ def test_gpus_a_device_cgroup_keeps_from_the_job_are_not_lost(nvmlshim: Path) ->
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=(2, 5), sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 0, doctor.stdout
     (lost,) = findings(doctor)["gpu.lost"]
-    assert lost["summary"].startswith("2 GPUs given to this job answer NVML; 6 more GPUs bound to the driver")
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 not given"
     # the same refusals with all eight device files held: the GPUs are there and this job may not open them
     doctor = run_pinctl(["doctor", "--json", "--only", "gpu.lost"], env, dev_gpus=8, sys_gpus=SHIM_BUS_IDS)
     assert doctor.returncode == 2 and levels_of(findings(doctor), "gpu.lost") == ["fail"] * 6
@@ -220,3 +249,79 @@ def test_show_on_a_terminal_names_the_lost_gpu(nvmlshim: Path, monkeypatch: pyte
     text = " ".join(in_pty(100, "show").split())  # notes wrap at spaces on a terminal
     assert "lost GPU: NVML GPU 3: NVML cannot open it (GPU_IS_LOST)" in text
     assert "GPU6" in text and "GPU7" not in text  # the seven that answer are drawn
+
+
+SICK = (
+    "gpu.0.lost = queries\ngpu.1.fabric = in_progress\ngpu.4.fabric_status = UNKNOWN\n"
+    "gpu.1.clock_events = hw_slowdown\n"
+    "gpu.2.nvlink.3.errors = 10,2,0,0,0\ngpu.5.ecc_errors = 0,2,0,2\ngpu.6.ecc_errors = 0,0,0,2\n"
+    "gpu.7.remapped_rows = 0,1,1,0\ngpu.3.nvlink_down = 3,7\ngpu.2.replay = 50\ngpu.2.vbios = 96.00.11\n"
+    "gpu.5.gsp_version = 535.1\n"
+)
+
+
+UNSUPPORTED = "".join(  # a GPU that answers none of the health queries: every gpu.* check skips, briefly
+    f"fail.nvmlDevice{f} = NOT_SUPPORTED\n"
+    for f in ("GetPersistenceMode", "GetRemappedRows", "GetRetiredPagesPendingStatus", "GetCurrentClocksEventReasons",
+              "GetCurrentClocksThrottleReasons", "GetTotalEccErrors", "GetNvLinkErrorCounter", "GetNvLinkState",
+              "GetGpuFabricInfoV", "GetGpuFabricInfo", "GetPcieReplayCounter", "GetVbiosVersion",
+              "GetGspFirmwareVersion")
+)  # fmt: skip
+
+
+def test_a_node_that_reports_no_health_skips_in_short_lines(nvmlshim: Path) -> None:
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect"], shim_node(nvmlshim, f"{UNSUPPORTED}{LOCAL}"))
+    found = [f for fs in findings(doctor).values() for f in fs if f["check"] != "gpu.xid"]
+    assert doctor.returncode == 0 and {f["level"] for f in found if f["check"] != "gpu.lost"} == {"skipped"}
+    assert [f["summary"] for f in found if len(f["summary"]) > 50] == []
+
+
+def test_a_sick_nodes_findings_each_keep_a_short_line(nvmlshim: Path) -> None:
+    # an 80-column doctor table leaves about 47 columns for "subject: summary": the detail is in evidence and fix
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect,rdma"], shim_node(nvmlshim, f"{SICK}{LOCAL}"))
+    found = [f for fs in findings(doctor).values() for f in fs]
+    assert {f["level"] for f in found} >= {"fail", "warn"}
+    long = [f["summary"] for f in found if len(f["summary"]) > 50 and not f["check"].startswith("rdma.no-")]
+    assert not long, long
+    (remap,) = [f for f in found if f["check"] == "gpu.memory-retirement"]  # an H100 has no page retirement
+    assert remap["evidence"] == [
+        "GPU 7: retired pages pending = not reported, row remap pending = yes, row remap failure = no"
+    ]
+    mismatch = run_pinctl(
+        ["doctor", "--json", "--only", "gpu"], shim_node(nvmlshim, "init_error = LIB_RM_VERSION_MISMATCH\n")
+    )
+    assert all(len(f["summary"]) <= 52 for fs in findings(mismatch).values() for f in fs), mismatch.stdout
+
+
+def test_a_job_given_no_gpu_is_told_so_plainly(nvmlshim: Path) -> None:
+    shown = run_pinctl(["show", "--json"], shim_node(nvmlshim, LOCAL), dev_gpus=())
+    notes = json.loads(shown.stdout)["notes"]
+    assert "this job may use none of the node's 8 GPUs; each is marked with the reason" in notes, notes
+
+
+def test_a_gpu_with_ecc_off_among_peers_with_it_on_is_named(nvmlshim: Path) -> None:
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.ecc"], shim_node(nvmlshim, f"gpu.4.ecc = 0\n{LOCAL}"))
+    (off,) = findings(doctor)["gpu.ecc"]  # before: "no uncorrectable ECC errors on 7 GPUs", GPU 4 unmentioned
+    assert (off["level"], off["subject"], off["summary"]) == (
+        "warn",
+        "GPU 4 (0000:9a:00.0)",
+        "ECC off (on for its peers)",
+    )
+    assert "nvidia-smi -i 4 -e 1" in off["remedy"]
+    all_off = "".join(f"gpu.{i}.ecc = 0\n" for i in range(8))  # a node run without ECC throughout: not a sick GPU
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu.ecc"], shim_node(nvmlshim, f"{all_off}{LOCAL}"))
+    assert levels_of(findings(doctor), "gpu.ecc") == ["skipped"] and doctor.returncode == 0
+
+
+def test_fleet_names_the_node_that_runs_another_driver(nvmlshim: Path, tmp_path: Path) -> None:
+    # doctor --json carries NVML's driver version (inventory.kernel.nvidia_driver): a node left on the old
+    # driver after a rolling upgrade is odd among its peers though each of its own checks passes
+    reports = []
+    for i, driver in enumerate(("550.90.07", "550.90.07", "535.104.05")):
+        doctor = run_pinctl(["doctor", "--json"], shim_node(nvmlshim, f"driver_version = {driver}\n{LOCAL}"))
+        assert json.loads(doctor.stdout)["inventory"]["kernel"]["nvidia_driver"] == driver
+        (tmp_path / f"node{i}.json").write_text(doctor.stdout)
+        reports.append(str(tmp_path / f"node{i}.json"))
+    fleet = subprocess.run([*PINCTL, "fleet", *reports], capture_output=True, text=True, check=False, timeout=120)
+    assert fleet.returncode == 1, fleet.stdout
+    assert "NVIDIA driver 535.104.05, fleet 550.90.07" in fleet.stdout

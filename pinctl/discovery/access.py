@@ -182,10 +182,11 @@ def apply_access(node: Node, access: JobAccess) -> Node:
     notes = list(node.notes)
     usable = [g.index for g in gpus if g.usable]
     if len(usable) < len(gpus):
-        notes.append(
-            f"this job may use GPU(s) {format_list(usable) or 'none'} of the node's {len(gpus)}; "
-            "the others are marked with the reason"
-        )
+        if usable:
+            notes.append(f"this job may use GPU(s) {format_list(usable)} of the node's {len(gpus)}; "
+                         "the others are marked with the reason")  # fmt: skip
+        else:
+            notes.append(f"this job may use none of the node's {len(gpus)} GPUs; each is marked with the reason")
     allowed = node.allowed_cpus
     if access.cpus is not None and node.allowed_cpus & access.cpus and not node.allowed_cpus <= access.cpus:
         allowed = node.allowed_cpus & access.cpus

@@ -85,6 +85,7 @@ class GpuCondition:
     clock_events: int | None = None
     ecc_uncorrected_volatile: int | None = None
     ecc_uncorrected_aggregate: int | None = None
+    ecc_enabled: bool | None = None  # nvmlDeviceGetEccMode's current mode (None: no ECC on this GPU)
     nvlink_errors: tuple[NvLinkErrors, ...] = ()
     fabric: FabricInfo | None = None
     vbios: str | None = None

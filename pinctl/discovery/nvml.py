@@ -304,12 +304,11 @@ def _condition(nvml: Any, handle: Any, links: list[tuple[int, bool]]) -> GpuCond
     if events is None:
         events = _call(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
     unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
-    ecc = [
-        as_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
-        for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))
-    ]
+    ecc = [as_int(_call(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, getattr(nvml, c, i)))
+           for i, c in enumerate(("NVML_VOLATILE_ECC", "NVML_AGGREGATE_ECC"))]  # fmt: skip
     return GpuCondition(
         clock_events=as_int(events), ecc_uncorrected_volatile=ecc[0], ecc_uncorrected_aggregate=ecc[1],
+        ecc_enabled=_enabled(nvml, (_call(nvml, "nvmlDeviceGetEccMode", handle) or [None])[0]),
         nvlink_errors=tuple(NvLinkErrors(link, active, tuple(
             as_int(_call(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)) for counter in range(4)))
             for link, active in links),

@@ -164,8 +164,8 @@ _WORDS: dict[str, str] = {
     "LIBRARY_NOT_FOUND": "libnvidia-ml.so.1 not found",
     "DRIVER_NOT_LOADED": "NVIDIA driver not loaded",
     "NO_PERMISSION": "no permission to use NVML",
-    "LIB_RM_VERSION_MISMATCH": "the loaded NVIDIA kernel driver and libnvidia-ml.so.1 are different versions "
-    "(driver upgraded without a reboot)",
+    # nvidia-smi's own words; doctor's gpu.driver gives the cause and the fix (a doctor line stays short)
+    "LIB_RM_VERSION_MISMATCH": "driver/library version mismatch",
 }
 
 

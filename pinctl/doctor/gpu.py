@@ -36,7 +36,7 @@ def persistence_mode(ctx: DoctorContext) -> list[Finding]:
     off = [g for g in h.gpus if g.persistence_mode is False]
     known = [g for g in h.gpus if g.persistence_mode is not None]
     if not known:
-        return [skipped(PERSISTENCE, "persistence mode not reported (not supported or GPUs lost)")]
+        return [skipped(PERSISTENCE, "persistence mode not reported")]
     out = [
         Finding(
             PERSISTENCE,
@@ -82,7 +82,7 @@ def _lost_finding(g: GpuHealth, subject: str) -> Finding:
             LOST,
             "fail",
             subject,
-            "NVML may not open this GPU (NO_PERMISSION): it cannot be used or judged here",
+            "NVML may not open this GPU (NO_PERMISSION)",
             evidence,
             _PERMISSION_REMEDY,
         )
@@ -91,7 +91,7 @@ def _lost_finding(g: GpuHealth, subject: str) -> Finding:
             LOST,
             "fail",
             subject,
-            f"the GPU is lost: its handle opens but every query answers {code}",
+            f"lost: its every query answers {code}",
             evidence,
             _XID_REMEDY,
         )
@@ -110,7 +110,7 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     """
     h = ctx.health
     if h is None:
-        return [skipped(LOST, ctx.nvml_note)]
+        return [_nvml_failed(ctx) or skipped(LOST, ctx.nvml_note)]
     bound = nvidia_pci_gpus(ctx)
     listed = {str(g.pci_bus_id) for g in h.gpus if g.pci_bus_id is not None}
     absent = [a for a in bound if a not in listed]
@@ -144,13 +144,29 @@ def lost(ctx: DoctorContext) -> list[Finding]:
         not_given = []
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
-    aside = (
-        f"; {count(len(not_given), 'more GPU')} bound to the driver not given to this job ({', '.join(not_given)})"
-        if not_given
-        else ""
-    )
+    aside = f", {len(not_given)} not given" if not_given else ""
     answer = verb(given, "answers", "answer")
-    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}")]
+    ev = [f"bound to the nvidia driver, not given to this job: {', '.join(not_given)}"] if not_given else []
+    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}", *ev)]
+
+
+# NVML absent or the driver not loaded: no GPU to judge here; a version mismatch is gpu.driver's
+_NOT_HERE = ("LIBRARY_NOT_FOUND", "DRIVER_NOT_LOADED", "LIB_RM_VERSION_MISMATCH")
+
+
+def _nvml_failed(ctx: DoctorContext) -> Finding | None:
+    """FAIL when NVML starts but fails (cannot count GPUs, ...) while this job holds GPU device files."""
+    held = sorted(f for f in gpu_device_files(ctx.files) or () if f.startswith("nvidia"))
+    if not held or ctx.nvml_error is None or ctx.nvml_error in _NOT_HERE:
+        return None
+    return Finding(
+        LOST,
+        "fail",
+        "node",
+        f"NVML fails on this job's {count(len(held), 'GPU')} ({ctx.nvml_error})",
+        (ctx.nvml_note, f"/dev: {', '.join(held)}"),
+        _PERMISSION_REMEDY if ctx.nvml_error == "NO_PERMISSION" else _XID_REMEDY,
+    )
 
 
 def memory_retirement(ctx: DoctorContext) -> list[Finding]:
@@ -164,9 +180,10 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
         if all(f is None for f in facts):
             continue
         known += 1
+        said = {None: "not reported", True: "yes", False: "no"}  # Hopper has no page retirement: not "None"
         ev = (
-            f"GPU {g.index}: retired pages pending = {g.retired_pages_pending}, "
-            f"row remap pending = {g.remap_pending}, row remap failure = {g.remap_failure}",
+            f"GPU {g.index}: retired pages pending = {said[g.retired_pages_pending]}, "
+            f"row remap pending = {said[g.remap_pending]}, row remap failure = {said[g.remap_failure]}",
         )
         if g.remap_failure:
             out.append(
@@ -185,13 +202,13 @@ def memory_retirement(ctx: DoctorContext) -> list[Finding]:
                     MEMORY,
                     "warn",
                     _label(g),
-                    "memory retirement pending until the GPU resets",
+                    "retirement pending a GPU reset",
                     ev,
                     "drain the node and reset the GPU (nvidia-smi -r) or reboot",
                 )
             )
     if known == 0:
-        return [skipped(MEMORY, "page retirement / row remapping not reported by these GPUs")]
+        return [skipped(MEMORY, "page retirement / row remapping not reported")]
     return out or [ok(MEMORY, "node", f"no pending or failed memory retirement on {count(known, 'GPU')}")]
 
 
@@ -240,8 +257,8 @@ def pcie_replay(ctx: DoctorContext) -> list[Finding]:
             REPLAY,
             "warn",
             _label(g),
-            f"{g.pcie_replay_counter} PCIe replays (cumulative since the driver loaded, not a rate)",
-            (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter}",),
+            f"{g.pcie_replay_counter} PCIe replays",
+            (f"nvmlDeviceGetPcieReplayCounter(GPU {g.index}) = {g.pcie_replay_counter} (since the driver loaded)",),
             "replays mean link-level CRC errors being retried: compare again later; a growing count "
             "points to a marginal slot, riser or retimer (reseat; check `lspci -vv` AER counters)",
         )

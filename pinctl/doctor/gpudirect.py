@@ -37,24 +37,20 @@ def _pairs(ctx: DoctorContext, check: str, *, nics: bool = True, nvme: bool = Fa
         for name, p in peers
         if pci_level(g.pci, p) in _SHARED
     ]
-    what = " or ".join(w for w, on in (("an RDMA NIC", nics), ("an NVMe drive", nvme)) if on)
-    return out or skipped(check, f"no GPU shares a PCIe switch with {what}: no GPUDirect path to check")
+    what = " or ".join(w for w, on in (("an RDMA NIC", nics), ("NVMe", nvme)) if on)
+    return out or skipped(check, f"no GPU on a PCIe switch with {what}")
 
 
-def _module_finding(
-    ctx: DoctorContext, check: str, names: tuple[str, ...], pairs: Pairs, what: str, remedy: str
-) -> Finding:
+def _module_finding(ctx: DoctorContext, check: str, names: tuple[str, ...], pairs: Pairs, remedy: str) -> Finding:
     if not modules.known(ctx.files):
-        return skipped(check, f"loaded modules unknown ({modules.MODULES_DIR} and {modules.PROC_MODULES} absent)")
+        return skipped(check, f"loaded modules unknown (no {modules.PROC_MODULES})")
     results = [modules.loaded(ctx.files, n) for n in names]
-    shared = f"{count(len({p[0] for p in pairs}), 'GPU')} share a switch with {what}"
+    gpus = count(len({p[0] for p in pairs}), "GPU")
+    # the summary stays one short line; which GPU shares a switch with which device is evidence
+    ev = (*(ev for _, ev in results), *sorted({f"{g} shares a PCIe switch with {peer}" for g, _, peer, _ in pairs}))
     if any(found for found, _ in results):
-        return ok(
-            check, "node", f"{names[[f for f, _ in results].index(True)]} loaded ({shared})", *(ev for _, ev in results)
-        )
-    return Finding(
-        check, "warn", "node", f"{' / '.join(names)} not loaded, but {shared}", tuple(ev for _, ev in results), remedy
-    )
+        return ok(check, "node", f"{names[[f for f, _ in results].index(True)]} loaded for {gpus}", *ev)
+    return Finding(check, "warn", "node", f"{names[0]} not loaded: {gpus} need it", ev, remedy)
 
 
 def peer_memory(ctx: DoctorContext) -> list[Finding]:
@@ -66,7 +62,6 @@ def peer_memory(ctx: DoctorContext) -> list[Finding]:
         PEERMEM,
         ("nvidia_peermem", "nv_peer_mem"),
         pairs,
-        "an RDMA NIC",
         "load it (modprobe nvidia_peermem; make it persistent in /etc/modules-load.d): without it "
         "NCCL and MPI stage GPU buffers through host memory instead of GPUDirect RDMA",
     )
@@ -79,8 +74,7 @@ def peer_memory(ctx: DoctorContext) -> list[Finding]:
             ok(
                 PEERMEM,
                 "node",
-                "nvidia_peermem not loaded; the open kernel module on Linux 5.12+ "
-                "offers DMA-BUF, which NCCL 2.19+ uses for GPUDirect RDMA",
+                "DMA-BUF serves GPUDirect RDMA (no nvidia_peermem)",  # open module, Linux 5.12+, NCCL 2.19+
                 *finding.evidence,
                 f"{modules.NVIDIA_VERSION}: Open Kernel Module",
             )
@@ -98,7 +92,6 @@ def storage(ctx: DoctorContext) -> list[Finding]:
             STORAGE,
             ("nvidia_fs",),
             pairs,
-            "an NVMe drive",
             "install and load nvidia-fs (the GPUDirect Storage kernel module; modprobe nvidia_fs): "
             "without it cuFile runs in compatibility mode, through a bounce buffer in host memory",
         )
@@ -124,17 +117,17 @@ def acs_redirect(ctx: DoctorContext) -> list[Finding]:
         for port in _below_common(gpci, npci):
             ports.setdefault(port, []).append(f"{gpu} - {nic}")
     if not ports:
-        return [skipped(ACS, "the topology does not name the switch ports between GPUs and NICs")]
+        return [skipped(ACS, "switch ports between GPUs and NICs unknown")]
     out, read = [], 0
     for port, between in sorted(ports.items()):
         try:
             control = pcicfg.acs_control(ctx.files, port)
-        except NeedsRoot as e:
+        except NeedsRoot:
             return [
                 skipped(
                     ACS,
-                    f"needs root: {e} shows only its first 64 bytes to other users "
-                    "(ACS is in the extended config space)",
+                    "needs root (ACS is in the extended config space)",
+                    f"switch port {port}",  # others read only the first 64 bytes of its config file
                 )
             ]
         if control is None:
@@ -147,16 +140,19 @@ def acs_redirect(ctx: DoctorContext) -> list[Finding]:
                     ACS,
                     "warn",
                     f"switch port {port}",
-                    f"ACS {' and '.join(on)} enabled between " + "; ".join(sorted(set(between))),
-                    (f"{pci.device_file(port, 'config')}: ACS control = {control:#06x}",),
+                    f"ACS redirects P2P on {count(len(set(between)), 'GPU-NIC path')}",
+                    (
+                        f"{pci.device_file(port, 'config')}: ACS control = {control:#06x} ({' and '.join(on)})",
+                        *(f"between {b}" for b in sorted(set(between))),
+                    ),
                     "peer traffic goes up to the root complex instead of across the switch (NCCL's "
                     "troubleshooting guide): disable ACS in the BIOS (or `setpci -s PORT ECAP_ACS+0x6.w=0000` "
                     "at boot on bare metal; VMs need ACS for isolation)",
                 )
             )
     if read == 0:
-        return [skipped(ACS, "no ACS capability found on the switch ports between GPUs and NICs")]
-    return out or [ok(ACS, "node", f"no ACS redirect on {count(read, 'switch port')} between GPUs and NICs")]
+        return [skipped(ACS, "no ACS capability on the GPU-NIC switch ports")]
+    return out or [ok(ACS, "node", f"no ACS redirect on {count(read, 'switch port')} to NICs")]
 
 
 def iommu(ctx: DoctorContext) -> list[Finding]:
@@ -187,7 +183,7 @@ def iommu(ctx: DoctorContext) -> list[Finding]:
                 IOMMU,
                 "warn",
                 "node",
-                f"the IOMMU translates DMA for {count(len(translated), 'GPU/NIC/NVMe device')} on GPUDirect paths",
+                f"IOMMU translates DMA for {count(len(translated), 'GPUDirect device')}",
                 (*translated, ev_boot),
                 "boot with iommu=pt (passthrough; intel_iommu=on iommu=pt on Intel): translated peer-to-peer "
                 "DMA is redirected or fails, and GPUDirect RDMA/Storage loses bandwidth",

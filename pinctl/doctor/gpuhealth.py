@@ -13,7 +13,7 @@ from collections import defaultdict
 from pinctl.discovery.gpufacts import FABRIC_COMPLETED, clock_event_names
 from pinctl.discovery.nvml import GpuHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
-from pinctl.words import count
+from pinctl.words import count, named
 
 CLOCKS = "gpu.clocks"
 ECC = "gpu.ecc"
@@ -41,7 +41,7 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if g.condition.clock_events is not None]
     if not known:
-        return [skipped(CLOCKS, "clock-event reasons not reported (not supported or GPUs lost)")]
+        return [skipped(CLOCKS, "clock-event reasons not reported")]
     out = []
     for g in known:
         mask = g.condition.clock_events or 0
@@ -52,7 +52,7 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
                     CLOCKS,
                     "warn",
                     label(g),
-                    "clocks held down: " + ", ".join(faults),
+                    "throttled: " + ", ".join(faults),
                     (f"nvmlDeviceGetCurrentClocksEventReasons(GPU {g.index}) = {mask:#x}",),
                     "a throttled GPU is the slowest rank of every job on it: check inlet temperature and "
                     "fans (nvidia-smi -q -d TEMPERATURE,PERFORMANCE), the PSUs and power cabling (HW power "
@@ -60,8 +60,8 @@ def clocks(ctx: DoctorContext) -> list[Finding]:
                 )
             )
     normal = sorted({n for g in known for n in clock_event_names(g.condition.clock_events or 0, faults=False)})
-    note = f" (normal: {', '.join(normal)})" if normal else ""
-    return out or [ok(CLOCKS, "node", f"no thermal or hardware clock slowdown on {count(len(known), 'GPU')}{note}")]
+    normal_ev = [f"normal reasons now (not alarmed): {', '.join(normal)}"] if normal else []
+    return out or [ok(CLOCKS, "node", f"no thermal or power slowdown on {count(len(known), 'GPU')}", *normal_ev)]
 
 
 def ecc(ctx: DoctorContext) -> list[Finding]:
@@ -75,7 +75,7 @@ def ecc(ctx: DoctorContext) -> list[Finding]:
         if g.condition.ecc_uncorrected_volatile is not None or g.condition.ecc_uncorrected_aggregate is not None
     ]
     if not known:
-        return [skipped(ECC, "ECC counters not reported (ECC off, not supported, or GPUs lost)")]
+        return [skipped(ECC, "ECC off or not reported on these GPUs")]
     out = []
     for g in known:
         vol, agg = g.condition.ecc_uncorrected_volatile or 0, g.condition.ecc_uncorrected_aggregate or 0
@@ -89,7 +89,7 @@ def ecc(ctx: DoctorContext) -> list[Finding]:
                     ECC,
                     "fail",
                     label(g),
-                    f"{count(vol, 'uncorrectable ECC error')} since the driver loaded",
+                    f"{count(vol, 'uncorrectable ECC error')} since driver load",
                     ev,
                     "the job that hit them was killed (Xid 48/94/95); drain the node, reset the GPU "
                     "(nvidia-smi -r) so row remapping takes effect, and watch gpu.memory-retirement; "
@@ -102,13 +102,35 @@ def ecc(ctx: DoctorContext) -> list[Finding]:
                     ECC,
                     "warn",
                     label(g),
-                    f"{count(agg, 'uncorrectable ECC error')} in the GPU's lifetime",
+                    f"{count(agg, 'uncorrectable ECC error')} in its lifetime",
                     ev,
                     "history, not a current fault: check that gpu.memory-retirement is clean (rows remapped, "
                     "none pending) and compare with the node's peers; a growing count means replace the GPU",
                 )
             )
+    out += _ecc_off(gpus)
     return out or [ok(ECC, "node", f"no uncorrectable ECC errors on {count(len(known), 'GPU')}")]
+
+
+def _ecc_off(gpus: list[GpuHealth]) -> list[Finding]:
+    """A GPU with ECC off among peers of its model with it on: its memory errors go unseen (no counters)."""
+    on = {g.index for g in gpus if g.condition.ecc_enabled}
+    return [
+        Finding(
+            ECC,
+            "warn",
+            label(g),
+            "ECC off (on for its peers)",
+            (
+                f"nvmlDeviceGetEccMode(GPU {g.index}): current = disabled",
+                f"ECC on for {named('GPU', peers)} ({g.name})",
+            ),
+            f"turn ECC back on (nvidia-smi -i {g.index} -e 1) and reset the GPU (nvidia-smi -r) or reboot: "
+            "without it memory errors corrupt results silently and the ECC counters stay empty",
+        )
+        for g in gpus
+        if g.condition.ecc_enabled is False and (peers := [p.index for p in gpus if p.index in on and p.name == g.name])
+    ]
 
 
 def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
@@ -118,7 +140,7 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if any(any(n is not None for n in e.counts) for e in g.condition.nvlink_errors)]
     if not known:
-        return [skipped(NVLINK_ERRORS, "no NVLink error counters on these GPUs (no NVLink, or not supported)")]
+        return [skipped(NVLINK_ERRORS, "no NVLink error counters on these GPUs")]
     out = []
     for g in known:
         bad = [e for e in g.condition.nvlink_errors if e.nonzero]
@@ -130,13 +152,13 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
             + ("" if e.active else " (link now down)")
             for e in bad
         )
-        which = ", ".join(str(e.link) for e in bad)
+        which = named("link", [e.link for e in bad])
         out.append(
             Finding(
                 NVLINK_ERRORS,
                 "warn",
                 label(g),
-                f"NVLink errors on {count(len(bad), 'link')} ({which})",
+                f"NVLink errors on {which}",
                 ev,
                 "counters since the driver loaded: compare again later (nvidia-smi nvlink -e); growing replay "
                 "or recovery counts mean a marginal link that slows every collective over it; reseat or service "
@@ -149,6 +171,9 @@ def nvlink_errors(ctx: DoctorContext) -> list[Finding]:
     ]
 
 
+_NO_CUDA = "CUDA init fails on this GPU until its fabric registration completes: "
+
+
 def fabric(ctx: DoctorContext) -> list[Finding]:
     """NVSwitch systems: each GPU registered with the fabric manager, else CUDA init fails."""
     gpus = _answering(ctx, FABRIC)
@@ -156,7 +181,7 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
         return [gpus]
     known = [g for g in gpus if g.condition.fabric is not None and g.condition.fabric.applies]
     if not known:
-        return [skipped(FABRIC, "no NVLink fabric on these GPUs (not an NVSwitch system: not applicable)")]
+        return [skipped(FABRIC, "no NVLink fabric (not an NVSwitch system)")]
     out = []
     fix = (
         "systemctl status nvidia-fabricmanager (it must run, at the driver's exact version) and its log "
@@ -176,9 +201,9 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
                     FABRIC,
                     "fail",
                     label(g),
-                    f"fabric registration {f.state_name}: CUDA init fails on this GPU until it completes",
+                    f"fabric registration {f.state_name}",
                     tuple(ev),
-                    fix,
+                    _NO_CUDA + fix,
                 )
             )
         elif f.status != 0:
@@ -187,10 +212,9 @@ def fabric(ctx: DoctorContext) -> list[Finding]:
                     FABRIC,
                     "fail",
                     label(g),
-                    f"fabric registration failed ({f.status_text or f'NVML status {f.status}'}): "
-                    "CUDA init fails on this GPU",
+                    f"fabric registration failed ({f.status_text or f'NVML status {f.status}'})",
                     tuple(ev),
-                    fix,
+                    _NO_CUDA + fix,
                 )
             )
         elif f.degraded_bandwidth or f.manager_disconnected:
@@ -215,8 +239,7 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
                 DRIVER,
                 "fail",
                 "node",
-                f"GSP firmware differs from the driver {expected} on "
-                f"{count(len(odd), 'GPU')}: " + ", ".join(f"GPU {i} runs {v}" for i, v in sorted(odd.items())),
+                f"GSP firmware not at driver {expected} on {named('GPU', odd)}",
                 (
                     f"nvmlSystemGetDriverVersion() = {driver}",
                     *(f"nvmlDeviceGetGspFirmwareVersion(GPU {i}) = {v}" for i, v in sorted(gsp.items())),
@@ -238,10 +261,12 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
                     DRIVER,
                     "warn",
                     "node",
-                    f"VBIOS differs across {model or 'GPUs'}: "
-                    + ", ".join(f"GPU {i} has {v}" for i, v in sorted(differ.items()))
-                    + f" (others {common})",
-                    tuple(f"nvmlDeviceGetVbiosVersion(GPU {i}) = {v}" for i, v in sorted(vbios.items())),
+                    f"VBIOS differs on {named('GPU', differ)} of {count(len(vbios), 'GPU')}",
+                    (
+                        f"model: {model}",
+                        f"most GPUs: {common}",
+                        *(f"nvmlDeviceGetVbiosVersion(GPU {i}) = {v}" for i, v in sorted(vbios.items())),
+                    ),
                     "flash the node's GPUs to one VBIOS (the vendor's firmware update package): mixed "
                     "firmware behaves differently under load and in the fabric",
                 )
@@ -253,7 +278,8 @@ def driver_versions(ctx: DoctorContext) -> list[Finding]:
         ok(
             DRIVER,
             "node",
-            f"firmware versions agree on {count(seen, 'GPU')}" + (f" (driver {driver})" if driver else ""),
+            f"firmware versions agree on {count(seen, 'GPU')}",
+            *([f"nvmlSystemGetDriverVersion() = {driver}"] if driver else []),
         )
     ]
 

@@ -140,6 +140,8 @@ def kernel_settings(ctx: DoctorContext) -> dict[str, Any]:
         "governors": sorted(g for g, _, _ in govs),
         "offline_cpus": len(offline) if offline is not None else None,
         "boot": boot,
+        # the loaded NVIDIA driver as NVML reports it: fleet names the node that runs another one
+        "nvidia_driver": ctx.health.driver_version if ctx.health is not None else None,
     }
 
 

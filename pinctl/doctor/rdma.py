@@ -36,7 +36,7 @@ def port_down(ctx: DoctorContext) -> list[Finding]:
         return _ports_in_file(ctx)
     devices = rdma.devices(ctx.files)
     if not devices:
-        return [skipped(PORT_DOWN, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+        return [skipped(PORT_DOWN, f"no RDMA devices in {rdma.IB_DIR}")]
     out: list[Finding] = []
     ports = 0
     kinds = {n.name: n.kind for n in ctx.node.nics} if ctx.node is not None else {}
@@ -123,7 +123,7 @@ def link_errors(ctx: DoctorContext) -> list[Finding]:
     """Ports whose error counters are above zero: a link that flapped or loses bits (NHC, Azure HPC checks)."""
     devices = rdma.devices(ctx.files)
     if not devices:
-        return [skipped(LINK_ERRORS, f"no RDMA devices ({rdma.IB_DIR} is empty or absent)")]
+        return [skipped(LINK_ERRORS, f"no RDMA devices in {rdma.IB_DIR}")]
     out: list[Finding] = []
     read = 0
     for dev in devices:
@@ -139,9 +139,10 @@ def link_errors(ctx: DoctorContext) -> list[Finding]:
                         LINK_ERRORS,
                         "warn",
                         f"{dev} port {port.number}",
-                        ", ".join(f"{k} = {v}" for k, v in bad.items()) + " (since the counters were last cleared)",
+                        ", ".join(f"{k} = {v}" for k, v in bad.items()),
                         tuple(f"{port.path}/counters/{k} = {v}" for k, v in bad.items()),
-                        "a flapping or noisy link slows every collective that crosses it: check `ibstat`/"
+                        "counts since the counters were last cleared; a flapping or noisy link slows every "
+                        "collective that crosses it: check `ibstat`/"
                         "`perfquery -x` again later; if the counts grow, reseat or replace the cable or "
                         "transceiver and check the switch port (clear with `perfquery -R` to see a rate)",
                     )

@@ -105,6 +105,8 @@ def _kernel(out: list[Fact], kernel: Mapping[str, Any]) -> None:
     out.append(("kernel.thp_defrag", "THP defrag", _text(kernel.get("thp_defrag")), ""))
     out.append(("kernel.governors", "governor", ",".join(kernel.get("governors") or []) or "none", ""))
     out.append(("kernel.offline_cpus", "offline CPUs", _text(kernel.get("offline_cpus")), ""))
+    if "nvidia_driver" in kernel:  # reports from before issue 19 lack it
+        out.append(("kernel.nvidia_driver", "NVIDIA driver", _text(kernel.get("nvidia_driver")), ""))
     boot = kernel.get("boot") or {}
     for name in sorted(set(BOOT) | set(boot)):  # an unset parameter is a value too: "isolcpus 2-7, fleet unset"
         out.append((f"kernel.boot.{name}", name, str(boot.get(name, "unset")), ""))
