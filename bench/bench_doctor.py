@@ -25,8 +25,9 @@ def main() -> None:
     if tree.is_dir():
         args = [*pinctl, "--root", str(tree), "--json"]
         if topo.is_file():
-            rows.append(("doctor --root dgx --topology dgx-h100.xml --json",
-                         median_ms([*args, "--topology", str(topo)])))
+            rows.append(
+                ("doctor --root dgx --topology dgx-h100.xml --json", median_ms([*args, "--topology", str(topo)]))
+            )
         else:
             print(f"note: {topo.relative_to(ROOT)} not found; timing without --topology", file=sys.stderr)
         rows.append(("doctor --root dgx --json", median_ms(args)))

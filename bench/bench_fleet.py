@@ -29,12 +29,19 @@ PARSE_ONLY = ("import json, os, sys\n"
 
 def write_fleet(top: Path, nodes: int) -> int:
     """Write *nodes* report files under top/reports; returns how many are planted odd nodes."""
-    subprocess.run([sys.executable, str(ROOT / "fixtures" / "gen_fleet.py"), str(top / "trees"), "1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "fixtures" / "gen_fleet.py"), str(top / "trees"), "1"],
+        check=True,
+        capture_output=True,
+    )
     reports: dict[str, str] = {}
     for tree in sorted((top / "trees").iterdir()):
-        proc = subprocess.run([sys.executable, "-m", "pinctl", "doctor", "--root", str(tree), "--json"],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pinctl", "doctor", "--root", str(tree), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         reports[tree.name] = proc.stdout
     healthy = json.loads(reports.pop("node-001"))
     planted = [json.loads(text) for text in reports.values()]
@@ -74,8 +81,9 @@ def main(argv: list[str]) -> int:
                 out.write(path.read_text(encoding="utf-8") + "\n")
         piped = best([sys.executable, "-m", "pinctl", "fleet", "--json"], stdin=stream)
         rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        proc = subprocess.run([sys.executable, "-m", "pinctl", "fleet", "--json", folder],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pinctl", "fleet", "--json", folder], capture_output=True, text=True, check=False
+        )
         named = len(json.loads(proc.stdout)["outliers"])
         print(f"{nodes} reports ({odd} planted odd nodes, {named} named, exit {proc.returncode})")
         print(f"  json.loads of every file : {parse * 1000:8.0f} ms")

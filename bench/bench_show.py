@@ -22,8 +22,12 @@ def main() -> None:
     rows: list[tuple[str, float]] = []
     if fixtures:
         largest = fixtures[-1]
-        rows.append((f"show --json --topology {largest.name}", median_ms([*pinctl, "show", "--json", "--topology",
-                                                                          str(largest)])))
+        rows.append(
+            (
+                f"show --json --topology {largest.name}",
+                median_ms([*pinctl, "show", "--json", "--topology", str(largest)]),
+            )
+        )
     rows.append(("show --json (live)", median_ms([*pinctl, "show", "--json"])))
     rows.append(("show --json --no-nvml (live)", median_ms([*pinctl, "show", "--json", "--no-nvml"])))
     env = {**os.environ, "NO_COLOR": "1"}

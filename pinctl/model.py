@@ -346,8 +346,13 @@ class Node:
             first = gpu.memory_numa_node
             if first == os_index:
                 return gpu, True
-            if (first is not None and first < os_index < first + MIG_NODES_PER_GPU and here is not None
-                    and here.kind == "gpu" and here.memory_bytes == 0):  # fmt: skip
+            if (
+                first is not None
+                and first < os_index < first + MIG_NODES_PER_GPU
+                and here is not None
+                and here.kind == "gpu"
+                and here.memory_bytes == 0
+            ):
                 return gpu, False
         return None
 

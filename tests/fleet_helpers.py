@@ -18,8 +18,11 @@ HEALTHY = 5
 
 
 def generate(outdir: Path, healthy: int = HEALTHY) -> list[Path]:
-    subprocess.run([sys.executable, str(REPO / "fixtures" / "gen_fleet.py"), str(outdir), str(healthy)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "fixtures" / "gen_fleet.py"), str(outdir), str(healthy)],
+        check=True,
+        capture_output=True,
+    )
     return sorted(p for p in outdir.iterdir() if p.is_dir())
 
 

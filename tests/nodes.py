@@ -192,8 +192,16 @@ N1 = frozenset(range(4, 8))
 A = PciAddress.parse
 
 
-def pci(addr: str, bridges: tuple[str, ...] = (), numa: int | None = 0, switch: str | None = None,
-        host: str = "hb0", *, link: PciLink | None = None, local_cpus: frozenset[int] | None = None) -> PciInfo:
+def pci(
+    addr: str,
+    bridges: tuple[str, ...] = (),
+    numa: int | None = 0,
+    switch: str | None = None,
+    host: str = "hb0",
+    *,
+    link: PciLink | None = None,
+    local_cpus: frozenset[int] | None = None,
+) -> PciInfo:
     """A device at *addr* below *bridges* (nearest first), on *switch* under host bridge *host*."""
     if local_cpus is None:
         local_cpus = (N0 if numa == 0 else N1) if numa is not None else frozenset()
@@ -208,15 +216,20 @@ def pci(addr: str, bridges: tuple[str, ...] = (), numa: int | None = 0, switch: 
     )
 
 
-def gpu(index: int, addr: str, bridges: tuple[str, ...], numa: int | None, switch: str | None,
-        host: str) -> Gpu:
+def gpu(index: int, addr: str, bridges: tuple[str, ...], numa: int | None, switch: str | None, host: str) -> Gpu:
     return Gpu(index=index, pci=pci(addr, bridges, numa, switch, host), vendor="nvidia", name="H100")
 
 
-def nic(name: str, addr: str, bridges: tuple[str, ...], numa: int | None, switch: str | None, host: str,
-        state: str = "ACTIVE") -> Nic:
-    port = NicPort(1, state=state, phys_state="LinkUp" if state == "ACTIVE" else "Polling",
-                   link_layer="InfiniBand")
+def nic(
+    name: str,
+    addr: str,
+    bridges: tuple[str, ...],
+    numa: int | None,
+    switch: str | None,
+    host: str,
+    state: str = "ACTIVE",
+) -> Nic:
+    port = NicPort(1, state=state, phys_state="LinkUp" if state == "ACTIVE" else "Polling", link_layer="InfiniBand")
     return Nic(name, "infiniband", True, pci(addr, bridges, numa, switch, host), (port,))
 
 

@@ -47,10 +47,12 @@ def hwloc_like_dgx() -> Node:
         gpu(1, "0000:43:00.0", host="hostbridge:0000:3d-47", switch="0000:3e:00.0", numa=0),
         gpu(4, "0000:9d:00.0", host="hostbridge:0000:97-a0", switch="0000:98:00.0", numa=None),
     )
-    mlx5_0 = PciInfo(A("0000:18:00.0"), 0x020700, switches=("0000:16:00.0",), host_bridge="hostbridge:0000:15-1f",
-                     numa_node=0)
-    ipoib = PciInfo(A("0000:c0:00.0"), 0x020700, switches=("0000:be:00.0",), host_bridge="hostbridge:0000:bd-c5",
-                    numa_node=1)
+    mlx5_0 = PciInfo(
+        A("0000:18:00.0"), 0x020700, switches=("0000:16:00.0",), host_bridge="hostbridge:0000:15-1f", numa_node=0
+    )
+    ipoib = PciInfo(
+        A("0000:c0:00.0"), 0x020700, switches=("0000:be:00.0",), host_bridge="hostbridge:0000:bd-c5", numa_node=1
+    )
     nics = (
         Nic("mlx5_0", "infiniband", True, mlx5_0, (NicPort(1),), ("ibp24s0",)),
         Nic("ibp192s0", "infiniband", True, ipoib, (NicPort(1, netdev="ibp192s0"),), ("ibp192s0",)),
@@ -195,8 +197,15 @@ def test_absent_tree_changes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "gts"),
-    [("16.0 GT/s PCIe", 16.0), ("32.0 GT/s PCIe", 32.0), ("8 GT/s", 8.0), ("2.5 GT/s PCIe", 2.5),
-     ("Unknown", None), ("", None), (None, None)],
+    [
+        ("16.0 GT/s PCIe", 16.0),
+        ("32.0 GT/s PCIe", 32.0),
+        ("8 GT/s", 8.0),
+        ("2.5 GT/s PCIe", 2.5),
+        ("Unknown", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_parse_link_speed(text: str | None, gts: float | None) -> None:
     assert parse_link_speed(text) == gts

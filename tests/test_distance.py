@@ -57,7 +57,11 @@ def test_two_functions_of_one_card_below_a_root_port_are_pix() -> None:
     root = PciAddress.parse("0000:60:01.1")
     f0 = PciInfo(address=PciAddress.parse("0000:61:00.0"), bridges=(root,), host_bridge="hb0", numa_node=0)
     f1 = PciInfo(address=PciAddress.parse("0000:61:00.1"), bridges=(root,), host_bridge="hb0", numa_node=0)
-    other = PciInfo(address=PciAddress.parse("0000:62:00.0"), bridges=(PciAddress.parse("0000:60:02.1"),),
-                    host_bridge="hb0", numa_node=0)
+    other = PciInfo(
+        address=PciAddress.parse("0000:62:00.0"),
+        bridges=(PciAddress.parse("0000:60:02.1"),),
+        host_bridge="hb0",
+        numa_node=0,
+    )
     assert pci_level(f0, f1) == "PIX"
     assert pci_level(f0, other) == "PHB"

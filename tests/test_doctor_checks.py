@@ -56,8 +56,9 @@ def test_pcie_gen5_device_in_gen4_slot_is_not_degraded(tmp_path) -> None:  # typ
 
 
 def test_pcie_falls_back_to_model_links_and_skips_without_devices() -> None:
-    slow = replace(GPU0, pci=replace(GPU0.pci, address=PciAddress(0, 0x77, 0, 0),
-                                     bridges=(), link=PciLink(32.0, 4, 32.0, 16)))
+    slow = replace(
+        GPU0, pci=replace(GPU0.pci, address=PciAddress(0, 0x77, 0, 0), bridges=(), link=PciLink(32.0, 4, 32.0, 16))
+    )
     found = pcie.link_degraded(ctx("vm", small_node(gpus=(slow,), nics=(), storage=())))
     assert [f.severity for f in found] == ["warn"] and "x4 of x16" in found[0].summary
     assert levels(pcie.link_degraded(ctx("vm", small_node(gpus=(), nics=(), storage=())))) == ["skipped"]
@@ -87,7 +88,9 @@ def test_rdma_no_gdr_path() -> None:
     far0 = nic("mlx5_0", "0000:1b:00.0", ("0000:15:03.0",), 0, None, "hb0")
     found = rdma.no_gdr_path(ctx(node=small_node(nics=(far0,))))
     assert [(f.severity, f.subject) for f in found] == [
-        ("warn", "GPU 0 (0000:18:00.0)"), ("warn", "GPU 1 (0000:98:00.0)")]
+        ("warn", "GPU 0 (0000:18:00.0)"),
+        ("warn", "GPU 1 (0000:98:00.0)"),
+    ]
     assert found[0].evidence[0].endswith("PHB") and found[1].evidence[0].endswith("SYS")
     # a down NIC is not usable: GPU 1's nearest usable is then mlx5_0 on the other socket
     down1 = replace(NIC1, ports=(replace(NIC1.ports[0], state="DOWN"),))
@@ -106,8 +109,7 @@ def test_rdma_nic_imbalance() -> None:
     ok = rdma.nic_imbalance(ctx(node=small_node()))
     assert levels(ok) == ["ok"]
     # four GPUs on switch 16 next to mlx5_0, mlx5_1 far away on the other socket
-    gpus = tuple(replace(GPU0, index=i, pci=replace(GPU0.pci, address=PciAddress(0, 0x30 + i, 0, 0)))
-                 for i in range(4))
+    gpus = tuple(replace(GPU0, index=i, pci=replace(GPU0.pci, address=PciAddress(0, 0x30 + i, 0, 0))) for i in range(4))
     bad = rdma.nic_imbalance(ctx(node=small_node(gpus=gpus)))
     assert [f.severity for f in bad] == ["warn"]
     assert bad[0].subject == "mlx5_0" and "4 GPUs on the busiest NIC, 0 on the idlest" in bad[0].summary
@@ -209,7 +211,9 @@ def test_irq_remote_numa() -> None:
     assert levels(good) == ["ok"] and "3 devices" in good[0].summary
     bad = irq.remote_numa(ctx("bad", small_node()))
     assert [(f.severity, f.subject) for f in bad] == [
-        ("warn", "NIC mlx5_0 (0000:19:00.0)"), ("warn", "NVMe nvme0n1 (0000:1a:00.0)")]
+        ("warn", "NIC mlx5_0 (0000:19:00.0)"),
+        ("warn", "NVMe nvme0n1 (0000:1a:00.0)"),
+    ]
     assert "4 of 4 IRQs" in bad[0].summary
     assert "/proc/irq/100/effective_affinity_list = 4" in bad[0].evidence
     assert levels(irq.remote_numa(ctx("vm", small_node()))) == ["skipped"]

@@ -43,8 +43,6 @@ def test_warnings_exit_1_and_2_with_strict(capsys: pytest.CaptureFixture[str]) -
     assert rc == 2
 
 
-
-
 def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = doctor(capsys, "--root", str(FIXTURES / "bad"), "--json", "--skip", "procs")
     data = json.loads(out)
@@ -66,11 +64,27 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_only_and_skip_by_area_and_id(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "rdma")
     assert {f["check"] for f in json.loads(out)["findings"]} == {
-        "rdma.port-down", "rdma.stack-missing", "rdma.no-gdr-path", "rdma.nic-imbalance", "rdma.link-errors"}
-    _, out, _ = doctor(capsys, "--root", str(FIXTURES / "good"), "--json", "--only", "kernel",
-                       "--skip", "kernel.isolcpus,kernel.thp-defrag")
+        "rdma.port-down",
+        "rdma.stack-missing",
+        "rdma.no-gdr-path",
+        "rdma.nic-imbalance",
+        "rdma.link-errors",
+    }
+    _, out, _ = doctor(
+        capsys,
+        "--root",
+        str(FIXTURES / "good"),
+        "--json",
+        "--only",
+        "kernel",
+        "--skip",
+        "kernel.isolcpus,kernel.thp-defrag",
+    )
     assert {f["check"] for f in json.loads(out)["findings"]} == {
-        "kernel.numa-balancing", "kernel.cpufreq-governor", "kernel.offline-cpus"}
+        "kernel.numa-balancing",
+        "kernel.cpufreq-governor",
+        "kernel.offline-cpus",
+    }
 
 
 def test_unknown_check_id_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,8 +131,9 @@ def test_rich_table_on_a_tty(capsys: pytest.CaptureFixture[str], monkeypatch: py
 
 def test_live_machine_run_is_quick() -> None:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pinctl", "doctor"], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pinctl", "doctor"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert proc.returncode in (0, 1, 2), proc.stderr
     assert "ok," in proc.stdout.splitlines()[-1] and "Traceback" not in proc.stderr
     assert time.monotonic() - start < 20
@@ -143,9 +158,21 @@ def test_unreadable_file_is_skipped_needs_root() -> None:
         shutil.copytree(FIXTURES / "bad", tree)
         (tree / "proc/sys/kernel/numa_balancing").chmod(0)
         proc = subprocess.run(
-            [sys.executable, "-c", _UNPRIVILEGED, "doctor", "--root", str(tree), "--json",
-             "--only", "kernel.numa-balancing,kernel.thp-defrag"],
-            capture_output=True, text=True, timeout=60, cwd=REPO,
+            [
+                sys.executable,
+                "-c",
+                _UNPRIVILEGED,
+                "doctor",
+                "--root",
+                str(tree),
+                "--json",
+                "--only",
+                "kernel.numa-balancing,kernel.thp-defrag",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
         )
         if proc.returncode not in (0, 1, 2):
             pytest.skip(f"unprivileged run failed: {proc.stderr[-300:]}")
@@ -192,8 +219,16 @@ def test_gathered_tree_with_a_topology_file(capsys: pytest.CaptureFixture[str]) 
     ran = {f["check"] for f in data["findings"] if f["level"] == "ok"}
     assert {"pcie.link-degraded", "rdma.no-gdr-path", "irq.remote-numa", "numa.unknown-locality"} <= ran
     # GPU 3's own NIC is down in this model: it now reaches a NIC only across the socket's root complexes
-    rc, out, _ = doctor(capsys, "--root", root, "--topology", str(hwloc / "dgx-h100-portdown.xml"), "--json",
-                        "--only", "rdma.no-gdr-path")
+    rc, out, _ = doctor(
+        capsys,
+        "--root",
+        root,
+        "--topology",
+        str(hwloc / "dgx-h100-portdown.xml"),
+        "--json",
+        "--only",
+        "rdma.no-gdr-path",
+    )
     (finding,) = json.loads(out)["findings"]
     assert rc == 1 and finding["subject"] == "GPU 3 (0000:61:00.0)" and "NODE" in finding["summary"]
     assert any("without an active port" in e for e in finding["evidence"])
@@ -204,14 +239,36 @@ def test_topology_and_root_of_different_machines_fail(capsys: pytest.CaptureFixt
     from pinctl.cli.main import main
 
     root = Path(__file__).resolve().parents[1] / "fixtures"
-    rc = main(["doctor", "--root", str(root / "doctor" / "bad"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
-               "--no-nvml", "--only", "node", "--json"])
+    rc = main(
+        [
+            "doctor",
+            "--root",
+            str(root / "doctor" / "bad"),
+            "--topology",
+            str(root / "hwloc" / "dgx-h100.xml"),
+            "--no-nvml",
+            "--only",
+            "node",
+            "--json",
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert rc == 2
     (finding,) = data["findings"]
     assert finding["level"] == "fail" and "different machines" in finding["summary"]
-    rc = main(["doctor", "--root", str(root / "doctor" / "dgx"), "--topology", str(root / "hwloc" / "dgx-h100.xml"),
-               "--no-nvml", "--only", "node", "--json"])
+    rc = main(
+        [
+            "doctor",
+            "--root",
+            str(root / "doctor" / "dgx"),
+            "--topology",
+            str(root / "hwloc" / "dgx-h100.xml"),
+            "--no-nvml",
+            "--only",
+            "node",
+            "--json",
+        ]
+    )
     assert rc == 0 and json.loads(capsys.readouterr().out)["findings"][0]["level"] == "ok"
 
 

@@ -29,15 +29,18 @@ def test_every_report_matches_the_schema_and_names_its_own_node(fleet_reports: d
 def test_the_inventory_holds_the_shape_a_fleet_compares(fleet_reports: dict[str, Path]) -> None:
     hw = load(fleet_reports["node-001"])["inventory"]["hardware"]
     assert [(g["pci_bus_id"], g["model"], g["pcie_gen"], g["pcie_width"], g["numa_node"]) for g in hw["gpus"]] == [
-        ("0000:1b:00.0", "10de:2330", 5, 16, 0), ("0000:43:00.0", "10de:2330", 5, 16, 0),
-        ("0000:9d:00.0", "10de:2330", 5, 16, 1), ("0000:c3:00.0", "10de:2330", 5, 16, 1)]
+        ("0000:1b:00.0", "10de:2330", 5, 16, 0),
+        ("0000:43:00.0", "10de:2330", 5, 16, 0),
+        ("0000:9d:00.0", "10de:2330", 5, 16, 1),
+        ("0000:c3:00.0", "10de:2330", 5, 16, 1),
+    ]
     assert {(n["name"], n["kind"], n["link_layer"], n["rate_gbps"], n["state"]) for n in hw["nics"]} == {
-        (f"mlx5_{i}", "infiniband", "InfiniBand", 400.0, "ACTIVE") for i in range(4)}
+        (f"mlx5_{i}", "infiniband", "InfiniBand", 400.0, "ACTIVE") for i in range(4)
+    }
     assert (hw["packages"], hw["cpus"], hw["smt"], hw["numa"]["per_package"]) == (2, 64, 2, 1)
     assert [(n["cpus"], n["memory_gib"]) for n in hw["numa"]["nodes"]] == [(32, 510), (32, 510)]
     assert hw["numa"]["distances"] == [[10, 32], [32, 10]]
-    assert [(d["model"], d["numa_node"], d["pcie_width"]) for d in hw["nvme"]] == [
-        ("SAMSUNG MZWLR3T8HBLS-00007", 1, 4)]
+    assert [(d["model"], d["numa_node"], d["pcie_width"]) for d in hw["nvme"]] == [("SAMSUNG MZWLR3T8HBLS-00007", 1, 4)]
     nps2 = load(fleet_reports["node-nps2"])["inventory"]["hardware"]["numa"]
     assert nps2["per_package"] == 2 and len(nps2["nodes"]) == 4
     kernel = load(fleet_reports["node-thp"])["inventory"]["kernel"]
@@ -113,8 +116,11 @@ def test_expect_of_a_noise_or_plan_report_is_refused(tmp_path: Path, command: st
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample, parsed by prometheus_client's own text parser."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_prometheus_textfile_parses_and_carries_checks_and_shape(trees: Path) -> None:
@@ -139,16 +145,29 @@ def test_prometheus_textfile_parses_and_carries_checks_and_shape(trees: Path) ->
 def test_prometheus_label_values_are_escaped() -> None:
     from pinctl.render.prometheus import textfile
 
-    report = {"hostname": 'a"b\\c', "findings": [{"check": "x.y", "level": "warn", "subject": "line\nbreak"}],
-              "summary": {"ok": 0, "warn": 1, "fail": 0, "skipped": 0}, "exit_code": 1, "inventory": {}}
+    report = {
+        "hostname": 'a"b\\c',
+        "findings": [{"check": "x.y", "level": "warn", "subject": "line\nbreak"}],
+        "summary": {"ok": 0, "warn": 1, "fail": 0, "skipped": 0},
+        "exit_code": 1,
+        "inventory": {},
+    }
     samples = _samples(textfile(report))
-    assert samples[("pinctl_doctor_check", (("check", "x.y"), ("host", 'a"b\\c'), ("level", "warn"),
-                                            ("subject", "line\nbreak")))] == 1
+    assert (
+        samples[
+            (
+                "pinctl_doctor_check",
+                (("check", "x.y"), ("host", 'a"b\\c'), ("level", "warn"), ("subject", "line\nbreak")),
+            )
+        ]
+        == 1
+    )
 
 
 def test_a_topology_file_alone_names_its_own_machine_not_this_one() -> None:
-    rc, out, _ = run_cli("doctor", "--topology", str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml"), "--json",
-                         "--only", "node")
+    rc, out, _ = run_cli(
+        "doctor", "--topology", str(REPO / "fixtures" / "hwloc" / "dgx-h100.xml"), "--json", "--only", "node"
+    )
     report = json.loads(out)
     assert rc == report["exit_code"] and report["hostname"] == "dgx-h100-01" != socket.gethostname()
     assert len(report["inventory"]["hardware"]["gpus"]) == 8

@@ -91,8 +91,6 @@ def query(monkeypatch: pytest.MonkeyPatch, gpus: list[FakeGpu], **kw: bool) -> N
     return nvml.query_health()
 
 
-
-
 def test_query_health_on_an_old_pynvml_leaves_missing_queries_none(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = fake_pynvml([FakeGpu("0000:18:00.0")])
     del fake.nvmlDeviceGetRemappedRows  # type: ignore[attr-defined]
@@ -115,12 +113,28 @@ def health(*gpus: GpuHealth) -> NvmlHealth:
     return NvmlHealth("550", tuple(gpus))
 
 
-G0 = GpuHealth(0, PciAddress.parse("0000:18:00.0"), "H100", persistence_mode=True, pcie_replay_counter=0,
-               nvlinks=tuple((i, True) for i in range(4)), retired_pages_pending=False,
-               remap_pending=False, remap_failure=False)
-G1 = GpuHealth(1, PciAddress.parse("0000:98:00.0"), "H100", persistence_mode=True, pcie_replay_counter=0,
-               nvlinks=tuple((i, True) for i in range(4)), retired_pages_pending=False,
-               remap_pending=False, remap_failure=False)
+G0 = GpuHealth(
+    0,
+    PciAddress.parse("0000:18:00.0"),
+    "H100",
+    persistence_mode=True,
+    pcie_replay_counter=0,
+    nvlinks=tuple((i, True) for i in range(4)),
+    retired_pages_pending=False,
+    remap_pending=False,
+    remap_failure=False,
+)
+G1 = GpuHealth(
+    1,
+    PciAddress.parse("0000:98:00.0"),
+    "H100",
+    persistence_mode=True,
+    pcie_replay_counter=0,
+    nvlinks=tuple((i, True) for i in range(4)),
+    retired_pages_pending=False,
+    remap_pending=False,
+    remap_failure=False,
+)
 
 
 def run(check: Any, *gpus: GpuHealth, node: Any = None) -> list[Any]:
@@ -163,7 +177,8 @@ def test_nvlink_missing() -> None:
     down = replace(G1, nvlinks=((0, True), (1, False), (2, True), (3, False)))
     found = run(gpu.nvlink_missing, G0, down)
     assert [(f.severity, f.subject, f.summary) for f in found] == [
-        ("warn", "GPU 1 (0000:98:00.0)", "2 of 4 NVLinks active")]
+        ("warn", "GPU 1 (0000:98:00.0)", "2 of 4 NVLinks active")
+    ]
     assert "[1, 3]" in found[0].evidence[0]
     # the topology can say more links are expected than any GPU has now
     node = small_node()

@@ -47,14 +47,25 @@ def test_json_is_stable_sorted_and_valid_for_launch() -> None:
 def test_json_fields() -> None:
     node = build_node(LAYOUT)
     r = make().to_dict()["ranks"][0]
-    assert r["gpu"] == {"index": 0, "pci_bus_id": "0000:10:00.0", "uuid": "GPU-00000000-0000", "minor": 0,
-                        "vendor": "nvidia"}
+    assert r["gpu"] == {
+        "index": 0,
+        "pci_bus_id": "0000:10:00.0",
+        "uuid": "GPU-00000000-0000",
+        "minor": 0,
+        "vendor": "nvidia",
+    }
     assert parse_list(r["cpulist"]) == set(r["cpus"]) and r["cpus"] == sorted(r["cpus"])
     mlx5_0 = next(n for n in node.nics if n.name == "mlx5_0")
     assert mlx5_0.pci is not None
     assert r["nics"] == [
-        {"name": "mlx5_0", "port": 1, "netdev": "ib0p0", "pci_bus_id": str(mlx5_0.pci.address), "distance": "PIX",
-         "kind": mlx5_0.kind}
+        {
+            "name": "mlx5_0",
+            "port": 1,
+            "netdev": "ib0p0",
+            "pci_bus_id": str(mlx5_0.pci.address),
+            "distance": "PIX",
+            "kind": mlx5_0.kind,
+        }
     ]
 
 

@@ -38,7 +38,7 @@ def nic_per_gpu(p: Plan) -> list[str]:
 def test_dgx_a100_each_gpu_gets_its_own_hca_of_its_pair() -> None:
     chosen = nic_per_gpu(plan("dgx-a100.xml"))
     for k, hcas in enumerate(A100_PAIR_HCAS):
-        assert sorted(chosen[2 * k: 2 * k + 2]) == sorted(hcas)
+        assert sorted(chosen[2 * k : 2 * k + 2]) == sorted(hcas)
     assert [n.kind for n in node("dgx-a100.xml").nics].count("roce") == 4  # the storage NIC ports
 
 
@@ -71,7 +71,11 @@ def test_intel_gpus_and_slingshot_nics_are_discovered() -> None:
     assert [(x.name, x.kind, x.rdma) for x in n.nics] == [(f"hsn{i}", "slingshot", True) for i in range(8)]
     assert [x.numa_node for x in n.nics] == [0] * 4 + [1] * 4
     assert {m.os_index: (m.kind, m.cpuless) for m in n.numa_nodes} == {
-        0: ("dram", False), 1: ("dram", False), 2: ("hbm", True), 3: ("hbm", True)}
+        0: ("dram", False),
+        1: ("dram", False),
+        2: ("hbm", True),
+        3: ("hbm", True),
+    }
 
 
 def test_intel_isolation_uses_level_zero_not_cuda() -> None:

@@ -105,8 +105,9 @@ def view(name: str, disallowed: bool = True) -> View:
             while anc is not None and anc.is_io():
                 anc = anc.parent
             assert anc is not None
-            pci[_busid(d)] = Pci(_busid(d), d.attr.class_id, d.attr.vendor_id, d.attr.device_id,
-                                 set(anc.cpuset or []), anc.type.name)
+            pci[_busid(d)] = Pci(
+                _busid(d), d.attr.class_id, d.attr.vendor_id, d.attr.device_id, set(anc.cpuset or []), anc.type.name
+            )
         chains: dict[str, list[tuple[int, bool]]] = {}
         for d in devs:
             chain, anc = [], d.parent
@@ -138,8 +139,7 @@ def view(name: str, disallowed: bool = True) -> View:
                 blocks.append(o.name or "")
             if o.is_gpu():
                 gpus.append(o.name or "")
-        numa = {n.os_index: (set(n.cpuset or []), n.subtype, n.local_memory, dict(n.info))
-                for n in t.iter_numa_nodes()}
+        numa = {n.os_index: (set(n.cpuset or []), n.subtype, n.local_memory, dict(n.info)) for n in t.iter_numa_nodes()}
         dist: dict[tuple[int, int], int] = {}
         for dm in t.get_distances():
             if dm.name == "NUMALatency":
@@ -155,16 +155,21 @@ def view(name: str, disallowed: bool = True) -> View:
             packages=[set(p.cpuset or []) for p in t.iter_packages()],
             numa=numa,
             l3=[set(o.cpuset or []) for o in t.iter_all_breadth_first() if o.type.name == "L3CACHE"],
-            pci=pci, ofed=ofed, blocks=sorted(blocks), gpu_osdevs=sorted(gpus),
-            distances=dist, infos={**root.info, **t.info}, switch_pairs=pairs,
-            chains=chains, osdev_parents=osdev_parents,
+            pci=pci,
+            ofed=ofed,
+            blocks=sorted(blocks),
+            gpu_osdevs=sorted(gpus),
+            distances=dist,
+            infos={**root.info, **t.info},
+            switch_pairs=pairs,
+            chains=chains,
+            osdev_parents=osdev_parents,
         )
 
 
 def gpus(v: View, vendor: int, classes: tuple[int, ...]) -> list[Pci]:
     """Accelerators in PCI bus order (NVML/ROCm order), by vendor and class."""
-    return sorted((p for p in v.pci.values() if p.vendor == vendor and p.class_id in classes),
-                  key=lambda p: p.busid)
+    return sorted((p for p in v.pci.values() if p.vendor == vendor and p.class_id in classes), key=lambda p: p.busid)
 
 
 def nic_of(v: View, dev: Pci) -> list[str]:
@@ -204,8 +209,16 @@ def test_fixture_is_hwloc_xml_v2_with_named_matrix(name: str) -> None:
 
 DGX_S0 = r(0, 55) | r(112, 167)
 DGX_S1 = r(56, 111) | r(168, 223)
-DGX_GPU_BUSES = ["0000:1b:00.0", "0000:43:00.0", "0000:52:00.0", "0000:61:00.0",
-                 "0000:9d:00.0", "0000:c3:00.0", "0000:d1:00.0", "0000:df:00.0"]
+DGX_GPU_BUSES = [
+    "0000:1b:00.0",
+    "0000:43:00.0",
+    "0000:52:00.0",
+    "0000:61:00.0",
+    "0000:9d:00.0",
+    "0000:c3:00.0",
+    "0000:d1:00.0",
+    "0000:df:00.0",
+]
 DGX_GPU_NIC = ["mlx5_0", "mlx5_3", "mlx5_4", "mlx5_5", "mlx5_6", "mlx5_9", "mlx5_10", "mlx5_11"]
 DGX_STORAGE = ["mlx5_1", "mlx5_2", "mlx5_7", "mlx5_8"]
 
@@ -391,8 +404,9 @@ def test_cgroup_default_load_drops_disallowed_pus() -> None:
 # nvidia-smi topo -m on a DGX A100 (shared/topologies/nvidia-smi/dgx-a100.txt): per GPU, its
 # NUMA node and the two HCAs at PXB; EPYC 7742 NPS4 gives NUMA node n 16 cores and siblings.
 A100_GPU_NUMA = [3, 3, 1, 1, 7, 7, 5, 5]
-A100_GPU_HCAS = [["mlx5_0", "mlx5_1"]] * 2 + [["mlx5_2", "mlx5_3"]] * 2 + [["mlx5_6", "mlx5_7"]] * 2 + \
-    [["mlx5_8", "mlx5_9"]] * 2
+A100_GPU_HCAS = (
+    [["mlx5_0", "mlx5_1"]] * 2 + [["mlx5_2", "mlx5_3"]] * 2 + [["mlx5_6", "mlx5_7"]] * 2 + [["mlx5_8", "mlx5_9"]] * 2
+)
 A100_STORAGE = [("mlx5_4", "mlx5_5"), ("mlx5_10", "mlx5_11")]
 
 
@@ -407,8 +421,9 @@ def a100() -> View:
 
 
 def pxb_hcas(v: View, busid: str) -> list[str]:
-    return sorted((n for n, i in v.ofed.items() if pcie_level(v, busid, i["_pci"]) == "PXB"),
-                  key=lambda n: int(n.split("_")[1]))
+    return sorted(
+        (n for n, i in v.ofed.items() if pcie_level(v, busid, i["_pci"]) == "PXB"), key=lambda n: int(n.split("_")[1])
+    )
 
 
 def test_dgx_a100_cpus_numa_l3(a100: View) -> None:
@@ -508,7 +523,7 @@ def test_dual_port_cards_each_function_its_own_device() -> None:
         assert pcie_level(v, infos[0]["_pci"], infos[1]["_pci"]) == "PIX"
         assert all(v.pci[i["_pci"]].local_cpus == (P9_S0, P9_S1)[s] for i in infos)
         # on its own PHB (PCI domain), not under the GPU switch: equally far from both GPUs
-        for gb in AC922_GPUS[2 * s: 2 * s + 2]:
+        for gb in AC922_GPUS[2 * s : 2 * s + 2]:
             assert {pcie_level(v, gb, i["_pci"]) for i in infos} == {"far"}
             assert gb[:4] != card[:4]
     plain = [p for p in v.pci.values() if p.class_id == 0x0200]
@@ -531,7 +546,11 @@ def test_intel_cpus_and_hbm_numa(aurora: View) -> None:
     assert aurora.pus == r(0, 207) and len(aurora.cores) == 104
     assert aurora.packages == [AU_S0, AU_S1]
     assert {k: (x[0], x[1]) for k, x in aurora.numa.items()} == {
-        0: (AU_S0, "DRAM"), 1: (AU_S1, "DRAM"), 2: (AU_S0, "HBM"), 3: (AU_S1, "HBM")}
+        0: (AU_S0, "DRAM"),
+        1: (AU_S1, "DRAM"),
+        2: (AU_S0, "HBM"),
+        3: (AU_S1, "HBM"),
+    }
     assert all(60 * 2**30 < aurora.numa[n][2] <= 64 * 2**30 for n in (2, 3))  # 64 GB HBM per socket
     assert all(aurora.numa[n][2] > 480 * 2**30 for n in (0, 1))
     d = aurora.distances

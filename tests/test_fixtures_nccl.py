@@ -149,9 +149,9 @@ def check_cpu_split(node: Node, plan: Plan, facts: Facts) -> None:
     assert len(owner) == sum(len(rank.cpus) for rank in plan.ranks)  # no CPU in two ranks
     for rule in facts.sibling_rules:
         # the numbering fits the NUMA masks (else it could not be the real one) ...
-        assert all(
-            sibling(rule, c, ncpus) in cpus for cpus in facts.numa.values() for c in cpus
-        ), f"{rule} pairs CPUs of different NUMA nodes"
+        assert all(sibling(rule, c, ncpus) in cpus for cpus in facts.numa.values() for c in cpus), (
+            f"{rule} pairs CPUs of different NUMA nodes"
+        )
         # ... and under it no two ranks would share a physical core
         pairs = {(c, sibling(rule, c, ncpus)) for c in owner}
         shared = {(a, b) for a, b in pairs if owner.get(b, owner[a]) != owner[a]}
@@ -193,7 +193,14 @@ def test_p5_rank_cpus_are_half_of_each_thread_range() -> None:
 def test_ndv4_ranks_follow_their_gpus_numa_not_rank_order() -> None:
     plan = make_plan(node_of("azure-ndv4-like.xml"))
     assert [rank.cpus for rank in plan.ranks] == [
-        r(24, 35), r(36, 47), r(0, 11), r(12, 23), r(72, 83), r(84, 95), r(48, 59), r(60, 71),
+        r(24, 35),
+        r(36, 47),
+        r(0, 11),
+        r(12, 23),
+        r(72, 83),
+        r(84, 95),
+        r(48, 59),
+        r(60, 71),
     ]
     hcas = [dict(rank.env)["NCCL_IB_HCA"] for rank in plan.ranks]
     assert len(set(hcas)) == 8  # the two GPUs of a switch take its two HCAs, one each
@@ -201,8 +208,7 @@ def test_ndv4_ranks_follow_their_gpus_numa_not_rank_order() -> None:
 
 def test_nic_variables_name_the_pix_devices() -> None:
     node = node_of("aws-p5-like.xml")
-    pix = {g.index: sorted(n.name for n in node.nics if n.pci and pci_level(g.pci, n.pci) == "PIX")
-           for g in node.gpus}
+    pix = {g.index: sorted(n.name for n in node.nics if n.pci and pci_level(g.pci, n.pci) == "PIX") for g in node.gpus}
     plan = make_plan(node, nics_per_gpu=4)
     for rank in plan.ranks:
         assert rank.gpu is not None

@@ -63,8 +63,10 @@ def test_a_lost_gpu_is_named_by_its_bus_not_by_shifted_indexes(fleet_reports: di
     folder = next(iter(fleet_reports.values())).parent
     _, v, _ = verdict(str(folder))
     lost = next(o for o in v["outliers"] if o["node"] == "node-gpu-lost")
-    assert [d["text"] for d in lost["differences"]] == ["3 GPUs, 6 of 16 nodes have 4",
-                                                        "GPU 3 (0000:c3:00.0) missing, fleet has it"]
+    assert [d["text"] for d in lost["differences"]] == [
+        "3 GPUs, 6 of 16 nodes have 4",
+        "GPU 3 (0000:c3:00.0) missing, fleet has it",
+    ]
 
 
 def test_a_healthy_fleet_has_no_odd_node(fleet_reports: dict[str, Path], tmp_path: Path) -> None:
@@ -110,7 +112,8 @@ def test_expect_compares_with_the_reference_node(fleet_reports: dict[str, Path])
 
 
 def test_unreadable_truncated_and_foreign_reports_are_named_and_skipped(
-        fleet_reports: dict[str, Path], tmp_path: Path) -> None:
+    fleet_reports: dict[str, Path], tmp_path: Path
+) -> None:
     healthy = [p for n, p in fleet_reports.items() if n not in EXPECTED]
     for p in healthy:
         shutil.copy(p, tmp_path / p.name)
@@ -123,8 +126,7 @@ def test_unreadable_truncated_and_foreign_reports_are_named_and_skipped(
     rc, v, err = verdict(str(tmp_path), str(tmp_path / "missing.json"))
     assert rc == 0 and v["nodes"] == HEALTHY and v["outliers"] == []
     reasons = {Path(s["source"]).name.partition(":")[0]: s["reason"] for s in v["skipped"]}
-    assert set(reasons) == {"truncated.json", "foreign.json", "old.json", "garbage.json", "binary.json",
-                            "missing.json"}
+    assert set(reasons) == {"truncated.json", "foreign.json", "old.json", "garbage.json", "binary.json", "missing.json"}
     assert reasons["truncated.json"].startswith("truncated")
     assert "pinctl.plan/v1" in reasons["foreign.json"] and "no inventory" in reasons["old.json"]
     assert reasons["missing.json"] == "no such file or folder"

@@ -18,7 +18,8 @@ KEYS = ["count.gpus", "gpu.0000:1b:00.0.pcie_width", "nic.mlx5_0.rate", "numa.np
 VALUES = ["a", "b", "c"]
 
 shapes = st.lists(st.sampled_from(VALUES), min_size=len(KEYS), max_size=len(KEYS)).map(
-    lambda values: tuple((k, k, v, "") for k, v in zip(KEYS, values, strict=True)))
+    lambda values: tuple((k, k, v, "") for k, v in zip(KEYS, values, strict=True))
+)
 checks = st.sampled_from([(), (("rdma.port-down", "warn", "mlx5_1 port 1", "port is DOWN"),)])
 
 
@@ -49,19 +50,25 @@ def test_the_verdict_does_not_depend_on_report_order(fleet: list, rnd) -> None: 
     assert a.nodes == b.nodes == len(nodes) == sum(g.nodes for g in a.groups)
     assert [(o.node, o.differences, o.new) for o in a.outliers] == [(o.node, o.differences, o.new) for o in b.outliers]
     assert sorted((g.shape, g.nodes, g.reference) for g in a.groups) == sorted(
-        (g.shape, g.nodes, g.reference) for g in b.groups)
+        (g.shape, g.nodes, g.reference) for g in b.groups
+    )
 
 
 @given(shapes, shapes, checks, st.integers(2, 30))
-def test_one_odd_node_among_twins_is_the_only_one_named(twin: Shape, odd: Shape, problems: tuple,  # type: ignore[type-arg]
-                                                        twins: int) -> None:
+def test_one_odd_node_among_twins_is_the_only_one_named(
+    twin: Shape,
+    odd: Shape,
+    problems: tuple,  # type: ignore[type-arg]
+    twins: int,
+) -> None:
     nodes = [(f"twin{i}", twin, ()) for i in range(twins)] + [("odd", odd, problems)]
     v = tally(nodes).verdict()
     expected = [] if odd == twin and not problems else ["odd"]
     assert [o.node for o in v.outliers] == expected
     if odd != twin:
-        assert v.outliers[0].differences and all("fleet" in d.text or "nodes have" in d.text
-                                                 for d in v.outliers[0].differences)
+        assert v.outliers[0].differences and all(
+            "fleet" in d.text or "nodes have" in d.text for d in v.outliers[0].differences
+        )
 
 
 @given(shapes, st.lists(shapes, min_size=1, max_size=10))
@@ -80,32 +87,52 @@ def test_with_a_reference_twins_are_counted_not_kept(ref: Shape, twins: int) -> 
 
 
 def test_a_node_whose_discovery_failed_is_said_once_with_its_kernel_differences() -> None:
-    full: Shape = (("count.gpus", "GPUs", "8", ""), ("gpu.x.model", "GPU 0 model", "h100", "GPU 0 (x)"),
-                   ("kernel.thp_defrag", "THP defrag", "madvise", ""))
-    failed: Shape = (("topology", "topology", "unknown (discovery failed)", ""),
-                     ("kernel.thp_defrag", "THP defrag", "always", ""))
+    full: Shape = (
+        ("count.gpus", "GPUs", "8", ""),
+        ("gpu.x.model", "GPU 0 model", "h100", "GPU 0 (x)"),
+        ("kernel.thp_defrag", "THP defrag", "madvise", ""),
+    )
+    failed: Shape = (
+        ("topology", "topology", "unknown (discovery failed)", ""),
+        ("kernel.thp_defrag", "THP defrag", "always", ""),
+    )
     assert [d.text for d in differences(failed, full, 9, 10)] == [
-        "topology unknown (discovery failed), fleet known", "THP defrag always, fleet madvise"]
+        "topology unknown (discovery failed), fleet known",
+        "THP defrag always, fleet madvise",
+    ]
 
 
 def test_a_device_with_fewer_facts_is_not_called_missing_or_extra() -> None:
     """A GPU whose link the reference could not read differs in that fact only; a new GPU is extra once."""
     ref: Shape = (("gpu.b.model", "GPU 0 model", "h100", "GPU 0 (b)"),)
-    node: Shape = (("gpu.b.model", "GPU 0 model", "h100", "GPU 0 (b)"),
-                   ("gpu.b.pcie_width", "GPU 0 PCIe", "x16", "GPU 0 (b)"),
-                   ("gpu.c.model", "GPU 1 model", "h100", "GPU 1 (c)"),
-                   ("gpu.c.pcie_width", "GPU 1 PCIe", "x16", "GPU 1 (c)"))
+    node: Shape = (
+        ("gpu.b.model", "GPU 0 model", "h100", "GPU 0 (b)"),
+        ("gpu.b.pcie_width", "GPU 0 PCIe", "x16", "GPU 0 (b)"),
+        ("gpu.c.model", "GPU 1 model", "h100", "GPU 1 (c)"),
+        ("gpu.c.pcie_width", "GPU 1 PCIe", "x16", "GPU 1 (c)"),
+    )
     assert [d.text for d in differences(node, ref, 1, 2)] == [
-        "GPU 0 PCIe x16, fleet unknown", "GPU 1 (c) extra, fleet has none"]
+        "GPU 0 PCIe x16, fleet unknown",
+        "GPU 1 (c) extra, fleet has none",
+    ]
     assert [d.text for d in differences(ref, node, 1, 2)] == [
-        "GPU 0 PCIe unknown, fleet x16", "GPU 1 (c) missing, fleet has it"]
+        "GPU 0 PCIe unknown, fleet x16",
+        "GPU 1 (c) missing, fleet has it",
+    ]
 
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-reports = st.builds(lambda host, subject, level: {
-    "schema": "pinctl.doctor/v2", "hostname": host, "inventory": {"hardware": None, "kernel": None},
-    "findings": [{"check": "x.y", "level": level, "subject": subject, "summary": "{\n}"}]},
-    texts, texts, st.sampled_from(["ok", "warn", "fail"]))
+reports = st.builds(
+    lambda host, subject, level: {
+        "schema": "pinctl.doctor/v2",
+        "hostname": host,
+        "inventory": {"hardware": None, "kernel": None},
+        "findings": [{"check": "x.y", "level": level, "subject": subject, "summary": "{\n}"}],
+    },
+    texts,
+    texts,
+    st.sampled_from(["ok", "warn", "fail"]),
+)
 
 
 @given(st.lists(reports, max_size=6), st.booleans())
@@ -134,6 +161,8 @@ def test_an_oversized_document_is_named_and_the_next_one_read(monkeypatch: pytes
     good = {"schema": "pinctl.doctor/v2", "hostname": "n1", "inventory": {}, "findings": []}
     stream = "{\n" + '  "pad": 1,\n' * 100 + '  "end": 0\n}\n' + json.dumps(good) + "\n"
     got = list(split(io.StringIO(stream), "<stdin>"))
-    assert [(r.source, r.error is not None and "over" in r.error) for r in got] == [("<stdin>:1", True),
-                                                                                 ("<stdin>:104", False)]
+    assert [(r.source, r.error is not None and "over" in r.error) for r in got] == [
+        ("<stdin>:1", True),
+        ("<stdin>:104", False),
+    ]
     assert got[1].data == good

@@ -125,7 +125,9 @@ def element(tags: list[str], attrs: list[str]) -> st.SearchStrategy[ET.Element]:
     return st.recursive(
         leaf,
         lambda kids: st.builds(
-            build, st.sampled_from(tags), st.dictionaries(st.sampled_from(attrs), text_value, max_size=4),
+            build,
+            st.sampled_from(tags),
+            st.dictionaries(st.sampled_from(attrs), text_value, max_size=4),
             st.lists(kids, max_size=4),
         ),
         max_leaves=16,
@@ -148,9 +150,16 @@ def plausible_nccl_files(draw: st.DrawFn) -> bytes:
     """NCCL's own shape (system > cpu > pci... > gpu | nic > net) with odd values, so the walk goes deep."""
 
     def pci(depth: int) -> ET.Element:
-        elem = ET.Element("pci", {"busid": draw(st.sampled_from(BUSIDS)), "class": draw(st.sampled_from(CLASSES)),
-                                  "link_speed": draw(text_value), "link_width": draw(text_value),
-                                  "vendor": draw(st.sampled_from(["0x10de", "0x15b3", "0x1d0f", "", "0xffff"]))})
+        elem = ET.Element(
+            "pci",
+            {
+                "busid": draw(st.sampled_from(BUSIDS)),
+                "class": draw(st.sampled_from(CLASSES)),
+                "link_speed": draw(text_value),
+                "link_width": draw(text_value),
+                "vendor": draw(st.sampled_from(["0x10de", "0x15b3", "0x1d0f", "", "0xffff"])),
+            },
+        )
         kind = draw(st.sampled_from(["gpu", "nic", "pci", "none"])) if depth < 3 else "none"
         if kind == "gpu":
             gpu = ET.SubElement(elem, "gpu", {"dev": draw(text_value)})
@@ -159,16 +168,25 @@ def plausible_nccl_files(draw: st.DrawFn) -> bytes:
         elif kind == "nic":
             nic = ET.SubElement(elem, "nic")
             for _ in range(draw(st.integers(0, 2))):
-                ET.SubElement(nic, "net", {"name": draw(st.sampled_from(["mlx5_0", "efa0", "eth0", "", "²"])),
-                                           "port": draw(text_value), "speed": draw(text_value)})
+                ET.SubElement(
+                    nic,
+                    "net",
+                    {
+                        "name": draw(st.sampled_from(["mlx5_0", "efa0", "eth0", "", "²"])),
+                        "port": draw(text_value),
+                        "speed": draw(text_value),
+                    },
+                )
         elif kind == "pci":
             elem.extend(pci(depth + 1) for _ in range(draw(st.integers(0, 2))))
         return elem  # fmt: skip
 
     root = ET.Element("system", {"version": "1"})
     for _ in range(draw(st.integers(0, 3))):
-        attrs = {"numaid": draw(st.sampled_from(["0", "1", "2", "-1", "-5"]) | text_value),
-                 "affinity": draw(st.sampled_from(["ff", "ff00", "f0f0", "0", "ffffffff,ffffffff"]) | text_value)}
+        attrs = {
+            "numaid": draw(st.sampled_from(["0", "1", "2", "-1", "-5"]) | text_value),
+            "affinity": draw(st.sampled_from(["ff", "ff00", "f0f0", "0", "ffffffff,ffffffff"]) | text_value),
+        }
         cpu = ET.SubElement(root, "cpu", {k: v for k, v in attrs.items() if v.isprintable()})
         cpu.extend(pci(0) for _ in range(draw(st.integers(0, 3))))
     return ET.tostring(root)

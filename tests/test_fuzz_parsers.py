@@ -65,8 +65,11 @@ def test_names_sort_naturally_whatever_their_digits(text: str) -> None:
 
 
 @FUZZ
-@given(st.lists(garbage | st.sampled_from(["--plan", "--local-rank", "--allow-env", "--", "-v", "--dry-run", "x"]),
-                max_size=8))
+@given(
+    st.lists(
+        garbage | st.sampled_from(["--plan", "--local-rank", "--allow-env", "--", "-v", "--dry-run", "x"]), max_size=8
+    )
+)
 def test_launch_arguments(args: list[str]) -> None:
     parsed = valid_or_pinctl_error(lambda: parse(LAUNCH, args, interspersed=False))
     if parsed is not None:

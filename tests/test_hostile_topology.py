@@ -21,7 +21,7 @@ GPU = '<pci busid="0000:{bus:02x}:00.0" class="0x030200" vendor="0x10de" device=
 
 
 def nccl(*cpus: str) -> bytes:
-    return ("<system version=\"1\">" + "".join(cpus) + "</system>").encode()
+    return ('<system version="1">' + "".join(cpus) + "</system>").encode()
 
 
 def cpu(numaid: str | None, affinity: str, bus: int) -> str:

@@ -20,7 +20,8 @@ from pinctl.words import count, every, named, said
 def test_counts_agree_with_their_noun(n: int) -> None:
     assert count(n, "rank") == (f"{n} rank" if n == 1 else f"{n} ranks")
     assert ("all 1 " not in every(n, "GPU", "has", "have")) and every(n, "GPU", "has", "have").endswith(
-        "has" if n == 1 else "have")
+        "has" if n == 1 else "have"
+    )
 
 
 @given(st.frozensets(st.integers(min_value=0, max_value=512), min_size=1, max_size=40))
@@ -37,8 +38,9 @@ def test_bare_pinctl_prints_usage_not_an_error(capsys: pytest.CaptureFixture[str
     assert rc == 2 and (out + err).lstrip().startswith("Usage: pinctl") and "pinctl: error" not in (out + err)
 
 
-@pytest.mark.parametrize(("value", "says"), [("-1", "'-1' is negative"), ("2-", "range '2-' has no end"),
-                                             ("1,,2", "empty element")])
+@pytest.mark.parametrize(
+    ("value", "says"), [("-1", "'-1' is negative"), ("2-", "range '2-' has no end"), ("1,,2", "empty element")]
+)
 def test_a_bad_list_says_what_is_wrong(value: str, says: str) -> None:
     with pytest.raises(UsageError, match=says) as info:
         parse_list(value, what="--gpus list")

@@ -19,7 +19,7 @@ def _imports_pynvml(source: str) -> bool:
             return True
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pynvml":
             return True
-    return "import pynvml" in source or "import_module(\"pynvml\")" in source
+    return "import pynvml" in source or 'import_module("pynvml")' in source
 
 
 def test_only_discovery_nvml_imports_pynvml() -> None:
@@ -30,7 +30,13 @@ def test_only_discovery_nvml_imports_pynvml() -> None:
 
 
 def test_the_check_sees_every_form_of_import() -> None:
-    for code in ("import pynvml", "import pynvml as nv", "import os, pynvml", "from pynvml import nvmlInit",
-                 "def f():\n    import pynvml\n", 'importlib.import_module("pynvml")'):
+    for code in (
+        "import pynvml",
+        "import pynvml as nv",
+        "import os, pynvml",
+        "from pynvml import nvmlInit",
+        "def f():\n    import pynvml\n",
+        'importlib.import_module("pynvml")',
+    ):
         assert _imports_pynvml(code), code
     assert not _imports_pynvml('"""no pynvml, psutil or click here"""\nimport os\n')

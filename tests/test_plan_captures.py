@@ -27,8 +27,10 @@ from pinctl.planfile.types import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "topologies"
-FILES = sorted((ROOT / "fixtures" / "hwloc").glob("*.xml")) + sorted((ROOT / "fixtures" / "nccl").glob("*.xml")) + (
-    sorted(p for p in SHARED.glob("*.xml") if not p.name.endswith(".hwloc1.xml")) if SHARED.is_dir() else []
+FILES = (
+    sorted((ROOT / "fixtures" / "hwloc").glob("*.xml"))
+    + sorted((ROOT / "fixtures" / "nccl").glob("*.xml"))
+    + (sorted(p for p in SHARED.glob("*.xml") if not p.name.endswith(".hwloc1.xml")) if SHARED.is_dir() else [])
 )
 
 
@@ -80,6 +82,7 @@ def test_nics_follow_the_pcie_tree(path: Path) -> None:
 def _without(node: Node, name: str, how: str) -> Node:
     if how == "removed":
         return replace(node, nics=tuple(n for n in node.nics if n.name != name))
+
     def dead(nic: Nic) -> Nic:
         # a NIC that reported no ports (NCCL files, Slingshot) fails as one whose one port is DOWN
         ports = nic.ports or (NicPort(1),)

@@ -291,8 +291,9 @@ def test_dgx_h100_down_port_avoided() -> None:
     (victim,) = [i for i, s in enumerate(slices) if s[2] == down]
     about = [w for w in p.warnings if w.startswith("GPU")]
     assert about == [f"GPU {victim}: the nearer NIC {down} has port 1 DOWN (see ibstat), so a farther one is used"]
-    assert not [w for w in make_plan(_discover(FIXTURES / "dgx-h100.xml"), PlanRequest()).warnings
-                if w.startswith("GPU ")]
+    assert not [
+        w for w in make_plan(_discover(FIXTURES / "dgx-h100.xml"), PlanRequest()).warnings if w.startswith("GPU ")
+    ]
 
 
 def test_cloud_vm_spreads_and_warns() -> None:
@@ -413,8 +414,9 @@ def test_made_up_nic_names_never_reach_nccl() -> None:
     assert all(r.nics and "@" in r.nics[0].name for r in p.ranks)
     for r in p.ranks:
         assert "NCCL_IB_HCA" not in dict(r.env) and "UCX_NET_DEVICES" not in dict(r.env)
-    assert any("the topology gives no device name, so NCCL_IB_HCA and UCX_NET_DEVICES are not set" in w
-               for w in p.warnings)
+    assert any(
+        "the topology gives no device name, so NCCL_IB_HCA and UCX_NET_DEVICES are not set" in w for w in p.warnings
+    )
 
 
 def test_nic_warning_names_the_real_reason() -> None:
@@ -423,8 +425,10 @@ def test_nic_warning_names_the_real_reason() -> None:
                                  NicSpec((1, 0, 0), IB)))  # fmt: skip
     p = plan(layout)
     assert nics(p) == [["mlx5_2"]] * 4
-    assert "GPUs 0-1: the nearer NIC mlx5_0 is Ethernet, excluded by --nic-link-layer, so a farther one is used" \
+    assert (
+        "GPUs 0-1: the nearer NIC mlx5_0 is Ethernet, excluded by --nic-link-layer, so a farther one is used"
         in p.warnings
+    )
     assert "GPUs 0-1: the nearer NIC mlx5_1 has port 1 DOWN (see ibstat), so a farther one is used" in p.warnings
     assert not any("InfiniBand, excluded" in w for w in p.warnings)
 
@@ -456,9 +460,11 @@ def test_cross_socket_rail_is_named_or_left_out() -> None:
     layout = replace(BASE, nics=(NicSpec((0, 0, 0), IB), NicSpec((1, 0, 0), IB)))  # one HCA per socket
     p = plan(layout, nics_per_gpu=2)
     assert [u.distance for u in p.ranks[0].nics] == ["PIX", "SYS"]
-    assert "extra rails at SYS, across the interconnect between NUMA nodes (GPU 0: mlx5_1; GPU 1: mlx5_1; " \
-        "GPU 2: mlx5_0; GPU 3: mlx5_0): their traffic leaves the GPU's NUMA node (--local-rails keeps only " \
+    assert (
+        "extra rails at SYS, across the interconnect between NUMA nodes (GPU 0: mlx5_1; GPU 1: mlx5_1; "
+        "GPU 2: mlx5_0; GPU 3: mlx5_0): their traffic leaves the GPU's NUMA node (--local-rails keeps only "
         "rails that do not)" in p.warnings
+    )
     local = plan(layout, nics_per_gpu=2, local_rails=True)
     assert nics(local) == [["mlx5_0"], ["mlx5_0"], ["mlx5_1"], ["mlx5_1"]]
     assert "GPUs 0-3: --local-rails leaves 1 of 2 rails (the others would be SYS)" in local.warnings
@@ -495,9 +501,12 @@ def test_juwels_booster_seven_ranks_on_six_cores() -> None:
     assert [len(r.cores) for r in p.ranks] == [1] * 7
     spilled = p.ranks[6]
     assert spilled.numa_node != home and node.distance(home, spilled.numa_node) == min(
-        node.distance(home, n.os_index) for n in node.numa_nodes if n.os_index != home and n.cpus)  # type: ignore[type-var]
-    assert f"NUMA node {home} is full (6 usable cores for 7 ranks): rank 6 to node {spilled.numa_node}, " \
-           "the nearest with room" in p.warnings
+        node.distance(home, n.os_index) for n in node.numa_nodes if n.os_index != home and n.cpus
+    )  # type: ignore[type-var]
+    assert (
+        f"NUMA node {home} is full (6 usable cores for 7 ranks): rank 6 to node {spilled.numa_node}, "
+        "the nearest with room" in p.warnings
+    )
 
 
 def test_azure_ndv4_one_hca_removed_costs_only_its_gpu() -> None:
@@ -534,5 +543,6 @@ def test_gpus_sharing_because_an_equally_near_hca_is_down_are_told() -> None:
     p = make_plan(replace(node, nics=tuple(down if n is dead else n for n in node.nics)), PlanRequest())
     assert [r.nics[0].name for r in p.ranks][2:4] == ["mlx5_3", "mlx5_3"]
     assert [w for w in p.warnings if "share" in w] == [
-        "GPUs 2-3: share mlx5_3: the equally near NIC mlx5_2 has port 1 DOWN (see ibstat)"]
+        "GPUs 2-3: share mlx5_3: the equally near NIC mlx5_2 has port 1 DOWN (see ibstat)"
+    ]
     assert not [w for w in make_plan(node, PlanRequest()).warnings if "share" in w]

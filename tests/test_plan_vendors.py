@@ -44,8 +44,12 @@ def test_nvidia_gets_cuda_visible_devices() -> None:
 def test_amd_gets_rocr_visible_devices_and_render_nodes() -> None:
     p = plan(build_node(Layout(gpus=GPUS, gpu_vendor="amd")), isolate_gpus=True)
     # GPUs 0 and 2 have a unique id (ROCm's spelling: 16 upper-case hex digits); 1 and 3 only a ROCm SMI index
-    assert selectors(p) == [{"ROCR_VISIBLE_DEVICES": "GPU-000000000000ABC0"}, {"ROCR_VISIBLE_DEVICES": "1"},
-                            {"ROCR_VISIBLE_DEVICES": "GPU-000000000000ABC2"}, {"ROCR_VISIBLE_DEVICES": "3"}]
+    assert selectors(p) == [
+        {"ROCR_VISIBLE_DEVICES": "GPU-000000000000ABC0"},
+        {"ROCR_VISIBLE_DEVICES": "1"},
+        {"ROCR_VISIBLE_DEVICES": "GPU-000000000000ABC2"},
+        {"ROCR_VISIBLE_DEVICES": "3"},
+    ]
     slurm = plan_to_slurm(p)
     assert "Name=gpu File=/dev/dri/renderD128 " in slurm and "/dev/nvidia" not in slurm
     assert all(k != "CUDA_VISIBLE_DEVICES" for r in plan(build_node(Layout(gpus=GPUS, gpu_vendor="amd"))).ranks
@@ -109,8 +113,10 @@ def test_fi_efa_iface_never_hides_an_idle_near_efa() -> None:
     node = discover(topology=str(Path(__file__).resolve().parents[1] / "fixtures" / "nccl" / "aws-p5-like.xml"))
     p = plan(node)
     assert all("FI_EFA_IFACE" not in dict(r.env) for r in p.ranks)
-    assert "GPUs 0-7: 3 more EFAs as near as the ones planned and used by no rank, so FI_EFA_IFACE is not " \
-           "set (libfabric keeps every EFA visible); --nics-per-gpu 4 names them" in p.warnings
+    assert (
+        "GPUs 0-7: 3 more EFAs as near as the ones planned and used by no rank, so FI_EFA_IFACE is not "
+        "set (libfabric keeps every EFA visible); --nics-per-gpu 4 names them" in p.warnings
+    )
     four = plan(node, nics_per_gpu=4)
     assert all(len(dict(r.env)["FI_EFA_IFACE"].split(",")) == 4 for r in four.ranks)
     assert not any("FI_EFA_IFACE is not set" in w for w in four.warnings)

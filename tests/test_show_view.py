@@ -22,23 +22,46 @@ def small_node() -> Node:
     """Two sockets with SMT pairs (c, c+4), a GPU-memory NUMA node, a GPU whose link trained low,
     a NIC with a down port, a disk, and a cgroup that allows socket 0 only."""
     s0, s1 = frozenset({0, 1, 4, 5}), frozenset({2, 3, 6, 7})
-    gpu = Gpu(0, pci("0000:18:00.0", numa=0, switch="0000:10:00.0", link=PciLink(16.0, 8, 32.0, 16), local_cpus=s0),
-              vendor="nvidia", name="H100")
-    up = Nic("mlx5_3", "infiniband", True, pci("0000:19:00.0", numa=0, switch="0000:10:00.0", local_cpus=frozenset()),
-             ports=(NicPort(1, "ACTIVE", "LinkUp", "InfiniBand", 400.0, "ibp25s0"),))
-    down = Nic("mlx5_7", "infiniband", True, pci("0000:99:00.0", numa=1, host="hb1", local_cpus=frozenset()),
-               ports=(NicPort(1, "DOWN", "Disabled", "InfiniBand"),))
-    disk = Storage("nvme0n1", pci("0000:9a:00.0", numa=1, host="hb1", local_cpus=frozenset()),
-                   model="Samsung PM1733", size_bytes=3_840_000_000_000)
+    gpu = Gpu(
+        0,
+        pci("0000:18:00.0", numa=0, switch="0000:10:00.0", link=PciLink(16.0, 8, 32.0, 16), local_cpus=s0),
+        vendor="nvidia",
+        name="H100",
+    )
+    up = Nic(
+        "mlx5_3",
+        "infiniband",
+        True,
+        pci("0000:19:00.0", numa=0, switch="0000:10:00.0", local_cpus=frozenset()),
+        ports=(NicPort(1, "ACTIVE", "LinkUp", "InfiniBand", 400.0, "ibp25s0"),),
+    )
+    down = Nic(
+        "mlx5_7",
+        "infiniband",
+        True,
+        pci("0000:99:00.0", numa=1, host="hb1", local_cpus=frozenset()),
+        ports=(NicPort(1, "DOWN", "Disabled", "InfiniBand"),),
+    )
+    disk = Storage(
+        "nvme0n1",
+        pci("0000:9a:00.0", numa=1, host="hb1", local_cpus=frozenset()),
+        model="Samsung PM1733",
+        size_bytes=3_840_000_000_000,
+    )
     return two_sockets(
         hostname="n1",
         packages=(Package(0, s0), Package(1, s1)),
-        numa_nodes=(NumaNode(0, s0, 2**36, package=0), NumaNode(1, s1, 2**36, package=1),
-                    NumaNode(2, frozenset(), 2**34, kind="gpu")),
+        numa_nodes=(
+            NumaNode(0, s0, 2**36, package=0),
+            NumaNode(1, s1, 2**36, package=1),
+            NumaNode(2, frozenset(), 2**34, kind="gpu"),
+        ),
         cores=tuple(Core(pus=(c, c + 4), package=c // 2, numa_node=c // 2, l3=c // 2) for c in range(4)),
         l3_groups=(CacheGroup(0, s0), CacheGroup(1, s1)),
         allowed_cpus=s0,
-        gpus=(gpu,), nics=(up, down), storage=(disk,),
+        gpus=(gpu,),
+        nics=(up, down),
+        storage=(disk,),
         numa_distances=((0, 0, 10), (0, 1, 21), (1, 0, 21), (1, 1, 10)),
         notes=("NVML not available: test",),
     )
@@ -54,8 +77,7 @@ def test_json_keys_other_tools_rely_on() -> None:
     nics = {n["name"]: n for n in data["nics"]}
     assert nics["mlx5_3"]["link_layer"] == "InfiniBand" and nics["mlx5_3"]["state"] == "ACTIVE"
     assert nics["mlx5_7"]["state"] == "DOWN"
-    assert data["storage"][0] == {**data["storage"][0], "name": "nvme0n1", "pci_bus_id": "0000:9a:00.0",
-                                  "numa_node": 1}
+    assert data["storage"][0] == {**data["storage"][0], "name": "nvme0n1", "pci_bus_id": "0000:9a:00.0", "numa_node": 1}
     assert data["distances"]["columns"] == ["GPU0", "mlx5_3", "mlx5_7", "nvme0n1"]
     assert data["distances"]["matrix"] == [["X", "PIX", "SYS", "SYS"]]
     assert data["numa_distances"]["matrix"] == [[10, 21, None], [21, 10, None], [None, None, None]]
@@ -97,8 +119,9 @@ PROC = ProcFacts(7, True, "python", frozenset({0}), frozenset({0}), {7: frozense
 VIEWS = {
     "show": lambda out: draw(show_items(small_node()), out),
     "check": lambda out: check_view.draw([PROC], {7: []}, out),
-    "doctor": lambda out: doctor_view.draw([Finding("kernel.thp-defrag", "warn", "defrag", "THP defrag is always")],
-                                           out=out),
+    "doctor": lambda out: doctor_view.draw(
+        [Finding("kernel.thp-defrag", "warn", "defrag", "THP defrag is always")], out=out
+    ),
 }
 
 
@@ -124,8 +147,14 @@ def test_doctor_view_prints_evidence_as_written_on_a_terminal(monkeypatch: pytes
     """Brackets in evidence ("[madvise]", a process called "[/x]") are text, not rich markup."""
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    finding = Finding("kernel.thp-defrag", "warn", "PID 7 ([/x])", "THP defrag is 'always'",
-                      ("/sys/kernel/mm/transparent_hugepage/defrag = [always] defer madvise",), "echo madvise")
+    finding = Finding(
+        "kernel.thp-defrag",
+        "warn",
+        "PID 7 ([/x])",
+        "THP defrag is 'always'",
+        ("/sys/kernel/mm/transparent_hugepage/defrag = [always] defer madvise",),
+        "echo madvise",
+    )
     buf = FakeTTY()
     doctor_view.draw([finding], verbose=True, out=buf)
     text = buf.getvalue()

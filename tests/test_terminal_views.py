@@ -125,8 +125,8 @@ def test_show_folds_the_matrix_into_nearest_devices_when_it_does_not_fit(dgx: No
     """30 device columns cannot fit 80 columns: each GPU lists its nearest NIC and storage instead."""
     text = in_pty(80, "show", "--topology", str(DGX_H100))
     assert "nearest devices" in text
-    folded = text[text.index("nearest devices"):]
-    block = [w for line in fragments(folded[folded.index("GPU0"):folded.index("GPU1 ")]) for w in line]
+    folded = text[text.index("nearest devices") :]
+    block = [w for line in fragments(folded[folded.index("GPU0") : folded.index("GPU1 ")]) for w in line]
     assert block[:1] == ["GPU0"] and "mlx5_0" in block and "nvme2n1" in block
 
 
@@ -201,7 +201,7 @@ def test_show_draws_the_dgx_matrix_at_200_columns(dgx: Node) -> None:
 @pytest.mark.parametrize("columns", [100, 120])
 def test_device_table_drops_bridges_before_wrapping_a_row(dgx: Node, columns: int) -> None:
     text = in_pty(columns, "show", "--topology", str(DGX_H100))
-    devices = text[text.index("Devices"):]
+    devices = text[text.index("Devices") :]
     assert "bridges" not in devices.splitlines()[2] + devices.splitlines()[1]
     for gpu in dgx.gpus:
         line = next(ln for ln in devices.splitlines() if f" GPU{gpu.index} " in f" {ln} ")

@@ -190,11 +190,15 @@ def pin_targets(targets: Sequence[Target], *, migrate: bool, files: KernelFiles,
             tids = format_list(tid for tid, _ in result.failed)
             failures.append(f"process {pid}{name}: threads {tids} not pinned ({errors})")
         if result.restored:
-            failures.append(f"process {pid}{name}: threads {format_list(result.restored)} put back on their old CPUs, "
-                            "so none is half-moved (--force keeps the threads that could be moved)")  # fmt: skip
+            failures.append(
+                f"process {pid}{name}: threads {format_list(result.restored)} put back on their old CPUs, "
+                "so none is half-moved (--force keeps the threads that could be moved)"
+            )
         if result.stuck:
-            failures.append(f"process {pid}{name}: threads {format_list(result.stuck)} could not be put back "
-                            f"and stay on {format_list(cpus)}")  # fmt: skip
+            failures.append(
+                f"process {pid}{name}: threads {format_list(result.stuck)} could not be put back "
+                f"and stay on {format_list(cpus)}"
+            )
         for tid, got in result.mismatched:
             narrowed.append(f"process {pid} thread {tid} runs on {format_list(got)}, not {format_list(cpus)}")
         if migrate and not result.failed:

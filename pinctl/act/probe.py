@@ -63,10 +63,14 @@ def _measure(seconds: float) -> dict[str, float | int]:
     detours.sort()
     lost = sum(d - quantum for d in detours)
     p99 = detours[min(len(detours) - 1, (99 * len(detours)) // 100)] if detours else 0
-    return {"lost_pct": round(100.0 * lost / total, 2) if total else 0.0,
-            "max_detour_us": round((detours[-1] if detours else 0) / 1000, 1),
-            "p99_detour_us": round(p99 / 1000, 1), "detours": len(detours), "quantum_ns": quantum,
-            "own_ns": time.process_time_ns()}  # fmt: skip
+    return {
+        "lost_pct": round(100.0 * lost / total, 2) if total else 0.0,
+        "max_detour_us": round((detours[-1] if detours else 0) / 1000, 1),
+        "p99_detour_us": round(p99 / 1000, 1),
+        "detours": len(detours),
+        "quantum_ns": quantum,
+        "own_ns": time.process_time_ns(),
+    }
 
 
 def _child(cpu: int, seconds: float, write_fd: int) -> None:
@@ -130,8 +134,15 @@ def collect(children: dict[int, int], read_fd: int) -> list[ProbeResult]:
         if "error" in d:
             got[cpu] = ProbeResult(cpu, 0.0, 0.0, 0.0, 0, 0, 0, str(d["error"]))
         else:
-            got[cpu] = ProbeResult(cpu, float(d["lost_pct"]), float(d["max_detour_us"]), float(d["p99_detour_us"]),
-                                   int(d["detours"]), int(d["quantum_ns"]), int(d["own_ns"]))  # fmt: skip
+            got[cpu] = ProbeResult(
+                cpu,
+                float(d["lost_pct"]),
+                float(d["max_detour_us"]),
+                float(d["p99_detour_us"]),
+                int(d["detours"]),
+                int(d["quantum_ns"]),
+                int(d["own_ns"]),
+            )
     for cpu in children.values():
         if cpu not in got:
             got[cpu] = ProbeResult(cpu, 0.0, 0.0, 0.0, 0, 0, 0, "the probe's child died without a result")

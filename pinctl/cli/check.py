@@ -96,8 +96,11 @@ def _targets(
         if per_gpu is None:
             raise TopologyError(f"check --gpu-procs: {note}")
         unseen.extend(g.error for g in per_gpu if g.error is not None)
-        index_of = None if plan is None else {
-            r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}  # fmt: skip
+        index_of = (
+            None
+            if plan is None
+            else {r.gpu.pci_bus_id: r.gpu.index for r in plan.ranks if r.gpu is not None and r.gpu.pci_bus_id}
+        )
         found = pids_by_gpu(per_gpu, index_of)
         return [(pid, tuple(gpus)) for pid, gpus in sorted(found.items())]
     # This user's ranks that `pinctl launch` started (in this Slurm job, of this plan), not their children.

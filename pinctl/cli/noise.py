@@ -45,8 +45,13 @@ def cpu_class(plan: Plan | None, cpu: int) -> str | None:
     c = plan.cpu_classes
     if c is None:
         return None
-    return "housekeeping" if cpu in c.housekeeping else "idle" if cpu in c.idle else (
-        "not allowed" if cpu in c.not_allowed else None)  # fmt: skip
+    return (
+        "housekeeping"
+        if cpu in c.housekeeping
+        else "idle"
+        if cpu in c.idle
+        else ("not allowed" if cpu in c.not_allowed else None)
+    )
 
 
 @click.command()
@@ -68,8 +73,15 @@ def cpu_class(plan: Plan | None, cpu: int) -> str | None:
     metavar="PCT",
     help="Exit 1 when other threads take over PCT% of a CPU during the probe.",
 )
-def noise(cpus: str | None, seconds: float, plan_file: str | None, as_json: bool, fmt: str,
-          max_lost: float | None, max_foreign: float | None) -> int:  # fmt: skip
+def noise(
+    cpus: str | None,
+    seconds: float,
+    plan_file: str | None,
+    as_json: bool,
+    fmt: str,
+    max_lost: float | None,
+    max_foreign: float | None,
+) -> int:
     """Measure how much time each CPU loses to interruptions, and name what ran there.
 
     Exit status: 0, 1 when a --max-* bound was crossed, 2 bad input.
@@ -82,8 +94,11 @@ def noise(cpus: str | None, seconds: float, plan_file: str | None, as_json: bool
     if chosen - allowed:
         raise UsageError(f"--cpus: this process may not run on CPU {format_list(chosen - allowed)} (its cpuset)")
     usable, why = osnoise(files)
-    method_note = (f"the kernel's osnoise tracer is available ({why}) but pinctl reads only its own probe so far"
-                   if usable else f"osnoise not used: {why}")  # fmt: skip
+    method_note = (
+        f"the kernel's osnoise tracer is available ({why}) but pinctl reads only its own probe so far"
+        if usable
+        else f"osnoise not used: {why}"
+    )
     ticks = clock_ticks()
     before = take(files, chosen, (), ticks, scan=True)
     children, pipe = probe.start(chosen, seconds)
@@ -94,16 +109,24 @@ def noise(cpus: str | None, seconds: float, plan_file: str | None, as_json: bool
     for r in results:
         f = compute(before, after, Target(f"CPU {r.cpu}", "cpus", frozenset({r.cpu})), ticks, own_extra_ns=r.own_ns)
         figures.append(f)
-        row: dict[str, Any] = {"cpu": r.cpu, "class": cpu_class(plan, r.cpu), "lost_pct": r.lost_pct,
-                               "max_detour_us": r.max_detour_us, "p99_detour_us": r.p99_detour_us,
-                               "detours": r.detours, "quantum_ns": r.quantum_ns, "error": r.error}  # fmt: skip
+        row: dict[str, Any] = {
+            "cpu": r.cpu,
+            "class": cpu_class(plan, r.cpu),
+            "lost_pct": r.lost_pct,
+            "max_detour_us": r.max_detour_us,
+            "p99_detour_us": r.p99_detour_us,
+            "detours": r.detours,
+            "quantum_ns": r.quantum_ns,
+            "error": r.error,
+        }
         names = users(o.uid for o in f.offenders or ())
         detail = target_dict(f, names)
         for key in ("foreign_cpu_pct", "offenders", "irq_per_s", "irq_sources", "softirq_per_s", "steal_pct"):
             row[key] = detail[key]
         rows.append(row)
-    doc = noise_doc(node_name(files), "probe", method_note, seconds, rows,
-                    bounds=Bounds(max_lost=max_lost, max_foreign=max_foreign))  # fmt: skip
+    doc = noise_doc(
+        node_name(files), "probe", method_note, seconds, rows, bounds=Bounds(max_lost=max_lost, max_foreign=max_foreign)
+    )
     doc["time"] = round(time.time(), 3)
     if fmt == "json":
         out([json.dumps(doc, indent=2, sort_keys=True)])

@@ -59,8 +59,13 @@ def targets_for(files: KernelFiles, cpus: str | None, pids: Sequence[str], plan:
                 raise UsageError(f"{text[:40]!r} is not a running process")
             out.append(target)
     else:
-        found = launched_ranks(files, uid=os.getuid(), job=os.environ.get("SLURM_JOB_ID"),
-                               fingerprint=plan.fingerprint if plan else None, exclude=os.getpid())  # fmt: skip
+        found = launched_ranks(
+            files,
+            uid=os.getuid(),
+            job=os.environ.get("SLURM_JOB_ID"),
+            fingerprint=plan.fingerprint if plan else None,
+            exclude=os.getpid(),
+        )
         out += [t for pid in found if (t := process_target(files, pid, plan, "rank")) is not None]
     if plan is not None and plan.cpu_classes is not None:
         for name in ("housekeeping", "idle"):
@@ -68,8 +73,9 @@ def targets_for(files: KernelFiles, cpus: str | None, pids: Sequence[str], plan:
             if cls:
                 out.append(Target(name, "class", cls))
     if not out:
-        raise UsageError("nothing to watch: no rank started by pinctl launch is running here "
-                         "(give PIDs, or --cpus LIST)")  # fmt: skip
+        raise UsageError(
+            "nothing to watch: no rank started by pinctl launch is running here (give PIDs, or --cpus LIST)"
+        )
     return out
 
 

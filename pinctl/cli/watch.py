@@ -61,9 +61,19 @@ GPU_EVERY = 10  # an NVML session (init, health queries, shutdown) costs millise
 @click.option("--max-irq", type=FloatRange(0), metavar="N", help="Exit 1 past N interrupts/s on a target.")
 @click.option("--no-nvml", is_flag=True, help="Do not ask NVML about GPU clock slowdowns.")
 @click.option("--max-steal", type=FloatRange(0, 100), metavar="PCT", help="Exit 1 past PCT% steal.")
-def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interval: float, count: int | None,
-          as_json: bool, fmt: str, max_foreign: float | None, max_irq: float | None, no_nvml: bool,
-          max_steal: float | None) -> int:  # fmt: skip
+def watch(
+    pids: tuple[str, ...],
+    cpus: str | None,
+    plan_file: str | None,
+    interval: float,
+    count: int | None,
+    as_json: bool,
+    fmt: str,
+    max_foreign: float | None,
+    max_irq: float | None,
+    no_nvml: bool,
+    max_steal: float | None,
+) -> int:
     """Watch a running job's CPUs: who else runs there, interrupts, steal, preemptions.
 
     With no PID and no --cpus, watches the ranks `pinctl launch` started (this user's).
@@ -87,8 +97,10 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
     homes = {p: t.cpus for t in targets for p in t.pids}
     standing = []  # said with every interval: each JSON line stands alone
     if plan is not None and not pids and not cpus and not any(t.kind == "rank" for t in targets):
-        standing.append("no rank of this plan started by pinctl launch is running here (this user's): "
-                        "watching the plan's housekeeping and idle CPUs only")  # fmt: skip
+        standing.append(
+            "no rank of this plan started by pinctl launch is running here (this user's): "
+            "watching the plan's housekeeping and idle CPUs only"
+        )
     kept = KeptOpen(files)
     # One interval (a health check) has no next one to name offenders in: it scans from the start.
     scan = count == 1 and fmt != "prometheus"
@@ -115,8 +127,9 @@ def watch(pids: tuple[str, ...], cpus: str | None, plan_file: str | None, interv
             if own and len(ended) == len(own):
                 notes.append("every watched process has ended: stopping")
             gpus = _gpus(notes) if not no_nvml and (n == 1 or n % GPU_EVERY == 0) else []
-            doc = watch_doc(host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes,
-                            gpus=gpus)  # fmt: skip
+            doc = watch_doc(
+                host, n, time.time(), figures, names, bounds=bounds, denied=cur.denied, notes=notes, gpus=gpus
+            )
             crossed = crossed or not doc["ok"]
             _emit(doc, fmt)
             prev = cur

@@ -183,8 +183,10 @@ def apply_access(node: Node, access: JobAccess) -> Node:
     usable = [g.index for g in gpus if g.usable]
     if len(usable) < len(gpus):
         if usable:
-            notes.append(f"this job may use GPU(s) {format_list(usable)} of the node's {len(gpus)}; "
-                         "the others are marked with the reason")  # fmt: skip
+            notes.append(
+                f"this job may use GPU(s) {format_list(usable)} of the node's {len(gpus)}; "
+                "the others are marked with the reason"
+            )
         else:
             notes.append(f"this job may use none of the node's {len(gpus)} GPUs; each is marked with the reason")
     allowed = node.allowed_cpus

@@ -44,12 +44,16 @@ def merge_numa(node: Node, facts: SysfsFacts) -> Node:
     out = tie_gpu_memory(out)
     notes = list(out.notes)
     if added:
-        notes.append(f"NUMA node(s) {format_list(f.os_index for f in added)} are CPU-less and missing from "
-                     f"{node.source}: added from the kernel's node list ({NODE_DIR})")  # fmt: skip
+        notes.append(
+            f"NUMA node(s) {format_list(f.os_index for f in added)} are CPU-less and missing from "
+            f"{node.source}: added from the kernel's node list ({NODE_DIR})"
+        )
     stray = cpus_without_node(out, facts)
     if stray:
-        notes.append(f"CPUs {format_list(stray)} belong to no NUMA node (no node's cpulist holds them): "
-                     "they are planned by package and L3 cache, with no memory binding of their own")  # fmt: skip
+        notes.append(
+            f"CPUs {format_list(stray)} belong to no NUMA node (no node's cpulist holds them): "
+            "they are planned by package and L3 cache, with no memory binding of their own"
+        )
     return replace(out, notes=tuple(notes))
 
 
@@ -81,8 +85,11 @@ def tie_gpu_memory(node: Node) -> Node:
     """Give each NVIDIA GPU without a memory node the CPU-less node with memory nearest its CPU node."""
     gpus = [g for g in node.gpus if g.vendor == "nvidia" and g.memory_numa_node is None and g.numa_node is not None]
     taken = {g.memory_numa_node for g in node.gpus if g.memory_numa_node is not None}
-    free = [n for n in node.numa_nodes if n.cpuless and n.memory_bytes and n.os_index not in taken
-            and _mig_block(node, n.os_index)]  # fmt: skip
+    free = [
+        n
+        for n in node.numa_nodes
+        if n.cpuless and n.memory_bytes and n.os_index not in taken and _mig_block(node, n.os_index)
+    ]
     if not gpus or not free or node.numa_distances is None:
         return node
     home = {n.os_index: _nearest_cpu_node(node, n.os_index) for n in free}

@@ -37,9 +37,12 @@ def merge_sysfs(node: Node, facts: SysfsFacts) -> Node:
 
 def rdma_stack_missing(node: Node, facts: SysfsFacts) -> Node:
     """A note per ConnectX function on mlx5_core with no RDMA device (ib_core/mlx5_ib not loaded)."""
-    notes = [f"ConnectX {info.address} (mlx5_core, NUMA node {info.numa_node if info.numa_node is not None else '?'}) "
-             "has no RDMA device: the RDMA stack is not loaded (modprobe mlx5_ib; install rdma-core or MLNX_OFED/"
-             "DOCA-OFED), so NCCL and MPI cannot use it for RDMA" for info in facts.rdma_less]  # fmt: skip
+    notes = [
+        f"ConnectX {info.address} (mlx5_core, NUMA node {info.numa_node if info.numa_node is not None else '?'}) "
+        "has no RDMA device: the RDMA stack is not loaded (modprobe mlx5_ib; install rdma-core or MLNX_OFED/"
+        "DOCA-OFED), so NCCL and MPI cannot use it for RDMA"
+        for info in facts.rdma_less
+    ]
     return replace(node, notes=(*node.notes, *notes)) if notes else node
 
 
@@ -271,8 +274,9 @@ def apply_nvml(node: Node, result: NvmlResult) -> Node:
     ordered = sorted(gpus, key=lambda g: g.pci.address)
     hbm = {g.memory_numa_node for g in ordered if g.memory_numa_node is not None}
     numa = tuple(replace(n, kind="gpu") if n.os_index in hbm and n.cpuless else n for n in node.numa_nodes)
-    return replace(node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), numa_nodes=numa,
-                   notes=tuple(notes))  # fmt: skip
+    return replace(
+        node, gpus=tuple(replace(g, index=i) for i, g in enumerate(ordered)), numa_nodes=numa, notes=tuple(notes)
+    )
 
 
 def _nvml_memory_nodes(node: Node, gpus: list[Gpu], result: NvmlResult) -> list[Gpu]:

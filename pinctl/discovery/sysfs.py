@@ -77,17 +77,25 @@ def read_sysfs(files: KernelFiles, node: Node) -> SysfsFacts:
         facts = function_facts(files, addr)
         if facts is not None:
             functions.append((addr, facts))
-    return SysfsFacts(tuple(rdma_nics), tuple(netifs), tuple(controllers), tuple(functions),
-                      numa_facts(files), cpus.online_cpus(files),
-                      tuple(pci_info(files, a) for a in rdma.mlx5_without_rdma(files)))  # fmt: skip
+    return SysfsFacts(
+        tuple(rdma_nics),
+        tuple(netifs),
+        tuple(controllers),
+        tuple(functions),
+        numa_facts(files),
+        cpus.online_cpus(files),
+        tuple(pci_info(files, a) for a in rdma.mlx5_without_rdma(files)),
+    )
 
 
 def numa_facts(files: KernelFiles) -> tuple[NumaFacts, ...]:
     """Every NUMA node sysfs lists (none when the tree has no node folder: then nothing is known)."""
     if not files.exists(numa.NODE_DIR):
         return ()
-    return tuple(NumaFacts(n, numa.node_cpus(files, n), numa.node_memory(files, n), numa.node_distances(files, n))
-                 for n in sorted(numa.online_nodes(files)))  # fmt: skip
+    return tuple(
+        NumaFacts(n, numa.node_cpus(files, n), numa.node_memory(files, n), numa.node_distances(files, n))
+        for n in sorted(numa.online_nodes(files))
+    )
 
 
 def model_pci(node: Node) -> list[PciInfo]:

@@ -95,8 +95,11 @@ def cpuless_node(ctx: DoctorContext) -> list[Finding]:
         ev = (f"{node_file(n.os_index, 'cpulist')} = (empty); kind = {n.kind}",)
         owner = ctx.node.memory_gpu(n.os_index)
         if n.memory_bytes == 0:
-            what = (f"empty node reserved for GPU {owner[0].index}'s MIG instances" if owner is not None
-                    else "empty node (no CPUs, no memory): nothing is placed there")  # fmt: skip
+            what = (
+                f"empty node reserved for GPU {owner[0].index}'s MIG instances"
+                if owner is not None
+                else "empty node (no CPUs, no memory): nothing is placed there"
+            )
             out.append(ok(CPULESS, f"NUMA node {n.os_index}", what, *ev))
         elif n.kind in EXPECTED_CPULESS:
             mine = f": GPU {owner[0].index}'s memory" if owner is not None else ""

@@ -103,8 +103,13 @@ def stack_missing(ctx: DoctorContext) -> list[Finding]:
     bare = rdma.mlx5_without_rdma(ctx.files)
     if not bare:
         owned = len(rdma.devices(ctx.files))
-        return [ok(STACK, "node", f"RDMA stack loaded ({count(owned, 'RDMA device')})" if owned
-                   else "no ConnectX on mlx5_core")]  # fmt: skip
+        return [
+            ok(
+                STACK,
+                "node",
+                f"RDMA stack loaded ({count(owned, 'RDMA device')})" if owned else "no ConnectX on mlx5_core",
+            )
+        ]
     return [
         Finding(
             STACK,

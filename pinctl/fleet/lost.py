@@ -27,16 +27,25 @@ QUIET_CLASSES = ("housekeeping", "idle")
 def figure(data: Mapping[str, Any]) -> tuple[str, float, str] | None:
     """(kind, percent lost, what lost it) of one report; None when it holds no figure."""
     if data.get("schema") == WATCH:
-        targets = [t for t in data.get("targets") or [] if isinstance(t, Mapping) and t.get("kind") != "class"
-                   and isinstance(t.get("foreign_cpu_pct"), int | float)]  # fmt: skip
+        targets = [
+            t
+            for t in data.get("targets") or []
+            if isinstance(t, Mapping) and t.get("kind") != "class" and isinstance(t.get("foreign_cpu_pct"), int | float)
+        ]
         if not targets:
             return None
         worst = max(targets, key=lambda t: float(t["foreign_cpu_pct"]))
         name = str(worst.get("name"))
         subject = name if worst.get("kind") == "cpus" else f"{name} on CPUs {worst.get('cpulist')}"
         return "watch", float(worst["foreign_cpu_pct"]), subject
-    cpus = [c for c in data.get("cpus") or [] if isinstance(c, Mapping) and not c.get("error")
-            and c.get("class") not in QUIET_CLASSES and isinstance(c.get("lost_pct"), int | float)]  # fmt: skip
+    cpus = [
+        c
+        for c in data.get("cpus") or []
+        if isinstance(c, Mapping)
+        and not c.get("error")
+        and c.get("class") not in QUIET_CLASSES
+        and isinstance(c.get("lost_pct"), int | float)
+    ]
     if not cpus:
         return None
     worst = max(cpus, key=lambda c: float(c["lost_pct"]))
@@ -63,8 +72,14 @@ class Loss:
     reports: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"node": self.node, "kind": self.kind, "lost_pct": self.pct, "worst_pct": self.worst_pct,
-                "subject": self.subject, "reports": self.reports}  # fmt: skip
+        return {
+            "node": self.node,
+            "kind": self.kind,
+            "lost_pct": self.pct,
+            "worst_pct": self.worst_pct,
+            "subject": self.subject,
+            "reports": self.reports,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,8 +93,13 @@ class LostVerdict:
     medians: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {"nodes": self.nodes, "median_pct": self.median_pct, "slowest": [s.to_dict() for s in self.slowest],
-                "standing_out": list(self.standing_out), "median_by_kind": dict(self.medians)}  # fmt: skip
+        return {
+            "nodes": self.nodes,
+            "median_pct": self.median_pct,
+            "slowest": [s.to_dict() for s in self.slowest],
+            "standing_out": list(self.standing_out),
+            "median_by_kind": dict(self.medians),
+        }
 
 
 @dataclass
@@ -105,9 +125,11 @@ class LostTally:
         losses = [Loss(h, k, round(s / n, 1), w, subj, n) for (h, k), (s, n, w, subj) in self.per.items()]
         # Each kind against its own kind's median: a rank's foreign share (watch) and a probe's lost
         # share (noise) are different measures, and a node with both would count twice in one median.
-        medians = {k: statistics.median_low([x.pct for x in losses if x.kind == k])
-                   for k in sorted({x.kind for x in losses})}  # fmt: skip
+        medians = {
+            k: statistics.median_low([x.pct for x in losses if x.kind == k]) for k in sorted({x.kind for x in losses})
+        }
         losses.sort(key=lambda x: (-x.pct, x.node))
         out = tuple(sorted({x.node for x in losses if x.pct >= max(FLOOR_PCT, 2 * medians[x.kind])}))
-        return LostVerdict(len({x.node for x in losses}), medians[losses[0].kind], tuple(losses[:SLOWEST]), out,
-                           medians)  # fmt: skip
+        return LostVerdict(
+            len({x.node for x in losses}), medians[losses[0].kind], tuple(losses[:SLOWEST]), out, medians
+        )

@@ -45,10 +45,18 @@ class Sample:
 
 
 def take(
-    files: KernelFiles, cpus: Collection[int], pids: Collection[int], ticks: int, *,
-    scan: bool = False, numa: bool = False, clock: int | None = None, memo: Memo | None = None,
-    homes: Mapping[int, frozenset[int]] | None = None, kept: KeptOpen | None = None,
-) -> Sample:  # fmt: skip
+    files: KernelFiles,
+    cpus: Collection[int],
+    pids: Collection[int],
+    ticks: int,
+    *,
+    scan: bool = False,
+    numa: bool = False,
+    clock: int | None = None,
+    memo: Memo | None = None,
+    homes: Mapping[int, frozenset[int]] | None = None,
+    kept: KeptOpen | None = None,
+) -> Sample:
     """Read the counters for *cpus* and the threads of *pids*; *scan* every thread; *numa* maps too.
 
     *clock*: the timestamp to record (tests); else CLOCK_MONOTONIC halfway through the reads.

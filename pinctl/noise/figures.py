@@ -184,9 +184,14 @@ def compute_all(prev: Sample, cur: Sample, targets: list[Target], ticks: int) ->
 
 
 def compute(
-    prev: Sample, cur: Sample, target: Target, ticks: int, *, own_extra_ns: int = 0,
+    prev: Sample,
+    cur: Sample,
+    target: Target,
+    ticks: int,
+    *,
+    own_extra_ns: int = 0,
     rows: tuple[Rows | None, Rows | None] | None = None,
-) -> Figures:  # fmt: skip
+) -> Figures:
     """*target*'s figures between *prev* and *cur*. *own_extra_ns*: run time to count as the
     target's own beside its threads' (the probe's children, which report their own); *rows*:
     the interrupt and softirq rows that moved, when already found (:func:`compute_all`)."""
@@ -221,12 +226,17 @@ def compute(
                     n += max(0, now.involuntary - was.involuntary)
         switches = round(n / seconds, 1)
     return Figures(
-        target=target, seconds=round(seconds, 3), foreign_cpu_pct=pct(foreign), own_cpu_pct=pct(own_ns),
+        target=target,
+        seconds=round(seconds, 3),
+        foreign_cpu_pct=pct(foreign),
+        own_cpu_pct=pct(own_ns),
         per_cpu_busy_pct=per_cpu,
-        irq_per_s=None if irq is None else round(sum(irq.values()), 1), irq_sources=sources[:TOP_SOURCES],
+        irq_per_s=None if irq is None else round(sum(irq.values()), 1),
+        irq_sources=sources[:TOP_SOURCES],
         softirq_per_s=None if soft is None else {k: round(v, 1) for k, v in soft.items() if v > 0},
-        steal_pct=pct(steal * tick_ns), involuntary_switches_per_s=switches,
+        steal_pct=pct(steal * tick_ns),
+        involuntary_switches_per_s=switches,
         outside=tuple(sorted((tid, cpu) for tid, cpu in ran if cpu >= 0 and cpu not in target.cpus)),
         remote_memory_pct=remote_memory_pct(cur, target) if cur.numa else None,
         offenders=offenders(prev, cur, target, capacity_ns, foreign),
-    )  # fmt: skip
+    )

@@ -88,9 +88,17 @@ def target_dict(f: Figures, users: Mapping[int, str]) -> dict[str, Any]:
 
 
 def watch_doc(
-    hostname: str, interval: int, time_s: float, figures: Sequence[Figures], users: Mapping[int, str], *,
-    bounds: Bounds, notes: Sequence[str] = (), denied: Sequence[str] = (), gpus: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:  # fmt: skip
+    hostname: str,
+    interval: int,
+    time_s: float,
+    figures: Sequence[Figures],
+    users: Mapping[int, str],
+    *,
+    bounds: Bounds,
+    notes: Sequence[str] = (),
+    denied: Sequence[str] = (),
+    gpus: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """One interval of ``watch --json``."""
     lines = [line for f in figures for line in crossed(f, bounds)]
     return {
@@ -109,18 +117,30 @@ def watch_doc(
 
 
 def noise_doc(
-    hostname: str, method: str, method_note: str | None, seconds: float, cpus: Sequence[dict[str, Any]],
-    *, bounds: Bounds, notes: Sequence[str] = (),
-) -> dict[str, Any]:  # fmt: skip
+    hostname: str,
+    method: str,
+    method_note: str | None,
+    seconds: float,
+    cpus: Sequence[dict[str, Any]],
+    *,
+    bounds: Bounds,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
     """``noise --json``: per CPU (each a probe result joined with ``target_dict`` of its counters),
     the noisiest CPUs with their sources, and the bounds crossed."""
     lines = []
     if bounds.max_lost is not None:
-        lines += [f"CPU {c['cpu']}: lost {c['lost_pct']:g}% of its time (bound {bounds.max_lost:g}%)"
-                  for c in cpus if c["lost_pct"] > bounds.max_lost]  # fmt: skip
+        lines += [
+            f"CPU {c['cpu']}: lost {c['lost_pct']:g}% of its time (bound {bounds.max_lost:g}%)"
+            for c in cpus
+            if c["lost_pct"] > bounds.max_lost
+        ]
     if bounds.max_foreign is not None:
-        lines += [f"CPU {c['cpu']}: other threads took {c['foreign_cpu_pct']:g}% (bound {bounds.max_foreign:g}%)"
-                  for c in cpus if (c.get("foreign_cpu_pct") or 0) > bounds.max_foreign]  # fmt: skip
+        lines += [
+            f"CPU {c['cpu']}: other threads took {c['foreign_cpu_pct']:g}% (bound {bounds.max_foreign:g}%)"
+            for c in cpus
+            if (c.get("foreign_cpu_pct") or 0) > bounds.max_foreign
+        ]
     return {
         "schema": NOISE_SCHEMA,
         "hostname": hostname,

@@ -162,12 +162,17 @@ def _bindable(node: Node, index: int, *, gpu_memory: bool = False) -> bool:
     """A node a rank's memory may go to: the cgroup allows it, it has memory (a memory-less node's
     MemTotal is 0 kB), and it is not a GPU's HBM (Grace: CPU-less GPU memory nodes) unless asked."""
     n = node.numa(index)
-    return (n is not None and node.mem_allowed(index) and n.memory_bytes != 0
-            and (gpu_memory or n.kind != "gpu"))  # fmt: skip
+    return n is not None and node.mem_allowed(index) and n.memory_bytes != 0 and (gpu_memory or n.kind != "gpu")
 
 
-def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str], gpu: Gpu | None = None,
-             no_gpu_memory: dict[str, list[int]] | None = None) -> tuple[str, tuple[int, ...]]:  # fmt: skip
+def mems_for(
+    node: Node,
+    policy: str,
+    dom: Domain,
+    warnings: list[str],
+    gpu: Gpu | None = None,
+    no_gpu_memory: dict[str, list[int]] | None = None,
+) -> tuple[str, tuple[int, ...]]:
     """The memory policy and its node list for a rank whose CPUs are in *dom* (and whose GPU is *gpu*).
 
     Only memory nodes the job's cgroup allows (cpuset.mems.effective) are named: the kernel
@@ -187,8 +192,10 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str], gpu: Gpu
         return "none", ()
     if is_stray(dom):
         stray = sorted(c for c in node.cpus if not any(c in n.cpus for n in node.numa_nodes))
-        warnings.append(f"CPUs {format_list(stray)} belong to no NUMA node: ranks on them get memory policy "
-                        f"local (the kernel's node for the CPU that allocates), not {policy}")  # fmt: skip
+        warnings.append(
+            f"CPUs {format_list(stray)} belong to no NUMA node: ranks on them get memory policy "
+            f"local (the kernel's node for the CPU that allocates), not {policy}"
+        )
         return "local", ()
     extra: tuple[int, ...] = ()
     if with_gpu:
@@ -197,11 +204,14 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str], gpu: Gpu
             extra = (hbm,)
         else:
             if gpu is None:
-                warnings.append(f"--mem-policy {policy}+gpu: CPU-only ranks have no GPU memory to add: "
-                                f"{policy} on CPU memory only")  # fmt: skip
+                warnings.append(
+                    f"--mem-policy {policy}+gpu: CPU-only ranks have no GPU memory to add: {policy} on CPU memory only"
+                )
             else:
-                reason = (f"no memory node this job may use for --mem-policy {policy}+gpu (not a Grace-style GPU, "
-                          f"or not allowed): {policy} on CPU memory only")  # fmt: skip
+                reason = (
+                    f"no memory node this job may use for --mem-policy {policy}+gpu (not a Grace-style GPU, "
+                    f"or not allowed): {policy} on CPU memory only"
+                )
                 if no_gpu_memory is None:
                     warnings.append(f"GPU {gpu.index}: {reason}")
                 else:
@@ -209,24 +219,32 @@ def mems_for(node: Node, policy: str, dom: Domain, warnings: list[str], gpu: Gpu
     if policy == "interleave":
         pkg = numa_package(node, dom)
         if pkg is not None:
-            same = [n.os_index for n in node.numa_nodes
-                    if n.cpus and numa_package(node, n.os_index) == pkg and _bindable(node, n.os_index)]  # fmt: skip
+            same = [
+                n.os_index
+                for n in node.numa_nodes
+                if n.cpus and numa_package(node, n.os_index) == pkg and _bindable(node, n.os_index)
+            ]
             if same:
                 return policy, tuple(sorted({*same, *extra}))
     if _bindable(node, dom):
         return policy, tuple(sorted({dom, *extra}))
     allowed = [n.os_index for n in node.numa_nodes if _bindable(node, n.os_index)]
     if not allowed:
-        warnings.append(f"the cgroup allows no memory node with memory on this node: memory policy {policy} "
-                        "dropped (none)")  # fmt: skip
+        warnings.append(
+            f"the cgroup allows no memory node with memory on this node: memory policy {policy} dropped (none)"
+        )
         return "none", ()
     target = nearest(node, dom, allowed)[0]
     assert target is not None
     home = node.numa(dom)
     if not node.mem_allowed(dom):
-        warnings.append(f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
-                        f"goes to node {target}, the nearest allowed")  # fmt: skip
+        warnings.append(
+            f"NUMA node {dom} is not among this job's memory nodes (cgroup): its ranks' memory "
+            f"goes to node {target}, the nearest allowed"
+        )
     elif home is not None and home.memory_bytes == 0:
-        warnings.append(f"NUMA node {dom} has no memory (memory-less): its ranks' memory goes to node {target}, "
-                        "the nearest with memory")  # fmt: skip
+        warnings.append(
+            f"NUMA node {dom} has no memory (memory-less): its ranks' memory goes to node {target}, "
+            "the nearest with memory"
+        )
     return policy, tuple(sorted({target, *extra}))

@@ -218,12 +218,24 @@ def make_plan(node: Node, request: PlanRequest) -> Plan:
                 visible, note = isolation_env(gpu, node.gpus)
                 if note:
                     unisolated.setdefault(note, []).append(gpu.index)
-        env = rank_env(i, len(run), nics, visible, efa_selector=key not in no_efa_selector,
-                       helpers=format_list(helpers[i]))  # fmt: skip
-        ranks.append(RankPlan(
-            i, ref, None if is_stray(dom) else dom, cpus, tuple(c.index for c in run), frozenset(mems), policy, nics,
-            storage, env, helpers[i],
-        ))  # fmt: skip
+        env = rank_env(
+            i, len(run), nics, visible, efa_selector=key not in no_efa_selector, helpers=format_list(helpers[i])
+        )
+        ranks.append(
+            RankPlan(
+                i,
+                ref,
+                None if is_stray(dom) else dom,
+                cpus,
+                tuple(c.index for c in run),
+                frozenset(mems),
+                policy,
+                nics,
+                storage,
+                env,
+                helpers[i],
+            )
+        )
     warnings.extend(grouped(no_gpu_memory))
     warnings.extend(grouped(unisolated))
     warnings.extend(fabric_notes(nic_map))

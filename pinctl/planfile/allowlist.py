@@ -20,27 +20,56 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
 # Each GPU vendor's selector (pinctl.plan.vendors).
-GPU_SELECTORS = frozenset({
-    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "ZE_ENABLE_PCI_ID_DEVICE_ORDER",
-    "ZE_FLAT_DEVICE_HIERARCHY",
-})  # fmt: skip
+GPU_SELECTORS = frozenset(
+    {
+        "CUDA_VISIBLE_DEVICES",
+        "ROCR_VISIBLE_DEVICES",
+        "ZE_AFFINITY_MASK",
+        "ZE_ENABLE_PCI_ID_DEVICE_ORDER",
+        "ZE_FLAT_DEVICE_HIERARCHY",
+    }
+)
 # Everything rank_env writes: the rank, OpenMP placement, the NICs (verbs and EFA), the GPU selector,
 # the rank's helper CPUs (--helpers).
 WRITTEN = GPU_SELECTORS | {
-    "LOCAL_RANK", "OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND", "NCCL_IB_HCA", "UCX_NET_DEVICES", "FI_EFA_IFACE",
+    "LOCAL_RANK",
+    "OMP_NUM_THREADS",
+    "OMP_PLACES",
+    "OMP_PROC_BIND",
+    "NCCL_IB_HCA",
+    "UCX_NET_DEVICES",
+    "FI_EFA_IFACE",
     "PINCTL_HELPER_CPUS",
-}  # fmt: skip
+}
 # Tuning variables a hand-edited plan may carry: each takes a level, a count, a choice among names
 # or an interface/device name, and none names a file, directory, library or command.
-TUNING = frozenset({
-    "CUDA_DEVICE_ORDER",  # PCI_BUS_ID: CUDA's indexes in PCI order, as pinctl's
-    "NCCL_DEBUG", "NCCL_DEBUG_SUBSYS",  # log level and subsystems (to stdout; NCCL_DEBUG_FILE is not here)
-    "NCCL_SOCKET_IFNAME", "NCCL_IB_GID_INDEX", "NCCL_IB_TIMEOUT", "NCCL_IB_RETRY_CNT", "NCCL_IB_SL", "NCCL_IB_TC",
-    "NCCL_NET_GDR_LEVEL", "NCCL_P2P_LEVEL", "NCCL_CROSS_NIC",  # locality decisions
-    "NCCL_ALGO", "NCCL_PROTO", "NCCL_MIN_NCHANNELS", "NCCL_MAX_NCHANNELS",
-    "UCX_TLS", "UCX_IB_GID_INDEX", "UCX_RNDV_THRESH", "UCX_LOG_LEVEL",  # UCX_LOG_FILE is not here
-    "OMP_WAIT_POLICY", "OMP_DYNAMIC", "OMP_MAX_ACTIVE_LEVELS",
-})  # fmt: skip
+TUNING = frozenset(
+    {
+        "CUDA_DEVICE_ORDER",  # PCI_BUS_ID: CUDA's indexes in PCI order, as pinctl's
+        "NCCL_DEBUG",
+        "NCCL_DEBUG_SUBSYS",  # log level and subsystems (to stdout; NCCL_DEBUG_FILE is not here)
+        "NCCL_SOCKET_IFNAME",
+        "NCCL_IB_GID_INDEX",
+        "NCCL_IB_TIMEOUT",
+        "NCCL_IB_RETRY_CNT",
+        "NCCL_IB_SL",
+        "NCCL_IB_TC",
+        "NCCL_NET_GDR_LEVEL",
+        "NCCL_P2P_LEVEL",
+        "NCCL_CROSS_NIC",  # locality decisions
+        "NCCL_ALGO",
+        "NCCL_PROTO",
+        "NCCL_MIN_NCHANNELS",
+        "NCCL_MAX_NCHANNELS",
+        "UCX_TLS",
+        "UCX_IB_GID_INDEX",
+        "UCX_RNDV_THRESH",
+        "UCX_LOG_LEVEL",  # UCX_LOG_FILE is not here
+        "OMP_WAIT_POLICY",
+        "OMP_DYNAMIC",
+        "OMP_MAX_ACTIVE_LEVELS",
+    }
+)
 PLAN_ENV_KEYS = WRITTEN | TUNING
 # Why a few well-known names are dangerous, for the refusal (the list above decides, not these).
 _HAZARDS = (

@@ -38,9 +38,19 @@ _TOP_KEYS = {"schema", "node", "options", "ranks", "warnings", "cpus"}
 _NODE_KEYS = {"hostname", "source", "fingerprint", "smt_known"}
 _NODE_REQUIRED = {"hostname", "source", "fingerprint"}
 _RANK_KEYS = {
-    "local_rank", "gpu", "numa_node", "cpus", "cpulist", "cores", "mems", "mem_policy", "nics", "storage", "env",
+    "local_rank",
+    "gpu",
+    "numa_node",
+    "cpus",
+    "cpulist",
+    "cores",
+    "mems",
+    "mem_policy",
+    "nics",
+    "storage",
+    "env",
     "helpers",
-}  # fmt: skip
+}
 _RANK_REQUIRED = {"local_rank", "cpus", "mems", "mem_policy", "env"}
 _GPU_KEYS = {"index", "pci_bus_id", "uuid", "minor", "vendor", "visible_index", "mig"}
 _NIC_KEYS = {"name", "port", "netdev", "pci_bus_id", "distance", "kind"}
@@ -52,8 +62,18 @@ class RankPlan(Record):
     ``helpers`` the idle CPUs its data-loader workers may run on (--helpers; empty otherwise)."""
 
     __slots__ = (
-        "cores", "cpus", "env", "gpu", "helpers", "local_rank", "mem_policy", "mems", "nics", "numa_node", "storage",
-    )  # fmt: skip
+        "cores",
+        "cpus",
+        "env",
+        "gpu",
+        "helpers",
+        "local_rank",
+        "mem_policy",
+        "mems",
+        "nics",
+        "numa_node",
+        "storage",
+    )
 
     def __init__(
         self,

@@ -46,16 +46,24 @@ def lost_lines(v: Verdict) -> list[str]:
     lost = v.lost
     if lost is None:
         return []
-    medians = (", ".join(f"{m:g}% ({k})" for k, m in lost.medians.items()) if len(lost.medians) > 1
-               else f"{lost.median_pct:g}%")  # fmt: skip
+    medians = (
+        ", ".join(f"{m:g}% ({k})" for k, m in lost.medians.items())
+        if len(lost.medians) > 1
+        else f"{lost.median_pct:g}%"
+    )
     out = [f"time lost ({count(lost.nodes, 'node')} with watch or noise reports, median {medians}):"]
     for s in lost.slowest:
         mark = "!" if s.node in lost.standing_out else " "
-        out.append(f"{mark} {s.node}  {s.pct:g}% lost ({s.kind}, {count(s.reports, 'report')}; worst {s.worst_pct:g}% "
-                   f"on {s.subject})")  # fmt: skip
+        out.append(
+            f"{mark} {s.node}  {s.pct:g}% lost ({s.kind}, {count(s.reports, 'report')}; worst {s.worst_pct:g}% "
+            f"on {s.subject})"
+        )
     if lost.standing_out:
-        out.append(f"slowest node: {lost.slowest[0].node}" if lost.slowest[0].node in lost.standing_out
-                   else f"standing out: {', '.join(lost.standing_out)}")  # fmt: skip
+        out.append(
+            f"slowest node: {lost.slowest[0].node}"
+            if lost.slowest[0].node in lost.standing_out
+            else f"standing out: {', '.join(lost.standing_out)}"
+        )
     return out
 
 

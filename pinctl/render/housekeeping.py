@@ -96,8 +96,10 @@ def systemd_files(plan: Plan) -> list[tuple[str, str]]:
     for folder, _, _ in SYSTEMD_UNITS:
         if not _UNIT_FOLDER.match(folder):
             raise PlanError(f"--format systemd: {folder!r} is not a unit's drop-in folder")
-    head = (f"# pinctl plan for {host} (fingerprint {plan.fingerprint}): the system's own processes\n"
-            f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n")  # fmt: skip
+    head = (
+        f"# pinctl plan for {host} (fingerprint {plan.fingerprint}): the system's own processes\n"
+        f"# run on the housekeeping CPUs {cpus}; the ranks' CPUs stay free.\n"
+    )
     return [(f"{folder}/{DROPIN}", f"{head}[{section}]\n{key}={cpus}\n") for folder, section, key in SYSTEMD_UNITS]
 
 

@@ -50,10 +50,12 @@ def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
     soft = t.get("softirq_per_s") or {}
     parts = [
         f"interval {doc['interval']} {t['name']} cpus={t['cpulist']}",
-        f"foreign={_n(t['foreign_cpu_pct'], '%')}", f"steal={_n(t['steal_pct'], '%')}",
-        f"irq/s={_n(t['irq_per_s'])}", f"softirq/s={_n(round(sum(soft.values()), 1))}",
+        f"foreign={_n(t['foreign_cpu_pct'], '%')}",
+        f"steal={_n(t['steal_pct'], '%')}",
+        f"irq/s={_n(t['irq_per_s'])}",
+        f"softirq/s={_n(round(sum(soft.values()), 1))}",
         f"invol/s={_n(t['involuntary_switches_per_s'])}",
-    ]  # fmt: skip
+    ]
     if t.get("remote_memory_pct") is not None:
         parts.append(f"remote_mem={t['remote_memory_pct']:g}%")
     if t.get("outside_cpus"):
@@ -67,20 +69,36 @@ def watch_line(doc: Mapping[str, Any], t: Mapping[str, Any]) -> str:
 
 def watch_table(doc: Mapping[str, Any]) -> Table:
     rows = tuple(
-        (t["name"], t["cpulist"], _n(t["foreign_cpu_pct"], "%"), _offenders(t), _n(t["irq_per_s"]), _irqs(t),
-         _n(t["steal_pct"], "%"), _n(t["involuntary_switches_per_s"]), _n(t.get("remote_memory_pct"), "%"))
+        (
+            t["name"],
+            t["cpulist"],
+            _n(t["foreign_cpu_pct"], "%"),
+            _offenders(t),
+            _n(t["irq_per_s"]),
+            _irqs(t),
+            _n(t["steal_pct"], "%"),
+            _n(t["involuntary_switches_per_s"]),
+            _n(t.get("remote_memory_pct"), "%"),
+        )
         for t in doc["targets"]
-    )  # fmt: skip
+    )
     title = f"{doc['hostname']}: interval {doc['interval']} ({_n(doc['seconds'])} s)"
-    return Table(title, ("target", "CPUs", "foreign", "offenders", "irq/s", "top IRQs", "steal", "invol/s",
-                         "remote mem"), rows, optional=("remote mem", "invol/s", "steal", "top IRQs"))  # fmt: skip
+    return Table(
+        title,
+        ("target", "CPUs", "foreign", "offenders", "irq/s", "top IRQs", "steal", "invol/s", "remote mem"),
+        rows,
+        optional=("remote mem", "invol/s", "steal", "top IRQs"),
+    )
 
 
 def draw_watch(doc: Mapping[str, Any], out: TextIO | None = None) -> None:
     """One interval: the table redrawn in place on a terminal, one line per target otherwise."""
     stream = out or sys.stdout
-    tail = [f"GPU {g['index']} clocks held down: {', '.join(g['slowdowns'])}" for g in doc.get("gpus") or []
-            if g.get("slowdowns")]  # fmt: skip
+    tail = [
+        f"GPU {g['index']} clocks held down: {', '.join(g['slowdowns'])}"
+        for g in doc.get("gpus") or []
+        if g.get("slowdowns")
+    ]
     tail += [f"crossed: {line}" for line in doc["crossed"]] + [f"note: {n}" for n in doc["notes"]]
     tail += [f"not readable: {d}" for d in doc["denied"]]
     if use_rich(stream):
@@ -96,14 +114,26 @@ def noise_lines(doc: Mapping[str, Any]) -> list[Table | str]:
     dropped on a narrow terminal: a failed CPU must not read as a quiet one), then the noisiest."""
     headers = ("CPU", "class", "lost", "max us", "p99 us", "foreign", "what ran there", "top IRQs", "error")
     rows = tuple(
-        (str(c["cpu"]), c.get("class") or "", _n(c["lost_pct"], "%"), _n(c["max_detour_us"]), _n(c["p99_detour_us"]),
-         _n(c.get("foreign_cpu_pct"), "%"), _offenders(c), _irqs(c), c.get("error") or "")
+        (
+            str(c["cpu"]),
+            c.get("class") or "",
+            _n(c["lost_pct"], "%"),
+            _n(c["max_detour_us"]),
+            _n(c["p99_detour_us"]),
+            _n(c.get("foreign_cpu_pct"), "%"),
+            _offenders(c),
+            _irqs(c),
+            c.get("error") or "",
+        )
         for c in doc["cpus"]
-    )  # fmt: skip
+    )
     shown = [i for i, h in enumerate(headers) if h not in ("class", "error") or any(r[i] for r in rows)]
-    table = Table(f"{doc['hostname']}: noise over {doc['seconds']:g} s (method: {doc['method']})",
-                  tuple(headers[i] for i in shown), tuple(tuple(r[i] for i in shown) for r in rows),
-                  optional=("top IRQs", "class"))  # fmt: skip
+    table = Table(
+        f"{doc['hostname']}: noise over {doc['seconds']:g} s (method: {doc['method']})",
+        tuple(headers[i] for i in shown),
+        tuple(tuple(r[i] for i in shown) for r in rows),
+        optional=("top IRQs", "class"),
+    )
     items: list[Table | str] = [table]
     if doc.get("method_note"):
         items.append(f"method: {doc['method_note']}")

@@ -130,9 +130,16 @@ def watch_textfile(doc: Mapping[str, Any]) -> str:
         "Share of the target's pages on nodes outside its policy.",
         per_target("remote_memory_pct"),
     )
-    g.gauge("pinctl_watch_gpu_clock_slowdown", "1 for each reason NVML gives for a GPU's clocks being held down.",
-            [({"gpu": gpu.get("index"), "reason": r}, 1) for gpu in doc.get("gpus") or [] if isinstance(gpu, Mapping)
-             for r in gpu.get("slowdowns") or []])  # fmt: skip
+    g.gauge(
+        "pinctl_watch_gpu_clock_slowdown",
+        "1 for each reason NVML gives for a GPU's clocks being held down.",
+        [
+            ({"gpu": gpu.get("index"), "reason": r}, 1)
+            for gpu in doc.get("gpus") or []
+            if isinstance(gpu, Mapping)
+            for r in gpu.get("slowdowns") or []
+        ],
+    )
     g.gauge(
         "pinctl_watch_bound_crossed",
         "1 when a --max-* bound was crossed in the interval.",
