@@ -111,6 +111,7 @@ class GpuHealth:
     remap_failure: bool | None = None
     how: Lost | None = None
     pcie: PcieLink | None = None
+    minor: int | None = None  # N of /dev/nvidiaN
     condition: GpuCondition = field(default_factory=GpuCondition)
 
     @property
