@@ -326,6 +326,19 @@ def test_doctor_and_show_count_the_same_usable_gpus(nvmlshim: Path, held: tuple[
         assert "gpu.lost" in found["gpu.persistence-mode"][0]["summary"]
 
 
+def test_doctor_leaves_out_the_gpus_a_visibility_variable_hides(nvmlshim: Path) -> None:
+    env = {**shim_node(nvmlshim, LOCAL), "CUDA_VISIBLE_DEVICES": "0,1"}
+    shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=8).stdout)
+    assert [g["index"] for g in shown["gpus"] if g["usable"]] == [0, 1]
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=8)
+    assert doctor.returncode == 0, doctor.stdout
+    found = findings(doctor)
+    (lost,) = found["gpu.lost"]
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 left out"
+    assert "GPU 2: hidden by CUDA_VISIBLE_DEVICES=0,1" in lost["evidence"]
+    assert found["gpu.persistence-mode"][0]["summary"].endswith("2 GPUs")  # the two the job may use
+
+
 def test_a_job_given_no_gpu_is_told_so_plainly(nvmlshim: Path) -> None:
     shown = run_pinctl(["show", "--json"], shim_node(nvmlshim, LOCAL), dev_gpus=())
     notes = json.loads(shown.stdout)["notes"]
