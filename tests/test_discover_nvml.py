@@ -247,7 +247,7 @@ def test_a_lost_gpu_is_named_by_the_bus_when_the_count_says_which() -> None:
     whole = NvmlResult(None, listed)
     out = apply_nvml(node, whole)
     assert [(str(g.pci.address), g.unusable) for g in out.gpus if g.unusable] == [
-        ("0000:43:00.0", f"lost: {ONE_LINE}")]  # fmt: skip
+        ("0000:43:00.0", "lost: NVML answers GPU_IS_LOST (a note says more)")]  # fmt: skip
     (note,) = [n for n in out.notes if n.startswith("lost GPU")]  # one line, NVML's words once, the fix's place
     assert note == f"lost GPU: {ONE_LINE}"
     # a container sees GPUs 0 and 1 of three, and GPU 1 is lost: which one is not known, the note says so

@@ -338,7 +338,8 @@ def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
     for nvml_gpu, gpu in zip(lost, missing, strict=True):
         assert nvml_gpu.lost is not None
         line = nvml_gpu.lost.line(f"NVML GPU {nvml_gpu.index} ({gpu.pci.address})")
-        marked = [replace(g, unusable=f"lost: {line}") if g is gpu else g for g in marked]
+        why = f"lost: NVML answers {nvml_gpu.lost.code} (a note says more)"  # the row short, the note whole
+        marked = [replace(g, unusable=why) if g is gpu else g for g in marked]
         notes.append(f"{LOST_GPU}: {line}")
     return marked, notes
 
