@@ -47,6 +47,14 @@ def pci_level(a: PciInfo, b: PciInfo) -> str:
     return "SYS"
 
 
+def c2c_attached(gpu: Gpu) -> bool:
+    """A GPU whose memory is a NUMA node of its own and that sits under no PCIe switch: one joined to
+    its CPU by a coherent link (Grace's NVLink-C2C; POWER9's NVLink), not PCIe. Its GPUDirect RDMA
+    path is GPU -> CPU -> PCIe root -> NIC, so a NIC under its own CPU's roots (PHB/NODE) is the
+    nearest it can have (NVIDIA's Grace tuning guides; NCCL's NCCL_NET_GDR_C2C); only SYS is far."""
+    return gpu.memory_numa_node is not None and not gpu.pci.switches
+
+
 def nvlink_count(a: Gpu, b: Gpu, gpu_addresses: frozenset[PciAddress]) -> int:
     """Links between two GPUs: direct links, or through NVSwitches (as NVML reports).
 

@@ -192,5 +192,5 @@ def test_nvlink_missing() -> None:
 def test_pcie_replay() -> None:
     assert levels(run(gpu.pcie_replay, G0, G1)) == ["ok"]
     found = run(gpu.pcie_replay, G0, replace(G1, pcie_replay_counter=42))
-    assert [f.severity for f in found] == ["warn"] and found[0].summary == "42 PCIe replays"
-    assert "since the driver loaded" in found[0].evidence[0]  # a count since the driver loaded, not a rate
+    # A count since the driver loaded, not a rate: the evidence says so (the summary stays short).
+    assert [f.severity for f in found] == ["warn"] and "since the driver loaded" in found[0].evidence[0]

@@ -24,7 +24,8 @@ from pinctl.cli.app import run
 from pinctl.discovery.memory import tie_gpu_memory
 from pinctl.discovery.merge import apply_nvml
 from pinctl.discovery.nvml import NvmlGpu, NvmlResult
-from pinctl.doctor import numa
+from pinctl.distance import c2c_attached
+from pinctl.doctor import numa, rdma
 from pinctl.doctor.finding import DoctorContext
 from pinctl.kernel.files import KernelFiles
 from pinctl.model import Node, PciAddress
@@ -204,3 +205,47 @@ def test_nvml_numa_node_id_names_the_gpu_memory_node(nvmlshim: Path, tmp_path: P
     bare = replace(node, gpus=tuple(replace(g, memory_numa_node=None) for g in node.gpus))
     joined = apply_nvml(bare, NvmlResult("570.0", (NvmlGpu(0, PciAddress.parse("0009:01:00.0"), numa_node_id=1),)))
     assert joined.gpus[0].memory_numa_node == 1 and joined.numa(1).kind == "gpu"  # type: ignore[union-attr]
+
+
+GDR_FAR = "no RDMA NIC shares a PCIe switch"
+
+
+def gdr_findings(node: Node) -> list[tuple[str, str, str]]:
+    return [
+        (f.severity, f.subject, f.summary) for f in rdma.no_gdr_path(DoctorContext(files=KernelFiles("/"), node=node))
+    ]
+
+
+@pytest.mark.parametrize(("name", "kind"), SOURCES)
+def test_a_nic_on_the_gpus_own_grace_is_its_nearest_gdr_path(name: str, kind: str) -> None:
+    """NVLink-C2C GPUs reach a NIC through their own Grace's PCIe: NODE there is the best path, not a warning."""
+    node = load(name, kind)
+    assert all(c2c_attached(g) for g in node.gpus)
+    plan = api.make_plan(node)
+    assert [w for w in plan.warnings if GDR_FAR in w or "NVLink-C2C" in w] == []
+    assert [s for s, _, _ in gdr_findings(node)] == ["ok"]
+
+
+def one_grace_nics(node: Node) -> Node:
+    """*node* with its RDMA NICs on Grace 0 only (a tray cabled for one socket)."""
+    return replace(node, nics=tuple(n for n in node.nics if n.numa_node == 0))
+
+
+@pytest.mark.parametrize("kind", ["xml", "root"])
+def test_a_gb200_gpu_whose_nics_are_on_the_other_grace_is_warned(kind: str) -> None:
+    node = one_grace_nics(load("gb200-tray", kind))
+    plan = api.make_plan(node)
+    notes = [w for w in plan.warnings if "NVLink-C2C" in w]
+    assert len(notes) == 1 and notes[0].startswith("GPUs 2-3: ") and "nearest is SYS" in notes[0], plan.warnings
+    assert not [w for w in plan.warnings if GDR_FAR in w]
+    found = gdr_findings(node)
+    assert [(s, subject.split()[1]) for s, subject, _ in found] == [("warn", "2"), ("warn", "3")]
+    assert all("another CPU (SYS)" in summary for _, _, summary in found)
+
+
+def test_a_gpu_without_c2c_facts_keeps_the_pcie_warning() -> None:
+    """The same tray as a source that named no GPU memory node: judged by PCIe alone, as on x86."""
+    node = untied(load("gb200-tray", "root"), set())
+    assert not any(c2c_attached(g) for g in node.gpus)
+    assert any(w.startswith("GPUs 0-3: " + GDR_FAR) and "nearest is NODE" in w for w in api.make_plan(node).warnings)
+    assert [s for s, _, _ in gdr_findings(node)] == ["warn"] * 4

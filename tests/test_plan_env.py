@@ -111,7 +111,8 @@ def test_any_key_is_an_allowed_name_or_a_plan_error(key: str, value: str) -> Non
 def test_launch_refuses_a_hostile_plan_and_runs_nothing(tmp_path: Path, key: str, extra: list[str]) -> None:
     marker = tmp_path / "ran"
     path = write_plan(tmp_path / "p.json", _with_env(**{key: HOSTILE[key]}))
-    res = pinctl("launch", "--plan", path, "--local-rank", "0", *extra, "--", "touch", str(marker))
+    rank = [] if extra else ["--local-rank", "0"]  # --nproc-per-node starts the ranks itself
+    res = pinctl("launch", "--plan", path, *rank, *extra, "--", "touch", str(marker))
     assert res.returncode == 4, res.stderr
     assert res.stderr.startswith("pinctl: error: ") and res.stderr.count("\n") == 1, res.stderr
     assert key in res.stderr and "only NCCL_" not in res.stderr
@@ -123,7 +124,8 @@ def test_allow_env_on_the_command_line_passes_the_variable(tmp_path: Path, extra
     out = tmp_path / "seen"
     path = write_plan(tmp_path / "p.json", _with_env(UCX_LOG_FILE="/tmp/ucx-%p.log"))
     command = ["sh", "-c", f'printf %s "$UCX_LOG_FILE" > {out}']
-    res = pinctl("launch", "--plan", path, "--local-rank", "0", "--allow-env", "UCX_LOG_FILE", *extra, "--", *command)
+    rank = [] if extra else ["--local-rank", "0"]  # --nproc-per-node starts the ranks itself
+    res = pinctl("launch", "--plan", path, *rank, "--allow-env", "UCX_LOG_FILE", *extra, "--", *command)
     assert res.returncode == 0, res.stderr
     assert out.read_text() == "/tmp/ucx-%p.log"
 

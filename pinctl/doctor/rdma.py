@@ -14,7 +14,7 @@ carrying two or more GPUs more than another.
 
 from __future__ import annotations
 
-from pinctl.distance import level_order, pci_level
+from pinctl.distance import c2c_attached, level_order, pci_level
 from pinctl.doctor.finding import DoctorContext, Finding, no_node, ok, skipped
 from pinctl.kernel import rdma
 from pinctl.kernel.pci import device_file
@@ -193,7 +193,8 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
         if level == "SYS" and (gpu.numa_node is None or all(n.numa_node is None for n in nearest)):
             unknown.append(f"GPU {gpu.index}")  # SYS only because locality is unknown: not a finding here
             continue
-        if level in _FAR:
+        c2c = c2c_attached(gpu)
+        if level in (("SYS",) if c2c else _FAR):  # C2C: a NIC on its own CPU's PCIe roots is its nearest path
             ev = [
                 f"GPU {gpu.index} {gpu.pci.address} -> {n.name} {n.pci.address if n.pci else '?'}: {level}"
                 for n in nearest[:3]
@@ -212,11 +213,20 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
                     NO_GDR,
                     "warn",
                     f"GPU {gpu.index} ({gpu.pci.address})",
-                    f"nearest usable RDMA NIC is {level} away (no PCIe switch shared)",
+                    (
+                        "attached to its CPU by NVLink-C2C, but the nearest usable RDMA NIC is on another CPU (SYS)"
+                        if c2c
+                        else f"nearest usable RDMA NIC is {level} away (no PCIe switch shared)"
+                    ),
                     tuple(ev),
                     ("bring the nearer NIC's port up (see rdma.port-down); " if close else "")
-                    + "GPUDirect RDMA needs the NIC under the same PCIe switch as the GPU (PIX/PXB): move the "
-                    "NIC or GPU to a shared switch, or accept staging through host memory",
+                    + (
+                        "GPUDirect RDMA from a C2C-attached GPU goes through its own CPU: use (or install) an RDMA "
+                        "NIC under that CPU's PCIe roots, or accept the hop between CPUs"
+                        if c2c
+                        else "GPUDirect RDMA needs the NIC under the same PCIe switch as the GPU (PIX/PXB): move the "
+                        "NIC or GPU to a shared switch, or accept staging through host memory"
+                    ),
                 )
             )
     if unknown:
@@ -226,7 +236,8 @@ def no_gdr_path(ctx: DoctorContext) -> list[Finding]:
                 f"{', '.join(unknown)}: NUMA locality unknown, distance cannot be judged (see numa.unknown-locality)",
             )
         )
-    return out or [ok(NO_GDR, "node", f"every GPU ({len(gpus)}) has an RDMA NIC at PIX/PXB")]
+    near = "at PIX/PXB" if not any(c2c_attached(g) for g in gpus) else "on its nearest path (C2C: its own CPU's PCIe)"
+    return out or [ok(NO_GDR, "node", f"every GPU ({len(gpus)}) has an RDMA NIC {near}")]
 
 
 def nic_loads(node: Node, gpus: list[Gpu]) -> dict[str, list[int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pinctl.cpuset import format_list
-from pinctl.distance import level_between, level_order
+from pinctl.distance import c2c_attached, level_between, level_order
 from pinctl.model import Gpu, Nic, NicKind, natural_key
 from pinctl.planfile.uses import NicUse
 
@@ -91,6 +91,7 @@ def nic_notes(
     unusable: dict[str, list[int]] = {}
     sharing: dict[str, list[int]] = {}
     far: dict[str, list[int]] = {}
+    far_c2c: list[int] = []  # C2C-attached GPUs whose nearest NIC is on the other CPU
     cross: list[str] = []
     riders: dict[str, int] = {}  # first NIC -> how many GPUs ride on it
     for uses in nic_map.values():
@@ -113,7 +114,10 @@ def nic_notes(
                     reason = f"share {used[0].name}: the equally near NIC {n.name} {unused_reason(n, candidates)}"
                     sharing.setdefault(reason, []).append(gpu.index)
         best = min(level_order(level_between(gpu.pci, n.pci)) for n in rdma)
-        if not nearer and best >= level_order("PHB"):
+        if c2c_attached(gpu):  # its nearest path is its own CPU's PCIe root: only the other CPU is far
+            if not nearer and best >= level_order("SYS"):
+                far_c2c.append(gpu.index)
+        elif not nearer and best >= level_order("PHB"):
             far.setdefault(first, []).append(gpu.index)
         far_rails = [u.name for u in used[1:] if u.distance == "SYS"]
         if first != "SYS" and far_rails:
@@ -123,6 +127,12 @@ def nic_notes(
         f"the nearest is {level} (GPUDirect RDMA traffic {_CROSSES.get(level, _CROSSES['SYS'])})"
         for level, indexes in far.items()
     ]
+    if far_c2c:
+        out.append(
+            f"{gpu_label(far_c2c)}: attached to {'its' if len(far_c2c) == 1 else 'their'} CPU by NVLink-C2C, "
+            "but no RDMA NIC is under that CPU's PCIe roots; the nearest is SYS (GPUDirect RDMA traffic "
+            f"{_CROSSES['SYS']})"
+        )
     out += [f"{line}, so a farther one is used" for line in grouped(unusable)]
     out += grouped(sharing)
     if cross:
