@@ -233,6 +233,12 @@ def test_nvml_affinity_places_a_gpu_the_topology_lacks_and_the_plan_follows() ->
     assert next(g for g in elsewhere.gpus if g.uuid == "GPU-c1").numa_node == 1
 
 
+ONE_LINE = (
+    "NVML GPU 1 (0000:43:00.0): NVML cannot open it (nvmlDeviceGetHandleByIndex(1) -> GPU_IS_LOST); "
+    "`pinctl doctor` says what to do"
+)
+
+
 def test_a_lost_gpu_is_named_by_the_bus_when_the_count_says_which() -> None:
     lost = Lost("GPU_IS_LOST", "handle", "nvmlDeviceGetHandleByIndex(1)")
     three = node_with("0000:1b:00.0", "0000:43:00.0", "0000:c1:00.0")
@@ -241,12 +247,12 @@ def test_a_lost_gpu_is_named_by_the_bus_when_the_count_says_which() -> None:
     whole = NvmlResult(None, listed)
     out = apply_nvml(node, whole)
     assert [(str(g.pci.address), g.unusable) for g in out.gpus if g.unusable] == [
-        ("0000:43:00.0", "lost: NVML GPU 1: NVML cannot open it (GPU_IS_LOST) "
-                         "(nvmlDeviceGetHandleByIndex(1) -> GPU_IS_LOST)")]  # fmt: skip
-    assert any(n.startswith("lost GPU 0000:43:00.0: NVML GPU 1") for n in out.notes)
+        ("0000:43:00.0", "lost: NVML answers GPU_IS_LOST (a note says more)")]  # fmt: skip
+    (note,) = [n for n in out.notes if n.startswith("lost GPU")]  # one line, NVML's words once, the fix's place
+    assert note == f"lost GPU: {ONE_LINE}"
     # a container sees GPUs 0 and 1 of three, and GPU 1 is lost: which one is not known, the note says so
     part = NvmlResult(None, (NvmlGpu(0, A("0000:1b:00.0")), NvmlGpu(1, None, lost=lost)))
     out = apply_nvml(node, part)
     assert not any(g.unusable for g in out.gpus)
-    assert any(n.startswith("lost GPU: NVML GPU 1") and n.endswith("one of 0000:43:00.0, 0000:c1:00.0")
+    assert any(n.startswith("lost GPU: NVML GPU 1 (one of 0000:43:00.0, 0000:c1:00.0): NVML cannot open it")
                for n in out.notes)  # fmt: skip

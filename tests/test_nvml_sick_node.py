@@ -56,7 +56,7 @@ def test_one_lost_gpu_leaves_show_plan_snapshot_and_doctor_working(nvmlshim: Pat
     assert saved.returncode == 0, saved.stderr
     assert "<topology" in snap.read_text() and "NVML GPU 3" in saved.stderr and code in saved.stderr
 
-    doctor = run_pinctl(["doctor", "--json"], env)
+    doctor = run_pinctl(["doctor", "--json"], env, dev_gpus=8)
     assert doctor.returncode == 2, doctor.stderr
     found = findings(doctor)
     assert levels_of(found, "node.discovery") == ["ok"]  # so the PCIe, NUMA, RDMA and IRQ checks ran
@@ -247,7 +247,9 @@ def test_show_on_a_terminal_names_the_lost_gpu(nvmlshim: Path, monkeypatch: pyte
     for name in ("LD_LIBRARY_PATH", "FAKE_NVML_CONFIG"):
         monkeypatch.setenv(name, env[name])
     text = " ".join(in_pty(100, "show").split())  # notes wrap at spaces on a terminal
-    assert "lost GPU: NVML GPU 3: NVML cannot open it (GPU_IS_LOST)" in text
+    assert ("lost GPU: NVML GPU 3: NVML cannot open it (nvmlDeviceGetHandleByIndex(3) -> GPU_IS_LOST); "
+            "`pinctl doctor` says what to do") in text  # fmt: skip
+    assert text.count("GPU_IS_LOST") == 1  # NVML's words once, not twice
     assert "GPU6" in text and "GPU7" not in text  # the seven that answer are drawn
 
 
@@ -270,7 +272,9 @@ UNSUPPORTED = "".join(  # a GPU that answers none of the health queries: every g
 
 
 def test_a_node_that_reports_no_health_skips_in_short_lines(nvmlshim: Path) -> None:
-    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect"], shim_node(nvmlshim, f"{UNSUPPORTED}{LOCAL}"))
+    doctor = run_pinctl(
+        ["doctor", "--json", "--only", "gpu,gpudirect"], shim_node(nvmlshim, f"{UNSUPPORTED}{LOCAL}"), dev_gpus=8
+    )
     found = [f for fs in findings(doctor).values() for f in fs if f["check"] != "gpu.xid"]
     assert doctor.returncode == 0 and {f["level"] for f in found if f["check"] != "gpu.lost"} == {"skipped"}
     assert [f["summary"] for f in found if len(f["summary"]) > 50] == []
@@ -278,10 +282,13 @@ def test_a_node_that_reports_no_health_skips_in_short_lines(nvmlshim: Path) -> N
 
 def test_a_sick_nodes_findings_each_keep_a_short_line(nvmlshim: Path) -> None:
     # an 80-column doctor table leaves about 47 columns for "subject: summary": the detail is in evidence and fix
-    doctor = run_pinctl(["doctor", "--json", "--only", "gpu,gpudirect,rdma"], shim_node(nvmlshim, f"{SICK}{LOCAL}"))
+    doctor = run_pinctl(
+        ["doctor", "--json", "--only", "gpu,gpudirect,rdma"], shim_node(nvmlshim, f"{SICK}{LOCAL}"), dev_gpus=8
+    )
     found = [f for fs in findings(doctor).values() for f in fs]
     assert {f["level"] for f in found} >= {"fail", "warn"}
-    long = [f["summary"] for f in found if len(f["summary"]) > 50 and not f["check"].startswith("rdma.no-")]
+    skip = ("rdma.no-", "gpu.xid")  # (gpu.xid: the test's own /dev holds no /dev/kmsg)
+    long = [f["summary"] for f in found if len(f["summary"]) > 50 and not f["check"].startswith(skip)]
     assert not long, long
     (remap,) = [f for f in found if f["check"] == "gpu.memory-retirement"]  # an H100 has no page retirement
     assert remap["evidence"] == [
@@ -291,6 +298,45 @@ def test_a_sick_nodes_findings_each_keep_a_short_line(nvmlshim: Path) -> None:
         ["doctor", "--json", "--only", "gpu"], shim_node(nvmlshim, "init_error = LIB_RM_VERSION_MISMATCH\n")
     )
     assert all(len(f["summary"]) <= 52 for fs in findings(mismatch).values() for f in fs), mismatch.stdout
+
+
+@pytest.mark.parametrize("held", [(), (2, 5)])
+def test_doctor_and_show_count_the_same_usable_gpus(nvmlshim: Path, held: tuple[int, ...]) -> None:
+    # NVML answers for all eight; the job can open the device files of *held* only (docs/partial-nodes.md)
+    env = shim_node(nvmlshim, LOCAL)
+    shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=held).stdout)
+    usable = [g["pci_bus_id"] for g in shown["gpus"] if g["usable"]]
+    assert usable == [SHIM_BUS_IDS[i] for i in held]
+    closed = {g["pci_bus_id"]: g["unusable"] for g in shown["gpus"] if not g["usable"]}
+    assert closed["0000:18:00.0"] == "/dev/nvidia0 is absent or cannot be opened"
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=held)
+    assert doctor.returncode == 1, doctor.stdout  # a warning: NVML answers for GPUs the job cannot open
+    found = findings(doctor)
+    (shut,) = [f for f in found["gpu.lost"] if f["level"] == "warn"]  # said once, in gpu.lost
+    assert shut["summary"] == f"{8 - len(held)} GPUs answer NVML, device file not openable"
+    assert f"GPU 0 (0000:18:00.0): {closed['0000:18:00.0']}" in shut["evidence"]  # show's words
+    assert len(shut["evidence"]) == 8 - len(held) and "/dev/nvidia*" in shut["remedy"]
+    others = [f for f in found["gpu.lost"] if f is not shut]
+    if held:
+        assert [f["summary"] for f in others] == ["2 GPUs given to this job answer NVML"]
+        assert levels_of(found, "gpu.persistence-mode") == ["ok"]
+        assert "2 GPUs" in found["gpu.persistence-mode"][0]["summary"]  # the job's GPUs, as show counts them
+    else:
+        assert others == [] and levels_of(found, "gpu.persistence-mode") == ["skipped"]
+        assert "gpu.lost" in found["gpu.persistence-mode"][0]["summary"]
+
+
+def test_doctor_leaves_out_the_gpus_a_visibility_variable_hides(nvmlshim: Path) -> None:
+    env = {**shim_node(nvmlshim, LOCAL), "CUDA_VISIBLE_DEVICES": "0,1"}
+    shown = json.loads(run_pinctl(["show", "--json"], env, dev_gpus=8).stdout)
+    assert [g["index"] for g in shown["gpus"] if g["usable"]] == [0, 1]
+    doctor = run_pinctl(["doctor", "--json", "--only", "gpu"], env, dev_gpus=8)
+    assert doctor.returncode == 0, doctor.stdout
+    found = findings(doctor)
+    (lost,) = found["gpu.lost"]
+    assert lost["summary"] == "2 GPUs given to this job answer NVML, 6 left out"
+    assert "GPU 2: hidden by CUDA_VISIBLE_DEVICES=0,1" in lost["evidence"]
+    assert found["gpu.persistence-mode"][0]["summary"].endswith("2 GPUs")  # the two the job may use
 
 
 def test_a_job_given_no_gpu_is_told_so_plainly(nvmlshim: Path) -> None:

@@ -60,4 +60,4 @@ def lost_gpus() -> list[str]:
     """One line per GPU NVML cannot read (the snapshot's XML cannot say it); none without NVML."""
     result, _ = query_nvml()
     gpus = result.gpus if result is not None else ()
-    return [f"NVML GPU {g.index}: {h.describe()} ({h.call} -> {h.code})" for g in gpus if (h := g.lost) is not None]
+    return [h.line(f"NVML GPU {g.index}") for g in gpus if (h := g.lost) is not None]

@@ -153,6 +153,19 @@ def _ordered(
     return out
 
 
+CLOSED = "is absent or cannot be opened"
+
+
+def device_file_closed(vendor: str, minor: int | None, device_files: frozenset[str] | None) -> str | None:
+    """Why a GPU's device file keeps it from this job (None: the file opens, or nothing is known).
+    The one wording for it, in ``show`` and in ``doctor``'s gpu checks, whoever names the minor."""
+    if device_files is None or minor is None:
+        return None
+    name = f"nvidia{minor}" if vendor == "nvidia" else f"renderD{minor}"
+    folder = "/dev" if vendor == "nvidia" else "/dev/dri"
+    return None if name in device_files else f"{folder}/{name} {CLOSED}"
+
+
 def apply_access(node: Node, access: JobAccess) -> Node:
     """*node* with each GPU marked usable or not (and why), counted as the process counts them,
     and its allowed CPUs and memory nodes narrowed to the cgroup's."""
@@ -162,10 +175,8 @@ def apply_access(node: Node, access: JobAccess) -> Node:
     for gpu in node.gpus:
         if access.nvml is not None and gpu.vendor == "nvidia" and gpu.pci.address not in access.nvml:
             why.setdefault(gpu.index, "NVML does not list it (not given to this container or job, or unreadable)")
-        name = gpu.device_name
-        if access.device_files is not None and name is not None and name not in access.device_files:
-            folder = "/dev" if gpu.vendor == "nvidia" else "/dev/dri"
-            why.setdefault(gpu.index, f"{folder}/{name} is absent or cannot be opened")
+        if (shut := device_file_closed(gpu.vendor, gpu.device_minor, access.device_files)) is not None:
+            why.setdefault(gpu.index, shut)
     order = _ordered(env, node.gpus, why, migs)
     gpus = []
     for gpu in node.gpus:

@@ -330,17 +330,18 @@ def _lost(gpus: list[Gpu], result: NvmlResult) -> tuple[list[Gpu], list[str]]:
         return gpus, []
     listed = {g.pci for g in result.gpus if g.pci is not None}
     missing = [g for g in gpus if g.vendor == "nvidia" and g.pci.address not in listed]
-    whys = "; ".join(
-        f"NVML GPU {g.index}: {g.lost.describe()} ({g.lost.call} -> {g.lost.code})" for g in lost if g.lost is not None
-    )
     if len(missing) != len(lost):
-        return gpus, [
-            f"{LOST_GPU}: {whys}" + (f"; one of {', '.join(str(g.pci.address) for g in missing)}" if missing else "")
-        ]
-    names = {id(g) for g in missing}
-    reason = f"lost: {whys}"
-    marked = [replace(g, unusable=reason) if id(g) in names else g for g in gpus]
-    return marked, [f"{LOST_GPU} {', '.join(str(g.pci.address) for g in missing)}: {whys}"]
+        among = f" (one of {', '.join(str(g.pci.address) for g in missing)})" if missing else ""
+        return gpus, [f"{LOST_GPU}: {g.lost.line(f'NVML GPU {g.index}{among}')}" for g in lost if g.lost is not None]
+    # NVML counts in PCI order, so the k-th lost index is the k-th missing address
+    marked, notes = list(gpus), []
+    for nvml_gpu, gpu in zip(lost, missing, strict=True):
+        assert nvml_gpu.lost is not None
+        line = nvml_gpu.lost.line(f"NVML GPU {nvml_gpu.index} ({gpu.pci.address})")
+        why = f"lost: NVML answers {nvml_gpu.lost.code} (a note says more)"  # the row short, the note whole
+        marked = [replace(g, unusable=why) if g is gpu else g for g in marked]
+        notes.append(f"{LOST_GPU}: {line}")
+    return marked, notes
 
 
 def _nvml_access(os_names: tuple[str, ...], found: NvmlGpu) -> dict[str, Any]:

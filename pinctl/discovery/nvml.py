@@ -294,6 +294,7 @@ def _gpu_health(nvml: Any, index: int) -> GpuHealth:
         remap_pending=None if remap is None else bool(remap[2]),
         remap_failure=None if remap is None else bool(remap[3]),
         pcie=_pcie(nvml, handle),
+        minor=as_int(_call(nvml, "nvmlDeviceGetMinorNumber", handle)),
         condition=_condition(nvml, handle, links),
     )
 

@@ -40,6 +40,13 @@ class Lost:
             return f"its handle opens but every query answers {self.code}"
         return f"NVML cannot open it ({self.code})"
 
+    def line(self, gpu: str) -> str:
+        """One line for a note: *gpu* named, NVML's words once, and where the fix is."""
+        what = "NVML may not open it" if self.permission else "NVML cannot open it"
+        if self.step == "queries" and not self.permission:
+            what = "its handle opens but every query fails"
+        return f"{gpu}: {what} ({self.call} -> {self.code}); `pinctl doctor` says what to do"
+
 
 @dataclass(frozen=True)
 class PcieLink:
@@ -104,6 +111,7 @@ class GpuHealth:
     remap_failure: bool | None = None
     how: Lost | None = None
     pcie: PcieLink | None = None
+    minor: int | None = None  # N of /dev/nvidiaN
     condition: GpuCondition = field(default_factory=GpuCondition)
 
     @property

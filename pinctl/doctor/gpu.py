@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
+from pinctl.discovery.access import CLOSED, device_file_closed
 from pinctl.discovery.nvml import GpuHealth, NvmlHealth
 from pinctl.doctor.finding import DoctorContext, Finding, ok, skipped
 from pinctl.kernel import pci
@@ -21,12 +23,32 @@ def _label(g: GpuHealth) -> str:
     return f"GPU {g.index} ({g.pci_bus_id})" if g.pci_bus_id else f"GPU {g.index}"
 
 
+def _not_usable(ctx: DoctorContext, h: NvmlHealth) -> dict[int, str]:
+    """NVML index -> why, for each GPU NVML answers for that this job may not use by the one
+    usable-GPU rule (discovery/access.py, docs/partial-nodes.md): its device file does not open,
+    or (when the node was discovered) a visibility variable or MIG leaves it out, as ``show`` says."""
+    files = gpu_device_files(ctx.files)
+    node = {str(g.pci.address): g for g in ctx.node.gpus} if ctx.node is not None else {}
+    out = {}
+    for g in h.gpus:
+        seen = node.get(str(g.pci_bus_id)) if g.pci_bus_id is not None else None
+        why = device_file_closed("nvidia", g.minor, files) or (seen.unusable if seen is not None else None)
+        if not g.lost and why is not None and not why.startswith("lost"):
+            out[g.index] = why
+    return out
+
+
 def _health(ctx: DoctorContext, check: str) -> NvmlHealth | Finding:
+    """NVML's answers for the GPUs this job may use (gpu.lost names the others, once)."""
     if ctx.health is None:
         return skipped(check, ctx.nvml_note)
     if not ctx.health.gpus:
         return skipped(check, "NVML reports no GPUs")
-    return ctx.health
+    left_out = _not_usable(ctx, ctx.health)
+    mine = tuple(g for g in ctx.health.gpus if g.index not in left_out)
+    if not mine:
+        return skipped(check, f"none of the {count(len(left_out), 'GPU')} NVML answers for is usable here (gpu.lost)")
+    return replace(ctx.health, gpus=mine)
 
 
 def persistence_mode(ctx: DoctorContext) -> list[Finding]:
@@ -121,7 +143,8 @@ def lost(ctx: DoctorContext) -> list[Finding]:
     not_ours = bool(held and denied and len(held) == len(h.gpus) - len(denied))
     if not_ours:
         gone = [g for g in gone if g not in denied]
-    given = len(h.gpus) - (len(denied) if not_ours else 0)
+    left_out = _not_usable(ctx, h)
+    given = len(h.gpus) - (len(denied) if not_ours else 0) - len(left_out)
     named = len(absent) == len(gone) > 0  # the bus can still name what NVML lost
     where = f" ({', '.join(absent)})" if named else ""
     out = [_lost_finding(g, f"GPU {g.index}{where}") for g in gone]
@@ -144,10 +167,29 @@ def lost(ctx: DoctorContext) -> list[Finding]:
         not_given = []
     if not out and not h.gpus:
         return [skipped(LOST, "NVML reports no GPUs")]
+    shut = {i: why for i, why in left_out.items() if why.endswith(CLOSED)}
+    extra = [_shut_finding(h, shut)] if shut else []
+    hidden = [f"GPU {i}: {why}" for i, why in left_out.items() if i not in shut]
     aside = f", {len(not_given)} not given" if not_given else ""
+    aside += f", {len(hidden)} left out" if hidden else ""
     answer = verb(given, "answers", "answer")
     ev = [f"bound to the nvidia driver, not given to this job: {', '.join(not_given)}"] if not_given else []
-    return out or [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}", *ev)]
+    if out or (extra and not given):
+        return out + extra
+    return [ok(LOST, "node", f"{count(given, 'GPU')} given to this job {answer} NVML{aside}", *ev, *hidden), *extra]
+
+
+def _shut_finding(h: NvmlHealth, shut: dict[int, str]) -> Finding:
+    """The one place that says NVML answers for GPUs whose device file this job cannot open."""
+    by_index = {g.index: g for g in h.gpus}
+    return Finding(
+        LOST,
+        "warn",
+        "node",
+        f"{count(len(shut), 'GPU')} {verb(len(shut), 'answers', 'answer')} NVML, device file not openable",
+        tuple(f"{_label(by_index[i])}: {why}" for i, why in shut.items()),
+        _PERMISSION_REMEDY,
+    )
 
 
 # NVML absent or the driver not loaded: no GPU to judge here; a version mismatch is gpu.driver's
