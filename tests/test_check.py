@@ -79,17 +79,19 @@ def test_repinned_rank_sharing_cpus_is_off(plan_path: str, ranks: list[subproces
 def test_without_pids_it_checks_the_ranks_pinctl_launched_and_nothing_else(plan_path: str) -> None:
     """Not a shell that merely carries a launcher's variable (a batch shell, an srun client), and not a
     rank's own children (a DataLoader worker inherits its rank and its CPUs): judging those cried wolf."""
-    shell = subprocess.Popen(["sleep", "60"], env={**os.environ, "SLURM_LOCALID": "0", "LOCAL_RANK": "0"})
+    # A job id of this test's own: other ranks pinctl launched on this machine (another suite) are not ours.
+    job = {"SLURM_JOB_ID": f"pinctl-test-{os.getpid()}"}
+    shell = subprocess.Popen(["sleep", "60"], env={**os.environ, **job, "SLURM_LOCALID": "0", "LOCAL_RANK": "0"})
     ranks = [
         subprocess.Popen(
             [PYTHON, "-m", "pinctl", "launch", "--plan", plan_path, "--", "sh", "-c", "sleep 60 & exec sleep 61"],
-            env={**os.environ, "LOCAL_RANK": str(i)},
+            env={**os.environ, **job, "LOCAL_RANK": str(i)},
         )
         for i in range(2)
     ]
     try:
         assert wait_for(lambda: all(_comm(p.pid) == "sleep" and _children(p.pid) for p in ranks))
-        res = pinctl("check", "--plan", plan_path, "--json")
+        res = pinctl("check", "--plan", plan_path, "--json", env=job)
         doc = json.loads(res.stdout)
         assert {p["pid"] for p in doc["processes"]} == {p.pid for p in ranks}
         assert res.returncode == 0 and doc["ok"] is True, res.stdout
