@@ -115,18 +115,8 @@ def meminfo_total(text: str | None) -> int | None:
     return None
 
 
-def node_memory(files: KernelFiles, node: int) -> int | None:
-    return meminfo_total(files.read(f"{NODE_DIR}/node{node}/meminfo"))
-
-
 def machine_memory(files: KernelFiles) -> int | None:
     return meminfo_total(files.read("/proc/meminfo"))
-
-
-def node_distances(files: KernelFiles, node: int) -> tuple[int, ...]:
-    text = files.read(f"{NODE_DIR}/node{node}/distance") or ""
-    values = [decimal(v, limit=6) for v in text.split()]
-    return tuple(v for v in values if v is not None) if all(v is not None for v in values) else ()
 
 
 def nvidia_gpu_numa(files: KernelFiles) -> dict[PciAddress, int]:

@@ -22,7 +22,7 @@ from pinctl.kernel import hwtopo
 from pinctl.kernel.cgroup import cpuset
 from pinctl.kernel.cpus import has_cpu_dir, online_cpus
 from pinctl.kernel.files import KernelFiles
-from pinctl.kernel.numa import node_cpus
+from pinctl.kernel.numa import node_cpus, node_distances, node_memory
 from pinctl.model import Node
 
 _CACHE_TYPES = {1: "L1Cache", 2: "L2Cache", 3: "L3Cache", 4: "L4Cache", 5: "L5Cache"}
@@ -130,7 +130,7 @@ def _numa(files: KernelFiles, tree: Tree) -> None:
     gpu_memory = {node: addr for addr, node in hwtopo.nvidia_gpu_numa(files).items()}
     for n in numbers:
         cpus = (node_cpus(files, n) or frozenset()) & machine.cpuset
-        node = Obj("NUMANode", os_index=n, cpuset=cpus, local_memory=hwtopo.node_memory(files, n) or 0)
+        node = Obj("NUMANode", os_index=n, cpuset=cpus, local_memory=node_memory(files, n) or 0)
         if cpus:
             insert_group(machine, Obj("Group", cpuset=cpus)).add(node)
         elif n in gpu_memory:
@@ -139,7 +139,7 @@ def _numa(files: KernelFiles, tree: Tree) -> None:
             tree.pending_memory.append((node, gpu_memory[n]))
         else:
             machine.add(node)
-    rows = [hwtopo.node_distances(files, n) for n in numbers]
+    rows = [node_distances(files, n) or () for n in numbers]
     if len(numbers) > 1 and all(len(r) == len(numbers) for r in rows):
         objs = {o.os_index: o for o in tree.of_type("NUMANode")}
         objs.update((node.os_index, node) for node, _ in tree.pending_memory)  # attached with their GPU later
