@@ -151,10 +151,12 @@ def test_the_worker_example_in_the_docs_runs(tmp_path: Path) -> None:
     script.write_text(example)
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
-    lines = sorted(res.stdout.splitlines())
+    # Each worker prints its own line; two workers' writes may interleave on the shared pipe, so
+    # the lines are found by their shape, not split at newlines.
+    found = sorted(re.findall(r"rank (\d+): cpus \[", res.stdout))
     node = api.discover()
     expected = len(node.gpus) or 2
-    assert len(lines) == expected and all(line.startswith(f"rank {i}: cpus ") for i, line in enumerate(lines))
+    assert found == [str(i) for i in range(expected)], res.stdout
 
 
 def test_api_doc_names_the_rank_variables_in_the_order_the_code_reads_them() -> None:
