@@ -153,10 +153,10 @@ def test_the_worker_example_in_the_docs_runs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     # Each worker prints its own line; two workers' writes may interleave on the shared pipe, so
     # the lines are found by their shape, not split at newlines.
-    found = sorted(re.findall(r"rank (\d+): cpus \[", res.stdout))
+    found = sorted(int(n) for n in re.findall(r"rank (\d+): cpus \[", res.stdout))
     node = api.discover()
     expected = len(node.gpus) or 2
-    assert found == [str(i) for i in range(expected)], res.stdout
+    assert found == list(range(expected)), res.stdout
 
 
 def test_api_doc_names_the_rank_variables_in_the_order_the_code_reads_them() -> None:
